@@ -1,0 +1,51 @@
+# The two set-up commands on a fresh machine are `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+ORACLE := .venv-oracle
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ZOOKEEPER_JAR := /usr/share/java/zookeeper.jar
+
+.PHONY: demo test lint typecheck pytest regen bench zookeeper oracle venv
+
+demo: venv
+	$(BIN)/python examples/kvs/demo.py
+
+test: venv oracle zookeeper lint typecheck pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/pytest
+
+regen: venv
+	$(BIN)/python -m jenerator.regen
+
+bench: venv oracle
+	$(BIN)/python -m bench.parse
+	$(BIN)/python -m bench.rpc
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# The official jubatus client and msgpack-rpc-python need msgpack 0.5 and tornado 4.5:
+# they live in a venv of their own and the tests drive them as subprocesses.
+oracle: $(ORACLE)/.installed
+
+$(ORACLE)/.installed:
+	$(PY) -m venv $(ORACLE)
+	$(ORACLE)/bin/pip install -q 'jubatus==1.1.0' 'msgpack-rpc-python==0.4.1' 'msgpack-python==0.5.6' 'tornado==4.5.3'
+	touch $@
+
+zookeeper:
+	@test -f $(ZOOKEEPER_JAR) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq zookeeper; }

@@ -1,0 +1,7 @@
+"""``python -m jenerator``: the same as the ``jenerator`` command."""
+
+import sys
+
+from jenerator.cli import main
+
+sys.exit(main())
