@@ -30,6 +30,12 @@ class Options:
 
 def generate(idl: Idl, target: str, options: Options) -> list[OutputFile]:
     """Render every file of ``target`` for ``idl`` (which must have passed validation)."""
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}")
-    return []
+    if target == "server":
+        from jenerator.targets import server
+
+        return server.build(idl, options)
+    if target == "python":
+        from jenerator.targets import python
+
+        return python.build(idl, options)
+    raise ValueError(f"unknown target {target!r}")

@@ -1,0 +1,174 @@
+"""Command-line flags of server and proxy mains, as Jubatus spells them.
+
+Long and short forms follow Jubatus (``--rpc-port``/``-p``, ``--thread``/``-c``, ...), so
+scripts written for Jubatus servers keep working. Parsing gives a validated
+:class:`~runtime.config.ServerSettings` or :class:`~runtime.config.ProxySettings`; bad values
+exit with status 2 and a message naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from runtime import __version__
+from runtime.config import ProxySettings, ServerSettings
+from runtime.errors import ConfigError
+
+
+def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySettings) -> None:
+    add = parser.add_argument
+    add(
+        "-p",
+        "--rpc-port",
+        dest="rpc_port",
+        type=int,
+        default=defaults.rpc_port,
+        help="port to listen on; 0 picks a free one (logged as 'listening on HOST:PORT')",
+    )
+    add(
+        "-b",
+        "--listen_addr",
+        default=defaults.listen_addr,
+        help="IPv4 address to bind and advertise (default: 127.0.0.1)",
+    )
+    add(
+        "-B",
+        "--listen_if",
+        default=defaults.listen_if,
+        help="bind to the IPv4 address of this interface (ignored with --listen_addr)",
+    )
+    add("-c", "--thread", type=int, default=defaults.thread, help="worker threads")
+    add(
+        "-t",
+        "--timeout",
+        type=float,
+        default=defaults.timeout,
+        help="close connections idle this many seconds; 0 never (default)",
+    )
+    add("-l", "--logdir", default=defaults.logdir, help="write the log to a file in this directory")
+    add("-g", "--log_config", default=defaults.log_config, help="accepted for compatibility")
+    add(
+        "--log-level",
+        dest="log_level",
+        default=defaults.log_level,
+        help="DEBUG, INFO, WARNING or ERROR (default INFO)",
+    )
+    add(
+        "-Z",
+        "--zookeeper_timeout",
+        type=float,
+        default=defaults.zookeeper_timeout,
+        help="ZooKeeper session timeout in seconds",
+    )
+    add(
+        "-I",
+        "--interconnect_timeout",
+        type=float,
+        default=defaults.interconnect_timeout,
+        help="timeout in seconds of server-to-server and proxy-to-server calls",
+    )
+    add(
+        "--max-message-size",
+        dest="max_message_size",
+        type=int,
+        default=defaults.max_message_size,
+        help="largest request accepted, in bytes",
+    )
+    add(
+        "--drain-timeout",
+        dest="drain_timeout",
+        type=float,
+        default=defaults.drain_timeout,
+        help="on SIGTERM/SIGINT, wait this long for calls in flight",
+    )
+    add("-v", "--version", action="version", version=f"jubako-{__version__} (%(prog)s)")
+
+
+def server_parser(prog: str) -> argparse.ArgumentParser:
+    """The argument parser of a server main."""
+    defaults = ServerSettings()
+    parser = argparse.ArgumentParser(prog=prog, description=f"{prog}: a Jubako server")
+    _common(parser, defaults)
+    add = parser.add_argument
+    add("-d", "--datadir", default=defaults.datadir, help="where save/load keep model files")
+    add("-f", "--configpath", default=defaults.configpath, help="JSON config file")
+    add(
+        "-m",
+        "--model_file",
+        default=defaults.model_file,
+        help="model file to load at start-up; its saved config wins over --configpath",
+    )
+    add("-T", "--config_test", action="store_true", help="check the config and exit")
+    add(
+        "-z",
+        "--zookeeper",
+        default=defaults.zookeeper,
+        help="HOST:PORT[,HOST:PORT...] of ZooKeeper; absent = standalone",
+    )
+    add("-n", "--name", default=defaults.name, help="cluster name (required with --zookeeper)")
+    add("-x", "--mixer", default=defaults.mixer, help="mixer (linear_mixer)")
+    add(
+        "-s",
+        "--interval_sec",
+        type=float,
+        default=defaults.interval_sec,
+        help="mix when this many seconds have passed since the last mix; 0 off",
+    )
+    add(
+        "-i",
+        "--interval_count",
+        type=int,
+        default=defaults.interval_count,
+        help="mix after this many updates; 0 off",
+    )
+    return parser
+
+
+def proxy_parser(prog: str) -> argparse.ArgumentParser:
+    """The argument parser of a proxy main."""
+    defaults = ProxySettings()
+    parser = argparse.ArgumentParser(prog=prog, description=f"{prog}: a Jubako proxy")
+    _common(parser, defaults)
+    add = parser.add_argument
+    add("-z", "--zookeeper", default=defaults.zookeeper, help="HOST:PORT of ZooKeeper")
+    add(
+        "--servers",
+        default=defaults.servers,
+        help="static membership: HOST:PORT,HOST:PORT,... (no ZooKeeper)",
+    )
+    add(
+        "-E",
+        "--pool_expire",
+        type=float,
+        default=defaults.pool_expire,
+        help="close pooled connections idle this many seconds",
+    )
+    add(
+        "-S",
+        "--pool_size",
+        type=int,
+        default=defaults.pool_size,
+        help="pooled connections per server; 0 unlimited",
+    )
+    return parser
+
+
+def parse_server_args(prog: str, argv: Sequence[str] | None) -> ServerSettings:
+    """Parse and validate server flags; exits with status 2 on an error."""
+    parser = server_parser(prog)
+    namespace = parser.parse_args(argv)
+    try:
+        return ServerSettings(**vars(namespace)).validate()
+    except ConfigError as error:
+        parser.error(str(error))
+
+
+def parse_proxy_args(prog: str, argv: Sequence[str] | None) -> ProxySettings:
+    """Parse and validate proxy flags; exits with status 2 on an error."""
+    parser = proxy_parser(prog)
+    namespace = parser.parse_args(argv)
+    try:
+        return ProxySettings(**vars(namespace)).validate()
+    except ConfigError as error:
+        parser.error(str(error))

@@ -1,0 +1,137 @@
+"""Typed settings of servers and proxies, with Jubatus's defaults where they are sane.
+
+Settings are frozen dataclasses; :mod:`runtime.cli` fills them from command-line flags.
+Values are checked here (``validate``) so every entry point gets the same errors, each
+naming the setting: a :class:`~runtime.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.errors import ConfigError
+
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything a server main needs; field names follow the long flags."""
+
+    rpc_port: int = 9199
+    listen_addr: str = ""
+    listen_if: str = ""
+    thread: int = 2
+    timeout: float = 0.0
+    datadir: str = "/tmp"
+    logdir: str = ""
+    log_config: str = ""
+    log_level: str = "INFO"
+    configpath: str = ""
+    model_file: str = ""
+    config_test: bool = False
+    zookeeper: str = ""
+    name: str = ""
+    mixer: str = "linear_mixer"
+    interval_sec: float = 16.0
+    interval_count: int = 512
+    zookeeper_timeout: float = 10.0
+    interconnect_timeout: float = 10.0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    drain_timeout: float = 10.0
+
+    @property
+    def is_standalone(self) -> bool:
+        return not self.zookeeper
+
+    def validate(self) -> ServerSettings:
+        """Return self, or raise ConfigError naming the first bad setting."""
+        _port("rpc_port", self.rpc_port, allow_zero=True)
+        _at_least("thread", self.thread, 1)
+        _at_least("timeout", self.timeout, 0)
+        _at_least("interval_sec", self.interval_sec, 0)
+        _at_least("interval_count", self.interval_count, 0)
+        _at_least("max_message_size", self.max_message_size, 1024)
+        _at_least("drain_timeout", self.drain_timeout, 0)
+        if self.zookeeper:
+            if not self.name:
+                raise ConfigError("can't start multinode mode without name specified (--name)")
+            _at_least("zookeeper_timeout", self.zookeeper_timeout, 1)
+            _at_least("interconnect_timeout", self.interconnect_timeout, 1)
+        if self.mixer not in {"linear_mixer"}:
+            raise ConfigError(f"unsupported mix type ({self.mixer})")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"log_level: unknown level {self.log_level!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Everything a proxy main needs."""
+
+    rpc_port: int = 9199
+    listen_addr: str = ""
+    listen_if: str = ""
+    thread: int = 4
+    timeout: float = 0.0
+    logdir: str = ""
+    log_config: str = ""
+    log_level: str = "INFO"
+    zookeeper: str = ""
+    servers: str = ""
+    zookeeper_timeout: float = 10.0
+    interconnect_timeout: float = 10.0
+    pool_expire: float = 60.0
+    pool_size: int = 0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    drain_timeout: float = 10.0
+
+    def validate(self) -> ProxySettings:
+        _port("rpc_port", self.rpc_port, allow_zero=True)
+        _at_least("thread", self.thread, 1)
+        _at_least("timeout", self.timeout, 0)
+        _at_least("interconnect_timeout", self.interconnect_timeout, 0.001)
+        _at_least("zookeeper_timeout", self.zookeeper_timeout, 1)
+        _at_least("pool_size", self.pool_size, 0)
+        if bool(self.zookeeper) == bool(self.servers):
+            raise ConfigError("give exactly one of --zookeeper HOST:PORT or --servers H:P,H:P")
+        return self
+
+
+def _port(name: str, value: int, *, allow_zero: bool) -> None:
+    low = 0 if allow_zero else 1
+    if not low <= value <= 65535:
+        raise ConfigError(f"{name}: {value} is not a port ({low}..65535)")
+
+
+def _at_least(name: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ConfigError(f"{name}: {value} is below the minimum {minimum}")
+
+
+def interface_address(interface: str) -> str:
+    """The IPv4 address of network interface ``interface`` (``--listen_if``)."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifaddr = 0x8915
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            packed = fcntl.ioctl(
+                sock.fileno(), siocgifaddr, struct.pack("256s", interface.encode()[:15])
+            )
+        except OSError as error:
+            raise ConfigError(f"listen_if: no IPv4 address on {interface!r} ({error})") from None
+    return socket.inet_ntoa(packed[20:24])
+
+
+def listen_host(listen_addr: str, listen_if: str) -> str:
+    """The address to bind and advertise: ``--listen_addr``, else the address of
+    ``--listen_if``, else loopback. Jubatus would pick the first non-loopback address;
+    we stay on loopback until told otherwise, so nothing is exposed by accident."""
+    if listen_addr:
+        return listen_addr
+    if listen_if:
+        return interface_address(listen_if)
+    return "127.0.0.1"

@@ -1,0 +1,50 @@
+"""The base class of every user service (the class in a ``*_serv`` module).
+
+A service derives from :class:`ServerBase`, builds its model in ``__init__`` from the JSON
+config, implements the IDL methods, and fills in the hooks the framework calls:
+
+- :meth:`get_status` adds service keys to the built-in ``get_status``;
+- :meth:`pack` / :meth:`unpack` turn the model into one msgpack-able value and back, for
+  ``save`` and ``load``. ``unpack`` must build the new model fully before swapping it in,
+  so a payload it rejects leaves the running model untouched;
+- ``user_data_version`` is stored in model files; ``load`` refuses files of another version.
+
+The built-in RPCs themselves (``get_config``, ``save``, ``load``, ``get_status``) live in
+:mod:`runtime.service_host`, which calls these hooks under the model lock.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from runtime.errors import ConfigError
+
+
+class ServerBase:
+    """What every service class derives from; see the module docstring for the hooks."""
+
+    #: Version of the model payload written by :meth:`pack`; bump it when the layout changes.
+    user_data_version: ClassVar[int] = 1
+
+    def __init__(self, config_json: str) -> None:
+        try:
+            config: Any = json.loads(config_json)
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ConfigError(f"config is not valid JSON: {error}") from None
+        #: The config text exactly as given (what ``get_config`` returns).
+        self.config_json = config_json
+        #: The parsed config.
+        self.config = config
+
+    def get_status(self) -> dict[str, str]:
+        """Service-specific status keys (strings to strings)."""
+        return {}
+
+    def pack(self) -> object:
+        """The model as one msgpack-able value, for ``save``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement save (pack)")
+
+    def unpack(self, payload: object) -> None:
+        """Replace the model with ``payload`` from :meth:`pack`; all or nothing."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement load (unpack)")

@@ -1,0 +1,208 @@
+"""The main of every generated server: flags → config → service → RPC listener → serve.
+
+``run_server`` is what a generated ``*_impl.py`` calls. It parses Jubatus-compatible flags,
+reads the JSON config (``--configpath``, or the model file's saved config with
+``--model_file``), imports the user's ``*_serv`` class, binds the RPC listener (``--rpc-port
+0`` picks a free port; the bound address is logged as ``listening on HOST:PORT``), joins
+the cluster when ``--zookeeper`` is given, and serves until SIGTERM or SIGINT, when it stops
+accepting, drains calls in flight and leaves the cluster. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from runtime.cli import parse_server_args
+from runtime.config import ServerSettings, listen_host
+from runtime.errors import ConfigError, JubakoError, ModelFileError
+from runtime.locks import RWLock
+from runtime.logs import setup_logging
+from runtime.persistence import read_model_file
+from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.server import RpcServer
+from runtime.server_base import ServerBase
+from runtime.service_host import ServiceHost, handler
+
+__all__ = ["ServerApp", "handler", "load_service_class", "run_server"]
+
+log = logging.getLogger(__name__)
+
+HandlersFactory = Callable[[Any], Mapping[str, Handler]]
+
+
+def load_service_class(module_name: str, class_name: str) -> type[ServerBase]:
+    """Import the user's service class; a missing module gets a hint about the template."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name.rsplit(".", 1)[-1] and error.name != module_name:
+            raise
+        stem = module_name.rsplit(".", 1)[-1]
+        raise ConfigError(
+            f"cannot import {module_name}: copy {stem}.tmpl.py to {stem}.py and fill in "
+            "the methods (jenerator -t writes the template)"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type) or not issubclass(cls, ServerBase):
+        raise ConfigError(f"{module_name}.{class_name} must be a class deriving from ServerBase")
+    return cls
+
+
+def read_config(settings: ServerSettings) -> tuple[str, str]:
+    """The JSON config text and where it came from (the ``configpath`` status key)."""
+    if settings.model_file:
+        model = read_model_file(
+            Path(settings.model_file), service_type=None, config_json=None, user_data_version=None
+        )
+        return model.config_json, settings.model_file
+    if settings.configpath:
+        try:
+            text = Path(settings.configpath).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"cannot read config {settings.configpath}: {error}") from None
+        return text, settings.configpath
+    if settings.zookeeper:
+        from runtime.zk_config import read_config_from
+
+        return read_config_from(settings.zookeeper, settings.name)
+    log.warning("no --configpath given: starting with an empty config {}")
+    return "{}", ""
+
+
+class ServerApp:
+    """One server process: the service, its built-ins, the RPC listener and membership."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        service_type: str,
+        serv: ServerBase,
+        handlers: Mapping[str, Handler],
+        use_cht: bool,
+        prog: str,
+        configpath_label: str,
+    ) -> None:
+        self.settings = settings
+        self.service_type = service_type
+        self.use_cht = use_cht
+        self.model_lock = RWLock()
+        self.host = ServiceHost(
+            serv,
+            service_type=service_type,
+            settings=settings,
+            model_lock=self.model_lock,
+            prog=prog,
+            configpath_label=configpath_label,
+            use_cht=use_cht,
+        )
+        table = {**handlers, **self.host.handlers()}
+        self.dispatcher = Dispatcher(
+            table,
+            cluster_name=settings.name or None,
+            model_lock=self.model_lock,
+            on_update=self.host.on_update,
+        )
+        self.bind_host = listen_host(settings.listen_addr, settings.listen_if)
+        self.rpc = RpcServer(
+            self.dispatcher,
+            self.bind_host,
+            settings.rpc_port,
+            threads=settings.thread,
+            max_message_size=settings.max_message_size,
+            idle_timeout=settings.timeout,
+        )
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Listen, then (in a cluster) register; the order proxies rely on."""
+        await self.rpc.start()
+        self.host.bound(self.bind_host, self.rpc.port)
+        log.info("listening on %s:%d", self.bind_host, self.rpc.port)
+        if self.settings.model_file:
+            self.host.load_file(Path(self.settings.model_file), overwrite_config=True)
+
+    async def stop(self) -> None:
+        """Stop accepting, drain calls in flight, close the listener."""
+        await self.rpc.close(drain_timeout=self.settings.drain_timeout)
+        log.info("stopped")
+
+    def request_stop(self) -> None:
+        if self._stopping.is_set():
+            log.warning("second signal: exiting at once")
+            os._exit(1)
+        log.info("signal received: stopping")
+        self._stopping.set()
+
+    async def serve(self) -> int:
+        """Run until SIGTERM or SIGINT; returns the process exit status."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        await self.start()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.stop()
+        return 0
+
+
+def run_server(
+    service_type: str,
+    serv_module: str,
+    serv_class: str,
+    handlers: HandlersFactory,
+    argv: Sequence[str] | None = None,
+    *,
+    use_cht: bool = False,
+) -> int:
+    """Parse flags and serve ``service_type``; returns the exit status (0 on a clean stop)."""
+    prog = Path(sys.argv[0]).name or f"{service_type}_impl.py"
+    settings = parse_server_args(prog, argv)
+    setup_logging(settings.log_level, _logfile(settings, prog))
+    try:
+        config_json, config_label = read_config(settings)
+        cls = load_service_class(serv_module, serv_class)
+        serv = cls(config_json)
+        if settings.config_test:
+            print("Configuration OK")
+            return 0
+        _check_datadir(settings.datadir)
+        app = ServerApp(
+            settings,
+            service_type=service_type,
+            serv=serv,
+            handlers=handlers(serv),
+            use_cht=use_cht,
+            prog=prog,
+            configpath_label=config_label,
+        )
+        return asyncio.run(app.serve())
+    except (ConfigError, ModelFileError, JubakoError) as error:
+        if settings.config_test:
+            print(f"Configuration error: {error}")
+        log.error("server failed to start: %s", error)
+        return 1
+    except OSError as error:
+        log.error("server failed to start: %s (any process using port %d?)", error, settings.rpc_port)
+        return 1
+
+
+def _check_datadir(datadir: str) -> None:
+    path = Path(datadir)
+    if not path.is_dir() or not os.access(path, os.W_OK):
+        raise ConfigError(f"can't use datadir: {datadir} is not a writable directory")
+
+
+def _logfile(settings: ServerSettings, prog: str) -> str | None:
+    if not settings.logdir:
+        return None
+    return str(Path(settings.logdir) / f"{Path(prog).stem}.{os.getpid()}.log")
