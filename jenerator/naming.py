@@ -31,12 +31,15 @@ SERVER_RESERVED: frozenset[str] = frozenset(
 #: Attribute names generated message classes use for themselves.
 MESSAGE_RESERVED: frozenset[str] = frozenset({"WIRE", "to_msgpack", "from_msgpack"})
 
-_SOFT_KEYWORDS: frozenset[str] = frozenset(keyword.softkwlist)
 
 
 def python_identifier(name: str, reserved: frozenset[str] = frozenset()) -> str:
-    """``name`` as a Python identifier: keywords, soft keywords and ``reserved`` get ``_``."""
-    if keyword.iskeyword(name) or name in _SOFT_KEYWORDS or name in reserved:
+    """``name`` as a Python identifier: keywords and ``reserved`` names get a trailing ``_``.
+
+    Soft keywords (``match``, ``type``) are valid identifiers and are kept; they also differ
+    between Python versions, and generated code must not.
+    """
+    if keyword.iskeyword(name) or name in reserved:
         return name + "_"
     return name
 

@@ -28,6 +28,7 @@ from jenerator.model import (
     TypeExpr,
 )
 from jenerator.pyexpr import INDENT, LINE_LIMIT, Expr, call, layout, tuple_of
+from jenerator.targets.imports import isort_order
 from jenerator.typemap import TypeMapper
 
 _ENUM_RESERVED = frozenset({"name", "value", "mro"})
@@ -155,7 +156,7 @@ class IdlContext:
         """Every public name of the types module, sorted."""
         names = [e.class_name for e in self.enums] + [m.class_name for m in self.messages]
         names += [m.signature for s in self.services for m in s.methods]
-        return tuple(sorted(names))
+        return tuple(sorted(names, key=isort_order))
 
 
 def layout_def(head: str, params: tuple[str, ...], returns: str, indent: int) -> str:

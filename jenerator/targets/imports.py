@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def isort_order(name: str) -> tuple[int, str]:
+    """Sort key of isort's ``order_by_type`` (also ruff's order for ``__all__``)."""
+    return _name_order(name)
+
+
 def _name_order(name: str) -> tuple[int, str]:
     bare = name.split(" as ")[0]
     if bare.isupper():

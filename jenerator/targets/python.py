@@ -10,7 +10,7 @@ from jenerator.model import Idl
 from jenerator.render import render
 from jenerator.targets import Options
 from jenerator.targets.context import build_context
-from jenerator.targets.imports import ImportBlock
+from jenerator.targets.imports import ImportBlock, isort_order
 from jenerator.targets.server import client_module
 from jenerator.writer import OutputFile
 
@@ -27,14 +27,14 @@ def build(idl: Idl, options: Options) -> list[OutputFile]:
     init_block = ImportBlock()
     if clients:
         init_block.from_(".client", *clients)
-    type_names = [n for n in ctx.types_exports]
+    type_names = list(ctx.types_exports)
     if type_names:
         init_block.from_(".types", *type_names)
     init = render(
         "python/__init__.py.j2",
         ctx=ctx,
         imports=init_block.render(),
-        exports=sorted([*clients, *type_names], key=str),
+        exports=sorted([*clients, *type_names], key=isort_order),
     )
     return [
         OutputFile(f"{folder}/__init__.py", init),

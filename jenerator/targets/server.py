@@ -15,7 +15,7 @@ from jenerator.pyexpr import call, layout
 from jenerator.render import render
 from jenerator.targets import Options
 from jenerator.targets.context import IdlContext, ServiceContext, build_context
-from jenerator.targets.imports import ImportBlock, sibling_import
+from jenerator.targets.imports import ImportBlock, isort_order, sibling_import
 from jenerator.writer import OutputFile
 
 
@@ -50,7 +50,8 @@ def _client(ctx: IdlContext, options: Options) -> str:
 def client_module(ctx: IdlContext, block: ImportBlock) -> str:
     """The client module text (shared with the ``python`` target)."""
     exports = sorted(
-        name for s in ctx.services for name in (s.class_name, f"Async{s.class_name}")
+        (name for s in ctx.services for name in (s.class_name, f"Async{s.class_name}")),
+        key=isort_order,
     )
     return render(
         "common/client.py.j2", ctx=ctx, imports=block.render(), client_exports=exports
