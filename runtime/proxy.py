@@ -31,7 +31,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,7 +132,7 @@ class Forwarder:
     def __init__(
         self,
         routes: Sequence[Route],
-        clusters: Callable[[str], ClusterView],
+        clusters: Callable[[str], Awaitable[ClusterView]],
         caller: Caller,
         *,
         timeout: float,
@@ -151,7 +151,7 @@ class Forwarder:
         self.stats.request_count += 1
         route = self.routes[method]
         name = _text(params[0], "cluster name")
-        view = self.clusters(name)
+        view = await self.clusters(name)
         try:
             if route.routing is Routing.CHT:
                 key = _text(params[1], "key") if len(params) > 1 else ""

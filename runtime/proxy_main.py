@@ -1,0 +1,282 @@
+"""The main of every generated proxy: flags → membership → forwarding server → serve.
+
+``run_proxy`` is what a generated ``*_proxy.py`` calls with its routing rows. A proxy
+serves every cluster name of its service type. Membership is either a static list
+(``--servers h:p,h:p``, no ZooKeeper: every cluster name maps to that list) or ZooKeeper
+(``--zookeeper``: one watched view per cluster name, created on its first call).
+
+Besides the service's methods the proxy answers the built-ins: ``get_config`` (one random
+server), ``save`` (every server; maps merged), ``load`` (every server; all must succeed),
+``get_status`` (every server; maps merged) and ``get_proxy_status`` (its own status).
+``do_mix`` is not forwarded: it is a server-to-server matter, as in Jubatus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runtime import __version__, signature as sig, types as _t
+from runtime.cht import Ring
+from runtime.cli import parse_proxy_args
+from runtime.config import ProxySettings, listen_host
+from runtime.errors import ConfigError, JubakoError, TypeMismatch
+from runtime.locks import LockMode
+from runtime.logs import setup_logging
+from runtime.membership.base import Membership, Node
+from runtime.membership.static import StaticMembership
+from runtime.proxy import ClusterView, Forwarder
+from runtime.routing import Route, Routing
+from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.pool import ClientPool
+from runtime.rpc.server import RpcServer
+
+__all__ = ["BUILTIN_ROUTES", "MembershipView", "ProxyApp", "parse_servers", "run_proxy"]
+
+log = logging.getLogger(__name__)
+
+#: The built-ins every proxy forwards, with Jubatus's routing and aggregation.
+BUILTIN_ROUTES: tuple[Route, ...] = (
+    Route(sig.GET_CONFIG, Routing.RANDOM, LockMode.ANALYSIS, "pass"),
+    Route(sig.SAVE, Routing.BROADCAST, LockMode.ANALYSIS, "merge"),
+    Route(sig.LOAD, Routing.BROADCAST, LockMode.UPDATE, "all_and"),
+    Route(sig.GET_STATUS, Routing.BROADCAST, LockMode.ANALYSIS, "merge"),
+)
+
+
+def parse_servers(text: str) -> list[Node]:
+    """``"h:p,h:p"`` → nodes; raises ConfigError naming a bad entry."""
+    nodes: list[Node] = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"servers: {entry!r} is not HOST:PORT")
+        nodes.append((host, int(port)))
+    if not nodes:
+        raise ConfigError("servers: no HOST:PORT given")
+    return nodes
+
+
+class MembershipView(ClusterView):
+    """A :class:`ClusterView` over a :class:`Membership`, with a cached hash ring."""
+
+    def __init__(self, membership: Membership) -> None:
+        self.membership = membership
+        self._ring_members: tuple[Node, ...] = ()
+        self._ring = Ring()
+
+    def actives(self) -> list[Node]:
+        return self.membership.actives()
+
+    def replicas(self, key: str, count: int) -> list[Node]:
+        members = tuple(self.membership.cht_members())
+        if members != self._ring_members:
+            self._ring = Ring(f"{host}_{port}" for host, port in members)
+            self._ring_members = members
+        by_name = {f"{host}_{port}": (host, port) for host, port in members}
+        return [by_name[name] for name in self._ring.nodes_for(key, count)]
+
+    def mark_failed(self, node: Node) -> None:
+        self.membership.mark_down(*node)
+
+
+class ProxyApp:
+    """One proxy process: membership views, the forwarder and the RPC listener."""
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        service_type: str,
+        routes: Sequence[Route],
+        prog: str,
+    ) -> None:
+        self.settings = settings
+        self.service_type = service_type
+        self.prog = prog
+        self.pool = ClientPool(timeout=settings.interconnect_timeout, max_per_host=4)
+        self._views: dict[str, MembershipView] = {}
+        self._starting: dict[str, asyncio.Task[MembershipView]] = {}
+        self._static: MembershipView | None = None
+        if settings.servers:
+            self._static = MembershipView(StaticMembership(parse_servers(settings.servers)))
+        self._zk_client: Any = None
+        self.forwarder = Forwarder(
+            [*BUILTIN_ROUTES, *routes],
+            self._view,
+            self.pool,
+            timeout=settings.interconnect_timeout,
+        )
+        handlers = {name: self._forwarding_handler(route) for name, route in self.forwarder.routes.items()}
+        handlers["get_proxy_status"] = Handler(
+            self.get_proxy_status, LockMode.NOLOCK, (), sig.GET_PROXY_STATUS.result
+        )
+        self.dispatcher = Dispatcher(handlers)
+        self.bind_host = listen_host(settings.listen_addr, settings.listen_if)
+        self.rpc = RpcServer(
+            self.dispatcher,
+            self.bind_host,
+            settings.rpc_port,
+            threads=settings.thread,
+            max_message_size=settings.max_message_size,
+            idle_timeout=settings.timeout,
+        )
+        self._stopping = asyncio.Event()
+
+    def _forwarding_handler(self, route: Route) -> Handler:
+        """A dispatch row taking the raw wire params (cluster name first) of ``route``."""
+        forwarder = self.forwarder
+        name = route.name
+
+        async def forward(*params: Any) -> object:
+            return await forwarder.forward(name, list(params))
+
+        raw = (_t.Object(),) * (route.signature.arity + 1)
+        return Handler(forward, LockMode.NOLOCK, raw, _t.Object(), takes_cluster_name=False)
+
+    async def _view(self, name: str) -> ClusterView:
+        if self._static is not None:
+            return self._static
+        view = self._views.get(name)
+        if view is not None:
+            return view
+        task = self._starting.get(name)
+        if task is None:
+            task = asyncio.create_task(self._open_view(name))
+            self._starting[name] = task
+        try:
+            return await task
+        finally:
+            self._starting.pop(name, None)
+
+    async def _open_view(self, name: str) -> MembershipView:
+        from runtime.membership.zookeeper import ZooKeeperMembership
+
+        if not name:
+            raise TypeMismatch("cluster name must not be empty with ZooKeeper membership")
+        membership = ZooKeeperMembership(
+            self._zk_client,
+            self.service_type,
+            name,
+            session_timeout=self.settings.zookeeper_timeout,
+        )
+        await membership.start()
+        view = MembershipView(membership)
+        self._views[name] = view
+        log.info("watching cluster %s/%s", self.service_type, name)
+        return view
+
+    def get_proxy_status(self) -> dict[str, dict[str, str]]:
+        stats = self.forwarder.stats
+        now = time.time()
+        s = self.settings
+        members = sorted(
+            {f"{h}_{p}" for view in self._all_views() for h, p in view.membership.members()}
+        )
+        status = {
+            "clock_time": str(int(now)),
+            "start_time": str(int(stats.started)),
+            "uptime": str(int(now - stats.started)),
+            "VERSION": __version__,
+            "PROGNAME": self.prog,
+            "pid": str(os.getpid()),
+            "threadnum": str(s.thread),
+            "timeout": str(s.timeout),
+            "logdir": s.logdir,
+            "log_config": s.log_config,
+            "zookeeper": s.zookeeper,
+            "servers": s.servers,
+            "zookeeper_timeout": str(s.zookeeper_timeout),
+            "interconnect_timeout": str(s.interconnect_timeout),
+            "session_pool_expire": str(s.pool_expire),
+            "session_pool_size": str(s.pool_size),
+            "request_count": str(stats.request_count + 1),
+            "forward_count": str(stats.forward_count),
+            "error_count": str(stats.error_count),
+            "failover_count": str(stats.failover_count),
+            "members": ",".join(members),
+            "clusters": str(len(self._views) if self._static is None else 1),
+        }
+        stats.request_count += 1
+        return {f"{self.bind_host}_{self.rpc.port}": status}
+
+    def _all_views(self) -> list[MembershipView]:
+        return [self._static] if self._static is not None else list(self._views.values())
+
+    async def start(self) -> None:
+        if self.settings.zookeeper:
+            from runtime.membership.zookeeper import make_client
+
+            self._zk_client = await asyncio.to_thread(
+                make_client, self.settings.zookeeper, self.settings.zookeeper_timeout
+            )
+        await self.rpc.start()
+        log.info("listening on %s:%d", self.bind_host, self.rpc.port)
+
+    async def stop(self) -> None:
+        await self.rpc.close(drain_timeout=self.settings.drain_timeout)
+        for view in self._all_views():
+            await view.membership.stop()
+        await self.pool.close()
+        if self._zk_client is not None:
+            await asyncio.to_thread(_close_client, self._zk_client)
+        log.info("stopped")
+
+    def request_stop(self) -> None:
+        if self._stopping.is_set():
+            log.warning("second signal: exiting at once")
+            os._exit(1)
+        log.info("signal received: stopping")
+        self._stopping.set()
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        await self.start()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.stop()
+        return 0
+
+
+def _close_client(client: Any) -> None:
+    client.stop()
+    client.close()
+
+
+def run_proxy(
+    service_type: str,
+    routes: Sequence[Route],
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+) -> int:
+    """Parse proxy flags and forward ``service_type`` calls; returns the exit status."""
+    name = prog or Path(sys.argv[0]).name or f"{service_type}_proxy.py"
+    settings = parse_proxy_args(name, argv)
+    setup_logging(settings.log_level, _logfile(settings, name))
+    try:
+        app = ProxyApp(settings, service_type=service_type, routes=routes, prog=name)
+        return asyncio.run(app.serve())
+    except (ConfigError, JubakoError) as error:
+        log.error("proxy failed to start: %s", error)
+        return 1
+    except OSError as error:
+        log.error("proxy failed to start: %s (any process using port %d?)", error, settings.rpc_port)
+        return 1
+
+
+def _logfile(settings: ProxySettings, prog: str) -> str | None:
+    if not settings.logdir:
+        return None
+    return str(Path(settings.logdir) / f"{Path(prog).stem}.{os.getpid()}.log")
+
