@@ -1,0 +1,365 @@
+"""Cluster configs in ZooKeeper, as Jubatus's ``jubaconfig`` keeps them; and its CLI.
+
+A cluster's JSON config lives in ``/jubatus/config/<type>/<name>``. Servers started with
+``--zookeeper`` read it there (:func:`read_config_from`). :func:`write_config` and
+:func:`delete_config` guard it as jubaconfig does:
+
+- the text must be a non-empty JSON object ("config is empty", "syntax error in
+  configuration: FILE:LINE:COL: ...");
+- the config lock (``…/<name>/config_lock``) is taken for writing, so a write never races
+  another writer or a server holding its read lock ("any user is using config?");
+- while servers of that cluster are running (``nodes`` is not empty) the config is not
+  changed unless ``force=True``: a running server would not see the change and new
+  servers would disagree with old ones.
+
+Every problem is a :class:`~runtime.errors.ConfigError` (bad text, missing config, running
+servers, lock taken) or a :class:`~runtime.errors.MembershipError` (ZooKeeper unreachable
+or failing); the stored config is never left half-written (one znode write).
+
+CLI::
+
+    python -m runtime.zk_config -c write|read|delete|list [-t TYPE] [-n NAME] [-f FILE]
+                                [-z HOST:PORT] [--force]
+
+``-z`` defaults to the ``ZK`` environment variable. Exit status 0 on success, 1 when the
+operation fails (the reason on stderr), 2 on a usage error. The entry point is
+:func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+
+from runtime.errors import ConfigError, MembershipError
+from runtime.membership import paths
+from runtime.membership.zookeeper import make_client
+from runtime.zk_lock import config_write_lock
+
+__all__ = [
+    "check_config_text",
+    "connect",
+    "delete_config",
+    "list_configs",
+    "main",
+    "read_config",
+    "read_config_from",
+    "write_config",
+]
+
+log = logging.getLogger(__name__)
+
+
+def check_config_text(text: str, source: str = "<config>") -> None:
+    """Raise ConfigError unless ``text`` is a JSON object; messages name ``source``."""
+    if not text.strip():
+        raise ConfigError(f"config is empty: {source}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"syntax error in configuration: {source}:{error.lineno}:{error.colno}: {error.msg}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"syntax error in configuration: {source}: nested too deeply") from None
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"configuration must be a JSON object, not {type(value).__name__}: {source}"
+        )
+
+
+@contextlib.contextmanager
+def connect(hosts: str, timeout: float = 10.0) -> Iterator[KazooClient]:
+    """A started client for one short job; closed on exit. MembershipError if unreachable."""
+    try:
+        client = make_client(hosts, timeout)
+    except ValueError as error:
+        raise MembershipError(f"bad ZooKeeper address {hosts!r}: {error}") from None
+    try:
+        client.start(timeout=timeout)
+    except client.handler.timeout_exception:
+        client.close()
+        raise MembershipError(f"cannot connect zk in {timeout:g} sec: {hosts}") from None
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
+
+
+def _running_servers(zk: KazooClient, service_type: str, name: str) -> list[str]:
+    try:
+        children: list[str] = zk.get_children(paths.nodes_path(service_type, name))
+    except NoNodeError:
+        return []
+    return sorted(children)
+
+
+@contextlib.contextmanager
+def _config_guard(
+    zk: KazooClient,
+    service_type: str,
+    name: str,
+    *,
+    force: bool,
+    lock_tries: int,
+    lock_retry_interval: float,
+) -> Iterator[None]:
+    """Hold the config write lock and check no server runs (unless forced)."""
+    lock = config_write_lock(zk, service_type, name)
+    for attempt in range(lock_tries):
+        if lock.try_acquire():
+            break
+        if attempt + 1 < lock_tries:
+            time.sleep(lock_retry_interval)
+    else:
+        raise ConfigError(
+            f"config of {service_type}/{name} is locked by someone else "
+            "(any user is using config? a running server holds a read lock)"
+        )
+    try:
+        running = _running_servers(zk, service_type, name)
+        if running and not force:
+            raise ConfigError(
+                f"any server is running: {service_type}, {name} ({', '.join(running)}); "
+                "stop them first or force it"
+            )
+        yield
+    finally:
+        lock.release()
+
+
+def write_config(
+    zk: KazooClient,
+    service_type: str,
+    name: str,
+    text: str,
+    *,
+    force: bool = False,
+    source: str = "<config>",
+    lock_tries: int = 3,
+    lock_retry_interval: float = 1.0,
+) -> None:
+    """Store ``text`` as the config of ``service_type``/``name`` (creating or replacing it).
+
+    :param force: write even while servers of the cluster run.
+    :param source: where the text came from, for error messages.
+    """
+    check_config_text(text, source)
+    path = paths.config_path(service_type, name)
+    data = text.encode("utf-8")
+    with (
+        _kazoo_errors(),
+        _config_guard(
+            zk,
+            service_type,
+            name,
+            force=force,
+            lock_tries=lock_tries,
+            lock_retry_interval=lock_retry_interval,
+        ),
+    ):
+        zk.ensure_path(paths.config_type_path(service_type))
+        try:
+            zk.create(path, data)
+        except NodeExistsError:
+            zk.set(path, data)
+    log.info("wrote %s (%d bytes)", path, len(data))
+
+
+def read_config(zk: KazooClient, service_type: str, name: str) -> str:
+    """The config text of ``service_type``/``name``; ConfigError if there is none."""
+    path = paths.config_path(service_type, name)
+    with _kazoo_errors():
+        try:
+            data, _ = zk.get(path)
+        except NoNodeError:
+            raise ConfigError(f"config does not exist: {path}") from None
+    return _decode(data, path)
+
+
+def delete_config(
+    zk: KazooClient,
+    service_type: str,
+    name: str,
+    *,
+    force: bool = False,
+    lock_tries: int = 3,
+    lock_retry_interval: float = 1.0,
+) -> None:
+    """Remove the config of ``service_type``/``name``; ConfigError if there is none."""
+    path = paths.config_path(service_type, name)
+    with (
+        _kazoo_errors(),
+        _config_guard(
+            zk,
+            service_type,
+            name,
+            force=force,
+            lock_tries=lock_tries,
+            lock_retry_interval=lock_retry_interval,
+        ),
+    ):
+        try:
+            zk.delete(path)
+        except NoNodeError:
+            raise ConfigError(f"config does not exist: {path}") from None
+    log.info("deleted %s", path)
+
+
+def list_configs(zk: KazooClient, service_type: str | None = None) -> dict[tuple[str, str], str]:
+    """Every stored config as ``{(type, name): text}``, sorted; only ``service_type``'s if given."""
+    found: dict[tuple[str, str], str] = {}
+    with _kazoo_errors():
+        try:
+            types = [service_type] if service_type else sorted(zk.get_children(paths.CONFIG))
+        except NoNodeError:
+            return found
+        for each_type in types:
+            try:
+                names = sorted(zk.get_children(paths.config_type_path(each_type)))
+            except NoNodeError:
+                continue
+            for name in names:
+                path = paths.config_path(each_type, name)
+                try:
+                    data, _ = zk.get(path)
+                except NoNodeError:
+                    continue  # deleted while we listed
+                found[(each_type, name)] = _decode(data, path)
+    return found
+
+
+def read_config_from(
+    hosts: str, service_type: str, name: str, *, timeout: float = 10.0
+) -> tuple[str, str]:
+    """Connect, read the cluster's config, disconnect: ``(text, znode path)``.
+
+    The text is checked to be a JSON object (ConfigError otherwise, naming the path).
+    """
+    path = paths.config_path(service_type, name)
+    with connect(hosts, timeout) as zk:
+        text = read_config(zk, service_type, name)
+    check_config_text(text, path)
+    return text, path
+
+
+def _decode(data: bytes, path: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config {path} is not UTF-8 text: {error}") from None
+
+
+@contextlib.contextmanager
+def _kazoo_errors() -> Iterator[None]:
+    try:
+        yield
+    except KazooException as error:
+        raise MembershipError(f"ZooKeeper failed: {error!r}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jubaconfig",
+        description="Read and write Jubatus-style cluster configs in ZooKeeper.",
+    )
+    parser.add_argument("-c", "--cmd", required=True, choices=["write", "read", "delete", "list"])
+    parser.add_argument("-t", "--type", default="", help="service type, e.g. classifier")
+    parser.add_argument("-n", "--name", default="", help="cluster name")
+    parser.add_argument("-f", "--file", default="", help="config file to write ('-': stdin)")
+    parser.add_argument(
+        "-z",
+        "--zookeeper",
+        default=os.environ.get("ZK", ""),
+        help="ZooKeeper HOST:PORT[,...] (default: $ZK)",
+    )
+    parser.add_argument("--force", action="store_true", help="change it even if servers run")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for ZK")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """``jubaconfig``: returns the exit status (0 ok, 1 failed, 2 usage)."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    usage = _usage_problem(args)
+    if usage:
+        err.write(f"{parser.prog}: error: {usage}\n")
+        return 2
+    try:
+        text = _read_input(args.file) if args.cmd == "write" else ""
+        with connect(args.zookeeper, args.timeout) as zk:
+            _run(args, zk, text, out)
+    except (ConfigError, MembershipError) as error:
+        err.write(f"{parser.prog}: error: {error}\n")
+        return 1
+    return 0
+
+
+def _usage_problem(args: Any) -> str:
+    if not args.zookeeper:
+        return "give ZooKeeper with -z HOST:PORT or the ZK environment variable"
+    if args.timeout <= 0:
+        return "--timeout must be > 0"
+    if args.cmd != "list" and not (args.type and args.name):
+        return f"-c {args.cmd} needs -t TYPE and -n NAME"
+    if args.cmd == "write" and not args.file:
+        return "-c write needs -f FILE"
+    for label, value in (("type", args.type), ("name", args.name)):
+        if value:
+            try:
+                paths.check_segment(label, value)
+            except ValueError as error:
+                return str(error)
+    return ""
+
+
+def _read_input(file: str) -> str:
+    try:
+        if file == "-":
+            return sys.stdin.read()
+        with open(file, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read {file}: {error}") from None
+
+
+def _run(args: Any, zk: KazooClient, text: str, out: TextIO) -> None:
+    if args.cmd == "write":
+        source = "<stdin>" if args.file == "-" else args.file
+        write_config(zk, args.type, args.name, text, force=args.force, source=source)
+    elif args.cmd == "read":
+        config = read_config(zk, args.type, args.name)
+        out.write(config if config.endswith("\n") else config + "\n")
+    elif args.cmd == "delete":
+        delete_config(zk, args.type, args.name, force=args.force)
+    else:
+        for (service_type, name), config in list_configs(zk, args.type or None).items():
+            out.write(f"{service_type}/{name}:\n")
+            out.write(config if config.endswith("\n") else config + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
