@@ -150,9 +150,15 @@ class ManagedZooKeeper:
     the data, as a real restart does; ``close()`` (and leaving the ``with`` block) stops it
     and removes the temp dir. Not thread-safe: drive one instance from one thread.
 
-    A standalone ZooKeeper keeps sessions in its data dir: a client that reconnects after a
-    restart keeps its session and its ephemeral nodes, however long the outage was. To make a
-    session expire, cut the client off with a :class:`TcpRelay` for longer than the timeout.
+    The port is the one thing picked ahead of time (:func:`free_port`): ZooKeeper reads
+    ``clientPort`` from its config and can neither bind port 0 nor report what it bound. If
+    another process takes the port before ZooKeeper binds it, ZooKeeper exits with "Address
+    already in use" and ``start()`` tries a fresh port (``port_attempts`` in all).
+
+    A standalone ZooKeeper keeps sessions in its data dir and restarts their timers when it
+    starts: a client that reconnects within its session timeout after a restart keeps its
+    session and its ephemeral nodes, however long the outage was. To make a session expire,
+    cut the client off with a :class:`TcpRelay` for longer than the timeout.
     """
 
     def __init__(
@@ -424,7 +430,13 @@ class ServerProcess:
         python: str = sys.executable,
         ready_timeout: float = 30.0,
     ) -> None:
-        """:param env: extra environment variables (added to this process's environment)."""
+        """Prepare (not start) the process.
+
+        :param args: arguments after the script, e.g. ``["--rpc-port", "0"]``.
+        :param log_path: where stdout and stderr go (default: a new temp file, kept).
+        :param env: extra environment variables (added to this process's environment).
+        :param ready_timeout: seconds ``start()`` waits for the ``listening on`` line.
+        """
         self.script = Path(script)
         self.args = list(args)
         self.python = python

@@ -43,7 +43,7 @@ from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
 from runtime.errors import ConfigError, MembershipError
 from runtime.membership import paths
-from runtime.membership.zookeeper import make_client
+from runtime.membership.zookeeper import connect_client
 from runtime.zk_lock import config_write_lock
 
 __all__ = [
@@ -81,15 +81,7 @@ def check_config_text(text: str, source: str = "<config>") -> None:
 @contextlib.contextmanager
 def connect(hosts: str, timeout: float = 10.0) -> Iterator[KazooClient]:
     """A started client for one short job; closed on exit. MembershipError if unreachable."""
-    try:
-        client = make_client(hosts, timeout)
-    except ValueError as error:
-        raise MembershipError(f"bad ZooKeeper address {hosts!r}: {error}") from None
-    try:
-        client.start(timeout=timeout)
-    except client.handler.timeout_exception:
-        client.close()
-        raise MembershipError(f"cannot connect zk in {timeout:g} sec: {hosts}") from None
+    client = connect_client(hosts, timeout)
     try:
         yield client
     finally:

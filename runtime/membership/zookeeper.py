@@ -43,7 +43,7 @@ from runtime.errors import MembershipError
 from runtime.membership import paths
 from runtime.membership.base import ChangeCallback, DownList, Node, Snapshot, Watchers
 
-__all__ = ["ZooKeeperMembership", "make_client"]
+__all__ = ["ZooKeeperMembership", "connect_client", "make_client"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,25 @@ def make_client(hosts: str, session_timeout: float = 10.0) -> KazooClient:
         timeout=session_timeout,
         connection_retry={"max_tries": -1, "delay": 0.1, "backoff": 2, "max_delay": max_delay},
     )
+
+
+def connect_client(hosts: str, session_timeout: float = 10.0) -> KazooClient:
+    """A started client (:func:`make_client`); blocks up to ``session_timeout`` seconds.
+
+    Raises MembershipError ("cannot connect zk in N sec: HOSTS", Jubatus's words) when
+    ZooKeeper does not answer in time, and for a malformed ``hosts``. Call it off the event
+    loop (``asyncio.to_thread``). The caller stops and closes the client.
+    """
+    try:
+        client = make_client(hosts, session_timeout)
+    except ValueError as error:
+        raise MembershipError(f"bad ZooKeeper address {hosts!r}: {error}") from None
+    try:
+        client.start(timeout=session_timeout)
+    except client.handler.timeout_exception:
+        client.close()
+        raise MembershipError(f"cannot connect zk in {session_timeout:g} sec: {hosts}") from None
+    return client
 
 
 class ZooKeeperMembership:
