@@ -30,8 +30,10 @@ from runtime.config import ProxySettings, listen_host
 from runtime.errors import ConfigError, JubakoError, TypeMismatch
 from runtime.locks import LockMode
 from runtime.logs import setup_logging
+from runtime.membership import paths
 from runtime.membership.base import Membership, Node
 from runtime.membership.static import StaticMembership
+from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
 from runtime.proxy import ClusterView, Forwarder
 from runtime.routing import Route, Routing
 from runtime.rpc.dispatch import Dispatcher, Handler
@@ -157,8 +159,6 @@ class ProxyApp:
             self._starting.pop(name, None)
 
     async def _open_view(self, name: str) -> MembershipView:
-        from runtime.membership.zookeeper import ZooKeeperMembership
-
         if not name:
             raise TypeMismatch("cluster name must not be empty with ZooKeeper membership")
         membership = ZooKeeperMembership(
@@ -212,13 +212,17 @@ class ProxyApp:
 
     async def start(self) -> None:
         if self.settings.zookeeper:
-            from runtime.membership.zookeeper import make_client
-
             self._zk_client = await asyncio.to_thread(
-                make_client, self.settings.zookeeper, self.settings.zookeeper_timeout
+                connect_client, self.settings.zookeeper, self.settings.zookeeper_timeout
             )
         await self.rpc.start()
         log.info("listening on %s:%d", self.bind_host, self.rpc.port)
+        if self._zk_client is not None:
+            path = paths.proxy_path(self.service_type, self.bind_host, self.rpc.port)
+            await asyncio.to_thread(
+                self._zk_client.create, path, b"", ephemeral=True, makepath=True
+            )
+            log.info("registered proxy %s", path)
 
     async def stop(self) -> None:
         await self.rpc.close(drain_timeout=self.settings.drain_timeout)

@@ -24,12 +24,14 @@ from runtime.cli import parse_server_args
 from runtime.config import ServerSettings, listen_host
 from runtime.errors import ConfigError, JubakoError, ModelFileError
 from runtime.locks import RWLock
+from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
 from runtime.logs import setup_logging
 from runtime.persistence import read_model_file
 from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.server import RpcServer
 from runtime.server_base import ServerBase
 from runtime.service_host import ServiceHost, handler
+from runtime.zk_lock import config_read_lock
 
 __all__ = ["ServerApp", "handler", "load_service_class", "run_server"]
 
@@ -56,11 +58,14 @@ def load_service_class(module_name: str, class_name: str) -> type[ServerBase]:
     return cls
 
 
-def read_config(settings: ServerSettings) -> tuple[str, str]:
+def read_config(settings: ServerSettings, service_type: str) -> tuple[str, str]:
     """The JSON config text and where it came from (the ``configpath`` status key)."""
     if settings.model_file:
         model = read_model_file(
-            Path(settings.model_file), service_type=None, config_json=None, user_data_version=None
+            Path(settings.model_file),
+            service_type=service_type,
+            config_json=None,
+            user_data_version=None,
         )
         return model.config_json, settings.model_file
     if settings.configpath:
@@ -72,7 +77,9 @@ def read_config(settings: ServerSettings) -> tuple[str, str]:
     if settings.zookeeper:
         from runtime.zk_config import read_config_from
 
-        return read_config_from(settings.zookeeper, settings.name)
+        return read_config_from(
+            settings.zookeeper, service_type, settings.name, timeout=settings.zookeeper_timeout
+        )
     log.warning("no --configpath given: starting with an empty config {}")
     return "{}", ""
 
@@ -121,17 +128,51 @@ class ServerApp:
             idle_timeout=settings.timeout,
         )
         self._stopping = asyncio.Event()
+        self._zk: Any = None
+        self._config_lock: Any = None
+        self.membership: ZooKeeperMembership | None = None
 
     async def start(self) -> None:
-        """Listen, then (in a cluster) register; the order proxies rely on."""
+        """Listen, then (in a cluster) register and turn active: the order proxies rely on."""
         await self.rpc.start()
         self.host.bound(self.bind_host, self.rpc.port)
         log.info("listening on %s:%d", self.bind_host, self.rpc.port)
         if self.settings.model_file:
             self.host.load_file(Path(self.settings.model_file), overwrite_config=True)
+        if self.settings.zookeeper:
+            await self._join_cluster()
+
+    async def _join_cluster(self) -> None:
+        s = self.settings
+        self._zk = await asyncio.to_thread(connect_client, s.zookeeper, s.zookeeper_timeout)
+        self._config_lock = config_read_lock(self._zk, self.service_type, s.name)
+        held = await asyncio.to_thread(self._config_lock.acquire, 3.0, 1.0)
+        if not held:
+            raise ConfigError("cannot take the config lock: any user is writing config?")
+        self.membership = ZooKeeperMembership(
+            self._zk,
+            self.service_type,
+            s.name,
+            use_cht=self.use_cht,
+            session_timeout=s.zookeeper_timeout,
+        )
+        await self.membership.start()
+        await self.membership.register_node(self.bind_host, self.rpc.port)
+        await self.membership.set_active(True)
+        self.host.status_providers.append(self._cluster_status)
+        log.info("joined cluster %s/%s via %s", self.service_type, s.name, s.zookeeper)
+
+    def _cluster_status(self) -> dict[str, str]:
+        connected = self.membership is not None and self.membership.connected
+        return {"connected_zookeeper": self.settings.zookeeper if connected else ""}
 
     async def stop(self) -> None:
-        """Stop accepting, drain calls in flight, close the listener."""
+        """Leave the cluster, then stop accepting and drain calls in flight."""
+        if self.membership is not None:
+            await self.membership.stop()
+        if self._zk is not None:
+            zk, lock = self._zk, self._config_lock
+            await asyncio.to_thread(_release_and_close, zk, lock)
         await self.rpc.close(drain_timeout=self.settings.drain_timeout)
         log.info("stopped")
 
@@ -155,6 +196,15 @@ class ServerApp:
         return 0
 
 
+def _release_and_close(zk: Any, lock: Any) -> None:
+    try:
+        if lock is not None:
+            lock.release()
+    finally:
+        zk.stop()
+        zk.close()
+
+
 def run_server(
     service_type: str,
     serv_module: str,
@@ -169,7 +219,7 @@ def run_server(
     settings = parse_server_args(prog, argv)
     setup_logging(settings.log_level, _logfile(settings, prog))
     try:
-        config_json, config_label = read_config(settings)
+        config_json, config_label = read_config(settings, service_type)
         cls = load_service_class(serv_module, serv_class)
         serv = cls(config_json)
         if settings.config_test:
