@@ -187,7 +187,8 @@ class System:
         """Suspend the running child ``name`` (it must be :class:`Suspendable`)."""
         child, lifecycle = self._suspendable(name)
         if lifecycle.state is not State.RUNNING:
-            raise IllegalTransition(f"{self.name}/{name}: cannot suspend while {lifecycle.state.value}")
+            state = lifecycle.state.value
+            raise IllegalTransition(f"{self.name}/{name}: cannot suspend while {state}")
         await child.suspend()
         lifecycle.move(State.INTERMITTED)
 
@@ -195,7 +196,8 @@ class System:
         """Resume the suspended child ``name``."""
         child, lifecycle = self._suspendable(name)
         if lifecycle.state is not State.INTERMITTED:
-            raise IllegalTransition(f"{self.name}/{name}: cannot resume while {lifecycle.state.value}")
+            state = lifecycle.state.value
+            raise IllegalTransition(f"{self.name}/{name}: cannot resume while {state}")
         await child.resume()
         lifecycle.move(State.RUNNING)
 

@@ -138,7 +138,7 @@ class Forwarder:
         timeout: float,
         rng: random.Random | None = None,
     ) -> None:
-        self.routes = {route.name: route for route in routes if route.routing is not Routing.INTERNAL}
+        self.routes = {r.name: r for r in routes if r.routing is not Routing.INTERNAL}
         self.clusters = clusters
         self.caller = caller
         self.timeout = timeout
@@ -244,4 +244,3 @@ def _text(value: object, what: str) -> str:
     if isinstance(value, str):
         return value
     raise TypeMismatch(f"{what} must be a string, not {type(value).__name__}")
-

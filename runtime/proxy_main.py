@@ -116,7 +116,7 @@ class ProxyApp:
             self.pool,
             timeout=settings.interconnect_timeout,
         )
-        handlers = {name: self._forwarding_handler(route) for name, route in self.forwarder.routes.items()}
+        handlers = {n: self._forwarding_handler(r) for n, r in self.forwarder.routes.items()}
         handlers["get_proxy_status"] = Handler(
             self.get_proxy_status, LockMode.NOLOCK, (), sig.GET_PROXY_STATUS.result
         )
@@ -275,7 +275,8 @@ def run_proxy(
         log.error("proxy failed to start: %s", error)
         return 1
     except OSError as error:
-        log.error("proxy failed to start: %s (any process using port %d?)", error, settings.rpc_port)
+        port = settings.rpc_port
+        log.error("proxy failed to start: %s (any process using port %d?)", error, port)
         return 1
 
 
@@ -283,4 +284,3 @@ def _logfile(settings: ProxySettings, prog: str) -> str | None:
     if not settings.logdir:
         return None
     return str(Path(settings.logdir) / f"{Path(prog).stem}.{os.getpid()}.log")
-

@@ -24,8 +24,8 @@ from runtime.cli import parse_server_args
 from runtime.config import ServerSettings, listen_host
 from runtime.errors import ConfigError, JubakoError, ModelFileError
 from runtime.locks import RWLock
-from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
 from runtime.logs import setup_logging
+from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
 from runtime.persistence import read_model_file
 from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.server import RpcServer
@@ -242,7 +242,8 @@ def run_server(
         log.error("server failed to start: %s", error)
         return 1
     except OSError as error:
-        log.error("server failed to start: %s (any process using port %d?)", error, settings.rpc_port)
+        port = settings.rpc_port
+        log.error("server failed to start: %s (any process using port %d?)", error, port)
         return 1
 
 

@@ -1,0 +1,277 @@
+"""MessagePack-RPC clients: :class:`AsyncClient` (asyncio) and :class:`Client` (blocking).
+
+Both connect lazily, pipeline by msgid, reconnect on the next call after the server closed
+the connection, and map error replies to exceptions: ``1`` → UnknownMethod, ``2`` →
+TypeMismatch, a string (or bytes) → RemoteError with that text, anything else →
+RemoteError with its repr. Requests are packed in the old msgpack spec; replies in either
+spec are accepted. ``call`` returns the wire result as unpacked (``raw=True``: strings as
+bytes); generated code decodes it with the method's descriptors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from runtime.errors import (
+    WIRE_ERRORS,
+    ConnectError,
+    ConnectionLost,
+    ProtocolError,
+    RemoteError,
+    RPCError,
+    RPCTimeout,
+)
+from runtime.rpc.protocol import MSGID_LIMIT, Decoder, Response, pack_request
+
+_UNSET: Any = object()
+
+
+def error_for(error: Any, result: Any) -> RPCError:
+    """The exception for an error reply."""
+    if type(error) is int and error in WIRE_ERRORS:
+        detail = result.decode("utf-8", "replace") if isinstance(result, bytes) else result
+        return WIRE_ERRORS[error](str(detail) if detail is not None else "")
+    if isinstance(error, bytes):
+        return RemoteError(error.decode("utf-8", "replace"))
+    if isinstance(error, str):
+        return RemoteError(error)
+    return RemoteError(repr(error))
+
+
+class _ClientProtocol(asyncio.Protocol):
+    def __init__(self, pending: dict[int, asyncio.Future[Any]], max_size: int) -> None:
+        self.pending = pending
+        self.decoder = Decoder(max_size)
+        self.transport: asyncio.Transport | None = None
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.decoder.feed(data)
+        except ProtocolError as error:
+            self._fail_all(ConnectionLost(f"bad reply from server: {error}"))
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        for message in messages:
+            if isinstance(message, Response):
+                future = self.pending.pop(message.msgid, None)
+                if future is None or future.done():
+                    continue
+                if message.error is None:
+                    future.set_result(message.result)
+                else:
+                    future.set_exception(error_for(message.error, message.result))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail_all(ConnectionLost(f"connection closed by the server ({exc or 'EOF'})"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def _fail_all(self, error: RPCError) -> None:
+        pending = list(self.pending.values())
+        self.pending.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(error)
+
+
+class AsyncClient:
+    """An asyncio MessagePack-RPC client with pipelining and per-call timeouts."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float | None = 10.0,
+        max_message_size: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.max_message_size = max_message_size
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._protocol: _ClientProtocol | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._ids = itertools.count()
+
+    def _live(self) -> _ClientProtocol | None:
+        p = self._protocol
+        if p is not None and p.transport is not None and not p.lost.done():
+            return p
+        return None
+
+    @property
+    def connected(self) -> bool:
+        return self._live() is not None
+
+    async def _connection(self) -> _ClientProtocol:
+        live = self._live()
+        if live is not None:
+            return live
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            live = self._live()
+            if live is not None:
+                return live
+            loop = asyncio.get_running_loop()
+            try:
+                connect = loop.create_connection(
+                    lambda: _ClientProtocol(self._pending, self.max_message_size),
+                    self.host,
+                    self.port,
+                )
+                _, protocol = await asyncio.wait_for(connect, self.timeout)
+            except TimeoutError:
+                raise ConnectError(f"connect to {self.host}:{self.port} timed out") from None
+            except OSError as error:
+                raise ConnectError(f"cannot connect to {self.host}:{self.port}: {error}") from None
+            self._protocol = protocol
+            return protocol
+
+    async def call(
+        self, method: str, params: Sequence[object], *, timeout: float | None = _UNSET
+    ) -> Any:
+        """Call ``method`` with wire ``params``; raises an :class:`RPCError` subclass."""
+        protocol = await self._connection()
+        msgid = next(self._ids) % MSGID_LIMIT
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[msgid] = future
+        assert protocol.transport is not None
+        protocol.transport.write(pack_request(msgid, method, list(params)))
+        limit = self.timeout if timeout is _UNSET else timeout
+        try:
+            return await asyncio.wait_for(future, limit)
+        except TimeoutError:
+            raise RPCTimeout(f"{method} to {self.host}:{self.port}: request timed out") from None
+        finally:
+            self._pending.pop(msgid, None)
+
+    async def close(self) -> None:
+        protocol = self._protocol
+        self._protocol = None
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.close()
+            await protocol.lost
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Client:
+    """A blocking MessagePack-RPC client over a plain socket (no event loop)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float | None = 10.0,
+        max_message_size: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.max_message_size = max_message_size
+        self._sock: socket.socket | None = None
+        self._decoder = Decoder(max_message_size)
+        self._ids = itertools.count()
+
+    def _connect(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except TimeoutError:
+            raise ConnectError(f"connect to {self.host}:{self.port} timed out") from None
+        except OSError as error:
+            raise ConnectError(f"cannot connect to {self.host}:{self.port}: {error}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self._sock = sock
+        self._decoder = Decoder(self.max_message_size)
+        return sock
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = None
+
+    def call(self, method: str, params: Sequence[object], *, timeout: float | None = _UNSET) -> Any:
+        """Call ``method`` with wire ``params``; raises an :class:`RPCError` subclass."""
+        msgid = next(self._ids) % MSGID_LIMIT
+        frame = pack_request(msgid, method, list(params))
+        sock = self._connect()
+        sock.settimeout(self.timeout if timeout is _UNSET else timeout)
+        try:
+            sock.sendall(frame)
+        except OSError:
+            # The server may have closed an idle connection: one fresh try.
+            self._drop()
+            sock = self._connect()
+            sock.settimeout(self.timeout if timeout is _UNSET else timeout)
+            try:
+                sock.sendall(frame)
+            except OSError as error:
+                self._drop()
+                raise ConnectionLost(f"cannot send to {self.host}:{self.port}: {error}") from None
+        while True:
+            try:
+                data = sock.recv(1 << 16)
+            except TimeoutError:
+                raise RPCTimeout(
+                    f"{method} to {self.host}:{self.port}: request timed out"
+                ) from None
+            except OSError as error:
+                self._drop()
+                raise ConnectionLost(f"{self.host}:{self.port}: {error}") from None
+            if not data:
+                self._drop()
+                raise ConnectionLost(f"connection to {self.host}:{self.port} closed by the server")
+            try:
+                messages = self._decoder.feed(data)
+            except ProtocolError as error:
+                self._drop()
+                raise ConnectionLost(f"bad reply from {self.host}:{self.port}: {error}") from None
+            for message in messages:
+                if isinstance(message, Response) and message.msgid == msgid:
+                    if message.error is None:
+                        return message.result
+                    raise error_for(message.error, message.result)
+
+    def close(self) -> None:
+        self._drop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,204 @@
+"""The dispatch table: method name → handler, with arity, types, cluster name and locks.
+
+A :class:`Dispatcher` turns a :class:`~runtime.rpc.protocol.Request` into either an
+immediate error reply or a prepared :class:`Call`, and runs calls under the lock their
+method names. Error replies follow Jubatus:
+
+- unknown method → error ``1`` with the method name as the result (also for a call with
+  empty params, such as the readiness probe ``dummy``);
+- wrong argument count or type, or a cluster name that is not a string → error ``2``
+  with a text result;
+- a cluster name other than the server's ``--name`` → an error string saying so;
+- an exception in the method → the error is ``"<ExceptionClass>: <message>"``, result nil.
+  An exception carrying a ``wire_error`` attribute (the proxy's forwarded errors) sends
+  that value as it is.
+
+This module decides *what* to run; :mod:`runtime.rpc.server` decides *where* (inline or
+on a worker thread). No sockets here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.errors import (
+    ARGUMENT_ERROR,
+    NO_METHOD_ERROR,
+    TypeMismatch,
+    UnknownMethod,
+    WireTypeError,
+)
+from runtime.locks import LockMode, RWLock
+from runtime.types import Descriptor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """One method: ``func`` gets the decoded arguments (without the cluster name)."""
+
+    func: Callable[..., Any]
+    lock: LockMode
+    arg_types: tuple[Descriptor[Any], ...]
+    ret_type: Descriptor[Any] | None
+    takes_cluster_name: bool = True
+    is_async: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.func))
+
+
+@dataclass(slots=True)
+class Call:
+    """A request ready to run."""
+
+    name: str
+    handler: Handler
+    args: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """A request answered without running anything."""
+
+    error: Any
+    result: Any
+
+
+def error_of(exception: BaseException) -> tuple[Any, Any]:
+    """The ``(error, result)`` pair a failed call sends."""
+    wire_error = getattr(exception, "wire_error", None)
+    if wire_error is not None:
+        return wire_error, None
+    if isinstance(exception, UnknownMethod):
+        return NO_METHOD_ERROR, str(exception)
+    if isinstance(exception, TypeMismatch):
+        return ARGUMENT_ERROR, str(exception)
+    return f"{type(exception).__name__}: {exception}", None
+
+
+class Dispatcher:
+    """Method table plus the policy every call goes through."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        *,
+        cluster_name: str | None = None,
+        model_lock: RWLock | None = None,
+        on_update: Callable[[], None] | None = None,
+    ) -> None:
+        self.handlers: dict[str, Handler] = dict(handlers)
+        self.cluster_name = cluster_name
+        self.model_lock = model_lock or RWLock()
+        self.on_update = on_update
+
+    def add(self, name: str, handler: Handler) -> None:
+        self.handlers[name] = handler
+
+    def prepare(self, method: str, params: list[Any]) -> Call | ErrorReply:
+        """Look up and decode; an ErrorReply when the call cannot run."""
+        handler = self.handlers.get(method)
+        if handler is None:
+            return ErrorReply(NO_METHOD_ERROR, method)
+        types = handler.arg_types
+        if handler.takes_cluster_name:
+            if len(params) != len(types) + 1:
+                return ErrorReply(
+                    ARGUMENT_ERROR,
+                    f"{method} takes {len(types)} argument(s) after the cluster name, "
+                    f"got {max(len(params) - 1, 0)}",
+                )
+            name = params[0]
+            if type(name) is bytes:
+                try:
+                    name = name.decode("utf-8")
+                except UnicodeDecodeError:
+                    return ErrorReply(ARGUMENT_ERROR, "cluster name is not valid UTF-8")
+            elif type(name) is not str:
+                return ErrorReply(
+                    ARGUMENT_ERROR, "the first argument (cluster name) must be a string"
+                )
+            if self.cluster_name is not None and name != self.cluster_name:
+                return ErrorReply(
+                    f"cluster name mismatch: this server serves {self.cluster_name!r}, "
+                    f"the call names {name!r}",
+                    None,
+                )
+            raw_args = params[1:]
+        else:
+            if len(params) != len(types):
+                return ErrorReply(
+                    ARGUMENT_ERROR, f"{method} takes {len(types)} argument(s), got {len(params)}"
+                )
+            raw_args = params
+        try:
+            args = [t.decode(v) for t, v in zip(types, raw_args, strict=True)]
+        except WireTypeError:
+            return ErrorReply(ARGUMENT_ERROR, self._which_argument(method, types, raw_args))
+        return Call(method, handler, args)
+
+    @staticmethod
+    def _which_argument(method: str, types: tuple[Descriptor[Any], ...], values: list[Any]) -> str:
+        for index, (descriptor, value) in enumerate(zip(types, values, strict=True)):
+            try:
+                descriptor.decode(value)
+            except WireTypeError as error:
+                return f"{method}: argument {index + 1}: {error}"
+        return f"{method}: bad arguments"
+
+    def encode(self, call: Call, result: Any) -> tuple[Any, Any]:
+        """``(None, wire result)``, or an error pair if the result does not fit its type."""
+        ret = call.handler.ret_type
+        if ret is None:
+            return None, result
+        try:
+            return None, ret.encode(result)
+        except WireTypeError as error:
+            log.error("%s returned a value that does not fit its type: %s", call.name, error)
+            return f"TypeError: {call.name} returned a bad value: {error}", None
+
+    def try_run_inline(self, call: Call) -> tuple[bool, Any]:
+        """Run ``call`` now if its lock is free without waiting: ``(ran, result)``.
+
+        Raises what the method raises. Never blocks on the lock.
+        """
+        mode = call.handler.lock
+        lock = self.model_lock
+        if mode is LockMode.NOLOCK:
+            return True, call.handler.func(*call.args)
+        if mode is LockMode.ANALYSIS:
+            if not lock.try_acquire_read():
+                return False, None
+            try:
+                return True, call.handler.func(*call.args)
+            finally:
+                lock.release_read()
+        if not lock.try_acquire_write():
+            return False, None
+        try:
+            result = call.handler.func(*call.args)
+            if self.on_update is not None:
+                self.on_update()
+            return True, result
+        finally:
+            lock.release_write()
+
+    def run_blocking(self, call: Call) -> Any:
+        """Run ``call`` on a worker thread, waiting for its lock as long as it takes."""
+        mode = call.handler.lock
+        if mode is LockMode.NOLOCK:
+            return call.handler.func(*call.args)
+        if mode is LockMode.ANALYSIS:
+            with self.model_lock.read():
+                return call.handler.func(*call.args)
+        with self.model_lock.write():
+            result = call.handler.func(*call.args)
+            if self.on_update is not None:
+                self.on_update()
+            return result

@@ -1,0 +1,148 @@
+"""MessagePack-RPC framing, sans I/O: records, packing, and a streaming decoder.
+
+Request ``[0, msgid, method, params]``, response ``[1, msgid, error, result]``,
+notification ``[2, method, params]``. Everything is packed in the *old* msgpack spec
+(``use_bin_type=False``: strings and bytes both as raw, never str8 or bin), as Jubatus
+and its clients do, so old clients read our frames. Decoding keeps raw values as
+``bytes`` (``raw=True``); descriptors decode them by declared type. No asyncio here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from runtime.errors import ARGUMENT_ERROR, NO_METHOD_ERROR, MessageTooLarge, ProtocolError
+
+__all__ = [
+    "ARGUMENT_ERROR",
+    "MSGID_LIMIT",
+    "NO_METHOD_ERROR",
+    "Decoder",
+    "MessageType",
+    "Notification",
+    "Request",
+    "Response",
+    "pack_notification",
+    "pack_request",
+    "pack_response",
+]
+
+#: msgids are uint32 and wrap.
+MSGID_LIMIT = 1 << 32
+
+
+class MessageType(enum.IntEnum):
+    REQUEST = 0  #: [0, msgid, method, params]
+    RESPONSE = 1  #: [1, msgid, error, result]
+    NOTIFY = 2  #: [2, method, params]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    msgid: int
+    method: str
+    params: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    msgid: int
+    error: Any
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    method: str
+    params: list[Any]
+
+
+Message = Request | Response | Notification
+
+
+def pack_request(msgid: int, method: str, params: list[Any]) -> bytes:
+    packed: bytes = msgpack.packb([0, msgid, method, params], use_bin_type=False)
+    return packed
+
+
+def pack_response(msgid: int, error: Any, result: Any) -> bytes:
+    packed: bytes = msgpack.packb([1, msgid, error, result], use_bin_type=False)
+    return packed
+
+
+def pack_notification(method: str, params: list[Any]) -> bytes:
+    packed: bytes = msgpack.packb([2, method, params], use_bin_type=False)
+    return packed
+
+
+def _method_name(value: object) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("method name is not valid UTF-8") from None
+    if isinstance(value, str):
+        return value
+    raise ProtocolError(f"method name must be a string, not {type(value).__name__}")
+
+
+def _msgid(value: object) -> int:
+    if type(value) is not int or not 0 <= value < MSGID_LIMIT:
+        raise ProtocolError(f"msgid must be a uint32, not {value!r}")
+    return value
+
+
+def to_message(obj: object) -> Message:
+    """Check one unpacked object and turn it into a record; ProtocolError if malformed."""
+    if not isinstance(obj, list) or not obj:
+        raise ProtocolError(f"a message must be a non-empty array, not {type(obj).__name__}")
+    kind = obj[0]
+    if kind == MessageType.REQUEST and len(obj) == 4:
+        if not isinstance(obj[3], list):
+            raise ProtocolError("request params must be an array")
+        return Request(_msgid(obj[1]), _method_name(obj[2]), obj[3])
+    if kind == MessageType.RESPONSE and len(obj) == 4:
+        return Response(_msgid(obj[1]), obj[2], obj[3])
+    if kind == MessageType.NOTIFY and len(obj) == 3:
+        if not isinstance(obj[2], list):
+            raise ProtocolError("notification params must be an array")
+        return Notification(_method_name(obj[1]), obj[2])
+    raise ProtocolError(f"not a MessagePack-RPC message: type {kind!r}, {len(obj)} elements")
+
+
+class Decoder:
+    """Feed bytes, get whole messages; raises ProtocolError / MessageTooLarge on garbage.
+
+    After an error the decoder is unusable: the stream has lost its framing.
+    """
+
+    def __init__(self, max_message_size: int = 64 * 1024 * 1024) -> None:
+        self.max_message_size = max_message_size
+        self._unpacker = msgpack.Unpacker(
+            raw=True, strict_map_key=False, max_buffer_size=max_message_size
+        )
+
+    def feed(self, data: bytes) -> list[Message]:
+        try:
+            self._unpacker.feed(data)
+        except msgpack.BufferFull:
+            raise MessageTooLarge(
+                f"a message is larger than the limit of {self.max_message_size} bytes"
+            ) from None
+        out: list[Message] = []
+        try:
+            for obj in self._unpacker:
+                out.append(to_message(obj))
+        except ProtocolError:
+            raise
+        except (ValueError, msgpack.UnpackException, TypeError) as error:
+            if "exceeds max" in str(error):
+                raise MessageTooLarge(
+                    f"a message is larger than the limit of {self.max_message_size} bytes"
+                ) from None
+            raise ProtocolError(f"malformed msgpack: {error}") from None
+        return out

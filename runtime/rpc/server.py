@@ -1,0 +1,334 @@
+"""The MessagePack-RPC server: asyncio protocol, pipelining, limits, and where calls run.
+
+Where a call runs (the concurrency policy):
+
+- A thread hop per call costs more server CPU than a cheap call itself, so cheap
+  synchronous methods run **inline** on the event loop, with their replies written in one
+  batch per read.
+- A call runs inline only when its method is *known to be fast* (its running duration
+  estimate is under :data:`FAST_CALL_SECONDS`) **and** its lock can be taken without
+  waiting (``try_acquire``). The loop thread never blocks on the model lock.
+- Everything else (a method's first calls, methods seen to be slow, calls whose lock is
+  busy) goes to a pool of ``threads`` worker threads, where waiting for the lock is fine.
+  A slow call therefore occupies a worker, not the loop: other connections keep being
+  served. One slow inline run is enough to send that method to the workers from then on.
+- ``async def`` handlers (the proxy's) run as tasks on the loop.
+
+Limits: a message larger than ``max_message_size`` or bytes that are not
+MessagePack-RPC close only that connection (one warning line); at most ``max_in_flight``
+calls per connection wait for workers before the server stops reading from it; an idle
+connection is closed after ``idle_timeout`` seconds (0, the default, never closes: the
+official Jubatus client never reconnects). TCP keepalive finds dead peers. Notifications
+are executed and never answered; the server never sends one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from runtime.errors import MessageTooLarge, ProtocolError
+from runtime.rpc.dispatch import Call, Dispatcher, ErrorReply, error_of
+from runtime.rpc.protocol import Decoder, Notification, Request, pack_response
+
+log = logging.getLogger(__name__)
+
+#: A method whose estimated duration is under this runs inline on the event loop.
+FAST_CALL_SECONDS = 0.001
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+DEFAULT_MAX_IN_FLIGHT = 1024
+
+
+class _Timing:
+    """Running estimate of one method's duration."""
+
+    __slots__ = ("estimate", "runs")
+
+    def __init__(self) -> None:
+        self.estimate = 0.0
+        self.runs = 0
+
+    def record(self, seconds: float) -> None:
+        self.runs += 1
+        if seconds > FAST_CALL_SECONDS:
+            self.estimate = max(seconds, self.estimate)
+        else:
+            self.estimate = self.estimate * 0.8 + seconds * 0.2
+
+    @property
+    def fast(self) -> bool:
+        return self.runs >= 1 and self.estimate < FAST_CALL_SECONDS
+
+
+class RpcServer:
+    """Serves a :class:`Dispatcher` over TCP; ``await start()`` then ``.port``."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        threads: int = 2,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        idle_timeout: float = 0.0,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.host = host
+        self.requested_port = port
+        self.max_message_size = max_message_size
+        self.max_in_flight = max_in_flight
+        self.idle_timeout = idle_timeout
+        self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="rpc")
+        self.timings: dict[str, _Timing] = {}
+        self.connections: set[_Connection] = set()
+        self.pending = 0
+        self._idle = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`)."""
+        return self._port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self._port)
+
+    async def start(self) -> None:
+        """Bind and listen; ``port=0`` picks a free port, read it from :attr:`port`."""
+        loop = asyncio.get_running_loop()
+        self._idle.set()
+        self._server = await loop.create_server(
+            lambda: _Connection(self), self.host, self.requested_port, reuse_address=True
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        log.info("rpc server bound %s:%d", self.host, self._port)
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self, drain_timeout: float = 10.0) -> None:
+        """Stop accepting, wait up to ``drain_timeout`` for calls in flight, then close."""
+        if self._server is not None:
+            self._server.close()
+        try:
+            await asyncio.wait_for(self._idle.wait(), drain_timeout)
+        except TimeoutError:
+            log.warning("closing with %d call(s) still in flight", self.pending)
+        for connection in list(self.connections):
+            connection.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def timing(self, method: str) -> _Timing:
+        timing = self.timings.get(method)
+        if timing is None:
+            timing = self.timings[method] = _Timing()
+        return timing
+
+    def call_started(self) -> None:
+        self.pending += 1
+        self._idle.clear()
+
+    def call_finished(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self._idle.set()
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self.server = server
+        self.dispatcher = server.dispatcher
+        self.decoder = Decoder(server.max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.out: list[bytes] = []
+        self.flush_scheduled = False
+        self.in_flight = 0
+        self.paused = False
+        self.closed = False
+        self.peer = "?"
+        self.last_activity = time.monotonic()
+        self.idle_handle: asyncio.TimerHandle | None = None
+
+    # -- transport events --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.server.idle_timeout > 0:
+            self.idle_handle = self.loop.call_later(self.server.idle_timeout, self._check_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self._flush()
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        try:
+            messages = self.decoder.feed(data)
+        except (ProtocolError, MessageTooLarge) as error:
+            log.warning("closing connection from %s: %s", self.peer, error)
+            self.closed = True
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        for message in messages:
+            if isinstance(message, Request):
+                self._handle(message.msgid, message.method, message.params)
+            elif isinstance(message, Notification):
+                self._handle(None, message.method, message.params)
+            else:
+                log.debug("ignoring a response sent by %s", self.peer)
+        if self.out:
+            self._flush()
+
+    # -- calls -------------------------------------------------------------------------
+
+    def _handle(self, msgid: int | None, method: str, params: list[Any]) -> None:
+        prepared = self.dispatcher.prepare(method, params)
+        if isinstance(prepared, ErrorReply):
+            if method not in self.dispatcher.handlers:
+                log.info("unknown method %r from %s", method, self.peer)
+            self._reply(msgid, prepared.error, prepared.result)
+            return
+        call = prepared
+        handler = call.handler
+        if handler.is_async:
+            self._start_pending()
+            task = self.loop.create_task(handler.func(*call.args))
+            task.add_done_callback(lambda t: self._async_done(msgid, call, t))
+            return
+        timing = self.server.timing(method)
+        if timing.fast:
+            started = time.perf_counter()
+            try:
+                ran, result = self.dispatcher.try_run_inline(call)
+            except Exception as error:
+                timing.record(time.perf_counter() - started)
+                self._fail(msgid, call, error)
+                return
+            if ran:
+                timing.record(time.perf_counter() - started)
+                self._succeed(msgid, call, result)
+                return
+        self._start_pending()
+        future = self.loop.run_in_executor(self.server.executor, self._run_timed, call)
+        future.add_done_callback(lambda f: self._worker_done(msgid, call, f))
+
+    def _run_timed(self, call: Call) -> tuple[float, Any]:
+        started = time.perf_counter()
+        try:
+            result = self.dispatcher.run_blocking(call)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.loop.call_soon_threadsafe(self.server.timing(call.name).record, elapsed)
+        return elapsed, result
+
+    def _worker_done(self, msgid: int | None, call: Call, future: asyncio.Future[Any]) -> None:
+        self._end_pending()
+        if future.cancelled():
+            self._reply(msgid, "cancelled: the server is shutting down", None)
+            return
+        error = future.exception()
+        if error is not None:
+            self._fail(msgid, call, error)
+        else:
+            self._succeed(msgid, call, future.result()[1])
+
+    def _async_done(self, msgid: int | None, call: Call, task: asyncio.Task[Any]) -> None:
+        self._end_pending()
+        if task.cancelled():
+            self._reply(msgid, "cancelled: the server is shutting down", None)
+            return
+        error = task.exception()
+        if error is not None:
+            self._fail(msgid, call, error)
+        else:
+            self._succeed(msgid, call, task.result())
+
+    def _succeed(self, msgid: int | None, call: Call, result: Any) -> None:
+        error, wire = self.dispatcher.encode(call, result)
+        self._reply(msgid, error, wire)
+
+    def _fail(self, msgid: int | None, call: Call, error: BaseException) -> None:
+        if getattr(error, "wire_error", None) is None:
+            log.warning(
+                "%s from %s failed: %s: %s", call.name, self.peer, type(error).__name__, error
+            )
+        wire_error, result = error_of(error)
+        self._reply(msgid, wire_error, result)
+
+    def _start_pending(self) -> None:
+        self.in_flight += 1
+        self.server.call_started()
+        if self.in_flight >= self.server.max_in_flight and not self.paused and self.transport:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def _end_pending(self) -> None:
+        self.in_flight -= 1
+        self.server.call_finished()
+        self.last_activity = time.monotonic()
+        if self.paused and self.in_flight < self.server.max_in_flight // 2 + 1 and self.transport:
+            self.paused = False
+            if not self.closed:
+                self.transport.resume_reading()
+
+    # -- output ------------------------------------------------------------------------
+
+    def _reply(self, msgid: int | None, error: Any, result: Any) -> None:
+        if msgid is None or self.closed:
+            return
+        try:
+            self.out.append(pack_response(msgid, error, result))
+        except (TypeError, ValueError, OverflowError) as problem:
+            log.error("cannot pack the reply to msgid %d: %s", msgid, problem)
+            self.out.append(pack_response(msgid, f"cannot pack the result: {problem}", None))
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        if self.out and self.transport is not None and not self.closed:
+            data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+            self.transport.write(data)
+        self.out.clear()
+
+    def _check_idle(self) -> None:
+        timeout = self.server.idle_timeout
+        idle_for = time.monotonic() - self.last_activity
+        if self.in_flight == 0 and idle_for >= timeout:
+            log.info("closing idle connection from %s after %.1f s", self.peer, idle_for)
+            self.close()
+            return
+        self.idle_handle = self.loop.call_later(max(timeout - idle_for, 0.05), self._check_idle)
