@@ -1,0 +1,147 @@
+"""kvs as a cluster of real processes: 3 servers behind 2 proxies, static and ZooKeeper.
+
+1 000 keys put through one proxy are read back through the other; each key lives on
+exactly its ``cht(2)`` replicas; a killed server costs no read that had a live replica,
+and writes that touch it fail loudly instead of half-succeeding.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from runtime.errors import RemoteError
+from runtime.testing import ManagedZooKeeper, ServerProcess
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = 1000
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def kvs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("kvs-cluster")
+    subprocess.run(
+        [sys.executable, "-m", "jenerator", "-l", "server", "-t", "-o", str(out), str(REPO / "idl" / "kvs.idl")],
+        check=True,
+    )
+    shutil.copy(REPO / "examples" / "kvs" / "kvs_serv.py", out / "kvs_serv.py")
+    (out / "config.json").write_text("{}\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def kvs(kvs_dir: Path) -> Iterator[ModuleType]:
+    sys.path.insert(0, str(kvs_dir))
+    try:
+        yield importlib.import_module("kvs_client")
+    finally:
+        sys.path.remove(str(kvs_dir))
+        for name in ("kvs_client", "kvs_types"):
+            sys.modules.pop(name, None)
+
+
+def _server(stack: ExitStack, kvs_dir: Path, tmp: Path, *extra: str) -> ServerProcess:
+    args = ["--rpc-port", "0", "--configpath", str(kvs_dir / "config.json"), "--datadir", str(tmp), *extra]
+    return stack.enter_context(ServerProcess(kvs_dir / "kvs_impl.py", args, cwd=kvs_dir))
+
+
+def _proxy(stack: ExitStack, kvs_dir: Path, *membership: str) -> ServerProcess:
+    args = ["--rpc-port", "0", "--interconnect_timeout", "2", *membership]
+    return stack.enter_context(ServerProcess(kvs_dir / "kvs_proxy.py", args, cwd=kvs_dir))
+
+
+def _check_cluster(kvs: ModuleType, proxies: list[ServerProcess], servers: list[ServerProcess]) -> None:
+    with kvs.Kvs("127.0.0.1", proxies[0].port, "c1") as first, kvs.Kvs("127.0.0.1", proxies[1].port, "c1") as second:
+        for i in range(KEYS):
+            assert first.put(f"key{i}", f"value{i}") is True
+        assert [second.get(f"key{i}") for i in range(KEYS)] == [f"value{i}" for i in range(KEYS)]
+        status = second.get_status()
+        assert sorted(status) == sorted(f"127.0.0.1_{s.port}" for s in servers)
+        assert sum(int(s["num_keys"]) for s in status.values()) == 2 * KEYS, "each key on exactly 2"
+        for server in servers:
+            with kvs.Kvs("127.0.0.1", server.port, "c1") as direct:
+                held = int(direct.get_status()[f"127.0.0.1_{server.port}"]["num_keys"])
+                assert KEYS * 2 / 3 * 0.6 < held < KEYS * 2 / 3 * 1.4
+
+
+def _kill_one_and_read(kvs: ModuleType, proxy: ServerProcess, victim: ServerProcess) -> tuple[int, int]:
+    victim.kill()
+    failed_reads = 0
+    failed_writes = 0
+    with kvs.Kvs("127.0.0.1", proxy.port, "c1") as client:
+        for i in range(KEYS):
+            try:
+                assert client.get(f"key{i}") == f"value{i}"
+            except RemoteError:
+                failed_reads += 1
+        for i in range(50):
+            try:
+                client.put(f"key{i}", "new")
+            except RemoteError as error:
+                assert "error occurred in 1 out of 2 requests" in str(error)
+                failed_writes += 1
+    return failed_reads, failed_writes
+
+
+def test_static_cluster(kvs_dir: Path, kvs: ModuleType, tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        servers = [_server(stack, kvs_dir, tmp_path) for _ in range(3)]
+        members = ",".join(f"127.0.0.1:{s.port}" for s in servers)
+        proxies = [_proxy(stack, kvs_dir, "--servers", members) for _ in range(2)]
+        _check_cluster(kvs, proxies, servers)
+        failed_reads, failed_writes = _kill_one_and_read(kvs, proxies[0], servers[0])
+        assert failed_reads == 0
+        assert 0 < failed_writes < 50
+        for proxy in proxies:
+            assert proxy.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.zookeeper
+def test_zookeeper_cluster_survives_a_killed_server(
+    kvs_dir: Path, kvs: ModuleType, tmp_path: Path, zk_hosts: str
+) -> None:
+    cluster = ["--zookeeper", zk_hosts, "--name", "c1", "--zookeeper_timeout", "2"]
+    with ExitStack() as stack:
+        subprocess.run(
+            [sys.executable, "-m", "runtime.zk_config", "-c", "write", "-t", "kvs", "-n", "c1",
+             "-f", str(kvs_dir / "config.json"), "-z", zk_hosts],
+            check=True,
+        )  # fmt: skip
+        servers = [_server(stack, kvs_dir, tmp_path, *cluster) for _ in range(3)]
+        proxies = [_proxy(stack, kvs_dir, "--zookeeper", zk_hosts, "--zookeeper_timeout", "2") for _ in range(2)]
+        _check_cluster(kvs, proxies, servers)
+        started = time.monotonic()
+        failed_reads, _ = _kill_one_and_read(kvs, proxies[0], servers[0])
+        assert failed_reads == 0
+        # After the session of the dead server expires, writes succeed again.
+        with kvs.Kvs("127.0.0.1", proxies[0].port, "c1") as client:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    assert all(client.put(f"key{i}", "after") for i in range(50))
+                    break
+                except RemoteError:
+                    assert time.monotonic() < deadline, "the proxy never dropped the dead server"
+                    time.sleep(0.2)
+            noticed = time.monotonic() - started
+            assert noticed < 10
+            assert len(client.get_status()) == 2
+        # The server comes back and rejoins without restarting the proxies.
+        servers.append(_server(stack, kvs_dir, tmp_path, *cluster))
+        with kvs.Kvs("127.0.0.1", proxies[1].port, "c1") as client:
+            deadline = time.monotonic() + 10
+            while len(client.get_status()) != 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
