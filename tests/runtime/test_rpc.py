@@ -146,7 +146,7 @@ class Service:
         raise ValueError("it broke")
 
     def score(self) -> float:
-        return 1  # type: ignore[return-value]  # an int where a double is declared
+        return 1  # an int where a double is declared
 
 
 def make_server(service: Service, **options: Any) -> RpcServer:
@@ -215,7 +215,7 @@ async def test_raw_error_replies_match_jubatus(server: tuple[RpcServer, Service]
     reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
     writer.write(pack_request(7, "nope", ["c"]) + pack_request(8, "boom", ["c"]))
     unpacker = msgpack.Unpacker(raw=True)
-    replies = []
+    replies: list[Any] = []
     while len(replies) < 2:
         unpacker.feed(await reader.read(4096))
         replies.extend(unpacker)
