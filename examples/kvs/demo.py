@@ -62,7 +62,8 @@ def main() -> int:
                 for key in ("apple", "banana", "cherry"):
                     print(f"get({key!r}) -> {kvs.get(key)!r}")
                 status = next(iter(kvs.get_status().values()))
-                print(f"status: num_keys={status['num_keys']} update_count={status['update_count']}")
+                keys, updates = status["num_keys"], status["update_count"]
+                print(f"status: num_keys={keys} update_count={updates}")
         finally:
             server.stop()
         print(f"stopped the server (exit status {server.returncode}); demo done")

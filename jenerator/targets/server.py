@@ -22,9 +22,10 @@ from jenerator.writer import OutputFile
 def build(idl: Idl, options: Options) -> list[OutputFile]:
     """Every file of the server target for ``idl``."""
     if len(idl.services) != 1:
-        span = idl.services[1].span if len(idl.services) > 1 else None
         message = f"the server target needs exactly one service; found {len(idl.services)}"
-        raise IdlError([Diagnostic.error(span, message) if span else Diagnostic.at_file(idl.path, message)])
+        if len(idl.services) > 1:
+            raise IdlError([Diagnostic.error(idl.services[1].span, message)])
+        raise IdlError([Diagnostic.at_file(idl.path, message)])
     ctx = build_context(idl, options.source_name, "types.")
     service = ctx.services[0]
     base = ctx.base_name

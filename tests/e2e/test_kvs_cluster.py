@@ -21,7 +21,7 @@ from types import ModuleType
 import pytest
 
 from runtime.errors import RemoteError
-from runtime.testing import ManagedZooKeeper, ServerProcess
+from runtime.testing import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = 1000
@@ -33,7 +33,17 @@ pytestmark = pytest.mark.e2e
 def kvs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("kvs-cluster")
     subprocess.run(
-        [sys.executable, "-m", "jenerator", "-l", "server", "-t", "-o", str(out), str(REPO / "idl" / "kvs.idl")],
+        [
+            sys.executable,
+            "-m",
+            "jenerator",
+            "-l",
+            "server",
+            "-t",
+            "-o",
+            str(out),
+            str(REPO / "idl" / "kvs.idl"),
+        ],
         check=True,
     )
     shutil.copy(REPO / "examples" / "kvs" / "kvs_serv.py", out / "kvs_serv.py")
@@ -53,7 +63,15 @@ def kvs(kvs_dir: Path) -> Iterator[ModuleType]:
 
 
 def _server(stack: ExitStack, kvs_dir: Path, tmp: Path, *extra: str) -> ServerProcess:
-    args = ["--rpc-port", "0", "--configpath", str(kvs_dir / "config.json"), "--datadir", str(tmp), *extra]
+    args = [
+        "--rpc-port",
+        "0",
+        "--configpath",
+        str(kvs_dir / "config.json"),
+        "--datadir",
+        str(tmp),
+        *extra,
+    ]
     return stack.enter_context(ServerProcess(kvs_dir / "kvs_impl.py", args, cwd=kvs_dir))
 
 
@@ -62,8 +80,13 @@ def _proxy(stack: ExitStack, kvs_dir: Path, *membership: str) -> ServerProcess:
     return stack.enter_context(ServerProcess(kvs_dir / "kvs_proxy.py", args, cwd=kvs_dir))
 
 
-def _check_cluster(kvs: ModuleType, proxies: list[ServerProcess], servers: list[ServerProcess]) -> None:
-    with kvs.Kvs("127.0.0.1", proxies[0].port, "c1") as first, kvs.Kvs("127.0.0.1", proxies[1].port, "c1") as second:
+def _check_cluster(
+    kvs: ModuleType, proxies: list[ServerProcess], servers: list[ServerProcess]
+) -> None:
+    with (
+        kvs.Kvs("127.0.0.1", proxies[0].port, "c1") as first,
+        kvs.Kvs("127.0.0.1", proxies[1].port, "c1") as second,
+    ):
         for i in range(KEYS):
             assert first.put(f"key{i}", f"value{i}") is True
         assert [second.get(f"key{i}") for i in range(KEYS)] == [f"value{i}" for i in range(KEYS)]
@@ -76,7 +99,9 @@ def _check_cluster(kvs: ModuleType, proxies: list[ServerProcess], servers: list[
                 assert KEYS * 2 / 3 * 0.6 < held < KEYS * 2 / 3 * 1.4
 
 
-def _kill_one_and_read(kvs: ModuleType, proxy: ServerProcess, victim: ServerProcess) -> tuple[int, int]:
+def _kill_one_and_read(
+    kvs: ModuleType, proxy: ServerProcess, victim: ServerProcess
+) -> tuple[int, int]:
     victim.kill()
     failed_reads = 0
     failed_writes = 0
@@ -120,7 +145,10 @@ def test_zookeeper_cluster_survives_a_killed_server(
             check=True,
         )  # fmt: skip
         servers = [_server(stack, kvs_dir, tmp_path, *cluster) for _ in range(3)]
-        proxies = [_proxy(stack, kvs_dir, "--zookeeper", zk_hosts, "--zookeeper_timeout", "2") for _ in range(2)]
+        proxies = [
+            _proxy(stack, kvs_dir, "--zookeeper", zk_hosts, "--zookeeper_timeout", "2")
+            for _ in range(2)
+        ]
         _check_cluster(kvs, proxies, servers)
         started = time.monotonic()
         failed_reads, _ = _kill_one_and_read(kvs, proxies[0], servers[0])

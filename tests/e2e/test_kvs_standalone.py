@@ -98,7 +98,9 @@ def test_every_method_save_kill_restart_load(
         assert server.returncode == 0
 
 
-def test_bad_input_keeps_the_model(kvs_dir: Path, kvs_client_module: ModuleType, tmp_path: Path) -> None:
+def test_bad_input_keeps_the_model(
+    kvs_dir: Path, kvs_client_module: ModuleType, tmp_path: Path
+) -> None:
     kvs = kvs_client_module
     with _start(kvs_dir, tmp_path) as server, kvs.Kvs("127.0.0.1", server.port, "e2e") as client:
         server_id = f"127.0.0.1_{server.port}"
@@ -115,7 +117,10 @@ def test_bad_input_keeps_the_model(kvs_dir: Path, kvs_client_module: ModuleType,
             "empty": b"",
             "garbage": b"not a model file at all" * 10,
         }
-        for model_id, service_type, version in (("wrongtype", "classifier", 1), ("wrongver", "kvs", 7)):
+        for model_id, service_type, version in (
+            ("wrongtype", "classifier", 1),
+            ("wrongver", "kvs", 7),
+        ):
             write_model_file(
                 tmp_path / f"{server_id}_kvs_{model_id}.jubatus",
                 service_type=service_type,
@@ -133,11 +138,11 @@ def test_bad_input_keeps_the_model(kvs_dir: Path, kvs_client_module: ModuleType,
                 client.load(model_id)
             assert client.get("k") == "v", model_id
         for hostile in ("../x", "/etc/passwd", "a/b", "..", ".hidden", "", "\x00"):
-            with pytest.raises(RemoteError, match="model ID|empty id"):
+            with pytest.raises(RemoteError, match=r"model ID|empty id"):
                 client.save(hostile)
-            with pytest.raises(RemoteError, match="model ID|empty id"):
+            with pytest.raises(RemoteError, match=r"model ID|empty id"):
                 client.load(hostile)
-        with pytest.raises(RemoteError, match="cannot open|No such file|cannot read"):
+        with pytest.raises(RemoteError, match=r"cannot open|No such file|cannot read"):
             client.load("never-saved")
         assert client.get("k") == "v"
         assert sorted(p.name for p in tmp_path.iterdir() if "good" in p.name) == [good.name]

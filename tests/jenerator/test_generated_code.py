@@ -19,9 +19,9 @@ from types import ModuleType
 
 import msgpack
 import pytest
+from jenerator.frontend import load_idl_file
 
 from jenerator import naming
-from jenerator.frontend import load_idl_file
 from jenerator.model import (
     Enum,
     ExceptionDef,
@@ -154,4 +154,6 @@ def test_messages_round_trip_through_the_wire(importable: Path, path: Path) -> N
         client = importlib.import_module(f"{path.stem}.client")
         cls = getattr(client, naming.class_name(service.name))
         for method in service.methods:
-            assert callable(getattr(cls, naming.python_identifier(method.name, naming.CLIENT_RESERVED)))
+            assert callable(
+                getattr(cls, naming.python_identifier(method.name, naming.CLIENT_RESERVED))
+            )

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import pytest_asyncio
 from kazoo.client import KazooClient
-from runtime.errors import MembershipError
 
+from runtime.errors import MembershipError
 from runtime.membership import Membership, Snapshot, paths
 from runtime.membership.zookeeper import ZooKeeperMembership
 from runtime.testing import ManagedZooKeeper, TcpRelay, wait_until_async

@@ -323,7 +323,7 @@ async def test_clients_vanishing_mid_call_and_truncated_frames(
 ) -> None:
     rpc, _ = server
     for _ in range(20):
-        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
         writer.write(pack_request(1, "slow", ["c", 0.05]) + pack_request(2, "get", ["c", "k"])[:5])
         await writer.drain()
         writer.transport.abort()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from runtime.errors import ConfigError, MembershipError
 
+from runtime.errors import ConfigError, MembershipError
 from runtime.membership import paths
 from runtime.zk_config import (
     check_config_text,

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from kazoo.client import KazooClient
-from runtime.errors import MembershipError
 
+from runtime.errors import MembershipError
 from runtime.membership import paths
 from runtime.testing import ManagedZooKeeper, TcpRelay, wait_until
 from runtime.zk_lock import ZkLock, config_read_lock, config_write_lock, master_lock
