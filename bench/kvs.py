@@ -30,7 +30,7 @@ from typing import Any
 import msgpack
 
 from bench._load import LoadConnection, Window, percentile, process_cpu_seconds
-from bench.rpc import RESULTS, machine_note
+from bench.rpc import RESULTS, machine_note, ratio
 
 REPO = Path(__file__).resolve().parent.parent
 ORACLE_PYTHON = REPO / ".venv-oracle" / "bin" / "python"
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{method:4} {shape:13} jubako {jps:8.0f}/s "
                     f"({j['server_cpu_us_per_call']:5.1f} us cpu)  msgpackrpc {mps:8.0f}/s  "
                     f"ceiling {cps:8.0f}/s ({c['server_cpu_us_per_call']:5.1f} us cpu)  "
-                    f"x{jps / mps:.2f} vs msgpackrpc, x{jps / cps:.2f} vs ceiling",
+                    f"x{ratio(jps, mps)} vs msgpackrpc, x{ratio(jps, cps)} vs ceiling",
                     flush=True,
                 )
     if not args.no_write:
@@ -226,8 +226,8 @@ def _write(rows: list[tuple[str, str, dict[str, dict[str, Any]]]], seconds: floa
         j, m, c = r["jubako"], r["msgpackrpc"], r["ceiling"]
         lines.append(
             f"| {method} | {shape} | {j['calls_per_s']:.0f} | {m['calls_per_s']:.0f} | "
-            f"{c['calls_per_s']:.0f} | {j['calls_per_s'] / m['calls_per_s']:.2f} | "
-            f"{j['calls_per_s'] / c['calls_per_s']:.2f} | {j['p50_us']:.0f}/{j['p99_us']:.0f} | "
+            f"{c['calls_per_s']:.0f} | {ratio(j['calls_per_s'], m['calls_per_s'])} | "
+            f"{ratio(j['calls_per_s'], c['calls_per_s'])} | {j['p50_us']:.0f}/{j['p99_us']:.0f} | "
             f"{j['server_cpu_us_per_call']:.1f} / {c['server_cpu_us_per_call']:.1f} |"
         )
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"

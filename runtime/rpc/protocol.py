@@ -41,21 +41,21 @@ class MessageType(enum.IntEnum):
     NOTIFY = 2  #: [2, method, params]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     msgid: int
     method: str
     params: list[Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     msgid: int
     error: Any
     result: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notification:
     method: str
     params: list[Any]
@@ -72,6 +72,11 @@ def pack_request(msgid: int, method: str, params: list[Any]) -> bytes:
 def pack_response(msgid: int, error: Any, result: Any) -> bytes:
     packed: bytes = msgpack.packb([1, msgid, error, result], use_bin_type=False)
     return packed
+
+
+def response_packer() -> msgpack.Packer:
+    """A reusable packer for responses (old spec); one per connection, not thread-safe."""
+    return msgpack.Packer(use_bin_type=False)
 
 
 def pack_notification(method: str, params: list[Any]) -> bytes:

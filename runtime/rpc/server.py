@@ -33,7 +33,7 @@ from typing import Any
 
 from runtime.errors import MessageTooLarge, ProtocolError
 from runtime.rpc.dispatch import Call, Dispatcher, ErrorReply, error_of
-from runtime.rpc.protocol import Decoder, Notification, Request, pack_response
+from runtime.rpc.protocol import Decoder, Notification, Request, response_packer
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,9 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
         self.out: list[bytes] = []
+        self.pack = response_packer().pack
         self.flush_scheduled = False
+        self.in_read = False
         self.in_flight = 0
         self.paused = False
         self.closed = False
@@ -201,13 +203,17 @@ class _Connection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.abort()
             return
-        for message in messages:
-            if isinstance(message, Request):
-                self._handle(message.msgid, message.method, message.params)
-            elif isinstance(message, Notification):
-                self._handle(None, message.method, message.params)
-            else:
-                log.debug("ignoring a response sent by %s", self.peer)
+        self.in_read = True
+        try:
+            for message in messages:
+                if isinstance(message, Request):
+                    self._handle(message.msgid, message.method, message.params)
+                elif isinstance(message, Notification):
+                    self._handle(None, message.method, message.params)
+                else:
+                    log.debug("ignoring a response sent by %s", self.peer)
+        finally:
+            self.in_read = False
         if self.out:
             self._flush()
 
@@ -309,11 +315,12 @@ class _Connection(asyncio.Protocol):
         if msgid is None or self.closed:
             return
         try:
-            self.out.append(pack_response(msgid, error, result))
+            self.out.append(self.pack([1, msgid, error, result]))
         except (TypeError, ValueError, OverflowError) as problem:
             log.error("cannot pack the reply to msgid %d: %s", msgid, problem)
-            self.out.append(pack_response(msgid, f"cannot pack the result: {problem}", None))
-        if not self.flush_scheduled:
+            self.pack = response_packer().pack
+            self.out.append(self.pack([1, msgid, f"cannot pack the result: {problem}", None]))
+        if not self.flush_scheduled and not self.in_read:
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
 
