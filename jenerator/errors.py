@@ -2,6 +2,7 @@
 
     JeneratorError
     ├── IdlError      the IDL has errors; carries every Diagnostic (exit 1)
+    ├── InputError    the IDL file cannot be read or is not UTF-8 (exit 2)
     └── OutputError   an output directory or file cannot be written (also OSError; exit 2)
 
 Both are *expected* errors: the CLI reports them without a traceback.
@@ -26,6 +27,10 @@ class IdlError(JeneratorError):
     def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
         self.diagnostics = tuple(diagnostics)
         super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class InputError(JeneratorError):
+    """The IDL file cannot be read, or is not UTF-8 text."""
 
 
 class OutputError(JeneratorError, OSError):

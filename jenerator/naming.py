@@ -32,7 +32,6 @@ SERVER_RESERVED: frozenset[str] = frozenset(
 MESSAGE_RESERVED: frozenset[str] = frozenset({"WIRE", "to_msgpack", "from_msgpack"})
 
 
-
 def python_identifier(name: str, reserved: frozenset[str] = frozenset()) -> str:
     """``name`` as a Python identifier: keywords and ``reserved`` names get a trailing ``_``.
 

@@ -35,9 +35,7 @@ class _Section:
             names = ", ".join(sorted(self.froms[module], key=_name_order))
             line = f"from {module} import {names}"
             if len(line) > 100:
-                inner = "".join(
-                    f"    {n},\n" for n in sorted(self.froms[module], key=_name_order)
-                )
+                inner = "".join(f"    {n},\n" for n in sorted(self.froms[module], key=_name_order))
                 line = f"from {module} import (\n{inner})"
             out.append(line)
         return out

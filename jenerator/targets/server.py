@@ -54,9 +54,7 @@ def client_module(ctx: IdlContext, block: ImportBlock) -> str:
         (name for s in ctx.services for name in (s.class_name, f"Async{s.class_name}")),
         key=isort_order,
     )
-    return render(
-        "common/client.py.j2", ctx=ctx, imports=block.render(), client_exports=exports
-    )
+    return render("common/client.py.j2", ctx=ctx, imports=block.render(), client_exports=exports)
 
 
 def _impl(ctx: IdlContext, service: ServiceContext, options: Options) -> str:
@@ -105,9 +103,7 @@ def _proxy(ctx: IdlContext, service: ServiceContext, options: Options) -> str:
         if m.routing == "CHT":
             args.append(f"replicas={m.replicas}")
         rows.append(layout(call("Route", *args), indent=1, trail=","))
-    return render(
-        "server/proxy.py.j2", ctx=ctx, service=service, imports=block.render(), rows=rows
-    )
+    return render("server/proxy.py.j2", ctx=ctx, service=service, imports=block.render(), rows=rows)
 
 
 def _serv_template(ctx: IdlContext, service: ServiceContext, options: Options) -> str:
@@ -116,6 +112,4 @@ def _serv_template(ctx: IdlContext, service: ServiceContext, options: Options) -
         sibling_import(block, options.namespace, f"{ctx.base_name}_types", "types")
     if ctx.methods_need_datum:
         block.from_("runtime.datum", "Datum")
-    return render(
-        "server/serv_tmpl.py.j2", ctx=ctx, service=service, imports=block.render()
-    )
+    return render("server/serv_tmpl.py.j2", ctx=ctx, service=service, imports=block.render())
