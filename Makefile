@@ -18,9 +18,9 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
-	cd generated/server && ../../$(BIN)/mypy --config-file ../../pyproject.toml --explicit-package-bases $$(ls *.py)
-	cd generated/python && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p kvs -p classifier -p stat
-	cd examples/kvs && ../../$(BIN)/mypy --config-file ../../pyproject.toml $$(ls *.py | grep -v tmpl)
+	cd generated/server && MYPYPATH=../.. ../../$(BIN)/mypy --config-file ../../pyproject.toml $$(ls *.py | grep -v tmpl)
+	cd generated/python && MYPYPATH=../.. ../../$(BIN)/mypy --config-file ../../pyproject.toml -p clients
+	cd examples/kvs && MYPYPATH=../.. ../../$(BIN)/mypy --config-file ../../pyproject.toml $$(ls *.py | grep -v tmpl)
 
 pytest: venv
 	$(BIN)/pytest

@@ -16,7 +16,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from kvs_client import Kvs  # noqa: E402
-
 from runtime.testing import ServerProcess  # noqa: E402
 
 CLUSTER = "demo"

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import msgpack
 import pytest
@@ -60,7 +61,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
             write_all(generate(idl, "server", options), root / "srv")
             template = root / "srv" / f"{path.stem}_serv.tmpl.py"
             shutil.copy(template, root / "srv" / f"{path.stem}_serv.py")
-        write_all(generate(idl, "python", options), root / "py")
+        package = Options(source_name=path.name, namespace="corpus")
+        write_all(generate(idl, "python", package), root / "py")
     namespaced = load_idl_file(str(REPO / "idl" / "kvs.idl"))
     write_all(
         generate(namespaced, "server", Options("kvs.idl", namespace="nsroot.inner", template=True)),
@@ -89,7 +91,7 @@ def test_mypy_strict_passes_on_generated_code(tree: Path) -> None:
          "--config-file", "/dev/null", "--python-version", "3.11", *files],
         capture_output=True,
         text=True,
-        env={"MYPYPATH": f"{tree / 'srv'}:{tree / 'py'}:{tree / 'ns'}", "PATH": "/usr/bin:/bin"},
+        env={"MYPYPATH": f"{REPO}:{tree / 'srv'}:{tree / 'py'}:{tree / 'ns'}", "PATH": "/usr/bin:/bin"},
         cwd=REPO,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -142,16 +144,17 @@ def _sample(expr: TypeExpr, idl: Idl, module: ModuleType, depth: int = 0) -> obj
 @pytest.mark.parametrize("path", IDLS, ids=[p.stem for p in IDLS])
 def test_messages_round_trip_through_the_wire(importable: Path, path: Path) -> None:
     idl = load_idl_file(str(path))
-    package = importlib.import_module(f"{path.stem}.types")
-    for declaration in (*idl.messages, *idl.exceptions):
+    package = importlib.import_module(f"corpus.{path.stem}.types")
+    declared: tuple[Message | ExceptionDef, ...] = (*idl.messages, *idl.exceptions)
+    for declaration in declared:
         cls = getattr(package, naming.class_name(declaration.name))
-        value = _sample(NamedType(declaration.name), idl, package)
+        value: Any = _sample(NamedType(declaration.name), idl, package)
         wire = msgpack.packb(value.to_msgpack(), use_bin_type=False)
         decoded = cls.from_msgpack(msgpack.unpackb(wire, raw=True, strict_map_key=False))
         assert vars(decoded) == vars(value), declaration.name
         assert isinstance(decoded, cls)
     for service in idl.services:
-        client = importlib.import_module(f"{path.stem}.client")
+        client = importlib.import_module(f"corpus.{path.stem}.client")
         cls = getattr(client, naming.class_name(service.name))
         for method in service.methods:
             assert callable(
