@@ -74,7 +74,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ruff_passes_on_generated_code(tree: Path) -> None:
-    src = f'src = ["{tree / "srv"}", "{tree / "py"}", "{tree / "ns"}"]'
+    src = f'src = ["{REPO}", "{tree / "srv"}", "{tree / "py"}", "{tree / "ns"}"]'
     result = subprocess.run(
         [str(BIN / "ruff"), "check", "--no-cache", "--config", str(REPO / "pyproject.toml"),
          "--config", src, str(tree)],
@@ -88,7 +88,7 @@ def test_mypy_strict_passes_on_generated_code(tree: Path) -> None:
     files = [str(p) for p in tree.rglob("*.py") if not p.name.endswith(".tmpl.py")]
     result = subprocess.run(
         [str(BIN / "mypy"), "--strict", "--no-incremental", "--explicit-package-bases",
-         "--config-file", "/dev/null", "--python-version", "3.11", *files],
+         "--config-file", str(REPO / "pyproject.toml"), *files],
         capture_output=True,
         text=True,
         env={"MYPYPATH": f"{REPO}:{tree / 'srv'}:{tree / 'py'}:{tree / 'ns'}", "PATH": "/usr/bin:/bin"},
