@@ -237,8 +237,12 @@ def aggregator_fits(idl: Idl) -> Iterator[Diagnostic]:
             if not fits:
                 assert aggregator is not None
                 need = _NEEDS[aggregator]
-                yield _error(
+                where = next(
+                    (a.span for a in method.annotations if a.name == aggregator.value),
                     method.span,
+                )
+                yield _error(
+                    where,
                     f"aggregator '#@{aggregator.value}' of '{method.name}' needs {need} result",
                     "aggregator",
                 )
