@@ -58,7 +58,7 @@ def test_official_client_drives_the_kvs_server(tmp_path: Path) -> None:
             "name": "kvs-cluster", "timeout": 5, "calls": calls,
         }  # fmt: skip
         outcomes = run_script("client_calls.py", request, timeout=120)
-    ok = [untag(o["ok"]) if "ok" in o else None for o in outcomes]
+    ok: list[Any] = [untag(o["ok"]) if "ok" in o else None for o in outcomes]
     assert ok[0] is True
     assert ok[1] == "red"
     assert ok[2] is True
