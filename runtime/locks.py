@@ -29,6 +29,15 @@ class RWLock:
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
+        self._sleepers = 0  # threads blocked in wait(): only then is a notify needed
+
+    def _sleep(self) -> None:
+        """Wait for a notify; the caller holds the condition."""
+        self._sleepers += 1
+        try:
+            self._cond.wait()
+        finally:
+            self._sleepers -= 1
 
     def try_acquire_read(self) -> bool:
         with self._cond:
@@ -40,7 +49,7 @@ class RWLock:
     def acquire_read(self) -> None:
         with self._cond:
             while self._writer or self._waiting_writers:
-                self._cond.wait()
+                self._sleep()
             self._readers += 1
 
     def release_read(self) -> None:
@@ -48,7 +57,7 @@ class RWLock:
             if self._readers <= 0:
                 raise RuntimeError("release_read without a reader")
             self._readers -= 1
-            if self._readers == 0:
+            if self._readers == 0 and self._sleepers:
                 self._cond.notify_all()
 
     def try_acquire_write(self) -> bool:
@@ -63,7 +72,7 @@ class RWLock:
             self._waiting_writers += 1
             try:
                 while self._writer or self._readers:
-                    self._cond.wait()
+                    self._sleep()
             finally:
                 self._waiting_writers -= 1
             self._writer = True
@@ -73,7 +82,8 @@ class RWLock:
             if not self._writer:
                 raise RuntimeError("release_write without the writer")
             self._writer = False
-            self._cond.notify_all()
+            if self._sleepers:
+                self._cond.notify_all()
 
     @contextmanager
     def read(self) -> Iterator[None]:
