@@ -21,7 +21,7 @@ from types import ModuleType
 import pytest
 
 from runtime.errors import RemoteError
-from runtime.testing import ServerProcess
+from runtime.testing import ManagedZooKeeper, ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = 1000
@@ -173,3 +173,36 @@ def test_zookeeper_cluster_survives_a_killed_server(
             while len(client.get_status()) != 3:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
+
+
+@pytest.mark.zookeeper
+def test_serving_continues_while_zookeeper_is_down_and_registration_recovers(
+    kvs_dir: Path, kvs: ModuleType, tmp_path: Path, private_zookeeper: ManagedZooKeeper
+) -> None:
+    hosts = private_zookeeper.hosts
+    cluster = ["--zookeeper", hosts, "--name", "c1", "--zookeeper_timeout", "2"]
+    with ExitStack() as stack:
+        subprocess.run(
+            [sys.executable, "-m", "runtime.zk_config", "-c", "write", "-t", "kvs", "-n", "c1",
+             "-f", str(kvs_dir / "config.json"), "-z", hosts],
+            check=True,
+        )  # fmt: skip
+        servers = [_server(stack, kvs_dir, tmp_path, *cluster) for _ in range(2)]
+        proxy = _proxy(stack, kvs_dir, "--zookeeper", hosts, "--zookeeper_timeout", "2")
+        with kvs.Kvs("127.0.0.1", proxy.port, "c1") as client:
+            assert all(client.put(f"k{i}", "v") for i in range(100))
+            private_zookeeper.stop()
+            # Served on the last known membership while ZooKeeper is away.
+            assert [client.get(f"k{i}") for i in range(100)] == ["v"] * 100
+            assert all(client.put(f"k{i}", "w") for i in range(100))
+            time.sleep(3)
+            private_zookeeper.restart()
+            assert [client.get(f"k{i}") for i in range(100)] == ["w"] * 100
+        # A proxy started afresh finds both servers registered again.
+        fresh = _proxy(stack, kvs_dir, "--zookeeper", hosts, "--zookeeper_timeout", "2")
+        with kvs.Kvs("127.0.0.1", fresh.port, "c1") as client:
+            deadline = time.monotonic() + 15
+            while len(client.get_status()) != len(servers):
+                assert time.monotonic() < deadline, "the servers never registered again"
+                time.sleep(0.2)
+            assert client.get("k1") == "w"
