@@ -66,7 +66,7 @@ class KvsLoad(LoadConnection):
 async def _load(
     port: int, pid: int, method: str, connections: int, depth: int, seconds: float
 ) -> dict[str, Any]:
-    params = ["bench", "key", VALUE] if method == "put" else ["bench", "key"]
+    params = {"put": ["bench", "key", VALUE], "get": ["bench", "key"]}.get(method, ["bench"])
     body = msgpack.packb(method, use_bin_type=False) + msgpack.packb(params, use_bin_type=False)
     loop = asyncio.get_running_loop()
     window = Window()

@@ -43,6 +43,11 @@ def error_for(error: Any, result: Any) -> RPCError:
     return RemoteError(repr(error))
 
 
+def _expire(future: asyncio.Future[Any], where: str) -> None:
+    if not future.done():
+        future.set_exception(RPCTimeout(f"{where}: request timed out"))
+
+
 class _ClientProtocol(asyncio.Protocol):
     def __init__(self, pending: dict[int, asyncio.Future[Any]], max_size: int) -> None:
         self.pending = pending
@@ -155,11 +160,16 @@ class AsyncClient:
         assert protocol.transport is not None
         protocol.transport.write(pack_request(msgid, method, list(params)))
         limit = self.timeout if timeout is _UNSET else timeout
+        # A timer per call is much cheaper than asyncio.wait_for (which spawns a task).
+        timer = None
+        if limit is not None:
+            where = f"{method} to {self.host}:{self.port}"
+            timer = asyncio.get_running_loop().call_later(limit, _expire, future, where)
         try:
-            return await asyncio.wait_for(future, limit)
-        except TimeoutError:
-            raise RPCTimeout(f"{method} to {self.host}:{self.port}: request timed out") from None
+            return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending.pop(msgid, None)
 
     async def close(self) -> None:

@@ -1,0 +1,114 @@
+"""Cluster benchmark: kvs direct to one server vs through a proxy to 1-4 servers.
+
+``python -m bench.cluster [--seconds S]`` starts kvs servers from ``examples/kvs`` and a
+proxy with a static server list (``--servers``), then measures, with the load generator
+of ``bench.kvs``: a ``cht(2)`` update (``put``), a ``cht`` analysis (``get``) and a
+broadcast (``clear``), at 16 concurrent clients and 64 pipelined calls, direct to one
+server and through the proxy to 1, 2, 3 and 4 servers. It prints calls/s, p50, the
+proxy/direct ratio and the latency the proxy adds, and rewrites the ``## Cluster``
+section of ``bench/RESULTS.md`` unless ``--no-write``. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import re
+import sys
+import tempfile
+from contextlib import ExitStack
+from typing import Any
+
+from bench.kvs import REPO, _load, _process
+from bench.rpc import RESULTS, machine_note, ratio
+
+SECTION = "## Cluster"
+LISTENING = r"listening on [\d.]+:(\d+)"
+EXAMPLE = REPO / "examples" / "kvs"
+SHAPES = (("16 clients", 16, 1), ("pipelined 64", 1, 64))
+METHODS = ("put", "get", "clear")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    rows: list[tuple[str, str, str, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory() as datadir, ExitStack() as stack:
+        servers = [
+            stack.enter_context(
+                _process(
+                    [sys.executable, "kvs_impl.py", "--rpc-port", "0", "--datadir", datadir,
+                     "--configpath", "config.json"],
+                    LISTENING,
+                    EXAMPLE,
+                )
+            )
+            for _ in range(4)
+        ]  # fmt: skip
+        for method in METHODS:
+            for shape, connections, depth in SHAPES:
+                pid, port = servers[0]
+                direct = asyncio.run(_load(port, pid, method, connections, depth, args.seconds))
+                rows.append((method, shape, "direct, 1 server", direct))
+                print(
+                    f"{method:5} {shape:12} direct        {direct['calls_per_s']:8.0f}/s",
+                    flush=True,
+                )
+        for count in range(1, 5):
+            members = ",".join(f"127.0.0.1:{port}" for _, port in servers[:count])
+            with _process(
+                [sys.executable, "kvs_proxy.py", "--rpc-port", "0", "--servers", members],
+                LISTENING,
+                EXAMPLE,
+            ) as (proxy_pid, proxy_port):
+                for method in METHODS:
+                    for shape, connections, depth in SHAPES:
+                        result = asyncio.run(
+                            _load(proxy_port, proxy_pid, method, connections, depth, args.seconds)
+                        )
+                        rows.append((method, shape, f"proxy, {count} server(s)", result))
+                        print(
+                            f"{method:5} {shape:12} proxy x{count}      "
+                            f"{result['calls_per_s']:8.0f}/s  p50 {result['p50_us']:.0f} us",
+                            flush=True,
+                        )
+    if not args.no_write:
+        _write(rows, args.seconds)
+    return 0
+
+
+def _write(rows: list[tuple[str, str, str, dict[str, Any]]], seconds: float) -> None:
+    direct = {(m, s): r for m, s, where, r in rows if where.startswith("direct")}
+    lines = [
+        SECTION,
+        "",
+        f"`python -m bench.cluster --seconds {seconds:g}` on {datetime.date.today()}; "
+        f"{machine_note()}.",
+        "kvs (`put` = cht(2) update, `get` = cht analysis, `clear` = broadcast); static",
+        "membership; proxy CPU per call is the proxy process's own.",
+        "",
+        "| method | load | target | calls/s | vs direct | p50 µs | p50 added µs | CPU µs/call |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for method, shape, where, r in rows:
+        base = direct[(method, shape)]
+        added = r["p50_us"] - base["p50_us"]
+        lines.append(
+            f"| {method} | {shape} | {where} | {r['calls_per_s']:.0f} | "
+            f"{ratio(r['calls_per_s'], base['calls_per_s'])} | {r['p50_us']:.0f} | "
+            f"{added:.0f} | {r['server_cpu_us_per_call']:.1f} |"
+        )
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    block = "\n".join(lines) + "\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = (
+        pattern.sub(block + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    )
+    RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
