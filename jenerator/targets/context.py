@@ -51,11 +51,13 @@ class MessageContext:
     fields: tuple[FieldContext, ...]
     base: str | None
     is_exception: bool
+    #: Every field in wire (and dataclass) order, inherited ones included.
+    wire_fields: tuple[FieldContext, ...] = ()
 
     @property
     def bind_statement(self) -> str:
         """``Cls.WIRE.bind((("field", descriptor), ...))`` laid out within the line limit."""
-        fields = tuple_of(*(tuple_of(f'"{f.name}"', f.descriptor) for f in self.fields))
+        fields = tuple_of(*(tuple_of(f'"{f.name}"', f.descriptor) for f in self.wire_fields))
         return layout(call(f"{self.class_name}.WIRE.bind", fields))
 
 
@@ -210,9 +212,12 @@ def build_context(idl: Idl, source_name: str, types_prefix: str) -> IdlContext:
     local = TypeMapper(idl)
     remote = TypeMapper(idl, types_prefix)
 
-    declared: tuple[Message | ExceptionDef, ...] = (*idl.messages, *idl.exceptions)
+    declared: tuple[Message | ExceptionDef, ...] = (*idl.messages, *_bases_first(idl.exceptions))
     enums = tuple(_enum_context(e, names) for e in idl.enums)
-    messages = tuple(_message_context(m, local, names) for m in declared)
+    built: dict[str, MessageContext] = {}
+    for declaration in declared:
+        built[declaration.name] = _message_context(declaration, local, names, built)
+    messages = tuple(built.values())
     services = tuple(_service_context(s, remote, names) for s in idl.services)
     if names.diagnostics:
         raise IdlError(names.diagnostics)
@@ -253,8 +258,29 @@ def _enum_context(enum: Enum, names: _NameRegistry) -> EnumContext:
     return EnumContext(class_name, docstring(enum.doc, f"The ``{enum.name}`` enum."), values)
 
 
+def _bases_first(exceptions: tuple[ExceptionDef, ...]) -> list[ExceptionDef]:
+    """Exceptions ordered so that each base comes before what derives from it."""
+    by_name = {e.name: e for e in exceptions}
+    ordered: list[ExceptionDef] = []
+
+    def visit(exception: ExceptionDef, path: frozenset[str]) -> None:
+        if exception in ordered or exception.name in path:
+            return
+        base = by_name.get(exception.base or "")
+        if base is not None:
+            visit(base, path | {exception.name})
+        ordered.append(exception)
+
+    for exception in exceptions:
+        visit(exception, frozenset())
+    return ordered
+
+
 def _message_context(
-    message: Message | ExceptionDef, mapper: TypeMapper, names: _NameRegistry
+    message: Message | ExceptionDef,
+    mapper: TypeMapper,
+    names: _NameRegistry,
+    built: dict[str, MessageContext],
 ) -> MessageContext:
     class_name = names.claim(
         "types module", naming.class_name(message.name), message.name, message.span
@@ -265,13 +291,22 @@ def _message_context(
     base = None
     if isinstance(message, ExceptionDef) and message.base is not None:
         base = naming.class_name(message.base)
+    own = tuple(_field_context(message.name, f, mapper, names) for f in fields)
+    wire = list(own)
+    parent = built.get(message.base) if isinstance(message, ExceptionDef) and message.base else None
+    if parent is not None:
+        # Dataclass order: the base's fields first (a redeclared one keeps its place),
+        # then the new ones; the wire array follows the same order.
+        mine = {f.name: f for f in own}
+        wire = [mine.pop(f.name, f) for f in parent.wire_fields] + list(mine.values())
     return MessageContext(
         class_name=class_name,
         wire_name=message.name,
         doc=docstring(message.doc, f"The ``{message.name}`` {kind}."),
-        fields=tuple(_field_context(message.name, f, mapper, names) for f in fields),
-        base=base,
+        fields=own,
+        base=base if parent is not None else None,
         is_exception=is_exception,
+        wire_fields=tuple(wire),
     )
 
 

@@ -118,7 +118,7 @@ def _sample(expr: TypeExpr, idl: Idl, module: ModuleType, depth: int = 0) -> obj
                 "bool": True, "byte": -7, "short": 300, "int": -70000, "long": 2**40,
                 "ubyte": 200, "ushort": 60000, "uint": 2**31, "ulong": 2**63,
                 "float": 0.5, "double": -2.25, "raw": b"\x00\xff raw", "string": "s\u00e9",
-                "object": [1, "x"], "datum": Datum({"text": "hi", "x": 1.5}),
+                "object": [1, 2.5, None], "datum": Datum({"text": "hi", "x": 1.5}),
             }[name]  # fmt: skip
         case ListType(element=element):
             return [] if depth > 2 else [_sample(element, idl, module, depth + 1)]
