@@ -1,0 +1,83 @@
+"""IDL front-end benchmark: parse + validate time per IDL, and the whole CLI run.
+
+``python -m bench.parse [--no-write]`` builds the grammar once, then times
+``load_idl`` (parse, transform, validate) on every IDL in ``idl/`` (best of 20 runs) and
+the wall time of a whole ``jenerator -l server -t`` process on the largest one (best of
+5). Targets: under 50 ms per service IDL after the grammar is built; the CLI under 0.5 s.
+Rewrites the ``## IDL front end`` section of ``bench/RESULTS.md`` unless ``--no-write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.rpc import RESULTS, machine_note
+from jenerator.frontend import load_idl
+from jenerator.parser import parse
+
+REPO = Path(__file__).resolve().parent.parent
+SECTION = "## IDL front end"
+
+
+def best_of(runs: int, action: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    parse("service s { #@random #@analysis #@pass\n bool f() }", "warm.idl")
+    grammar_ms = (time.perf_counter() - started) * 1000
+    rows = []
+    for path in sorted((REPO / "idl").glob("*.idl")):
+        text = path.read_text()
+        seconds = best_of(20, functools.partial(load_idl, text, str(path)))
+        rows.append((path.name, len(text), seconds * 1000))
+        print(f"{path.name:24} {len(text):6} bytes  {seconds * 1000:7.2f} ms", flush=True)
+    largest = max(rows, key=lambda r: r[1])[0]
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "jenerator", "-l", "server", "-t", "-o", out,
+                   str(REPO / "idl" / largest)]  # fmt: skip
+        cli = best_of(5, lambda: subprocess.run(command, check=True))
+    print(f"grammar build {grammar_ms:.0f} ms; whole CLI run on {largest}: {cli * 1000:.0f} ms")
+    if not args.no_write:
+        lines = [
+            SECTION, "",
+            f"`python -m bench.parse` on {datetime.date.today()}; {machine_note()}.",
+            f"Grammar built once in {grammar_ms:.0f} ms. Targets: < 50 ms per IDL, CLI < 500 ms.",
+            "", "| IDL | bytes | parse + validate ms (best of 20) |", "|---|---:|---:|",
+            *(f"| {name} | {size} | {ms:.2f} |" for name, size, ms in rows),
+            "",
+            f"Whole `jenerator -l server -t` process on {largest}: {cli * 1000:.0f} ms "
+            "(best of 5).",
+        ]  # fmt: skip
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        block = "\n".join(lines) + "\n"
+        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+        text = (
+            pattern.sub(block + "\n", text)
+            if pattern.search(text)
+            else text.rstrip() + "\n\n" + block
+        )
+        RESULTS.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
