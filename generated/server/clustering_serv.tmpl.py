@@ -1,0 +1,71 @@
+"""The ``clustering`` service: its model and its methods.
+
+Started from ``clustering_serv.tmpl.py``, which jenerator writes from clustering.idl:
+copy it to ``clustering_serv.py``, fill in the methods, and run
+``python clustering_impl.py --rpc-port 9199``. Each method runs under the lock its
+IDL annotation names (``#@analysis`` shared, ``#@update`` exclusive, ``#@nolock`` none).
+"""
+
+from __future__ import annotations
+
+import clustering_types as types
+from runtime.datum import Datum
+from runtime.server_base import ServerBase
+
+
+class ClusteringServ(ServerBase):
+    """Online clustering."""
+
+    def __init__(self, config_json: str) -> None:
+        super().__init__(config_json)
+        # Build the model from self.config (the parsed JSON config) here.
+
+    def push(self, points: list[types.IndexedPoint]) -> bool:
+        """The ``push`` method of ``clustering``."""
+        raise NotImplementedError("clustering.push")
+
+    def get_revision(self) -> int:
+        """The ``get_revision`` method of ``clustering``."""
+        raise NotImplementedError("clustering.get_revision")
+
+    def get_core_members(self) -> list[list[types.WeightedDatum]]:
+        """The ``get_core_members`` method of ``clustering``."""
+        raise NotImplementedError("clustering.get_core_members")
+
+    def get_core_members_light(self) -> list[list[types.WeightedIndex]]:
+        """The ``get_core_members_light`` method of ``clustering``."""
+        raise NotImplementedError("clustering.get_core_members_light")
+
+    def get_k_center(self) -> list[Datum]:
+        """The ``get_k_center`` method of ``clustering``."""
+        raise NotImplementedError("clustering.get_k_center")
+
+    def get_nearest_center(self, point: Datum) -> Datum:
+        """The ``get_nearest_center`` method of ``clustering``."""
+        raise NotImplementedError("clustering.get_nearest_center")
+
+    def get_nearest_members(self, point: Datum) -> list[types.WeightedDatum]:
+        """The ``get_nearest_members`` method of ``clustering``."""
+        raise NotImplementedError("clustering.get_nearest_members")
+
+    def get_nearest_members_light(self, point: Datum) -> list[types.WeightedIndex]:
+        """The ``get_nearest_members_light`` method of ``clustering``."""
+        raise NotImplementedError("clustering.get_nearest_members_light")
+
+    def clear(self) -> bool:
+        """The ``clear`` method of ``clustering``."""
+        raise NotImplementedError("clustering.clear")
+
+    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+
+    def get_status(self) -> dict[str, str]:
+        """Status keys of this service, added to the built-in ``get_status``."""
+        return {}
+
+    def pack(self) -> object:
+        """The model as one msgpack-able value, for ``save``."""
+        raise NotImplementedError("clustering: save")
+
+    def unpack(self, payload: object) -> None:
+        """Replace the model with a saved one; build the new model fully, then swap it in."""
+        raise NotImplementedError("clustering: load")

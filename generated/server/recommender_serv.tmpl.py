@@ -1,0 +1,95 @@
+"""The ``recommender`` service: its model and its methods.
+
+Started from ``recommender_serv.tmpl.py``, which jenerator writes from recommender.idl:
+copy it to ``recommender_serv.py``, fill in the methods, and run
+``python recommender_impl.py --rpc-port 9199``. Each method runs under the lock its
+IDL annotation names (``#@analysis`` shared, ``#@update`` exclusive, ``#@nolock`` none).
+"""
+
+from __future__ import annotations
+
+import recommender_types as types
+from runtime.datum import Datum
+from runtime.server_base import ServerBase
+
+
+class RecommenderServ(ServerBase):
+    """Recommendation by similar rows."""
+
+    def __init__(self, config_json: str) -> None:
+        super().__init__(config_json)
+        # Build the model from self.config (the parsed JSON config) here.
+
+    def clear_row(self, id: str) -> bool:
+        """The ``clear_row`` method of ``recommender``."""
+        raise NotImplementedError("recommender.clear_row")
+
+    def update_row(self, id: str, row: Datum) -> bool:
+        """The ``update_row`` method of ``recommender``."""
+        raise NotImplementedError("recommender.update_row")
+
+    def clear(self) -> bool:
+        """The ``clear`` method of ``recommender``."""
+        raise NotImplementedError("recommender.clear")
+
+    def complete_row_from_id(self, id: str) -> Datum:
+        """The ``complete_row_from_id`` method of ``recommender``."""
+        raise NotImplementedError("recommender.complete_row_from_id")
+
+    def complete_row_from_datum(self, row: Datum) -> Datum:
+        """The ``complete_row_from_datum`` method of ``recommender``."""
+        raise NotImplementedError("recommender.complete_row_from_datum")
+
+    def similar_row_from_id(self, id: str, size: int) -> list[types.IdWithScore]:
+        """The ``similar_row_from_id`` method of ``recommender``."""
+        raise NotImplementedError("recommender.similar_row_from_id")
+
+    def similar_row_from_id_and_score(self, id: str, score: float) -> list[types.IdWithScore]:
+        """The ``similar_row_from_id_and_score`` method of ``recommender``."""
+        raise NotImplementedError("recommender.similar_row_from_id_and_score")
+
+    def similar_row_from_id_and_rate(self, id: str, rate: float) -> list[types.IdWithScore]:
+        """The ``similar_row_from_id_and_rate`` method of ``recommender``."""
+        raise NotImplementedError("recommender.similar_row_from_id_and_rate")
+
+    def similar_row_from_datum(self, row: Datum, size: int) -> list[types.IdWithScore]:
+        """The ``similar_row_from_datum`` method of ``recommender``."""
+        raise NotImplementedError("recommender.similar_row_from_datum")
+
+    def similar_row_from_datum_and_score(self, row: Datum, score: float) -> list[types.IdWithScore]:
+        """The ``similar_row_from_datum_and_score`` method of ``recommender``."""
+        raise NotImplementedError("recommender.similar_row_from_datum_and_score")
+
+    def similar_row_from_datum_and_rate(self, row: Datum, rate: float) -> list[types.IdWithScore]:
+        """The ``similar_row_from_datum_and_rate`` method of ``recommender``."""
+        raise NotImplementedError("recommender.similar_row_from_datum_and_rate")
+
+    def decode_row(self, id: str) -> Datum:
+        """The ``decode_row`` method of ``recommender``."""
+        raise NotImplementedError("recommender.decode_row")
+
+    def get_all_rows(self) -> list[str]:
+        """The ``get_all_rows`` method of ``recommender``."""
+        raise NotImplementedError("recommender.get_all_rows")
+
+    def calc_similarity(self, lhs: Datum, rhs: Datum) -> float:
+        """The ``calc_similarity`` method of ``recommender``."""
+        raise NotImplementedError("recommender.calc_similarity")
+
+    def calc_l2norm(self, row: Datum) -> float:
+        """The ``calc_l2norm`` method of ``recommender``."""
+        raise NotImplementedError("recommender.calc_l2norm")
+
+    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+
+    def get_status(self) -> dict[str, str]:
+        """Status keys of this service, added to the built-in ``get_status``."""
+        return {}
+
+    def pack(self) -> object:
+        """The model as one msgpack-able value, for ``save``."""
+        raise NotImplementedError("recommender: save")
+
+    def unpack(self, payload: object) -> None:
+        """Replace the model with a saved one; build the new model fully, then swap it in."""
+        raise NotImplementedError("recommender: load")
