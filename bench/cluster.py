@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import re
 import sys
 import tempfile
 from contextlib import ExitStack
 from typing import Any
 
 from bench.kvs import REPO, _load, _process
-from bench.rpc import RESULTS, machine_note, ratio
+from bench.results import replace_section
+from bench.rpc import machine_note, ratio
 
 SECTION = "## Cluster"
 LISTENING = r"listening on [\d.]+:(\d+)"
@@ -101,13 +101,7 @@ def _write(rows: list[tuple[str, str, str, dict[str, Any]]], seconds: float) -> 
             f"{ratio(r['calls_per_s'], base['calls_per_s'])} | {r['p50_us']:.0f} | "
             f"{added:.0f} | {r['server_cpu_us_per_call']:.1f} |"
         )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = "\n".join(lines) + "\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = (
-        pattern.sub(block + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + block
-    )
-    RESULTS.write_text(text)
+    replace_section(SECTION, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import re
 import subprocess
 import sys
@@ -30,7 +29,8 @@ from typing import Any
 import msgpack
 
 from bench._load import LoadConnection, Window, percentile, process_cpu_seconds
-from bench.rpc import RESULTS, machine_note, ratio
+from bench.results import replace_section
+from bench.rpc import machine_note, ratio
 
 REPO = Path(__file__).resolve().parent.parent
 ORACLE_PYTHON = REPO / ".venv-oracle" / "bin" / "python"
@@ -230,14 +230,7 @@ def _write(rows: list[tuple[str, str, dict[str, dict[str, Any]]]], seconds: floa
             f"{ratio(j['calls_per_s'], c['calls_per_s'])} | {j['p50_us']:.0f}/{j['p99_us']:.0f} | "
             f"{j['server_cpu_us_per_call']:.1f} / {c['server_cpu_us_per_call']:.1f} |"
         )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = "\n".join(lines) + "\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = (
-        pattern.sub(block + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + block
-    )
-    RESULTS.write_text(text)
-    print(json.dumps({"written": str(RESULTS)}))
+    replace_section(SECTION, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

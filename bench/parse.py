@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import re
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.rpc import RESULTS, machine_note
+from bench.results import replace_section
+from bench.rpc import machine_note
 from jenerator.frontend import load_idl
 from jenerator.parser import parse
 
@@ -67,15 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Whole `jenerator -l server -t` process on {largest}: {cli * 1000:.0f} ms "
             "(best of 5).",
         ]  # fmt: skip
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        block = "\n".join(lines) + "\n"
-        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-        text = (
-            pattern.sub(block + "\n", text)
-            if pattern.search(text)
-            else text.rstrip() + "\n\n" + block
-        )
-        RESULTS.write_text(text)
+        replace_section(SECTION, "\n".join(lines) + "\n")
     return 0
 
 

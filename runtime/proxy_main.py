@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from runtime.routing import Route, Routing
 from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.pool import ClientPool
 from runtime.rpc.server import RpcServer
+from runtime.serving import log_file_path, serve_until_signalled
 
 __all__ = ["BUILTIN_ROUTES", "MembershipView", "ProxyApp", "parse_servers", "run_proxy"]
 
@@ -130,7 +130,6 @@ class ProxyApp:
             max_message_size=settings.max_message_size,
             idle_timeout=settings.timeout,
         )
-        self._stopping = asyncio.Event()
 
     def _forwarding_handler(self, route: Route) -> Handler:
         """A dispatch row taking the raw wire params (cluster name first) of ``route``."""
@@ -233,23 +232,9 @@ class ProxyApp:
             await asyncio.to_thread(_close_client, self._zk_client)
         log.info("stopped")
 
-    def request_stop(self) -> None:
-        if self._stopping.is_set():
-            log.warning("second signal: exiting at once")
-            os._exit(1)
-        log.info("signal received: stopping")
-        self._stopping.set()
-
     async def serve(self) -> int:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.request_stop)
-        await self.start()
-        try:
-            await self._stopping.wait()
-        finally:
-            await self.stop()
-        return 0
+        """Run until SIGTERM or SIGINT; returns the process exit status."""
+        return await serve_until_signalled(self.start, self.stop)
 
 
 def _close_client(client: Any) -> None:
@@ -267,7 +252,7 @@ def run_proxy(
     """Parse proxy flags and forward ``service_type`` calls; returns the exit status."""
     name = prog or Path(sys.argv[0]).name or f"{service_type}_proxy.py"
     settings = parse_proxy_args(name, argv)
-    setup_logging(settings.log_level, _logfile(settings, name))
+    setup_logging(settings.log_level, log_file_path(settings.logdir, name))
     try:
         app = ProxyApp(settings, service_type=service_type, routes=routes, prog=name)
         return asyncio.run(app.serve())
@@ -278,9 +263,3 @@ def run_proxy(
         port = settings.rpc_port
         log.error("proxy failed to start: %s (any process using port %d?)", error, port)
         return 1
-
-
-def _logfile(settings: ProxySettings, prog: str) -> str | None:
-    if not settings.logdir:
-        return None
-    return str(Path(settings.logdir) / f"{Path(prog).stem}.{os.getpid()}.log")

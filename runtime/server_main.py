@@ -14,7 +14,6 @@ import asyncio
 import importlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.server import RpcServer
 from runtime.server_base import ServerBase
 from runtime.service_host import ServiceHost, handler
+from runtime.serving import log_file_path, serve_until_signalled
 from runtime.zk_lock import config_read_lock
 
 __all__ = ["ServerApp", "handler", "load_service_class", "run_server"]
@@ -127,7 +127,6 @@ class ServerApp:
             max_message_size=settings.max_message_size,
             idle_timeout=settings.timeout,
         )
-        self._stopping = asyncio.Event()
         self._zk: Any = None
         self._config_lock: Any = None
         self.membership: ZooKeeperMembership | None = None
@@ -176,24 +175,9 @@ class ServerApp:
         await self.rpc.close(drain_timeout=self.settings.drain_timeout)
         log.info("stopped")
 
-    def request_stop(self) -> None:
-        if self._stopping.is_set():
-            log.warning("second signal: exiting at once")
-            os._exit(1)
-        log.info("signal received: stopping")
-        self._stopping.set()
-
     async def serve(self) -> int:
         """Run until SIGTERM or SIGINT; returns the process exit status."""
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.request_stop)
-        await self.start()
-        try:
-            await self._stopping.wait()
-        finally:
-            await self.stop()
-        return 0
+        return await serve_until_signalled(self.start, self.stop)
 
 
 def _release_and_close(zk: Any, lock: Any) -> None:
@@ -217,7 +201,7 @@ def run_server(
     """Parse flags and serve ``service_type``; returns the exit status (0 on a clean stop)."""
     prog = Path(sys.argv[0]).name or f"{service_type}_impl.py"
     settings = parse_server_args(prog, argv)
-    setup_logging(settings.log_level, _logfile(settings, prog))
+    setup_logging(settings.log_level, log_file_path(settings.logdir, prog))
     try:
         config_json, config_label = read_config(settings, service_type)
         cls = load_service_class(serv_module, serv_class)
@@ -251,9 +235,3 @@ def _check_datadir(datadir: str) -> None:
     path = Path(datadir)
     if not path.is_dir() or not os.access(path, os.W_OK):
         raise ConfigError(f"can't use datadir: {datadir} is not a writable directory")
-
-
-def _logfile(settings: ServerSettings, prog: str) -> str | None:
-    if not settings.logdir:
-        return None
-    return str(Path(settings.logdir) / f"{Path(prog).stem}.{os.getpid()}.log")

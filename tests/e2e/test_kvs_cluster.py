@@ -7,13 +7,10 @@ and writes that touch it fail loudly instead of half-succeeding.
 
 from __future__ import annotations
 
-import importlib
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
@@ -27,39 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 KEYS = 1000
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def kvs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("kvs-cluster")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jenerator",
-            "-l",
-            "server",
-            "-t",
-            "-o",
-            str(out),
-            str(REPO / "idl" / "kvs.idl"),
-        ],
-        check=True,
-    )
-    shutil.copy(REPO / "examples" / "kvs" / "kvs_serv.py", out / "kvs_serv.py")
-    (out / "config.json").write_text("{}\n")
-    return out
-
-
-@pytest.fixture(scope="module")
-def kvs(kvs_dir: Path) -> Iterator[ModuleType]:
-    sys.path.insert(0, str(kvs_dir))
-    try:
-        yield importlib.import_module("kvs_client")
-    finally:
-        sys.path.remove(str(kvs_dir))
-        for name in ("kvs_client", "kvs_types"):
-            sys.modules.pop(name, None)
 
 
 def _server(stack: ExitStack, kvs_dir: Path, tmp: Path, *extra: str) -> ServerProcess:

@@ -1,0 +1,47 @@
+"""Running a server or proxy process until SIGTERM/SIGINT, shared by both mains.
+
+The first signal stops accepting and lets ``stop`` drain calls in flight and leave the
+cluster; a second signal exits at once (status 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+async def serve_until_signalled(
+    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+) -> int:
+    """``await start()``, wait for SIGTERM or SIGINT, ``await stop()``; returns 0."""
+    stopping = asyncio.Event()
+
+    def on_signal() -> None:
+        if stopping.is_set():
+            log.warning("second signal: exiting at once")
+            os._exit(1)
+        log.info("signal received: stopping")
+        stopping.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    await start()
+    try:
+        await stopping.wait()
+    finally:
+        await stop()
+    return 0
+
+
+def log_file_path(logdir: str, prog: str) -> str | None:
+    """``<logdir>/<prog>.<pid>.log``, or None when no ``--logdir`` was given."""
+    if not logdir:
+        return None
+    return str(Path(logdir) / f"{Path(prog).stem}.{os.getpid()}.log")
