@@ -31,6 +31,8 @@ regen: venv
 bench: venv oracle
 	$(BIN)/python -m bench.parse
 	$(BIN)/python -m bench.rpc
+	$(BIN)/python -m bench.kvs
+	$(BIN)/python -m bench.cluster
 
 venv: $(VENV)/.installed
 
