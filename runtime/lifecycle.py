@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from runtime.errors import JubakoError
@@ -80,6 +80,26 @@ class Suspendable(Subsystem, Protocol):
     async def suspend(self) -> None: ...
 
     async def resume(self) -> None: ...
+
+
+class Part:
+    """A subsystem made of two coroutines functions: how to start it and how to stop it."""
+
+    def __init__(
+        self,
+        name: str,
+        start: Callable[[], Awaitable[None]],
+        stop: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.name = name
+        self._start = start
+        self._stop = stop
+
+    async def start(self) -> None:
+        await self._start()
+
+    async def stop(self) -> None:
+        await self._stop()
 
 
 class Lifecycle:

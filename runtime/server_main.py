@@ -22,6 +22,7 @@ from typing import Any
 from runtime.cli import parse_server_args
 from runtime.config import ServerSettings, listen_host
 from runtime.errors import ConfigError, JubakoError, ModelFileError
+from runtime.lifecycle import Part, System
 from runtime.locks import RWLock
 from runtime.logs import setup_logging
 from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
@@ -130,16 +131,26 @@ class ServerApp:
         self._zk: Any = None
         self._config_lock: Any = None
         self.membership: ZooKeeperMembership | None = None
+        parts = [Part("rpc", self._start_rpc, self._stop_rpc)]
+        if settings.zookeeper:
+            parts.append(Part("membership", self._join_cluster, self._leave_cluster))
+        #: Subsystems started in order and stopped in reverse; states in get_status.
+        self.system = System(f"{service_type}-server", parts)
+        self.host.status_providers.append(self.system.status)
 
     async def start(self) -> None:
         """Listen, then (in a cluster) register and turn active: the order proxies rely on."""
+        await self.system.start()
+
+    async def _start_rpc(self) -> None:
         await self.rpc.start()
         self.host.bound(self.bind_host, self.rpc.port)
         log.info("listening on %s:%d", self.bind_host, self.rpc.port)
         if self.settings.model_file:
             self.host.load_file(Path(self.settings.model_file), overwrite_config=True)
-        if self.settings.zookeeper:
-            await self._join_cluster()
+
+    async def _stop_rpc(self) -> None:
+        await self.rpc.close(drain_timeout=self.settings.drain_timeout)
 
     async def _join_cluster(self) -> None:
         s = self.settings
@@ -165,14 +176,16 @@ class ServerApp:
         connected = self.membership is not None and self.membership.connected
         return {"connected_zookeeper": self.settings.zookeeper if connected else ""}
 
-    async def stop(self) -> None:
-        """Leave the cluster, then stop accepting and drain calls in flight."""
+    async def _leave_cluster(self) -> None:
         if self.membership is not None:
             await self.membership.stop()
         if self._zk is not None:
             zk, lock = self._zk, self._config_lock
             await asyncio.to_thread(_release_and_close, zk, lock)
-        await self.rpc.close(drain_timeout=self.settings.drain_timeout)
+
+    async def stop(self) -> None:
+        """Leave the cluster, then stop accepting and drain calls in flight."""
+        await self.system.stop()
         log.info("stopped")
 
     async def serve(self) -> int:

@@ -45,6 +45,7 @@ def test_every_method_save_kill_restart_load(
         status = client.get_status()[server_id]
         assert status["num_keys"] == "2"
         assert status["type"] == "kvs"
+        assert status["state"] == "running" and status["state.rpc"] == "running"
         assert status["update_count"] == "5"
         assert status["last_saved_path"] == path
         assert client.clear() is True
