@@ -7,6 +7,7 @@ types the client checks.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,47 @@ def test_official_client_drives_the_kvs_server(tmp_path: Path) -> None:
     assert all(isinstance(v, str) for v in status.values())
     assert outcomes[10]["raised"]["$exc"].endswith("UnknownMethod")
     assert outcomes[11]["raised"]["$exc"].endswith("TypeMismatch")
+
+
+def test_official_client_through_a_proxy(tmp_path: Path) -> None:
+    args = [
+        "--rpc-port",
+        "0",
+        "--configpath",
+        str(EXAMPLE / "config.json"),
+        "--datadir",
+        str(tmp_path),
+    ]
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(ServerProcess(EXAMPLE / "kvs_impl.py", args, cwd=EXAMPLE))
+            for _ in range(2)
+        ]
+        members = ",".join(f"127.0.0.1:{s.port}" for s in servers)
+        proxy = stack.enter_context(
+            ServerProcess(
+                EXAMPLE / "kvs_proxy.py", ["--rpc-port", "0", "--servers", members], cwd=EXAMPLE
+            )
+        )
+        calls = [
+            call("put", ["apple", "red"], ["string", "string"], "bool"),
+            call("get", ["apple"], ["string"], "string"),
+            builtin("get_status"),
+            builtin("get_proxy_status"),
+            builtin("save", "snap"),
+            builtin("load", "snap"),
+            builtin("get_config"),
+        ]
+        request = {
+            "client": "jubatus", "host": "127.0.0.1", "port": proxy.port,
+            "name": "kvs-cluster", "timeout": 5, "calls": calls,
+        }  # fmt: skip
+        outcomes = run_script("client_calls.py", request, timeout=120)
+    ok: list[Any] = [untag(o["ok"]) if "ok" in o else o for o in outcomes]
+    assert ok[0] is True and ok[1] == "red"
+    assert sorted(ok[2]) == sorted(f"127.0.0.1_{s.port}" for s in servers)
+    assert sum(int(v["num_keys"]) for v in ok[2].values()) == 2
+    [(proxy_id, proxy_status)] = ok[3].items()
+    assert proxy_id == f"127.0.0.1_{proxy.port}" and int(proxy_status["request_count"]) >= 4
+    assert len(ok[4]) == 2 and ok[5] is True
+    assert ok[6] == "{}\n"
