@@ -53,7 +53,20 @@ class _ClientProtocol(asyncio.Protocol):
         self.pending = pending
         self.decoder = Decoder(max_size)
         self.transport: asyncio.Transport | None = None
-        self.lost = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        self.lost = self.loop.create_future()
+        self.out: list[bytes] = []
+
+    def send(self, frame: bytes) -> None:
+        """Queue a request; everything queued in one loop iteration goes out in one write."""
+        if not self.out:
+            self.loop.call_soon(self._flush)
+        self.out.append(frame)
+
+    def _flush(self) -> None:
+        if self.out and self.transport is not None and not self.lost.done():
+            self.transport.write(self.out[0] if len(self.out) == 1 else b"".join(self.out))
+        self.out.clear()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -158,7 +171,7 @@ class AsyncClient:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[msgid] = future
         assert protocol.transport is not None
-        protocol.transport.write(pack_request(msgid, method, list(params)))
+        protocol.send(pack_request(msgid, method, list(params)))
         limit = self.timeout if timeout is _UNSET else timeout
         # A timer per call is much cheaper than asyncio.wait_for (which spawns a task).
         timer = None
