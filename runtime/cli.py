@@ -9,11 +9,14 @@ exit with status 2 and a message naming the flag.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from runtime import __version__
-from runtime.config import ProxySettings, ServerSettings
+from runtime.config import ProxySettings, ServerSettings, resolve_settings
 from runtime.errors import ConfigError
+
+S = TypeVar("S", ServerSettings, ProxySettings)
 
 
 def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySettings) -> None:
@@ -81,6 +84,12 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
         type=float,
         default=defaults.drain_timeout,
         help="on SIGTERM/SIGINT, wait this long for calls in flight",
+    )
+    add(
+        "--settings",
+        default=None,
+        help='JSON file of settings (keys as the long flags, e.g. {"thread": 4}); '
+        "JUBAKO_<SETTING> environment variables override it, flags override both",
     )
     add("-v", "--version", action="version", version=f"jubako-{__version__} (%(prog)s)")
 
@@ -154,21 +163,47 @@ def proxy_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_server_args(prog: str, argv: Sequence[str] | None) -> ServerSettings:
-    """Parse and validate server flags; exits with status 2 on an error."""
-    parser = server_parser(prog)
-    namespace = parser.parse_args(argv)
+def _given(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> dict[str, Any]:
+    """Only the flags written on the command line (defaults left out), parsed and typed."""
+    saved = {action.dest: action.default for action in parser._actions}
     try:
-        return ServerSettings(**vars(namespace)).validate()
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        return vars(parser.parse_args(argv))
+    finally:
+        for action in parser._actions:
+            action.default = saved[action.dest]
+
+
+def _parse(
+    parser: argparse.ArgumentParser,
+    cls: type[S],
+    argv: Sequence[str] | None,
+    environ: Mapping[str, str] | None,
+) -> S:
+    parser.parse_args(argv)  # usage errors and --help first, with the usual messages
+    given = _given(parser, argv)
+    settings_file = given.pop("settings", None)
+    try:
+        return resolve_settings(
+            cls, flags=given, settings_file=settings_file, environ=environ
+        ).validate()
     except ConfigError as error:
         parser.error(str(error))
 
 
-def parse_proxy_args(prog: str, argv: Sequence[str] | None) -> ProxySettings:
-    """Parse and validate proxy flags; exits with status 2 on an error."""
-    parser = proxy_parser(prog)
-    namespace = parser.parse_args(argv)
-    try:
-        return ProxySettings(**vars(namespace)).validate()
-    except ConfigError as error:
-        parser.error(str(error))
+def parse_server_args(
+    prog: str, argv: Sequence[str] | None, environ: Mapping[str, str] | None = None
+) -> ServerSettings:
+    """Server settings: defaults < ``--settings`` file < ``JUBAKO_*`` environment < flags.
+
+    Exits with status 2 and a message naming the setting and its source on an error.
+    """
+    return _parse(server_parser(prog), ServerSettings, argv, environ)
+
+
+def parse_proxy_args(
+    prog: str, argv: Sequence[str] | None, environ: Mapping[str, str] | None = None
+) -> ProxySettings:
+    """Proxy settings, with the same precedence as :func:`parse_server_args`."""
+    return _parse(proxy_parser(prog), ProxySettings, argv, environ)

@@ -7,7 +7,13 @@ naming the setting: a :class:`~runtime.errors.ConfigError`.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 from runtime.errors import ConfigError
 
@@ -96,6 +102,69 @@ class ProxySettings:
         if bool(self.zookeeper) == bool(self.servers):
             raise ConfigError("give exactly one of --zookeeper HOST:PORT or --servers H:P,H:P")
         return self
+
+
+ENV_PREFIX = "JUBAKO_"
+T = TypeVar("T")
+
+
+def _convert(key: str, kind: str, value: object, source: str) -> object:
+    """``value`` as the setting's type; ConfigError naming the key and its source."""
+    where = f"{key} (from {source})"
+    if isinstance(value, str) and kind != "str":
+        text = value.strip()
+        if kind == "bool":
+            if text.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if text.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        try:
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    ok = {
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+    }[kind]
+    if not ok:
+        raise ConfigError(f"{where}: expected {kind}, got {type(value).__name__} {value!r}")
+    return float(value) if kind == "float" else value  # type: ignore[arg-type]
+
+
+def resolve_settings(
+    cls: type[T],
+    *,
+    flags: Mapping[str, object],
+    settings_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> T:
+    """Defaults, overridden by a JSON settings file, by ``JUBAKO_<NAME>`` environment
+    variables, then by command-line flags. Unknown keys and wrong types are ConfigErrors
+    naming the key and where it came from."""
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, object] = {}
+    layers: list[tuple[str, Mapping[str, object]]] = []
+    if settings_file:
+        try:
+            loaded = json.loads(Path(settings_file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ConfigError(f"settings file {settings_file}: {error}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"settings file {settings_file}: expected a JSON object")
+        layers.append((f"settings file {settings_file}", loaded))
+    env = os.environ if environ is None else environ
+    from_env = {k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+    layers.append(("environment " + ENV_PREFIX + "*", from_env))
+    layers.append(("command line", flags))
+    for source, layer in layers:
+        for key, value in layer.items():
+            if key not in kinds:
+                raise ConfigError(f"{key} (from {source}): unknown setting")
+            values[key] = _convert(key, kinds[key], value, source)
+    return cls(**values)
 
 
 def _port(name: str, value: int, *, allow_zero: bool) -> None:
