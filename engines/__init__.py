@@ -1,0 +1,1 @@
+"""Engines with Jubatus's interfaces, built on the Jubako runtime."""

@@ -1,0 +1,1 @@
+"""The stat engine: sums, deviations, extremes, moments and entropy over sliding windows."""
