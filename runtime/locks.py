@@ -25,7 +25,8 @@ class RWLock:
     """A writer-preferring read/write lock for threads."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
@@ -40,7 +41,7 @@ class RWLock:
             self._sleepers -= 1
 
     def try_acquire_read(self) -> bool:
-        with self._cond:
+        with self._mutex:
             if self._writer or self._waiting_writers:
                 return False
             self._readers += 1
@@ -53,7 +54,7 @@ class RWLock:
             self._readers += 1
 
     def release_read(self) -> None:
-        with self._cond:
+        with self._mutex:
             if self._readers <= 0:
                 raise RuntimeError("release_read without a reader")
             self._readers -= 1
@@ -61,7 +62,7 @@ class RWLock:
                 self._cond.notify_all()
 
     def try_acquire_write(self) -> bool:
-        with self._cond:
+        with self._mutex:
             if self._writer or self._readers:
                 return False
             self._writer = True
@@ -78,7 +79,7 @@ class RWLock:
             self._writer = True
 
     def release_write(self) -> None:
-        with self._cond:
+        with self._mutex:
             if not self._writer:
                 raise RuntimeError("release_write without the writer")
             self._writer = False
