@@ -1,12 +1,20 @@
-"""Parse tree → typed model, with spans and ``#-`` doc lines. Never rejects input.
+"""Parse tree → typed model, with spans and ``#-`` doc lines.
 
-Doc lines attach to the node that starts right below them: a run of ``#-`` lines directly
-above a message, field, enum, enum value, exception, service or method (for a method,
-above its first annotation) becomes that node's ``doc``.
+The transformer only builds objects: it accepts every tree the grammar produces and
+never rejects input (duplicate names, unknown types, a missing annotation are the
+validator's findings). Each node's :class:`~jenerator.model.Span` comes from lark's
+``meta``, so the transformer must run on a finished tree, outside ``Lark()``.
+
+Doc lines: a run of ``#-`` comments, each alone on its line, directly above the line
+where a message, field, enum, enum value, exception, service or method starts (for a
+method, its first annotation) becomes that node's ``doc``, one entry per line with the
+``#-`` marker removed. A blank line or a plain ``#`` comment ends the run, and ``#-``
+written after code on the same line documents nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from lark import Token, Transformer, Tree, v_args
@@ -14,18 +22,24 @@ from lark.tree import Meta
 
 from jenerator import model as m
 
-_CONTAINERS = {"list", "map", "tuple"}
+_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "b": "\b", "t": "\t"}
+
+DOC_MARKER = "#-"
 
 
-def _unquote(token: Token) -> str:
-    body = str(token)[1:-1]
-    escapes = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "b": "\b", "t": "\t"}
+def unquote(literal: str) -> str:
+    """The text of a string literal: quotes removed, escapes resolved.
+
+    Known escapes are ``\\\\ \\' \\" \\n \\r \\b \\t``; any other backslash pair is kept
+    as written.
+    """
+    body = literal[1:-1]
     out: list[str] = []
     chars = iter(body)
     for char in chars:
         if char == "\\":
-            nxt = next(chars, "")
-            out.append(escapes.get(nxt, "\\" + nxt))
+            following = next(chars, "")
+            out.append(_ESCAPES.get(following, "\\" + following))
         else:
             out.append(char)
     return "".join(out)
@@ -33,12 +47,22 @@ def _unquote(token: Token) -> str:
 
 @v_args(meta=True)
 class IdlTransformer(Transformer[Token, m.Idl]):
-    """Builds the model; ``comments`` maps line numbers to ``#`` comment text."""
+    """Builds an :class:`~jenerator.model.Idl` from a parse tree of ``path``.
 
-    def __init__(self, path: str, comments: dict[int, str]) -> None:
+    ``comments`` maps line numbers to comments that stand alone on their line, as
+    :func:`jenerator.parser.parse` returns them.
+    """
+
+    def __init__(self, path: str, comments: Mapping[int, str]) -> None:
         super().__init__()
         self.path = path
-        self.docs = {line: text[2:] for line, text in comments.items() if text.startswith("#-")}
+        self.docs = {
+            line: text[len(DOC_MARKER) :]
+            for line, text in comments.items()
+            if text.startswith(DOC_MARKER)
+        }
+
+    # -- helpers ---------------------------------------------------------------------
 
     def _span(self, meta: Meta) -> m.Span:
         if getattr(meta, "empty", True):
@@ -46,10 +70,8 @@ class IdlTransformer(Transformer[Token, m.Idl]):
         return m.Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
 
     def _token_span(self, token: Token) -> m.Span:
-        return m.Span(
-            self.path, token.line or 1, token.column or 1,
-            token.end_line or 1, token.end_column or 1,
-        )  # fmt: skip
+        line, column = token.line or 1, token.column or 1
+        return m.Span(self.path, line, column, token.end_line or line, token.end_column or column)
 
     def _doc(self, line: int) -> tuple[str, ...]:
         lines: list[str] = []
@@ -58,6 +80,8 @@ class IdlTransformer(Transformer[Token, m.Idl]):
             lines.append(self.docs[current])
             current -= 1
         return tuple(reversed(lines))
+
+    # -- declarations ----------------------------------------------------------------
 
     def start(self, meta: Meta, items: list[Any]) -> m.Idl:
         return m.Idl(
@@ -70,67 +94,76 @@ class IdlTransformer(Transformer[Token, m.Idl]):
         )
 
     def include(self, meta: Meta, items: list[Any]) -> m.Include:
-        return m.Include(_unquote(items[0]), self._span(meta))
+        return m.Include(unquote(items[0]), self._span(meta))
 
     def cpp_type(self, meta: Meta, items: list[Any]) -> str:
-        return _unquote(items[0])
+        return unquote(items[0])
 
     def base(self, meta: Meta, items: list[Any]) -> str:
         return str(items[0])
 
     def message(self, meta: Meta, items: list[Any]) -> m.Message:
-        name, rest = items[0], items[1:]
-        cpp = rest.pop(0) if rest and isinstance(rest[0], str) else None
+        name, cpp_type, *fields = items
         span = self._span(meta)
-        return m.Message(str(name), tuple(rest), cpp, self._doc(span.line), span)
+        return m.Message(str(name), tuple(fields), cpp_type, self._doc(span.line), span)
 
     def exception(self, meta: Meta, items: list[Any]) -> m.ExceptionDef:
-        name, rest = items[0], items[1:]
-        base = rest.pop(0) if rest and isinstance(rest[0], str) else None
+        name, base, *fields = items
         span = self._span(meta)
-        return m.ExceptionDef(str(name), tuple(rest), base, self._doc(span.line), span)
+        return m.ExceptionDef(str(name), tuple(fields), base, self._doc(span.line), span)
 
     def enum(self, meta: Meta, items: list[Any]) -> m.Enum:
+        name, *values = items
         span = self._span(meta)
-        return m.Enum(str(items[0]), tuple(items[1:]), self._doc(span.line), span)
+        return m.Enum(str(name), tuple(values), self._doc(span.line), span)
 
     def enum_value(self, meta: Meta, items: list[Any]) -> m.EnumValue:
+        number, name = items
         span = self._span(meta)
-        return m.EnumValue(int(items[0]), str(items[1]), self._doc(span.line), span)
+        return m.EnumValue(int(number), str(name), self._doc(span.line), span)
 
     def field(self, meta: Meta, items: list[Any]) -> m.Field:
+        number, type_, name = items
         span = self._span(meta)
-        return m.Field(int(items[0]), items[1], str(items[2]), self._doc(span.line), span)
-
-    def arg(self, meta: Meta, items: list[Any]) -> m.Arg:
-        return m.Arg(int(items[0]), items[1], str(items[2]), self._span(meta))
-
-    def annotation_argument(self, meta: Meta, items: list[Any]) -> int:
-        return int(items[0])
-
-    def annotation(self, meta: Meta, items: list[Any]) -> m.Annotation:
-        argument = items[1] if len(items) > 1 else None
-        return m.Annotation(str(items[0])[2:], argument, self._span(meta))
-
-    def method(self, meta: Meta, items: list[Any]) -> m.Method:
-        annotations = tuple(i for i in items if isinstance(i, m.Annotation))
-        rest = [i for i in items if not isinstance(i, m.Annotation)]
-        return_type, name, args = rest[0], rest[1], [a for a in rest[2:] if a is not None]
-        span = self._span(meta)
-        return m.Method(
-            str(name), return_type, tuple(args), annotations, self._doc(span.line), span
-        )
+        return m.Field(int(number), type_, str(name), self._doc(span.line), span)
 
     def service(self, meta: Meta, items: list[Any]) -> m.Service:
+        name, *methods = items
         span = self._span(meta)
-        return m.Service(str(items[0]), tuple(items[1:]), self._doc(span.line), span)
+        return m.Service(str(name), tuple(methods), self._doc(span.line), span)
+
+    def method(self, meta: Meta, items: list[Any]) -> m.Method:
+        *annotations, return_type, name, args = items
+        span = self._span(meta)
+        return m.Method(
+            str(name),
+            return_type,
+            tuple(args or ()),
+            tuple(annotations),
+            self._doc(span.line),
+            span,
+        )
+
+    def args(self, meta: Meta, items: list[Any]) -> list[m.Arg]:
+        return list(items)
+
+    def arg(self, meta: Meta, items: list[Any]) -> m.Arg:
+        number, type_, name = items
+        return m.Arg(int(number), type_, str(name), self._span(meta))
+
+    def annotation(self, meta: Meta, items: list[Any]) -> m.Annotation:
+        token, argument = items
+        name = str(token)[len("#@") :]
+        return m.Annotation(name, None if argument is None else int(argument), self._span(meta))
+
+    # -- types -----------------------------------------------------------------------
 
     def named(self, meta: Meta, items: list[Any]) -> m.TypeExpr:
-        name = str(items[0])
-        span = self._token_span(items[0])
-        if name in m.PRIMITIVE_NAMES:
-            return m.PrimitiveType(name, span)
-        return m.NamedType(name, span)
+        token = items[0]
+        span = self._token_span(token)
+        if str(token) in m.PRIMITIVE_NAMES:
+            return m.PrimitiveType(str(token), span)
+        return m.NamedType(str(token), span)
 
     def nullable(self, meta: Meta, items: list[Any]) -> m.NullableType:
         return m.NullableType(items[0], self._span(meta))
@@ -145,5 +178,6 @@ class IdlTransformer(Transformer[Token, m.Idl]):
         return m.TupleType(tuple(items), self._span(meta))
 
 
-def transform(tree: Tree[Token], path: str, comments: dict[int, str]) -> m.Idl:
+def transform(tree: Tree[Token], path: str, comments: Mapping[int, str]) -> m.Idl:
+    """The model of ``tree``; see :class:`IdlTransformer`."""
     return IdlTransformer(path, comments).transform(tree)

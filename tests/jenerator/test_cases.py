@@ -1,7 +1,9 @@
-"""The error corpus: each ``cases/errors/e_<rule>.idl`` gives exactly its ``.stderr``.
+"""The case corpus, run through the real command.
 
-Each file breaks one rule (some several times); the expected output names every line,
-column and message, and the exit status is 1. Files under ``cases/ok/`` must compile.
+Each ``cases/errors/e_<rule>.idl`` breaks one rule (some several times) and its
+``.stderr`` holds exactly what ``jenerator`` must print: every line, column and message.
+The exit status is 1 and nothing is written. Every ``cases/ok/*.idl`` loads with no
+diagnostic and generates.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from jenerator.frontend import load_idl_file
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).resolve().parent / "cases"
@@ -28,16 +32,27 @@ def jenerator(path: Path, out: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_every_error_case_has_its_expected_stderr() -> None:
+    stems = {p.stem for p in ERRORS}
+    expected = {p.stem for p in (CASES / "errors").glob("e_*.stderr")}
+    assert stems == expected
+    assert len(stems) >= 30
+
+
 @pytest.mark.parametrize("path", ERRORS, ids=[p.stem for p in ERRORS])
 def test_error_case(path: Path, tmp_path: Path) -> None:
     result = jenerator(path, tmp_path / "out")
     assert result.returncode == 1
-    assert result.stderr == path.with_suffix(".stderr").read_text()
+    assert result.stdout == ""
+    assert result.stderr == path.with_suffix(".stderr").read_text(encoding="utf-8")
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists(), "an IDL error must write nothing"
 
 
 @pytest.mark.parametrize("path", OK, ids=[p.stem for p in OK])
 def test_ok_case(path: Path, tmp_path: Path) -> None:
+    idl = load_idl_file(path)
+    assert len(idl.services) == 1
     result = jenerator(path, tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert (result.returncode, result.stderr) == (0, "")
     assert len(list(tmp_path.glob("*.py"))) == 5

@@ -1,26 +1,36 @@
-"""The jenerator command: outputs, exit codes 0/1/2, messages on stderr."""
+"""The jenerator command: outputs, exit codes 0/1/2, messages on stderr.
+
+Most cases run the real command in a subprocess (``python -m jenerator`` and the
+installed ``jenerator`` script); ``main()`` is also called in-process to check that it
+returns its status instead of exiting.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from jenerator import __version__
 from jenerator.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 KVS = str(REPO / "idl" / "kvs.idl")
+SCRIPT = Path(sys.executable).parent / "jenerator"
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "jenerator", *args], capture_output=True, text=True
+        [sys.executable, "-m", "jenerator", *args], capture_output=True, text=True, cwd=cwd
     )
 
 
-def test_server_target_writes_the_five_files(tmp_path: Path) -> None:
-    assert main(["-l", "server", "-t", "-o", str(tmp_path), KVS]) == 0
+def test_server_target_writes_the_five_files_and_prints_nothing(tmp_path: Path) -> None:
+    result = run("-l", "server", "-t", "-o", str(tmp_path), KVS)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "kvs_client.py", "kvs_impl.py", "kvs_proxy.py", "kvs_serv.tmpl.py", "kvs_types.py",
     ]  # fmt: skip
@@ -29,10 +39,24 @@ def test_server_target_writes_the_five_files(tmp_path: Path) -> None:
     assert "DO NOT EDIT" not in (tmp_path / "kvs_serv.tmpl.py").read_text()
 
 
+def test_installed_script_works(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(SCRIPT), "-l", "server", "-o", str(tmp_path), KVS], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "kvs_types.py").is_file()
+    assert not (tmp_path / "kvs_serv.tmpl.py").exists(), "-t not given"
+
+
 def test_python_target_writes_a_package(tmp_path: Path) -> None:
     assert main(["-l", "python", "-n", "acme.clients", "-o", str(tmp_path), KVS]) == 0
     package = tmp_path / "acme" / "clients" / "kvs"
     assert sorted(p.name for p in package.iterdir()) == ["__init__.py", "client.py", "types.py"]
+
+
+def test_output_defaults_to_the_current_directory(tmp_path: Path) -> None:
+    assert run("-l", "server", KVS, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "kvs_client.py").is_file()
 
 
 def test_output_is_deterministic(tmp_path: Path) -> None:
@@ -50,18 +74,18 @@ def test_idl_errors_exit_1_with_every_diagnostic_and_write_nothing(tmp_path: Pat
     )
     result = run("-l", "server", "-o", str(tmp_path / "out"), str(bad))
     assert result.returncode == 1
-    lines = result.stderr.splitlines()
-    assert f"{bad}:2:18: error: aggregator '#@all_and' of 'put' needs a bool result" in lines
-    assert (
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{bad}:2:18: error: aggregator '#@all_and' of 'put' needs a bool result; "
+        "'put' returns 'int'",
+        f"{bad}:3:11: error: the first argument of cht method 'put' must be a string key, "
+        "not 'int'",
+        f"{bad}:4:3: error: method 'get' has no aggregator annotation "
+        "(one of #@pass, #@all_and, #@all_or, #@merge, #@concat, #@add, #@ignore)",
         f"{bad}:4:3: error: method 'get' has no lock annotation "
-        "(one of #@analysis, #@update, #@nolock)"
-        in lines
-    )
-    assert any(
-        line.startswith(f"{bad}:5:3: error: unknown type 'strng'; did you mean 'string'")
-        for line in lines
-    )
-    assert "Traceback" not in result.stderr
+        "(one of #@analysis, #@update, #@nolock)",
+        f"{bad}:5:3: error: unknown type 'strng'; did you mean 'string'?",
+    ]
     assert not (tmp_path / "out").exists()
 
 
@@ -70,23 +94,119 @@ def test_syntax_error_says_what_was_expected(tmp_path: Path) -> None:
     bad.write_text("service s {\n  #@random #@analysis #@pass\n  bool f(0: string a,)\n}\n")
     result = run("-l", "python", "-o", str(tmp_path), str(bad))
     assert result.returncode == 1
-    assert result.stderr == f"{bad}:3:22: error: unexpected ')'; expected a number\n"
+    assert result.stderr == (
+        f"{bad}:3:22: error: unexpected ')'; expected a number (no comma after the last argument)\n"
+    )
 
 
-def test_usage_and_io_errors_exit_2(tmp_path: Path) -> None:
-    assert run("-l", "cobol", KVS).returncode == 2
-    assert run(KVS).returncode == 2
-    missing = run("-l", "server", str(tmp_path / "missing.idl"))
-    assert missing.returncode == 2 and "jenerator: error:" in missing.stderr
-    binary = tmp_path / "binary.idl"
-    binary.write_bytes(b"\xff\xfe\x00service")
-    assert "not UTF-8" in run("-l", "server", str(binary)).stderr
+def test_main_returns_1_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.idl"
+    bad.write_text("message m {\n}\n")
+    assert main(["-l", "server", "-o", str(tmp_path / "out"), str(bad)]) == 1
+    assert capsys.readouterr().err == (
+        f"{bad}:1:1: error: message 'm' has no fields; a message needs at least one\n"
+    )
+
+
+def test_target_errors_also_exit_1(tmp_path: Path) -> None:
+    two = tmp_path / "two.idl"
+    two.write_text(
+        "service a {\n  #@random #@analysis #@pass\n  bool f()\n}\n"
+        "service b {\n  #@random #@analysis #@pass\n  bool f()\n}\n"
+    )
+    result = run("-l", "server", "-o", str(tmp_path / "out"), str(two))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{two}:5:1: error: ")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-l", "cobol", KVS], "argument -l/--lang: invalid choice: 'cobol'"),
+        ([KVS], "the following arguments are required: -l/--lang"),
+        (["-l", "server"], "the following arguments are required: FILE.idl"),
+        (["-l", "python", "-n", "not a.package", KVS], "is not a dotted Python package name"),
+        (["-l", "python", "-n", "acme.class", KVS], "is not a dotted Python package name"),
+        (["-l", "server", "--frobnicate", KVS], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith("jenerator: error: ")
+    assert message in result.stderr
+
+
+def test_usage_error_in_process_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-l", "cobol", KVS]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.idl"
+    result = run("-l", "server", "-o", str(tmp_path), str(missing))
+    assert result.returncode == 2
+    assert result.stderr == f"jenerator: error: {missing}: No such file or directory\n"
+
+
+def test_unreadable_file_exits_2(tmp_path: Path) -> None:
+    folder = tmp_path / "folder.idl"
+    folder.mkdir()
+    result = run("-l", "server", "-o", str(tmp_path / "out"), str(folder))
+    assert result.returncode == 2
+    assert result.stderr == f"jenerator: error: {folder}: Is a directory\n"
+    if os.geteuid() != 0:  # root reads files whatever their mode
+        locked = tmp_path / "locked.idl"
+        locked.write_text("")
+        locked.chmod(0)
+        result = run("-l", "server", "-o", str(tmp_path / "out"), str(locked))
+        assert result.returncode == 2
+        assert result.stderr == f"jenerator: error: {locked}: Permission denied\n"
+
+
+def test_non_utf8_file_exits_2(tmp_path: Path) -> None:
+    binary = tmp_path / "latin1.idl"
+    binary.write_bytes("message caf\u00e9 { 0: int a }\n".encode("latin-1"))
+    result = run("-l", "server", "-o", str(tmp_path / "out"), str(binary))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"jenerator: error: {binary}: not UTF-8 text "
+        "(invalid continuation byte at line 1, byte 12 of the line)\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_byte_order_mark_and_windows_line_endings_are_accepted(tmp_path: Path) -> None:
+    text = Path(KVS).read_text(encoding="utf-8").replace("\n", "\r\n")
+    windows = tmp_path / "kvs.idl"
+    windows.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert run("-l", "server", "-o", str(tmp_path / "a"), str(windows)).returncode == 0
+    assert run("-l", "server", "-o", str(tmp_path / "b"), KVS).returncode == 0
+    for path in (tmp_path / "b").iterdir():
+        assert path.read_bytes() == (tmp_path / "a" / path.name).read_bytes()
+
+
+@pytest.mark.parametrize("under_file", [False, True])
+def test_output_directory_that_is_a_file_exits_2(tmp_path: Path, under_file: bool) -> None:
     blocker = tmp_path / "file"
-    blocker.write_text("")
-    result = run("-l", "server", "-o", str(blocker), KVS)
-    assert result.returncode == 2 and "cannot write" in result.stderr
+    blocker.write_text("keep me")
+    out = blocker / "sub" if under_file else blocker
+    result = run("-l", "server", "-o", str(out), KVS)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"jenerator: error: cannot write to {out}: ")
+    assert len(result.stderr.splitlines()) == 1
+    assert blocker.read_text() == "keep me"
 
 
-def test_version_and_help() -> None:
-    assert run("--version").stdout.strip() == f"jenerator {__version__}"
-    assert "-l" in run("--help").stdout
+def test_version() -> None:
+    result = run("--version")
+    assert (result.returncode, result.stdout) == (0, f"jenerator {__version__}\n")
+    assert __version__ == "0.1.0"
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for option in ("-l", "-o", "-n", "-t", "--version", "FILE.idl"):
+        assert option in text
