@@ -1,0 +1,1 @@
+"""The classifier engine: Jubatus's linear classifiers behind its converter config."""
