@@ -25,7 +25,7 @@ def load_idl(text: str, path: str) -> Idl:
     Raises IdlError with every diagnostic when the text is not a valid IDL.
     """
     parsed = parse(text, path)
-    idl = transform(parsed.tree, path, parsed.comments)
+    idl = transform(parsed, path)
     diagnostics = validate(idl)
     if diagnostics:
         raise IdlError(diagnostics)

@@ -85,9 +85,11 @@ _HINT_EXAMPLES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 @dataclass(frozen=True)
 class Parsed:
-    """A parse tree and the comments that stand alone on their lines."""
+    """A parse tree, the text it was parsed from, and the comments alone on their lines."""
 
     tree: lark.Tree[lark.Token]
+    #: The text parsed (without a leading byte-order mark); spans index into it.
+    text: str
     #: Comment text (``#`` included) by line number, for comments with nothing but
     #: whitespace before them on their line. Comments after code are left out: they
     #: document nothing below them.
@@ -130,7 +132,7 @@ def parse(text: str, path: str) -> Parsed:
         finally:
             tokens = list(_COMMENT_TOKENS)
             _COMMENT_TOKENS.clear()
-    return Parsed(tree, _own_line_comments(tokens, text))
+    return Parsed(tree, text, _own_line_comments(tokens, text))
 
 
 def _own_line_comments(tokens: list[lark.Token], text: str) -> dict[int, str]:

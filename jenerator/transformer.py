@@ -8,8 +8,9 @@ validator's findings). Each node's :class:`~jenerator.model.Span` comes from lar
 Doc lines: a run of ``#-`` comments, each alone on its line, directly above the line
 where a message, field, enum, enum value, exception, service or method starts (for a
 method, its first annotation) becomes that node's ``doc``, one entry per line with the
-``#-`` marker removed. A blank line or a plain ``#`` comment ends the run, and ``#-``
-written after code on the same line documents nothing.
+``#-`` marker removed. Only a node that opens its line takes the run (in
+``message m { 0: int a }`` the doc is the message's, not the field's). A blank line or a
+plain ``#`` comment ends the run, and ``#-`` written after code documents nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lark import Token, Transformer, Tree, v_args
+from lark import Token, Transformer, v_args
 from lark.tree import Meta
 
 from jenerator import model as m
+from jenerator.parser import Parsed
 
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "b": "\b", "t": "\t"}
 
@@ -49,13 +51,14 @@ def unquote(literal: str) -> str:
 class IdlTransformer(Transformer[Token, m.Idl]):
     """Builds an :class:`~jenerator.model.Idl` from a parse tree of ``path``.
 
-    ``comments`` maps line numbers to comments that stand alone on their line, as
-    :func:`jenerator.parser.parse` returns them.
+    ``comments`` maps line numbers to comments that stand alone on their line, and
+    ``text`` is the parsed text, as :func:`jenerator.parser.parse` returns them.
     """
 
-    def __init__(self, path: str, comments: Mapping[int, str]) -> None:
+    def __init__(self, path: str, comments: Mapping[int, str], text: str) -> None:
         super().__init__()
         self.path = path
+        self.lines = text.split("\n")
         self.docs = {
             line: text[len(DOC_MARKER) :]
             for line, text in comments.items()
@@ -73,13 +76,21 @@ class IdlTransformer(Transformer[Token, m.Idl]):
         line, column = token.line or 1, token.column or 1
         return m.Span(self.path, line, column, token.end_line or line, token.end_column or column)
 
-    def _doc(self, line: int) -> tuple[str, ...]:
+    def _doc(self, span: m.Span) -> tuple[str, ...]:
+        line = span.line
+        if line - 1 not in self.docs or not self._opens_line(span):
+            return ()
         lines: list[str] = []
         current = line - 1
         while current in self.docs:
             lines.append(self.docs[current])
             current -= 1
         return tuple(reversed(lines))
+
+    def _opens_line(self, span: m.Span) -> bool:
+        if not 0 < span.line <= len(self.lines):
+            return False
+        return not self.lines[span.line - 1][: span.column - 1].strip()
 
     # -- declarations ----------------------------------------------------------------
 
@@ -105,32 +116,32 @@ class IdlTransformer(Transformer[Token, m.Idl]):
     def message(self, meta: Meta, items: list[Any]) -> m.Message:
         name, cpp_type, *fields = items
         span = self._span(meta)
-        return m.Message(str(name), tuple(fields), cpp_type, self._doc(span.line), span)
+        return m.Message(str(name), tuple(fields), cpp_type, self._doc(span), span)
 
     def exception(self, meta: Meta, items: list[Any]) -> m.ExceptionDef:
         name, base, *fields = items
         span = self._span(meta)
-        return m.ExceptionDef(str(name), tuple(fields), base, self._doc(span.line), span)
+        return m.ExceptionDef(str(name), tuple(fields), base, self._doc(span), span)
 
     def enum(self, meta: Meta, items: list[Any]) -> m.Enum:
         name, *values = items
         span = self._span(meta)
-        return m.Enum(str(name), tuple(values), self._doc(span.line), span)
+        return m.Enum(str(name), tuple(values), self._doc(span), span)
 
     def enum_value(self, meta: Meta, items: list[Any]) -> m.EnumValue:
         number, name = items
         span = self._span(meta)
-        return m.EnumValue(int(number), str(name), self._doc(span.line), span)
+        return m.EnumValue(int(number), str(name), self._doc(span), span)
 
     def field(self, meta: Meta, items: list[Any]) -> m.Field:
         number, type_, name = items
         span = self._span(meta)
-        return m.Field(int(number), type_, str(name), self._doc(span.line), span)
+        return m.Field(int(number), type_, str(name), self._doc(span), span)
 
     def service(self, meta: Meta, items: list[Any]) -> m.Service:
         name, *methods = items
         span = self._span(meta)
-        return m.Service(str(name), tuple(methods), self._doc(span.line), span)
+        return m.Service(str(name), tuple(methods), self._doc(span), span)
 
     def method(self, meta: Meta, items: list[Any]) -> m.Method:
         *annotations, return_type, name, args = items
@@ -140,7 +151,7 @@ class IdlTransformer(Transformer[Token, m.Idl]):
             return_type,
             tuple(args or ()),
             tuple(annotations),
-            self._doc(span.line),
+            self._doc(span),
             span,
         )
 
@@ -178,6 +189,6 @@ class IdlTransformer(Transformer[Token, m.Idl]):
         return m.TupleType(tuple(items), self._span(meta))
 
 
-def transform(tree: Tree[Token], path: str, comments: Mapping[int, str]) -> m.Idl:
-    """The model of ``tree``; see :class:`IdlTransformer`."""
-    return IdlTransformer(path, comments).transform(tree)
+def transform(parsed: Parsed, path: str) -> m.Idl:
+    """The model of a parsed file; see :class:`IdlTransformer`."""
+    return IdlTransformer(path, parsed.comments, parsed.text).transform(parsed.tree)
