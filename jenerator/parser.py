@@ -19,6 +19,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from typing import TypeGuard
 
 import lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -32,6 +33,15 @@ logger = logging.getLogger(__name__)
 #: Serialises parses: the lexer callback below appends to one shared list.
 _LOCK = threading.Lock()
 _COMMENT_TOKENS: list[lark.Token] = []
+
+#: Deepest type nesting accepted: one level per ``list<``, ``map<``, ``tuple<`` or ``?``.
+#: The transformer and the validator recurse over types, so a pathological file is refused
+#: here, with a diagnostic, instead of exhausting Python's stack later.
+MAX_TYPE_DEPTH = 64
+_TYPE_RULES = frozenset({"list_type", "map_type", "tuple_type", "nullable"})
+#: Longest number accepted, in digits: enough for any 64-bit value. Longer ones are
+#: refused before ``int()`` could choke on them.
+MAX_DIGITS = 20
 
 #: How terminals with a pattern (rather than a fixed string) are named in messages.
 _DESCRIBED = {
@@ -132,7 +142,43 @@ def parse(text: str, path: str) -> Parsed:
         finally:
             tokens = list(_COMMENT_TOKENS)
             _COMMENT_TOKENS.clear()
+    beyond = _beyond_limits(tree, path)
+    if beyond is not None:
+        raise IdlError([beyond])
     return Parsed(tree, text, _own_line_comments(tokens, text))
+
+
+def _beyond_limits(tree: lark.Tree[lark.Token], path: str) -> Diagnostic | None:
+    """The first number longer than MAX_DIGITS or type nested deeper than MAX_TYPE_DEPTH.
+
+    Walks the tree with a stack, so the walk itself cannot run out of Python stack.
+    """
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in _TYPE_RULES:
+            depth += 1
+            if depth > MAX_TYPE_DEPTH:
+                line, column = node.meta.line, node.meta.column
+                message = f"types nested more than {MAX_TYPE_DEPTH} levels deep"
+                return Diagnostic.error(Span(path, line, column, line, column), message, "syntax")
+        for child in node.children:
+            if isinstance(child, lark.Tree):
+                stack.append((child, depth))
+            elif _too_long(child):  # children may also be None (absent optional parts)
+                line, column = child.line or 1, child.column or 1
+                digits = len(child.lstrip("-"))
+                message = f"number too long ({digits} digits; at most {MAX_DIGITS})"
+                return Diagnostic.error(Span(path, line, column, line, column), message, "syntax")
+    return None
+
+
+def _too_long(child: object) -> TypeGuard[lark.Token]:
+    return (
+        isinstance(child, lark.Token)
+        and child.type == "INT"
+        and len(child.lstrip("-")) > MAX_DIGITS
+    )
 
 
 def _own_line_comments(tokens: list[lark.Token], text: str) -> dict[int, str]:

@@ -188,6 +188,23 @@ def negative_ids(idl: Idl) -> Iterator[Diagnostic]:
                 yield _error(arg.span, f"argument id {arg.id} is negative; ids start at 0", "id")
 
 
+#: Integers msgpack can carry: int64 and uint64.
+WIRE_INT_MIN, WIRE_INT_MAX = -(2**63), 2**64 - 1
+
+
+def enum_value_range(idl: Idl) -> Iterator[Diagnostic]:
+    """Enum values travel as msgpack integers: int64 or uint64."""
+    for enum in idl.enums:
+        for value in enum.values:
+            if not WIRE_INT_MIN <= value.id <= WIRE_INT_MAX:
+                yield _error(
+                    value.span,
+                    f"enum value id {value.id} does not fit a msgpack integer "
+                    f"({WIRE_INT_MIN} to {WIRE_INT_MAX})",
+                    "id",
+                )
+
+
 def reserved_type_names(idl: Idl) -> Iterator[Diagnostic]:
     for declaration in idl.user_types:
         if declaration.name in RESERVED_TYPE_NAMES:
@@ -451,6 +468,7 @@ RULES: tuple[Rule, ...] = (
     duplicate_args,
     duplicate_enum_values,
     negative_ids,
+    enum_value_range,
     reserved_type_names,
     builtin_methods,
     void_return,

@@ -15,7 +15,7 @@ from lark.parsers.lalr_analysis import LALR_Analyzer
 
 from jenerator.errors import IdlError
 from jenerator.frontend import load_idl
-from jenerator.parser import get_parser, parse
+from jenerator.parser import MAX_TYPE_DEPTH, get_parser, parse
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(
@@ -342,3 +342,15 @@ def test_damaged_idls_never_crash(data: st.DataObject) -> None:
         load_idl(damaged, "graph.idl")
     except IdlError as error:
         assert error.diagnostics
+
+
+@pytest.mark.parametrize(("levels", "refused"), [(64, False), (65, True), (100_000, True)])
+def test_type_nesting_is_bounded(levels: int, refused: bool) -> None:
+    text = "message m {\n  0: " + "list<" * (levels - 1) + "int?" + ">" * (levels - 1) + " a }"
+    if not refused:
+        assert rule_names(parse(text, "x.idl").tree) == ["message"]
+        return
+    column = len("  0: ") + 1 + len("list<") * MAX_TYPE_DEPTH  # where level 65 starts
+    assert syntax_error(text) == (
+        f"x.idl:2:{column}: error: types nested more than {MAX_TYPE_DEPTH} levels deep"
+    )

@@ -130,6 +130,14 @@ def test_negative_ids() -> None:
     ]
 
 
+def test_enum_values_fit_msgpack_integers() -> None:
+    text = f"enum e {{ {2**64 - 1}: a {2**64}: b {-(2**63)}: c {-(2**63) - 1}: d 0: e }}"
+    assert [(col, message.split(" does")[0]) for _, col, message in found(
+        v.enum_value_range, text)] == [
+        (34, f"enum value id {2**64}"), (82, f"enum value id {-(2**63) - 1}"),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("name", sorted(v.RESERVED_TYPE_NAMES))
 def test_reserved_type_names(name: str) -> None:
     assert found(v.reserved_type_names, f"enum {name} {{ 0: x }}") == [
