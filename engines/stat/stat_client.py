@@ -25,23 +25,23 @@ class Stat(ClientBase):
         return self._call(types.STAT_PUSH, key, value)
 
     def sum(self, key: str) -> float:
-        """The ``sum`` method of ``stat``."""
+        """The sum of the values of ``key``."""
         return self._call(types.STAT_SUM, key)
 
     def stddev(self, key: str) -> float:
-        """The ``stddev`` method of ``stat``."""
+        """The standard deviation of the values of ``key``."""
         return self._call(types.STAT_STDDEV, key)
 
     def max(self, key: str) -> float:
-        """The ``max`` method of ``stat``."""
+        """The largest value of ``key``."""
         return self._call(types.STAT_MAX, key)
 
     def min(self, key: str) -> float:
-        """The ``min`` method of ``stat``."""
+        """The smallest value of ``key``."""
         return self._call(types.STAT_MIN, key)
 
     def entropy(self, key: str) -> float:
-        """The ``entropy`` method of ``stat``."""
+        """The entropy of the values of ``key``."""
         return self._call(types.STAT_ENTROPY, key)
 
     def moment(self, key: str, degree: int, center: float) -> float:
@@ -61,23 +61,23 @@ class AsyncStat(AsyncClientBase):
         return await self._call(types.STAT_PUSH, key, value)
 
     async def sum(self, key: str) -> float:
-        """The ``sum`` method of ``stat``."""
+        """The sum of the values of ``key``."""
         return await self._call(types.STAT_SUM, key)
 
     async def stddev(self, key: str) -> float:
-        """The ``stddev`` method of ``stat``."""
+        """The standard deviation of the values of ``key``."""
         return await self._call(types.STAT_STDDEV, key)
 
     async def max(self, key: str) -> float:
-        """The ``max`` method of ``stat``."""
+        """The largest value of ``key``."""
         return await self._call(types.STAT_MAX, key)
 
     async def min(self, key: str) -> float:
-        """The ``min`` method of ``stat``."""
+        """The smallest value of ``key``."""
         return await self._call(types.STAT_MIN, key)
 
     async def entropy(self, key: str) -> float:
-        """The ``entropy`` method of ``stat``."""
+        """The entropy of the values of ``key``."""
         return await self._call(types.STAT_ENTROPY, key)
 
     async def moment(self, key: str, degree: int, center: float) -> float:

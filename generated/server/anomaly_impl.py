@@ -33,6 +33,9 @@ class AnomalyService(typing.Protocol):
     def add(self, row: Datum) -> types.IdWithScore:
         ...
 
+    def add_bulk(self, data: list[Datum]) -> list[str]:
+        ...
+
     def update(self, id: str, row: Datum) -> float:
         ...
 
@@ -54,6 +57,7 @@ def handlers(serv: AnomalyService) -> dict[str, Handler]:
     return {
         "clear_row": handler(types.ANOMALY_CLEAR_ROW, serv.clear_row, LockMode.UPDATE),
         "add": handler(types.ANOMALY_ADD, serv.add, LockMode.NOLOCK),
+        "add_bulk": handler(types.ANOMALY_ADD_BULK, serv.add_bulk, LockMode.NOLOCK),
         "update": handler(types.ANOMALY_UPDATE, serv.update, LockMode.UPDATE),
         "overwrite": handler(types.ANOMALY_OVERWRITE, serv.overwrite, LockMode.UPDATE),
         "clear": handler(types.ANOMALY_CLEAR, serv.clear, LockMode.UPDATE),

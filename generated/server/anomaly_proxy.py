@@ -22,6 +22,7 @@ SERVICE_TYPE: typing.Final = "anomaly"
 ROUTES: typing.Final = (
     Route(types.ANOMALY_CLEAR_ROW, Routing.CHT, LockMode.UPDATE, "all_and", replicas=2),
     Route(types.ANOMALY_ADD, Routing.RANDOM, LockMode.NOLOCK, "pass"),
+    Route(types.ANOMALY_ADD_BULK, Routing.RANDOM, LockMode.NOLOCK, "pass"),
     Route(types.ANOMALY_UPDATE, Routing.CHT, LockMode.UPDATE, "pass", replicas=2),
     Route(types.ANOMALY_OVERWRITE, Routing.CHT, LockMode.UPDATE, "pass", replicas=2),
     Route(types.ANOMALY_CLEAR, Routing.BROADCAST, LockMode.UPDATE, "all_and"),

@@ -14,38 +14,43 @@ from runtime.server_base import ServerBase
 
 
 class AnomalyServ(ServerBase):
-    """Anomaly detection over rows of data."""
+    """Anomaly detection: scores how unusual a row is compared with the rows seen so far
+(local outlier factor and similar methods)."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         # Build the model from self.config (the parsed JSON config) here.
 
     def clear_row(self, id: str) -> bool:
-        """Remove a row."""
+        """Remove the row ``id``; true when it is gone."""
         raise NotImplementedError("anomaly.clear_row")
 
     def add(self, row: Datum) -> types.IdWithScore:
-        """Add a row with a new id; returns the id and its score."""
+        """Add ``row`` under a new id chosen by the cluster; returns that id and the score."""
         raise NotImplementedError("anomaly.add")
 
+    def add_bulk(self, data: list[Datum]) -> list[str]:
+        """Add every row of ``data``; returns the ids given to them."""
+        raise NotImplementedError("anomaly.add_bulk")
+
     def update(self, id: str, row: Datum) -> float:
-        """Update a row; returns its new score."""
+        """Merge ``row`` into the row ``id``; returns the row's new score."""
         raise NotImplementedError("anomaly.update")
 
     def overwrite(self, id: str, row: Datum) -> float:
-        """Replace a row; returns its new score."""
+        """Replace the row ``id`` with ``row``; returns the row's new score."""
         raise NotImplementedError("anomaly.overwrite")
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``anomaly``."""
+        """Forget every row on every server."""
         raise NotImplementedError("anomaly.clear")
 
     def calc_score(self, row: Datum) -> float:
-        """The score a row would get, without adding it."""
+        """The score ``row`` would get, without storing it."""
         raise NotImplementedError("anomaly.calc_score")
 
     def get_all_rows(self) -> list[str]:
-        """The ``get_all_rows`` method of ``anomaly``."""
+        """The ids of every stored row."""
         raise NotImplementedError("anomaly.get_all_rows")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

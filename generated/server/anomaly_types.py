@@ -12,6 +12,7 @@ from runtime.signature import Signature
 
 __all__ = [
     "ANOMALY_ADD",
+    "ANOMALY_ADD_BULK",
     "ANOMALY_CALC_SCORE",
     "ANOMALY_CLEAR",
     "ANOMALY_CLEAR_ROW",
@@ -49,6 +50,11 @@ IdWithScore.WIRE.bind((("id", _t.String()), ("score", _t.Float())))
 # Signatures of the anomaly methods: wire name, argument types, result type.
 ANOMALY_CLEAR_ROW: typing.Final = Signature("clear_row", (_t.String(),), _t.Bool())
 ANOMALY_ADD: typing.Final = Signature("add", (_t.DatumType(),), IdWithScore.WIRE)
+ANOMALY_ADD_BULK: typing.Final = Signature(
+    "add_bulk",
+    (_t.List(_t.DatumType()),),
+    _t.List(_t.String()),
+)
 ANOMALY_UPDATE: typing.Final = Signature("update", (_t.String(), _t.DatumType()), _t.Float())
 ANOMALY_OVERWRITE: typing.Final = Signature("overwrite", (_t.String(), _t.DatumType()), _t.Float())
 ANOMALY_CLEAR: typing.Final = Signature("clear", (), _t.Bool())

@@ -38,7 +38,7 @@ class BanditService(typing.Protocol):
     def register_reward(self, player_id: str, arm_id: str, reward: float) -> bool:
         ...
 
-    def get_registered_rewards(self, player_id: str) -> dict[str, types.RegisteredReward]:
+    def get_arm_info(self, player_id: str) -> dict[str, types.ArmInfo]:
         ...
 
     def reset(self, player_id: str) -> bool:
@@ -59,11 +59,7 @@ def handlers(serv: BanditService) -> dict[str, Handler]:
             serv.register_reward,
             LockMode.UPDATE,
         ),
-        "get_registered_rewards": handler(
-            types.BANDIT_GET_REGISTERED_REWARDS,
-            serv.get_registered_rewards,
-            LockMode.ANALYSIS,
-        ),
+        "get_arm_info": handler(types.BANDIT_GET_ARM_INFO, serv.get_arm_info, LockMode.ANALYSIS),
         "reset": handler(types.BANDIT_RESET, serv.reset, LockMode.UPDATE),
         "clear": handler(types.BANDIT_CLEAR, serv.clear, LockMode.UPDATE),
     }

@@ -24,7 +24,7 @@ ROUTES: typing.Final = (
     Route(types.BANDIT_DELETE_ARM, Routing.BROADCAST, LockMode.UPDATE, "all_and"),
     Route(types.BANDIT_SELECT_ARM, Routing.CHT, LockMode.UPDATE, "pass", replicas=1),
     Route(types.BANDIT_REGISTER_REWARD, Routing.CHT, LockMode.UPDATE, "all_and", replicas=1),
-    Route(types.BANDIT_GET_REGISTERED_REWARDS, Routing.CHT, LockMode.ANALYSIS, "pass", replicas=1),
+    Route(types.BANDIT_GET_ARM_INFO, Routing.CHT, LockMode.ANALYSIS, "pass", replicas=1),
     Route(types.BANDIT_RESET, Routing.BROADCAST, LockMode.UPDATE, "all_or"),
     Route(types.BANDIT_CLEAR, Routing.BROADCAST, LockMode.UPDATE, "all_and"),
 )

@@ -13,38 +13,38 @@ from runtime.server_base import ServerBase
 
 
 class BanditServ(ServerBase):
-    """Multi-armed bandits, one set of arms per player."""
+    """Multi-armed bandits: each player picks among the same arms and reports rewards."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         # Build the model from self.config (the parsed JSON config) here.
 
     def register_arm(self, arm_id: str) -> bool:
-        """Add an arm for every player."""
+        """Add the arm ``arm_id`` for every player; true when it was added."""
         raise NotImplementedError("bandit.register_arm")
 
     def delete_arm(self, arm_id: str) -> bool:
-        """Remove an arm."""
+        """Remove the arm ``arm_id``; true when it was removed."""
         raise NotImplementedError("bandit.delete_arm")
 
     def select_arm(self, player_id: str) -> str:
-        """The arm the player should pull next."""
+        """The arm the player should pull next, by the configured strategy."""
         raise NotImplementedError("bandit.select_arm")
 
     def register_reward(self, player_id: str, arm_id: str, reward: float) -> bool:
-        """Record a reward the player got from an arm."""
+        """Record that pulling ``arm_id`` paid ``reward`` to the player."""
         raise NotImplementedError("bandit.register_reward")
 
-    def get_registered_rewards(self, player_id: str) -> dict[str, types.RegisteredReward]:
-        """The ``get_registered_rewards`` method of ``bandit``."""
-        raise NotImplementedError("bandit.get_registered_rewards")
+    def get_arm_info(self, player_id: str) -> dict[str, types.ArmInfo]:
+        """Every arm's trial count and weight for the player, by arm id."""
+        raise NotImplementedError("bandit.get_arm_info")
 
     def reset(self, player_id: str) -> bool:
-        """Forget a player's history."""
+        """Forget what the player has pulled and earned."""
         raise NotImplementedError("bandit.reset")
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``bandit``."""
+        """Forget every arm and every player."""
         raise NotImplementedError("bandit.clear")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

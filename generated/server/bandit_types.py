@@ -13,40 +13,38 @@ from runtime.signature import Signature
 __all__ = [
     "BANDIT_CLEAR",
     "BANDIT_DELETE_ARM",
-    "BANDIT_GET_REGISTERED_REWARDS",
+    "BANDIT_GET_ARM_INFO",
     "BANDIT_REGISTER_ARM",
     "BANDIT_REGISTER_REWARD",
     "BANDIT_RESET",
     "BANDIT_SELECT_ARM",
-    "RegisteredReward",
+    "ArmInfo",
 ]
 
 
 @dataclasses.dataclass
-class RegisteredReward:
-    """How often an arm was pulled and what it paid in total."""
+class ArmInfo:
+    """What a player knows about one arm: how often it was pulled and its weight."""
 
-    WIRE: typing.ClassVar[_t.MessageType[RegisteredReward]]
+    WIRE: typing.ClassVar[_t.MessageType[ArmInfo]]
 
     trial_count: int
-    total_reward: float
+    weight: float
 
     def to_msgpack(self) -> object:
         """The array that travels on the wire."""
-        return RegisteredReward.WIRE.encode(self)
+        return ArmInfo.WIRE.encode(self)
 
     @classmethod
-    def from_msgpack(cls, wire: object) -> RegisteredReward:
+    def from_msgpack(cls, wire: object) -> ArmInfo:
         """Decode a wire array; raises ``TypeMismatch`` when it does not fit."""
         return cls.WIRE.decode(wire)
 
 
-RegisteredReward.WIRE = _t.MessageType(RegisteredReward)
+ArmInfo.WIRE = _t.MessageType(ArmInfo)
 
 # Fields are bound once every class exists, so messages may refer to each other freely.
-RegisteredReward.WIRE.bind(
-    (("trial_count", _t.Int(signed=True, size=4)), ("total_reward", _t.Float())),
-)
+ArmInfo.WIRE.bind((("trial_count", _t.Int(signed=True, size=4)), ("weight", _t.Float())))
 
 # Signatures of the bandit methods: wire name, argument types, result type.
 BANDIT_REGISTER_ARM: typing.Final = Signature("register_arm", (_t.String(),), _t.Bool())
@@ -57,10 +55,10 @@ BANDIT_REGISTER_REWARD: typing.Final = Signature(
     (_t.String(), _t.String(), _t.Float()),
     _t.Bool(),
 )
-BANDIT_GET_REGISTERED_REWARDS: typing.Final = Signature(
-    "get_registered_rewards",
+BANDIT_GET_ARM_INFO: typing.Final = Signature(
+    "get_arm_info",
     (_t.String(),),
-    _t.Map(_t.String(), RegisteredReward.WIRE),
+    _t.Map(_t.String(), ArmInfo.WIRE),
 )
 BANDIT_RESET: typing.Final = Signature("reset", (_t.String(),), _t.Bool())
 BANDIT_CLEAR: typing.Final = Signature("clear", (), _t.Bool())

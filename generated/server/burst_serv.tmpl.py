@@ -13,50 +13,51 @@ from runtime.server_base import ServerBase
 
 
 class BurstServ(ServerBase):
-    """Burst detection of keywords in a stream of documents."""
+    """Burst detection: finds the stretches of time in which a keyword shows up unusually
+often in a stream of documents."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         # Build the model from self.config (the parsed JSON config) here.
 
     def add_documents(self, data: list[types.Document]) -> int:
-        """The ``add_documents`` method of ``burst``."""
+        """Add documents; returns how many were added."""
         raise NotImplementedError("burst.add_documents")
 
     def get_result(self, keyword: str) -> types.Window:
-        """The ``get_result`` method of ``burst``."""
+        """The latest window of ``keyword``."""
         raise NotImplementedError("burst.get_result")
 
     def get_result_at(self, keyword: str, pos: float) -> types.Window:
-        """The ``get_result_at`` method of ``burst``."""
+        """The window of ``keyword`` that holds position ``pos``."""
         raise NotImplementedError("burst.get_result_at")
 
     def get_all_bursted_results(self) -> dict[str, types.Window]:
-        """The ``get_all_bursted_results`` method of ``burst``."""
+        """The latest window of every keyword that is bursting now."""
         raise NotImplementedError("burst.get_all_bursted_results")
 
     def get_all_bursted_results_at(self, pos: float) -> dict[str, types.Window]:
-        """The ``get_all_bursted_results_at`` method of ``burst``."""
+        """The window at ``pos`` of every keyword that was bursting then."""
         raise NotImplementedError("burst.get_all_bursted_results_at")
 
     def get_all_keywords(self) -> list[types.KeywordWithParams]:
-        """The ``get_all_keywords`` method of ``burst``."""
+        """Every watched keyword with its parameters."""
         raise NotImplementedError("burst.get_all_keywords")
 
     def add_keyword(self, keyword: types.KeywordWithParams) -> bool:
-        """The ``add_keyword`` method of ``burst``."""
+        """Start watching a keyword."""
         raise NotImplementedError("burst.add_keyword")
 
     def remove_keyword(self, keyword: str) -> bool:
-        """The ``remove_keyword`` method of ``burst``."""
+        """Stop watching ``keyword``."""
         raise NotImplementedError("burst.remove_keyword")
 
     def remove_all_keywords(self) -> bool:
-        """The ``remove_all_keywords`` method of ``burst``."""
+        """Stop watching every keyword."""
         raise NotImplementedError("burst.remove_all_keywords")
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``burst``."""
+        """Forget every document and keyword."""
         raise NotImplementedError("burst.clear")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

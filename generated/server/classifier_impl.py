@@ -50,10 +50,10 @@ def handlers(serv: ClassifierService) -> dict[str, Handler]:
     """The dispatch table: wire name → signature, function and lock."""
     return {
         "train": handler(types.CLASSIFIER_TRAIN, serv.train, LockMode.NOLOCK),
-        "classify": handler(types.CLASSIFIER_CLASSIFY, serv.classify, LockMode.ANALYSIS),
-        "get_labels": handler(types.CLASSIFIER_GET_LABELS, serv.get_labels, LockMode.ANALYSIS),
-        "set_label": handler(types.CLASSIFIER_SET_LABEL, serv.set_label, LockMode.UPDATE),
-        "clear": handler(types.CLASSIFIER_CLEAR, serv.clear, LockMode.UPDATE),
+        "classify": handler(types.CLASSIFIER_CLASSIFY, serv.classify, LockMode.NOLOCK),
+        "get_labels": handler(types.CLASSIFIER_GET_LABELS, serv.get_labels, LockMode.NOLOCK),
+        "set_label": handler(types.CLASSIFIER_SET_LABEL, serv.set_label, LockMode.NOLOCK),
+        "clear": handler(types.CLASSIFIER_CLEAR, serv.clear, LockMode.NOLOCK),
         "delete_label": handler(types.CLASSIFIER_DELETE_LABEL, serv.delete_label, LockMode.NOLOCK),
     }
 

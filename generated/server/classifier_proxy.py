@@ -21,10 +21,10 @@ SERVICE_TYPE: typing.Final = "classifier"
 
 ROUTES: typing.Final = (
     Route(types.CLASSIFIER_TRAIN, Routing.RANDOM, LockMode.NOLOCK, "pass"),
-    Route(types.CLASSIFIER_CLASSIFY, Routing.RANDOM, LockMode.ANALYSIS, "pass"),
-    Route(types.CLASSIFIER_GET_LABELS, Routing.BROADCAST, LockMode.ANALYSIS, "merge"),
-    Route(types.CLASSIFIER_SET_LABEL, Routing.BROADCAST, LockMode.UPDATE, "all_and"),
-    Route(types.CLASSIFIER_CLEAR, Routing.BROADCAST, LockMode.UPDATE, "all_and"),
+    Route(types.CLASSIFIER_CLASSIFY, Routing.RANDOM, LockMode.NOLOCK, "pass"),
+    Route(types.CLASSIFIER_GET_LABELS, Routing.RANDOM, LockMode.NOLOCK, "pass"),
+    Route(types.CLASSIFIER_SET_LABEL, Routing.BROADCAST, LockMode.NOLOCK, "all_and"),
+    Route(types.CLASSIFIER_CLEAR, Routing.BROADCAST, LockMode.NOLOCK, "all_and"),
     Route(types.CLASSIFIER_DELETE_LABEL, Routing.BROADCAST, LockMode.NOLOCK, "all_or"),
 )
 

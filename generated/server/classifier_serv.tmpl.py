@@ -14,18 +14,19 @@ from runtime.server_base import ServerBase
 
 
 class ClassifierServ(ServerBase):
-    """Online multiclass classification."""
+    """Online multiclass classification. The model guards itself (``#@nolock``): methods
+may run side by side."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         # Build the model from self.config (the parsed JSON config) here.
 
     def train(self, data: list[types.LabeledDatum]) -> int:
-        """Train with every labeled datum; returns how many were trained."""
+        """Learn from every labeled datum; returns how many were used."""
         raise NotImplementedError("classifier.train")
 
     def classify(self, data: list[Datum]) -> list[list[types.EstimateResult]]:
-        """Score every label for each datum."""
+        """Score every known label for each datum, in the order given."""
         raise NotImplementedError("classifier.classify")
 
     def get_labels(self) -> dict[str, int]:
@@ -33,15 +34,15 @@ class ClassifierServ(ServerBase):
         raise NotImplementedError("classifier.get_labels")
 
     def set_label(self, new_label: str) -> bool:
-        """Add a label with no examples yet."""
+        """Add a label before any example of it arrives; false when it exists."""
         raise NotImplementedError("classifier.set_label")
 
     def clear(self) -> bool:
-        """Forget the model."""
+        """Forget the whole model."""
         raise NotImplementedError("classifier.clear")
 
     def delete_label(self, target_label: str) -> bool:
-        """Remove a label and what was learnt for it."""
+        """Remove a label and what was learnt for it; true when some server had it."""
         raise NotImplementedError("classifier.delete_label")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

@@ -25,7 +25,7 @@ __all__ = [
 
 @dataclasses.dataclass
 class EstimateResult:
-    """One label and its score."""
+    """One label and the score the model gives it."""
 
     WIRE: typing.ClassVar[_t.MessageType[EstimateResult]]
 
@@ -47,7 +47,7 @@ EstimateResult.WIRE = _t.MessageType(EstimateResult)
 
 @dataclasses.dataclass
 class LabeledDatum:
-    """A training example: a label and its datum."""
+    """A training example: the right label for a datum."""
 
     WIRE: typing.ClassVar[_t.MessageType[LabeledDatum]]
 

@@ -15,46 +15,46 @@ __all__ = [
 
 
 class Clustering(ClientBase):
-    """Online clustering.
+    """Online clustering (k-means, GMM, DBSCAN) over a stream of points.
 
     ``Clustering(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
     """
 
     def push(self, points: list[types.IndexedPoint]) -> bool:
-        """The ``push`` method of ``clustering``."""
+        """Add points; true when they were added."""
         return self._call(types.CLUSTERING_PUSH, points)
 
     def get_revision(self) -> int:
-        """The ``get_revision`` method of ``clustering``."""
+        """How many times the clusters have been recomputed."""
         return self._call(types.CLUSTERING_GET_REVISION)
 
     def get_core_members(self) -> list[list[types.WeightedDatum]]:
-        """The ``get_core_members`` method of ``clustering``."""
+        """The members of every cluster with their weights."""
         return self._call(types.CLUSTERING_GET_CORE_MEMBERS)
 
     def get_core_members_light(self) -> list[list[types.WeightedIndex]]:
-        """The ``get_core_members_light`` method of ``clustering``."""
+        """The ids of the members of every cluster with their weights."""
         return self._call(types.CLUSTERING_GET_CORE_MEMBERS_LIGHT)
 
     def get_k_center(self) -> list[Datum]:
-        """The ``get_k_center`` method of ``clustering``."""
+        """The center of every cluster."""
         return self._call(types.CLUSTERING_GET_K_CENTER)
 
     def get_nearest_center(self, point: Datum) -> Datum:
-        """The ``get_nearest_center`` method of ``clustering``."""
+        """The center nearest to ``point``."""
         return self._call(types.CLUSTERING_GET_NEAREST_CENTER, point)
 
     def get_nearest_members(self, point: Datum) -> list[types.WeightedDatum]:
-        """The ``get_nearest_members`` method of ``clustering``."""
+        """The members of the cluster nearest to ``point``."""
         return self._call(types.CLUSTERING_GET_NEAREST_MEMBERS, point)
 
     def get_nearest_members_light(self, point: Datum) -> list[types.WeightedIndex]:
-        """The ``get_nearest_members_light`` method of ``clustering``."""
+        """The ids of the members of the cluster nearest to ``point``."""
         return self._call(types.CLUSTERING_GET_NEAREST_MEMBERS_LIGHT, point)
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``clustering``."""
+        """Forget every point and cluster."""
         return self._call(types.CLUSTERING_CLEAR)
 
 
@@ -62,37 +62,37 @@ class AsyncClustering(AsyncClientBase):
     """asyncio twin of :class:`Clustering`: the same methods, awaited."""
 
     async def push(self, points: list[types.IndexedPoint]) -> bool:
-        """The ``push`` method of ``clustering``."""
+        """Add points; true when they were added."""
         return await self._call(types.CLUSTERING_PUSH, points)
 
     async def get_revision(self) -> int:
-        """The ``get_revision`` method of ``clustering``."""
+        """How many times the clusters have been recomputed."""
         return await self._call(types.CLUSTERING_GET_REVISION)
 
     async def get_core_members(self) -> list[list[types.WeightedDatum]]:
-        """The ``get_core_members`` method of ``clustering``."""
+        """The members of every cluster with their weights."""
         return await self._call(types.CLUSTERING_GET_CORE_MEMBERS)
 
     async def get_core_members_light(self) -> list[list[types.WeightedIndex]]:
-        """The ``get_core_members_light`` method of ``clustering``."""
+        """The ids of the members of every cluster with their weights."""
         return await self._call(types.CLUSTERING_GET_CORE_MEMBERS_LIGHT)
 
     async def get_k_center(self) -> list[Datum]:
-        """The ``get_k_center`` method of ``clustering``."""
+        """The center of every cluster."""
         return await self._call(types.CLUSTERING_GET_K_CENTER)
 
     async def get_nearest_center(self, point: Datum) -> Datum:
-        """The ``get_nearest_center`` method of ``clustering``."""
+        """The center nearest to ``point``."""
         return await self._call(types.CLUSTERING_GET_NEAREST_CENTER, point)
 
     async def get_nearest_members(self, point: Datum) -> list[types.WeightedDatum]:
-        """The ``get_nearest_members`` method of ``clustering``."""
+        """The members of the cluster nearest to ``point``."""
         return await self._call(types.CLUSTERING_GET_NEAREST_MEMBERS, point)
 
     async def get_nearest_members_light(self, point: Datum) -> list[types.WeightedIndex]:
-        """The ``get_nearest_members_light`` method of ``clustering``."""
+        """The ids of the members of the cluster nearest to ``point``."""
         return await self._call(types.CLUSTERING_GET_NEAREST_MEMBERS_LIGHT, point)
 
     async def clear(self) -> bool:
-        """The ``clear`` method of ``clustering``."""
+        """Forget every point and cluster."""
         return await self._call(types.CLUSTERING_CLEAR)

@@ -14,46 +14,46 @@ from runtime.server_base import ServerBase
 
 
 class ClusteringServ(ServerBase):
-    """Online clustering."""
+    """Online clustering (k-means, GMM, DBSCAN) over a stream of points."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         # Build the model from self.config (the parsed JSON config) here.
 
     def push(self, points: list[types.IndexedPoint]) -> bool:
-        """The ``push`` method of ``clustering``."""
+        """Add points; true when they were added."""
         raise NotImplementedError("clustering.push")
 
     def get_revision(self) -> int:
-        """The ``get_revision`` method of ``clustering``."""
+        """How many times the clusters have been recomputed."""
         raise NotImplementedError("clustering.get_revision")
 
     def get_core_members(self) -> list[list[types.WeightedDatum]]:
-        """The ``get_core_members`` method of ``clustering``."""
+        """The members of every cluster with their weights."""
         raise NotImplementedError("clustering.get_core_members")
 
     def get_core_members_light(self) -> list[list[types.WeightedIndex]]:
-        """The ``get_core_members_light`` method of ``clustering``."""
+        """The ids of the members of every cluster with their weights."""
         raise NotImplementedError("clustering.get_core_members_light")
 
     def get_k_center(self) -> list[Datum]:
-        """The ``get_k_center`` method of ``clustering``."""
+        """The center of every cluster."""
         raise NotImplementedError("clustering.get_k_center")
 
     def get_nearest_center(self, point: Datum) -> Datum:
-        """The ``get_nearest_center`` method of ``clustering``."""
+        """The center nearest to ``point``."""
         raise NotImplementedError("clustering.get_nearest_center")
 
     def get_nearest_members(self, point: Datum) -> list[types.WeightedDatum]:
-        """The ``get_nearest_members`` method of ``clustering``."""
+        """The members of the cluster nearest to ``point``."""
         raise NotImplementedError("clustering.get_nearest_members")
 
     def get_nearest_members_light(self, point: Datum) -> list[types.WeightedIndex]:
-        """The ``get_nearest_members_light`` method of ``clustering``."""
+        """The ids of the members of the cluster nearest to ``point``."""
         raise NotImplementedError("clustering.get_nearest_members_light")
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``clustering``."""
+        """Forget every point and cluster."""
         raise NotImplementedError("clustering.clear")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

@@ -29,7 +29,7 @@ __all__ = [
 
 @dataclasses.dataclass
 class WeightedDatum:
-    """The ``weighted_datum`` message."""
+    """A point and its weight inside a cluster."""
 
     WIRE: typing.ClassVar[_t.MessageType[WeightedDatum]]
 
@@ -51,7 +51,7 @@ WeightedDatum.WIRE = _t.MessageType(WeightedDatum)
 
 @dataclasses.dataclass
 class IndexedPoint:
-    """The ``indexed_point`` message."""
+    """A point to cluster, under an id of the caller's choice."""
 
     WIRE: typing.ClassVar[_t.MessageType[IndexedPoint]]
 
@@ -73,7 +73,7 @@ IndexedPoint.WIRE = _t.MessageType(IndexedPoint)
 
 @dataclasses.dataclass
 class WeightedIndex:
-    """The ``weighted_index`` message."""
+    """The id of a clustered point and its weight."""
 
     WIRE: typing.ClassVar[_t.MessageType[WeightedIndex]]
 

@@ -14,86 +14,87 @@ __all__ = [
 
 
 class Graph(ClientBase):
-    """A distributed graph of nodes and edges with properties.
+    """A distributed graph of nodes and edges with properties, with centrality and shortest
+paths over preset queries.
 
     ``Graph(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
     """
 
     def create_node(self) -> str:
-        """The ``create_node`` method of ``graph``."""
+        """Create a node; returns its id, chosen by the cluster."""
         return self._call(types.GRAPH_CREATE_NODE)
 
     def remove_node(self, node_id: str) -> bool:
-        """The ``remove_node`` method of ``graph``."""
+        """Remove the node ``node_id``."""
         return self._call(types.GRAPH_REMOVE_NODE, node_id)
 
     def update_node(self, node_id: str, property: dict[str, str]) -> bool:
-        """The ``update_node`` method of ``graph``."""
+        """Replace the properties of the node ``node_id``."""
         return self._call(types.GRAPH_UPDATE_NODE, node_id, property)
 
     def create_edge(self, node_id: str, e: types.Edge) -> int:
-        """The ``create_edge`` method of ``graph``."""
+        """Create an edge starting at ``node_id``; returns its id."""
         return self._call(types.GRAPH_CREATE_EDGE, node_id, e)
 
     def update_edge(self, node_id: str, edge_id: int, e: types.Edge) -> bool:
-        """The ``update_edge`` method of ``graph``."""
+        """Replace the edge ``edge_id`` that starts at ``node_id``."""
         return self._call(types.GRAPH_UPDATE_EDGE, node_id, edge_id, e)
 
     def remove_edge(self, node_id: str, edge_id: int) -> bool:
-        """The ``remove_edge`` method of ``graph``."""
+        """Remove the edge ``edge_id`` that starts at ``node_id``."""
         return self._call(types.GRAPH_REMOVE_EDGE, node_id, edge_id)
 
     def get_centrality(self, node_id: str, centrality_type: int, query: types.PresetQuery) -> float:
-        """The ``get_centrality`` method of ``graph``."""
+        """The centrality of the node among what ``query`` selects (0: PageRank)."""
         return self._call(types.GRAPH_GET_CENTRALITY, node_id, centrality_type, query)
 
     def add_centrality_query(self, query: types.PresetQuery) -> bool:
-        """The ``add_centrality_query`` method of ``graph``."""
+        """Start keeping centrality for a preset query."""
         return self._call(types.GRAPH_ADD_CENTRALITY_QUERY, query)
 
     def add_shortest_path_query(self, query: types.PresetQuery) -> bool:
-        """The ``add_shortest_path_query`` method of ``graph``."""
+        """Start keeping shortest paths for a preset query."""
         return self._call(types.GRAPH_ADD_SHORTEST_PATH_QUERY, query)
 
     def remove_centrality_query(self, query: types.PresetQuery) -> bool:
-        """The ``remove_centrality_query`` method of ``graph``."""
+        """Stop keeping centrality for a preset query."""
         return self._call(types.GRAPH_REMOVE_CENTRALITY_QUERY, query)
 
     def remove_shortest_path_query(self, query: types.PresetQuery) -> bool:
-        """The ``remove_shortest_path_query`` method of ``graph``."""
+        """Stop keeping shortest paths for a preset query."""
         return self._call(types.GRAPH_REMOVE_SHORTEST_PATH_QUERY, query)
 
     def get_shortest_path(self, query: types.ShortestPathQuery) -> list[str]:
-        """The ``get_shortest_path`` method of ``graph``."""
+        """The node ids along a shortest path, ends included."""
         return self._call(types.GRAPH_GET_SHORTEST_PATH, query)
 
     def update_index(self) -> bool:
-        """The ``update_index`` method of ``graph``."""
+        """Recompute centrality and shortest-path indexes now."""
         return self._call(types.GRAPH_UPDATE_INDEX)
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``graph``."""
+        """Forget every node and edge."""
         return self._call(types.GRAPH_CLEAR)
 
     def get_node(self, node_id: str) -> types.Node:
-        """The ``get_node`` method of ``graph``."""
+        """The node ``node_id``."""
         return self._call(types.GRAPH_GET_NODE, node_id)
 
     def get_edge(self, node_id: str, edge_id: int) -> types.Edge:
-        """The ``get_edge`` method of ``graph``."""
+        """The edge ``edge_id`` that starts at ``node_id``."""
         return self._call(types.GRAPH_GET_EDGE, node_id, edge_id)
 
     def create_node_here(self, node_id: str) -> bool:
-        """The ``create_node_here`` method of ``graph``."""
+        """Server to server: keep a replica of the node ``node_id`` here."""
         return self._call(types.GRAPH_CREATE_NODE_HERE, node_id)
 
     def remove_global_node(self, node_id: str) -> bool:
-        """The ``remove_global_node`` method of ``graph``."""
+        """Server to server: drop this server's copy of a removed node."""
         return self._call(types.GRAPH_REMOVE_GLOBAL_NODE, node_id)
 
     def create_edge_here(self, edge_id: int, e: types.Edge) -> bool:
-        """The ``create_edge_here`` method of ``graph``."""
+        """Server to server: keep a replica of the edge ``edge_id`` here."""
         return self._call(types.GRAPH_CREATE_EDGE_HERE, edge_id, e)
 
 
@@ -101,27 +102,27 @@ class AsyncGraph(AsyncClientBase):
     """asyncio twin of :class:`Graph`: the same methods, awaited."""
 
     async def create_node(self) -> str:
-        """The ``create_node`` method of ``graph``."""
+        """Create a node; returns its id, chosen by the cluster."""
         return await self._call(types.GRAPH_CREATE_NODE)
 
     async def remove_node(self, node_id: str) -> bool:
-        """The ``remove_node`` method of ``graph``."""
+        """Remove the node ``node_id``."""
         return await self._call(types.GRAPH_REMOVE_NODE, node_id)
 
     async def update_node(self, node_id: str, property: dict[str, str]) -> bool:
-        """The ``update_node`` method of ``graph``."""
+        """Replace the properties of the node ``node_id``."""
         return await self._call(types.GRAPH_UPDATE_NODE, node_id, property)
 
     async def create_edge(self, node_id: str, e: types.Edge) -> int:
-        """The ``create_edge`` method of ``graph``."""
+        """Create an edge starting at ``node_id``; returns its id."""
         return await self._call(types.GRAPH_CREATE_EDGE, node_id, e)
 
     async def update_edge(self, node_id: str, edge_id: int, e: types.Edge) -> bool:
-        """The ``update_edge`` method of ``graph``."""
+        """Replace the edge ``edge_id`` that starts at ``node_id``."""
         return await self._call(types.GRAPH_UPDATE_EDGE, node_id, edge_id, e)
 
     async def remove_edge(self, node_id: str, edge_id: int) -> bool:
-        """The ``remove_edge`` method of ``graph``."""
+        """Remove the edge ``edge_id`` that starts at ``node_id``."""
         return await self._call(types.GRAPH_REMOVE_EDGE, node_id, edge_id)
 
     async def get_centrality(
@@ -130,53 +131,53 @@ class AsyncGraph(AsyncClientBase):
         centrality_type: int,
         query: types.PresetQuery,
     ) -> float:
-        """The ``get_centrality`` method of ``graph``."""
+        """The centrality of the node among what ``query`` selects (0: PageRank)."""
         return await self._call(types.GRAPH_GET_CENTRALITY, node_id, centrality_type, query)
 
     async def add_centrality_query(self, query: types.PresetQuery) -> bool:
-        """The ``add_centrality_query`` method of ``graph``."""
+        """Start keeping centrality for a preset query."""
         return await self._call(types.GRAPH_ADD_CENTRALITY_QUERY, query)
 
     async def add_shortest_path_query(self, query: types.PresetQuery) -> bool:
-        """The ``add_shortest_path_query`` method of ``graph``."""
+        """Start keeping shortest paths for a preset query."""
         return await self._call(types.GRAPH_ADD_SHORTEST_PATH_QUERY, query)
 
     async def remove_centrality_query(self, query: types.PresetQuery) -> bool:
-        """The ``remove_centrality_query`` method of ``graph``."""
+        """Stop keeping centrality for a preset query."""
         return await self._call(types.GRAPH_REMOVE_CENTRALITY_QUERY, query)
 
     async def remove_shortest_path_query(self, query: types.PresetQuery) -> bool:
-        """The ``remove_shortest_path_query`` method of ``graph``."""
+        """Stop keeping shortest paths for a preset query."""
         return await self._call(types.GRAPH_REMOVE_SHORTEST_PATH_QUERY, query)
 
     async def get_shortest_path(self, query: types.ShortestPathQuery) -> list[str]:
-        """The ``get_shortest_path`` method of ``graph``."""
+        """The node ids along a shortest path, ends included."""
         return await self._call(types.GRAPH_GET_SHORTEST_PATH, query)
 
     async def update_index(self) -> bool:
-        """The ``update_index`` method of ``graph``."""
+        """Recompute centrality and shortest-path indexes now."""
         return await self._call(types.GRAPH_UPDATE_INDEX)
 
     async def clear(self) -> bool:
-        """The ``clear`` method of ``graph``."""
+        """Forget every node and edge."""
         return await self._call(types.GRAPH_CLEAR)
 
     async def get_node(self, node_id: str) -> types.Node:
-        """The ``get_node`` method of ``graph``."""
+        """The node ``node_id``."""
         return await self._call(types.GRAPH_GET_NODE, node_id)
 
     async def get_edge(self, node_id: str, edge_id: int) -> types.Edge:
-        """The ``get_edge`` method of ``graph``."""
+        """The edge ``edge_id`` that starts at ``node_id``."""
         return await self._call(types.GRAPH_GET_EDGE, node_id, edge_id)
 
     async def create_node_here(self, node_id: str) -> bool:
-        """The ``create_node_here`` method of ``graph``."""
+        """Server to server: keep a replica of the node ``node_id`` here."""
         return await self._call(types.GRAPH_CREATE_NODE_HERE, node_id)
 
     async def remove_global_node(self, node_id: str) -> bool:
-        """The ``remove_global_node`` method of ``graph``."""
+        """Server to server: drop this server's copy of a removed node."""
         return await self._call(types.GRAPH_REMOVE_GLOBAL_NODE, node_id)
 
     async def create_edge_here(self, edge_id: int, e: types.Edge) -> bool:
-        """The ``create_edge_here`` method of ``graph``."""
+        """Server to server: keep a replica of the edge ``edge_id`` here."""
         return await self._call(types.GRAPH_CREATE_EDGE_HERE, edge_id, e)

@@ -88,7 +88,7 @@ def handlers(serv: GraphService) -> dict[str, Handler]:
     """The dispatch table: wire name → signature, function and lock."""
     return {
         "create_node": handler(types.GRAPH_CREATE_NODE, serv.create_node, LockMode.NOLOCK),
-        "remove_node": handler(types.GRAPH_REMOVE_NODE, serv.remove_node, LockMode.UPDATE),
+        "remove_node": handler(types.GRAPH_REMOVE_NODE, serv.remove_node, LockMode.NOLOCK),
         "update_node": handler(types.GRAPH_UPDATE_NODE, serv.update_node, LockMode.UPDATE),
         "create_edge": handler(types.GRAPH_CREATE_EDGE, serv.create_edge, LockMode.NOLOCK),
         "update_edge": handler(types.GRAPH_UPDATE_EDGE, serv.update_edge, LockMode.UPDATE),

@@ -21,7 +21,7 @@ SERVICE_TYPE: typing.Final = "graph"
 
 ROUTES: typing.Final = (
     Route(types.GRAPH_CREATE_NODE, Routing.RANDOM, LockMode.NOLOCK, "pass"),
-    Route(types.GRAPH_REMOVE_NODE, Routing.CHT, LockMode.UPDATE, "pass", replicas=2),
+    Route(types.GRAPH_REMOVE_NODE, Routing.CHT, LockMode.NOLOCK, "pass", replicas=2),
     Route(types.GRAPH_UPDATE_NODE, Routing.CHT, LockMode.UPDATE, "all_and", replicas=2),
     Route(types.GRAPH_CREATE_EDGE, Routing.CHT, LockMode.NOLOCK, "pass", replicas=1),
     Route(types.GRAPH_UPDATE_EDGE, Routing.CHT, LockMode.UPDATE, "all_and", replicas=2),

@@ -13,86 +13,87 @@ from runtime.server_base import ServerBase
 
 
 class GraphServ(ServerBase):
-    """A distributed graph of nodes and edges with properties."""
+    """A distributed graph of nodes and edges with properties, with centrality and shortest
+paths over preset queries."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         # Build the model from self.config (the parsed JSON config) here.
 
     def create_node(self) -> str:
-        """The ``create_node`` method of ``graph``."""
+        """Create a node; returns its id, chosen by the cluster."""
         raise NotImplementedError("graph.create_node")
 
     def remove_node(self, node_id: str) -> bool:
-        """The ``remove_node`` method of ``graph``."""
+        """Remove the node ``node_id``."""
         raise NotImplementedError("graph.remove_node")
 
     def update_node(self, node_id: str, property: dict[str, str]) -> bool:
-        """The ``update_node`` method of ``graph``."""
+        """Replace the properties of the node ``node_id``."""
         raise NotImplementedError("graph.update_node")
 
     def create_edge(self, node_id: str, e: types.Edge) -> int:
-        """The ``create_edge`` method of ``graph``."""
+        """Create an edge starting at ``node_id``; returns its id."""
         raise NotImplementedError("graph.create_edge")
 
     def update_edge(self, node_id: str, edge_id: int, e: types.Edge) -> bool:
-        """The ``update_edge`` method of ``graph``."""
+        """Replace the edge ``edge_id`` that starts at ``node_id``."""
         raise NotImplementedError("graph.update_edge")
 
     def remove_edge(self, node_id: str, edge_id: int) -> bool:
-        """The ``remove_edge`` method of ``graph``."""
+        """Remove the edge ``edge_id`` that starts at ``node_id``."""
         raise NotImplementedError("graph.remove_edge")
 
     def get_centrality(self, node_id: str, centrality_type: int, query: types.PresetQuery) -> float:
-        """The ``get_centrality`` method of ``graph``."""
+        """The centrality of the node among what ``query`` selects (0: PageRank)."""
         raise NotImplementedError("graph.get_centrality")
 
     def add_centrality_query(self, query: types.PresetQuery) -> bool:
-        """The ``add_centrality_query`` method of ``graph``."""
+        """Start keeping centrality for a preset query."""
         raise NotImplementedError("graph.add_centrality_query")
 
     def add_shortest_path_query(self, query: types.PresetQuery) -> bool:
-        """The ``add_shortest_path_query`` method of ``graph``."""
+        """Start keeping shortest paths for a preset query."""
         raise NotImplementedError("graph.add_shortest_path_query")
 
     def remove_centrality_query(self, query: types.PresetQuery) -> bool:
-        """The ``remove_centrality_query`` method of ``graph``."""
+        """Stop keeping centrality for a preset query."""
         raise NotImplementedError("graph.remove_centrality_query")
 
     def remove_shortest_path_query(self, query: types.PresetQuery) -> bool:
-        """The ``remove_shortest_path_query`` method of ``graph``."""
+        """Stop keeping shortest paths for a preset query."""
         raise NotImplementedError("graph.remove_shortest_path_query")
 
     def get_shortest_path(self, query: types.ShortestPathQuery) -> list[str]:
-        """The ``get_shortest_path`` method of ``graph``."""
+        """The node ids along a shortest path, ends included."""
         raise NotImplementedError("graph.get_shortest_path")
 
     def update_index(self) -> bool:
-        """The ``update_index`` method of ``graph``."""
+        """Recompute centrality and shortest-path indexes now."""
         raise NotImplementedError("graph.update_index")
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``graph``."""
+        """Forget every node and edge."""
         raise NotImplementedError("graph.clear")
 
     def get_node(self, node_id: str) -> types.Node:
-        """The ``get_node`` method of ``graph``."""
+        """The node ``node_id``."""
         raise NotImplementedError("graph.get_node")
 
     def get_edge(self, node_id: str, edge_id: int) -> types.Edge:
-        """The ``get_edge`` method of ``graph``."""
+        """The edge ``edge_id`` that starts at ``node_id``."""
         raise NotImplementedError("graph.get_edge")
 
     def create_node_here(self, node_id: str) -> bool:
-        """The ``create_node_here`` method of ``graph``."""
+        """Server to server: keep a replica of the node ``node_id`` here."""
         raise NotImplementedError("graph.create_node_here")
 
     def remove_global_node(self, node_id: str) -> bool:
-        """The ``remove_global_node`` method of ``graph``."""
+        """Server to server: drop this server's copy of a removed node."""
         raise NotImplementedError("graph.remove_global_node")
 
     def create_edge_here(self, edge_id: int, e: types.Edge) -> bool:
-        """The ``create_edge_here`` method of ``graph``."""
+        """Server to server: keep a replica of the edge ``edge_id`` here."""
         raise NotImplementedError("graph.create_edge_here")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

@@ -33,13 +33,14 @@ __all__ = [
     "Edge",
     "Node",
     "PresetQuery",
+    "Query",
     "ShortestPathQuery",
 ]
 
 
 @dataclasses.dataclass
 class Node:
-    """The ``node`` message."""
+    """A node: its properties and the ids of the edges into and out of it."""
 
     WIRE: typing.ClassVar[_t.MessageType[Node]]
 
@@ -61,13 +62,35 @@ Node.WIRE = _t.MessageType(Node)
 
 
 @dataclasses.dataclass
+class Query:
+    """One condition of a preset query: property ``from_id`` must equal ``to_id``."""
+
+    WIRE: typing.ClassVar[_t.MessageType[Query]]
+
+    from_id: str
+    to_id: str
+
+    def to_msgpack(self) -> object:
+        """The array that travels on the wire."""
+        return Query.WIRE.encode(self)
+
+    @classmethod
+    def from_msgpack(cls, wire: object) -> Query:
+        """Decode a wire array; raises ``TypeMismatch`` when it does not fit."""
+        return cls.WIRE.decode(wire)
+
+
+Query.WIRE = _t.MessageType(Query)
+
+
+@dataclasses.dataclass
 class PresetQuery:
-    """The ``preset_query`` message."""
+    """Conditions on edges and on nodes; an empty list matches everything."""
 
     WIRE: typing.ClassVar[_t.MessageType[PresetQuery]]
 
-    edge_query: list[tuple[str, str]]
-    node_query: list[tuple[str, str]]
+    edge_query: list[Query]
+    node_query: list[Query]
 
     def to_msgpack(self) -> object:
         """The array that travels on the wire."""
@@ -84,7 +107,7 @@ PresetQuery.WIRE = _t.MessageType(PresetQuery)
 
 @dataclasses.dataclass
 class Edge:
-    """The ``edge`` message."""
+    """A directed edge from ``source`` to ``target`` with properties."""
 
     WIRE: typing.ClassVar[_t.MessageType[Edge]]
 
@@ -107,7 +130,8 @@ Edge.WIRE = _t.MessageType(Edge)
 
 @dataclasses.dataclass
 class ShortestPathQuery:
-    """The ``shortest_path_query`` message."""
+    """Find paths from ``source`` to ``target`` of at most ``max_hop`` edges that pass the
+preset query ``query``."""
 
     WIRE: typing.ClassVar[_t.MessageType[ShortestPathQuery]]
 
@@ -136,12 +160,8 @@ Node.WIRE.bind(
         ("out_edges", _t.List(_t.Int(signed=False, size=8))),
     ),
 )
-PresetQuery.WIRE.bind(
-    (
-        ("edge_query", _t.List(_t.Tuple(_t.String(), _t.String()))),
-        ("node_query", _t.List(_t.Tuple(_t.String(), _t.String()))),
-    ),
-)
+Query.WIRE.bind((("from_id", _t.String()), ("to_id", _t.String())))
+PresetQuery.WIRE.bind((("edge_query", _t.List(Query.WIRE)), ("node_query", _t.List(Query.WIRE))))
 Edge.WIRE.bind(
     (
         ("property", _t.Map(_t.String(), _t.String())),

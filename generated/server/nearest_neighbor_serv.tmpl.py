@@ -14,38 +14,38 @@ from runtime.server_base import ServerBase
 
 
 class NearestNeighborServ(ServerBase):
-    """The ``nearest_neighbor`` service."""
+    """Nearest-neighbour search over hashed rows (LSH, minhash, Euclid LSH)."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         # Build the model from self.config (the parsed JSON config) here.
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``nearest_neighbor``."""
+        """Forget every row."""
         raise NotImplementedError("nearest_neighbor.clear")
 
     def set_row(self, id: str, d: Datum) -> bool:
-        """The ``set_row`` method of ``nearest_neighbor``."""
+        """Store the row ``id`` with the datum ``d``, replacing any earlier one."""
         raise NotImplementedError("nearest_neighbor.set_row")
 
     def neighbor_row_from_id(self, id: str, size: int) -> list[types.IdWithScore]:
-        """The ``neighbor_row_from_id`` method of ``nearest_neighbor``."""
+        """The ``size`` rows nearest to the row ``id``, nearest first."""
         raise NotImplementedError("nearest_neighbor.neighbor_row_from_id")
 
     def neighbor_row_from_datum(self, query: Datum, size: int) -> list[types.IdWithScore]:
-        """The ``neighbor_row_from_datum`` method of ``nearest_neighbor``."""
+        """The ``size`` rows nearest to ``query``, nearest first."""
         raise NotImplementedError("nearest_neighbor.neighbor_row_from_datum")
 
     def similar_row_from_id(self, id: str, ret_num: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id`` method of ``nearest_neighbor``."""
+        """The ``ret_num`` rows most similar to the row ``id``, most similar first."""
         raise NotImplementedError("nearest_neighbor.similar_row_from_id")
 
     def similar_row_from_datum(self, query: Datum, ret_num: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum`` method of ``nearest_neighbor``."""
+        """The ``ret_num`` rows most similar to ``query``, most similar first."""
         raise NotImplementedError("nearest_neighbor.similar_row_from_datum")
 
     def get_all_rows(self) -> list[str]:
-        """The ``get_all_rows`` method of ``nearest_neighbor``."""
+        """The ids of every stored row."""
         raise NotImplementedError("nearest_neighbor.get_all_rows")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

@@ -14,70 +14,70 @@ from runtime.server_base import ServerBase
 
 
 class RecommenderServ(ServerBase):
-    """Recommendation by similar rows."""
+    """Recommendation: completes rows and finds similar ones (collaborative filtering)."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         # Build the model from self.config (the parsed JSON config) here.
 
     def clear_row(self, id: str) -> bool:
-        """The ``clear_row`` method of ``recommender``."""
+        """Remove the row ``id``."""
         raise NotImplementedError("recommender.clear_row")
 
     def update_row(self, id: str, row: Datum) -> bool:
-        """The ``update_row`` method of ``recommender``."""
+        """Merge ``row`` into the row ``id``, creating it when new."""
         raise NotImplementedError("recommender.update_row")
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``recommender``."""
+        """Forget every row."""
         raise NotImplementedError("recommender.clear")
 
     def complete_row_from_id(self, id: str) -> Datum:
-        """The ``complete_row_from_id`` method of ``recommender``."""
+        """The row ``id`` with its missing values estimated from similar rows."""
         raise NotImplementedError("recommender.complete_row_from_id")
 
     def complete_row_from_datum(self, row: Datum) -> Datum:
-        """The ``complete_row_from_datum`` method of ``recommender``."""
+        """``row`` with its missing values estimated from similar rows."""
         raise NotImplementedError("recommender.complete_row_from_datum")
 
     def similar_row_from_id(self, id: str, size: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id`` method of ``recommender``."""
+        """The ``size`` rows most similar to the row ``id``."""
         raise NotImplementedError("recommender.similar_row_from_id")
 
     def similar_row_from_id_and_score(self, id: str, score: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id_and_score`` method of ``recommender``."""
+        """The rows similar to the row ``id`` with a score of at least ``score``."""
         raise NotImplementedError("recommender.similar_row_from_id_and_score")
 
     def similar_row_from_id_and_rate(self, id: str, rate: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id_and_rate`` method of ``recommender``."""
+        """The most similar fraction ``rate`` (0 to 1) of rows for the row ``id``."""
         raise NotImplementedError("recommender.similar_row_from_id_and_rate")
 
     def similar_row_from_datum(self, row: Datum, size: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum`` method of ``recommender``."""
+        """The ``size`` rows most similar to ``row``."""
         raise NotImplementedError("recommender.similar_row_from_datum")
 
     def similar_row_from_datum_and_score(self, row: Datum, score: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum_and_score`` method of ``recommender``."""
+        """The rows similar to ``row`` with a score of at least ``score``."""
         raise NotImplementedError("recommender.similar_row_from_datum_and_score")
 
     def similar_row_from_datum_and_rate(self, row: Datum, rate: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum_and_rate`` method of ``recommender``."""
+        """The most similar fraction ``rate`` (0 to 1) of rows for ``row``."""
         raise NotImplementedError("recommender.similar_row_from_datum_and_rate")
 
     def decode_row(self, id: str) -> Datum:
-        """The ``decode_row`` method of ``recommender``."""
+        """The stored row ``id`` as a datum."""
         raise NotImplementedError("recommender.decode_row")
 
     def get_all_rows(self) -> list[str]:
-        """The ``get_all_rows`` method of ``recommender``."""
+        """The ids of every stored row."""
         raise NotImplementedError("recommender.get_all_rows")
 
     def calc_similarity(self, lhs: Datum, rhs: Datum) -> float:
-        """The ``calc_similarity`` method of ``recommender``."""
+        """The similarity of two rows."""
         raise NotImplementedError("recommender.calc_similarity")
 
     def calc_l2norm(self, row: Datum) -> float:
-        """The ``calc_l2norm`` method of ``recommender``."""
+        """The L2 norm of a row."""
         raise NotImplementedError("recommender.calc_l2norm")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

@@ -15,7 +15,7 @@ __all__ = [
 
 
 class Regression(ClientBase):
-    """Online regression.
+    """Online regression: estimates a number for a datum.
 
     ``Regression(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
@@ -26,11 +26,11 @@ class Regression(ClientBase):
         return self._call(types.REGRESSION_TRAIN, train_data)
 
     def estimate(self, estimate_data: list[Datum]) -> list[float]:
-        """Estimate a value for each datum."""
+        """Estimate a value for each datum, in the order given."""
         return self._call(types.REGRESSION_ESTIMATE, estimate_data)
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``regression``."""
+        """Forget the whole model."""
         return self._call(types.REGRESSION_CLEAR)
 
 
@@ -42,9 +42,9 @@ class AsyncRegression(AsyncClientBase):
         return await self._call(types.REGRESSION_TRAIN, train_data)
 
     async def estimate(self, estimate_data: list[Datum]) -> list[float]:
-        """Estimate a value for each datum."""
+        """Estimate a value for each datum, in the order given."""
         return await self._call(types.REGRESSION_ESTIMATE, estimate_data)
 
     async def clear(self) -> bool:
-        """The ``clear`` method of ``regression``."""
+        """Forget the whole model."""
         return await self._call(types.REGRESSION_CLEAR)

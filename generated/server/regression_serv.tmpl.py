@@ -14,7 +14,7 @@ from runtime.server_base import ServerBase
 
 
 class RegressionServ(ServerBase):
-    """Online regression."""
+    """Online regression: estimates a number for a datum."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
@@ -25,11 +25,11 @@ class RegressionServ(ServerBase):
         raise NotImplementedError("regression.train")
 
     def estimate(self, estimate_data: list[Datum]) -> list[float]:
-        """Estimate a value for each datum."""
+        """Estimate a value for each datum, in the order given."""
         raise NotImplementedError("regression.estimate")
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``regression``."""
+        """Forget the whole model."""
         raise NotImplementedError("regression.clear")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

@@ -23,23 +23,23 @@ class StatServ(ServerBase):
         raise NotImplementedError("stat.push")
 
     def sum(self, key: str) -> float:
-        """The ``sum`` method of ``stat``."""
+        """The sum of the values of ``key``."""
         raise NotImplementedError("stat.sum")
 
     def stddev(self, key: str) -> float:
-        """The ``stddev`` method of ``stat``."""
+        """The standard deviation of the values of ``key``."""
         raise NotImplementedError("stat.stddev")
 
     def max(self, key: str) -> float:
-        """The ``max`` method of ``stat``."""
+        """The largest value of ``key``."""
         raise NotImplementedError("stat.max")
 
     def min(self, key: str) -> float:
-        """The ``min`` method of ``stat``."""
+        """The smallest value of ``key``."""
         raise NotImplementedError("stat.min")
 
     def entropy(self, key: str) -> float:
-        """The ``entropy`` method of ``stat``."""
+        """The entropy of the values of ``key``."""
         raise NotImplementedError("stat.entropy")
 
     def moment(self, key: str, degree: int, center: float) -> float:

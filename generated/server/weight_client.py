@@ -15,22 +15,22 @@ __all__ = [
 
 
 class Weight(ClientBase):
-    """Feature weights as a converter computes them.
+    """Feature weights, as the datum converter computes them (tf-idf, bm25, ...).
 
     ``Weight(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
     """
 
     def update(self, d: Datum) -> list[types.Feature]:
-        """Update the weighting statistics with ``d`` and return its features."""
+        """Update the weighting statistics with ``d``; returns its weighted features."""
         return self._call(types.WEIGHT_UPDATE, d)
 
     def calc_weight(self, d: Datum) -> list[types.Feature]:
-        """The features of ``d`` without updating anything."""
+        """The weighted features of ``d``, without updating anything."""
         return self._call(types.WEIGHT_CALC_WEIGHT, d)
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``weight``."""
+        """Forget the weighting statistics."""
         return self._call(types.WEIGHT_CLEAR)
 
 
@@ -38,13 +38,13 @@ class AsyncWeight(AsyncClientBase):
     """asyncio twin of :class:`Weight`: the same methods, awaited."""
 
     async def update(self, d: Datum) -> list[types.Feature]:
-        """Update the weighting statistics with ``d`` and return its features."""
+        """Update the weighting statistics with ``d``; returns its weighted features."""
         return await self._call(types.WEIGHT_UPDATE, d)
 
     async def calc_weight(self, d: Datum) -> list[types.Feature]:
-        """The features of ``d`` without updating anything."""
+        """The weighted features of ``d``, without updating anything."""
         return await self._call(types.WEIGHT_CALC_WEIGHT, d)
 
     async def clear(self) -> bool:
-        """The ``clear`` method of ``weight``."""
+        """Forget the weighting statistics."""
         return await self._call(types.WEIGHT_CLEAR)

@@ -14,22 +14,22 @@ from runtime.server_base import ServerBase
 
 
 class WeightServ(ServerBase):
-    """Feature weights as a converter computes them."""
+    """Feature weights, as the datum converter computes them (tf-idf, bm25, ...)."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         # Build the model from self.config (the parsed JSON config) here.
 
     def update(self, d: Datum) -> list[types.Feature]:
-        """Update the weighting statistics with ``d`` and return its features."""
+        """Update the weighting statistics with ``d``; returns its weighted features."""
         raise NotImplementedError("weight.update")
 
     def calc_weight(self, d: Datum) -> list[types.Feature]:
-        """The features of ``d`` without updating anything."""
+        """The weighted features of ``d``, without updating anything."""
         raise NotImplementedError("weight.calc_weight")
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``weight``."""
+        """Forget the weighting statistics."""
         raise NotImplementedError("weight.clear")
 
     # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.

@@ -5,6 +5,7 @@
 from .client import Anomaly, AsyncAnomaly
 from .types import (
     ANOMALY_ADD,
+    ANOMALY_ADD_BULK,
     ANOMALY_CALC_SCORE,
     ANOMALY_CLEAR,
     ANOMALY_CLEAR_ROW,
@@ -16,6 +17,7 @@ from .types import (
 
 __all__ = [
     "ANOMALY_ADD",
+    "ANOMALY_ADD_BULK",
     "ANOMALY_CALC_SCORE",
     "ANOMALY_CLEAR",
     "ANOMALY_CLEAR_ROW",

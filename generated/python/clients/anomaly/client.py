@@ -16,38 +16,43 @@ __all__ = [
 
 
 class Anomaly(ClientBase):
-    """Anomaly detection over rows of data.
+    """Anomaly detection: scores how unusual a row is compared with the rows seen so far
+(local outlier factor and similar methods).
 
     ``Anomaly(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
     """
 
     def clear_row(self, id: str) -> bool:
-        """Remove a row."""
+        """Remove the row ``id``; true when it is gone."""
         return self._call(types.ANOMALY_CLEAR_ROW, id)
 
     def add(self, row: Datum) -> types.IdWithScore:
-        """Add a row with a new id; returns the id and its score."""
+        """Add ``row`` under a new id chosen by the cluster; returns that id and the score."""
         return self._call(types.ANOMALY_ADD, row)
 
+    def add_bulk(self, data: list[Datum]) -> list[str]:
+        """Add every row of ``data``; returns the ids given to them."""
+        return self._call(types.ANOMALY_ADD_BULK, data)
+
     def update(self, id: str, row: Datum) -> float:
-        """Update a row; returns its new score."""
+        """Merge ``row`` into the row ``id``; returns the row's new score."""
         return self._call(types.ANOMALY_UPDATE, id, row)
 
     def overwrite(self, id: str, row: Datum) -> float:
-        """Replace a row; returns its new score."""
+        """Replace the row ``id`` with ``row``; returns the row's new score."""
         return self._call(types.ANOMALY_OVERWRITE, id, row)
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``anomaly``."""
+        """Forget every row on every server."""
         return self._call(types.ANOMALY_CLEAR)
 
     def calc_score(self, row: Datum) -> float:
-        """The score a row would get, without adding it."""
+        """The score ``row`` would get, without storing it."""
         return self._call(types.ANOMALY_CALC_SCORE, row)
 
     def get_all_rows(self) -> list[str]:
-        """The ``get_all_rows`` method of ``anomaly``."""
+        """The ids of every stored row."""
         return self._call(types.ANOMALY_GET_ALL_ROWS)
 
 
@@ -55,29 +60,33 @@ class AsyncAnomaly(AsyncClientBase):
     """asyncio twin of :class:`Anomaly`: the same methods, awaited."""
 
     async def clear_row(self, id: str) -> bool:
-        """Remove a row."""
+        """Remove the row ``id``; true when it is gone."""
         return await self._call(types.ANOMALY_CLEAR_ROW, id)
 
     async def add(self, row: Datum) -> types.IdWithScore:
-        """Add a row with a new id; returns the id and its score."""
+        """Add ``row`` under a new id chosen by the cluster; returns that id and the score."""
         return await self._call(types.ANOMALY_ADD, row)
 
+    async def add_bulk(self, data: list[Datum]) -> list[str]:
+        """Add every row of ``data``; returns the ids given to them."""
+        return await self._call(types.ANOMALY_ADD_BULK, data)
+
     async def update(self, id: str, row: Datum) -> float:
-        """Update a row; returns its new score."""
+        """Merge ``row`` into the row ``id``; returns the row's new score."""
         return await self._call(types.ANOMALY_UPDATE, id, row)
 
     async def overwrite(self, id: str, row: Datum) -> float:
-        """Replace a row; returns its new score."""
+        """Replace the row ``id`` with ``row``; returns the row's new score."""
         return await self._call(types.ANOMALY_OVERWRITE, id, row)
 
     async def clear(self) -> bool:
-        """The ``clear`` method of ``anomaly``."""
+        """Forget every row on every server."""
         return await self._call(types.ANOMALY_CLEAR)
 
     async def calc_score(self, row: Datum) -> float:
-        """The score a row would get, without adding it."""
+        """The score ``row`` would get, without storing it."""
         return await self._call(types.ANOMALY_CALC_SCORE, row)
 
     async def get_all_rows(self) -> list[str]:
-        """The ``get_all_rows`` method of ``anomaly``."""
+        """The ids of every stored row."""
         return await self._call(types.ANOMALY_GET_ALL_ROWS)

@@ -6,23 +6,23 @@ from .client import AsyncBandit, Bandit
 from .types import (
     BANDIT_CLEAR,
     BANDIT_DELETE_ARM,
-    BANDIT_GET_REGISTERED_REWARDS,
+    BANDIT_GET_ARM_INFO,
     BANDIT_REGISTER_ARM,
     BANDIT_REGISTER_REWARD,
     BANDIT_RESET,
     BANDIT_SELECT_ARM,
-    RegisteredReward,
+    ArmInfo,
 )
 
 __all__ = [
     "BANDIT_CLEAR",
     "BANDIT_DELETE_ARM",
-    "BANDIT_GET_REGISTERED_REWARDS",
+    "BANDIT_GET_ARM_INFO",
     "BANDIT_REGISTER_ARM",
     "BANDIT_REGISTER_REWARD",
     "BANDIT_RESET",
     "BANDIT_SELECT_ARM",
+    "ArmInfo",
     "AsyncBandit",
     "Bandit",
-    "RegisteredReward",
 ]

@@ -15,38 +15,38 @@ __all__ = [
 
 
 class Bandit(ClientBase):
-    """Multi-armed bandits, one set of arms per player.
+    """Multi-armed bandits: each player picks among the same arms and reports rewards.
 
     ``Bandit(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
     """
 
     def register_arm(self, arm_id: str) -> bool:
-        """Add an arm for every player."""
+        """Add the arm ``arm_id`` for every player; true when it was added."""
         return self._call(types.BANDIT_REGISTER_ARM, arm_id)
 
     def delete_arm(self, arm_id: str) -> bool:
-        """Remove an arm."""
+        """Remove the arm ``arm_id``; true when it was removed."""
         return self._call(types.BANDIT_DELETE_ARM, arm_id)
 
     def select_arm(self, player_id: str) -> str:
-        """The arm the player should pull next."""
+        """The arm the player should pull next, by the configured strategy."""
         return self._call(types.BANDIT_SELECT_ARM, player_id)
 
     def register_reward(self, player_id: str, arm_id: str, reward: float) -> bool:
-        """Record a reward the player got from an arm."""
+        """Record that pulling ``arm_id`` paid ``reward`` to the player."""
         return self._call(types.BANDIT_REGISTER_REWARD, player_id, arm_id, reward)
 
-    def get_registered_rewards(self, player_id: str) -> dict[str, types.RegisteredReward]:
-        """The ``get_registered_rewards`` method of ``bandit``."""
-        return self._call(types.BANDIT_GET_REGISTERED_REWARDS, player_id)
+    def get_arm_info(self, player_id: str) -> dict[str, types.ArmInfo]:
+        """Every arm's trial count and weight for the player, by arm id."""
+        return self._call(types.BANDIT_GET_ARM_INFO, player_id)
 
     def reset(self, player_id: str) -> bool:
-        """Forget a player's history."""
+        """Forget what the player has pulled and earned."""
         return self._call(types.BANDIT_RESET, player_id)
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``bandit``."""
+        """Forget every arm and every player."""
         return self._call(types.BANDIT_CLEAR)
 
 
@@ -54,29 +54,29 @@ class AsyncBandit(AsyncClientBase):
     """asyncio twin of :class:`Bandit`: the same methods, awaited."""
 
     async def register_arm(self, arm_id: str) -> bool:
-        """Add an arm for every player."""
+        """Add the arm ``arm_id`` for every player; true when it was added."""
         return await self._call(types.BANDIT_REGISTER_ARM, arm_id)
 
     async def delete_arm(self, arm_id: str) -> bool:
-        """Remove an arm."""
+        """Remove the arm ``arm_id``; true when it was removed."""
         return await self._call(types.BANDIT_DELETE_ARM, arm_id)
 
     async def select_arm(self, player_id: str) -> str:
-        """The arm the player should pull next."""
+        """The arm the player should pull next, by the configured strategy."""
         return await self._call(types.BANDIT_SELECT_ARM, player_id)
 
     async def register_reward(self, player_id: str, arm_id: str, reward: float) -> bool:
-        """Record a reward the player got from an arm."""
+        """Record that pulling ``arm_id`` paid ``reward`` to the player."""
         return await self._call(types.BANDIT_REGISTER_REWARD, player_id, arm_id, reward)
 
-    async def get_registered_rewards(self, player_id: str) -> dict[str, types.RegisteredReward]:
-        """The ``get_registered_rewards`` method of ``bandit``."""
-        return await self._call(types.BANDIT_GET_REGISTERED_REWARDS, player_id)
+    async def get_arm_info(self, player_id: str) -> dict[str, types.ArmInfo]:
+        """Every arm's trial count and weight for the player, by arm id."""
+        return await self._call(types.BANDIT_GET_ARM_INFO, player_id)
 
     async def reset(self, player_id: str) -> bool:
-        """Forget a player's history."""
+        """Forget what the player has pulled and earned."""
         return await self._call(types.BANDIT_RESET, player_id)
 
     async def clear(self) -> bool:
-        """The ``clear`` method of ``bandit``."""
+        """Forget every arm and every player."""
         return await self._call(types.BANDIT_CLEAR)

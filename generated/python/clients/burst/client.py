@@ -15,50 +15,51 @@ __all__ = [
 
 
 class Burst(ClientBase):
-    """Burst detection of keywords in a stream of documents.
+    """Burst detection: finds the stretches of time in which a keyword shows up unusually
+often in a stream of documents.
 
     ``Burst(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
     """
 
     def add_documents(self, data: list[types.Document]) -> int:
-        """The ``add_documents`` method of ``burst``."""
+        """Add documents; returns how many were added."""
         return self._call(types.BURST_ADD_DOCUMENTS, data)
 
     def get_result(self, keyword: str) -> types.Window:
-        """The ``get_result`` method of ``burst``."""
+        """The latest window of ``keyword``."""
         return self._call(types.BURST_GET_RESULT, keyword)
 
     def get_result_at(self, keyword: str, pos: float) -> types.Window:
-        """The ``get_result_at`` method of ``burst``."""
+        """The window of ``keyword`` that holds position ``pos``."""
         return self._call(types.BURST_GET_RESULT_AT, keyword, pos)
 
     def get_all_bursted_results(self) -> dict[str, types.Window]:
-        """The ``get_all_bursted_results`` method of ``burst``."""
+        """The latest window of every keyword that is bursting now."""
         return self._call(types.BURST_GET_ALL_BURSTED_RESULTS)
 
     def get_all_bursted_results_at(self, pos: float) -> dict[str, types.Window]:
-        """The ``get_all_bursted_results_at`` method of ``burst``."""
+        """The window at ``pos`` of every keyword that was bursting then."""
         return self._call(types.BURST_GET_ALL_BURSTED_RESULTS_AT, pos)
 
     def get_all_keywords(self) -> list[types.KeywordWithParams]:
-        """The ``get_all_keywords`` method of ``burst``."""
+        """Every watched keyword with its parameters."""
         return self._call(types.BURST_GET_ALL_KEYWORDS)
 
     def add_keyword(self, keyword: types.KeywordWithParams) -> bool:
-        """The ``add_keyword`` method of ``burst``."""
+        """Start watching a keyword."""
         return self._call(types.BURST_ADD_KEYWORD, keyword)
 
     def remove_keyword(self, keyword: str) -> bool:
-        """The ``remove_keyword`` method of ``burst``."""
+        """Stop watching ``keyword``."""
         return self._call(types.BURST_REMOVE_KEYWORD, keyword)
 
     def remove_all_keywords(self) -> bool:
-        """The ``remove_all_keywords`` method of ``burst``."""
+        """Stop watching every keyword."""
         return self._call(types.BURST_REMOVE_ALL_KEYWORDS)
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``burst``."""
+        """Forget every document and keyword."""
         return self._call(types.BURST_CLEAR)
 
 
@@ -66,41 +67,41 @@ class AsyncBurst(AsyncClientBase):
     """asyncio twin of :class:`Burst`: the same methods, awaited."""
 
     async def add_documents(self, data: list[types.Document]) -> int:
-        """The ``add_documents`` method of ``burst``."""
+        """Add documents; returns how many were added."""
         return await self._call(types.BURST_ADD_DOCUMENTS, data)
 
     async def get_result(self, keyword: str) -> types.Window:
-        """The ``get_result`` method of ``burst``."""
+        """The latest window of ``keyword``."""
         return await self._call(types.BURST_GET_RESULT, keyword)
 
     async def get_result_at(self, keyword: str, pos: float) -> types.Window:
-        """The ``get_result_at`` method of ``burst``."""
+        """The window of ``keyword`` that holds position ``pos``."""
         return await self._call(types.BURST_GET_RESULT_AT, keyword, pos)
 
     async def get_all_bursted_results(self) -> dict[str, types.Window]:
-        """The ``get_all_bursted_results`` method of ``burst``."""
+        """The latest window of every keyword that is bursting now."""
         return await self._call(types.BURST_GET_ALL_BURSTED_RESULTS)
 
     async def get_all_bursted_results_at(self, pos: float) -> dict[str, types.Window]:
-        """The ``get_all_bursted_results_at`` method of ``burst``."""
+        """The window at ``pos`` of every keyword that was bursting then."""
         return await self._call(types.BURST_GET_ALL_BURSTED_RESULTS_AT, pos)
 
     async def get_all_keywords(self) -> list[types.KeywordWithParams]:
-        """The ``get_all_keywords`` method of ``burst``."""
+        """Every watched keyword with its parameters."""
         return await self._call(types.BURST_GET_ALL_KEYWORDS)
 
     async def add_keyword(self, keyword: types.KeywordWithParams) -> bool:
-        """The ``add_keyword`` method of ``burst``."""
+        """Start watching a keyword."""
         return await self._call(types.BURST_ADD_KEYWORD, keyword)
 
     async def remove_keyword(self, keyword: str) -> bool:
-        """The ``remove_keyword`` method of ``burst``."""
+        """Stop watching ``keyword``."""
         return await self._call(types.BURST_REMOVE_KEYWORD, keyword)
 
     async def remove_all_keywords(self) -> bool:
-        """The ``remove_all_keywords`` method of ``burst``."""
+        """Stop watching every keyword."""
         return await self._call(types.BURST_REMOVE_ALL_KEYWORDS)
 
     async def clear(self) -> bool:
-        """The ``clear`` method of ``burst``."""
+        """Forget every document and keyword."""
         return await self._call(types.BURST_CLEAR)

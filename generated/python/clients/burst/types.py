@@ -30,7 +30,7 @@ __all__ = [
 
 @dataclasses.dataclass
 class KeywordWithParams:
-    """The ``keyword_with_params`` message."""
+    """A watched keyword and the parameters of its burst model."""
 
     WIRE: typing.ClassVar[_t.MessageType[KeywordWithParams]]
 
@@ -53,12 +53,12 @@ KeywordWithParams.WIRE = _t.MessageType(KeywordWithParams)
 
 @dataclasses.dataclass
 class Batch:
-    """The ``batch`` message."""
+    """One batch of a window: documents in it, how many matched, and the burst weight."""
 
     WIRE: typing.ClassVar[_t.MessageType[Batch]]
 
-    d: int
-    r: int
+    all_data_count: int
+    relevant_data_count: int
     burst_weight: float
 
     def to_msgpack(self) -> object:
@@ -76,7 +76,7 @@ Batch.WIRE = _t.MessageType(Batch)
 
 @dataclasses.dataclass
 class Window:
-    """The ``window`` message."""
+    """A run of consecutive batches starting at ``start_pos``."""
 
     WIRE: typing.ClassVar[_t.MessageType[Window]]
 
@@ -98,7 +98,7 @@ Window.WIRE = _t.MessageType(Window)
 
 @dataclasses.dataclass
 class Document:
-    """The ``document`` message."""
+    """A document and its position on the time axis."""
 
     WIRE: typing.ClassVar[_t.MessageType[Document]]
 
@@ -123,8 +123,8 @@ KeywordWithParams.WIRE.bind(
 )
 Batch.WIRE.bind(
     (
-        ("d", _t.Int(signed=True, size=4)),
-        ("r", _t.Int(signed=True, size=4)),
+        ("all_data_count", _t.Int(signed=True, size=4)),
+        ("relevant_data_count", _t.Int(signed=True, size=4)),
         ("burst_weight", _t.Float()),
     ),
 )

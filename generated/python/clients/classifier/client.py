@@ -16,18 +16,19 @@ __all__ = [
 
 
 class Classifier(ClientBase):
-    """Online multiclass classification.
+    """Online multiclass classification. The model guards itself (``#@nolock``): methods
+may run side by side.
 
     ``Classifier(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
     """
 
     def train(self, data: list[types.LabeledDatum]) -> int:
-        """Train with every labeled datum; returns how many were trained."""
+        """Learn from every labeled datum; returns how many were used."""
         return self._call(types.CLASSIFIER_TRAIN, data)
 
     def classify(self, data: list[Datum]) -> list[list[types.EstimateResult]]:
-        """Score every label for each datum."""
+        """Score every known label for each datum, in the order given."""
         return self._call(types.CLASSIFIER_CLASSIFY, data)
 
     def get_labels(self) -> dict[str, int]:
@@ -35,15 +36,15 @@ class Classifier(ClientBase):
         return self._call(types.CLASSIFIER_GET_LABELS)
 
     def set_label(self, new_label: str) -> bool:
-        """Add a label with no examples yet."""
+        """Add a label before any example of it arrives; false when it exists."""
         return self._call(types.CLASSIFIER_SET_LABEL, new_label)
 
     def clear(self) -> bool:
-        """Forget the model."""
+        """Forget the whole model."""
         return self._call(types.CLASSIFIER_CLEAR)
 
     def delete_label(self, target_label: str) -> bool:
-        """Remove a label and what was learnt for it."""
+        """Remove a label and what was learnt for it; true when some server had it."""
         return self._call(types.CLASSIFIER_DELETE_LABEL, target_label)
 
 
@@ -51,11 +52,11 @@ class AsyncClassifier(AsyncClientBase):
     """asyncio twin of :class:`Classifier`: the same methods, awaited."""
 
     async def train(self, data: list[types.LabeledDatum]) -> int:
-        """Train with every labeled datum; returns how many were trained."""
+        """Learn from every labeled datum; returns how many were used."""
         return await self._call(types.CLASSIFIER_TRAIN, data)
 
     async def classify(self, data: list[Datum]) -> list[list[types.EstimateResult]]:
-        """Score every label for each datum."""
+        """Score every known label for each datum, in the order given."""
         return await self._call(types.CLASSIFIER_CLASSIFY, data)
 
     async def get_labels(self) -> dict[str, int]:
@@ -63,13 +64,13 @@ class AsyncClassifier(AsyncClientBase):
         return await self._call(types.CLASSIFIER_GET_LABELS)
 
     async def set_label(self, new_label: str) -> bool:
-        """Add a label with no examples yet."""
+        """Add a label before any example of it arrives; false when it exists."""
         return await self._call(types.CLASSIFIER_SET_LABEL, new_label)
 
     async def clear(self) -> bool:
-        """Forget the model."""
+        """Forget the whole model."""
         return await self._call(types.CLASSIFIER_CLEAR)
 
     async def delete_label(self, target_label: str) -> bool:
-        """Remove a label and what was learnt for it."""
+        """Remove a label and what was learnt for it; true when some server had it."""
         return await self._call(types.CLASSIFIER_DELETE_LABEL, target_label)

@@ -26,6 +26,7 @@ from .types import (
     Edge,
     Node,
     PresetQuery,
+    Query,
     ShortestPathQuery,
 )
 
@@ -54,5 +55,6 @@ __all__ = [
     "Graph",
     "Node",
     "PresetQuery",
+    "Query",
     "ShortestPathQuery",
 ]

@@ -16,38 +16,38 @@ __all__ = [
 
 
 class NearestNeighbor(ClientBase):
-    """The ``nearest_neighbor`` service.
+    """Nearest-neighbour search over hashed rows (LSH, minhash, Euclid LSH).
 
     ``NearestNeighbor(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
     """
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``nearest_neighbor``."""
+        """Forget every row."""
         return self._call(types.NEAREST_NEIGHBOR_CLEAR)
 
     def set_row(self, id: str, d: Datum) -> bool:
-        """The ``set_row`` method of ``nearest_neighbor``."""
+        """Store the row ``id`` with the datum ``d``, replacing any earlier one."""
         return self._call(types.NEAREST_NEIGHBOR_SET_ROW, id, d)
 
     def neighbor_row_from_id(self, id: str, size: int) -> list[types.IdWithScore]:
-        """The ``neighbor_row_from_id`` method of ``nearest_neighbor``."""
+        """The ``size`` rows nearest to the row ``id``, nearest first."""
         return self._call(types.NEAREST_NEIGHBOR_NEIGHBOR_ROW_FROM_ID, id, size)
 
     def neighbor_row_from_datum(self, query: Datum, size: int) -> list[types.IdWithScore]:
-        """The ``neighbor_row_from_datum`` method of ``nearest_neighbor``."""
+        """The ``size`` rows nearest to ``query``, nearest first."""
         return self._call(types.NEAREST_NEIGHBOR_NEIGHBOR_ROW_FROM_DATUM, query, size)
 
     def similar_row_from_id(self, id: str, ret_num: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id`` method of ``nearest_neighbor``."""
+        """The ``ret_num`` rows most similar to the row ``id``, most similar first."""
         return self._call(types.NEAREST_NEIGHBOR_SIMILAR_ROW_FROM_ID, id, ret_num)
 
     def similar_row_from_datum(self, query: Datum, ret_num: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum`` method of ``nearest_neighbor``."""
+        """The ``ret_num`` rows most similar to ``query``, most similar first."""
         return self._call(types.NEAREST_NEIGHBOR_SIMILAR_ROW_FROM_DATUM, query, ret_num)
 
     def get_all_rows(self) -> list[str]:
-        """The ``get_all_rows`` method of ``nearest_neighbor``."""
+        """The ids of every stored row."""
         return self._call(types.NEAREST_NEIGHBOR_GET_ALL_ROWS)
 
 
@@ -55,29 +55,29 @@ class AsyncNearestNeighbor(AsyncClientBase):
     """asyncio twin of :class:`NearestNeighbor`: the same methods, awaited."""
 
     async def clear(self) -> bool:
-        """The ``clear`` method of ``nearest_neighbor``."""
+        """Forget every row."""
         return await self._call(types.NEAREST_NEIGHBOR_CLEAR)
 
     async def set_row(self, id: str, d: Datum) -> bool:
-        """The ``set_row`` method of ``nearest_neighbor``."""
+        """Store the row ``id`` with the datum ``d``, replacing any earlier one."""
         return await self._call(types.NEAREST_NEIGHBOR_SET_ROW, id, d)
 
     async def neighbor_row_from_id(self, id: str, size: int) -> list[types.IdWithScore]:
-        """The ``neighbor_row_from_id`` method of ``nearest_neighbor``."""
+        """The ``size`` rows nearest to the row ``id``, nearest first."""
         return await self._call(types.NEAREST_NEIGHBOR_NEIGHBOR_ROW_FROM_ID, id, size)
 
     async def neighbor_row_from_datum(self, query: Datum, size: int) -> list[types.IdWithScore]:
-        """The ``neighbor_row_from_datum`` method of ``nearest_neighbor``."""
+        """The ``size`` rows nearest to ``query``, nearest first."""
         return await self._call(types.NEAREST_NEIGHBOR_NEIGHBOR_ROW_FROM_DATUM, query, size)
 
     async def similar_row_from_id(self, id: str, ret_num: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id`` method of ``nearest_neighbor``."""
+        """The ``ret_num`` rows most similar to the row ``id``, most similar first."""
         return await self._call(types.NEAREST_NEIGHBOR_SIMILAR_ROW_FROM_ID, id, ret_num)
 
     async def similar_row_from_datum(self, query: Datum, ret_num: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum`` method of ``nearest_neighbor``."""
+        """The ``ret_num`` rows most similar to ``query``, most similar first."""
         return await self._call(types.NEAREST_NEIGHBOR_SIMILAR_ROW_FROM_DATUM, query, ret_num)
 
     async def get_all_rows(self) -> list[str]:
-        """The ``get_all_rows`` method of ``nearest_neighbor``."""
+        """The ids of every stored row."""
         return await self._call(types.NEAREST_NEIGHBOR_GET_ALL_ROWS)

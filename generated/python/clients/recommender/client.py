@@ -16,70 +16,70 @@ __all__ = [
 
 
 class Recommender(ClientBase):
-    """Recommendation by similar rows.
+    """Recommendation: completes rows and finds similar ones (collaborative filtering).
 
     ``Recommender(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.
     """
 
     def clear_row(self, id: str) -> bool:
-        """The ``clear_row`` method of ``recommender``."""
+        """Remove the row ``id``."""
         return self._call(types.RECOMMENDER_CLEAR_ROW, id)
 
     def update_row(self, id: str, row: Datum) -> bool:
-        """The ``update_row`` method of ``recommender``."""
+        """Merge ``row`` into the row ``id``, creating it when new."""
         return self._call(types.RECOMMENDER_UPDATE_ROW, id, row)
 
     def clear(self) -> bool:
-        """The ``clear`` method of ``recommender``."""
+        """Forget every row."""
         return self._call(types.RECOMMENDER_CLEAR)
 
     def complete_row_from_id(self, id: str) -> Datum:
-        """The ``complete_row_from_id`` method of ``recommender``."""
+        """The row ``id`` with its missing values estimated from similar rows."""
         return self._call(types.RECOMMENDER_COMPLETE_ROW_FROM_ID, id)
 
     def complete_row_from_datum(self, row: Datum) -> Datum:
-        """The ``complete_row_from_datum`` method of ``recommender``."""
+        """``row`` with its missing values estimated from similar rows."""
         return self._call(types.RECOMMENDER_COMPLETE_ROW_FROM_DATUM, row)
 
     def similar_row_from_id(self, id: str, size: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id`` method of ``recommender``."""
+        """The ``size`` rows most similar to the row ``id``."""
         return self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_ID, id, size)
 
     def similar_row_from_id_and_score(self, id: str, score: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id_and_score`` method of ``recommender``."""
+        """The rows similar to the row ``id`` with a score of at least ``score``."""
         return self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_ID_AND_SCORE, id, score)
 
     def similar_row_from_id_and_rate(self, id: str, rate: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id_and_rate`` method of ``recommender``."""
+        """The most similar fraction ``rate`` (0 to 1) of rows for the row ``id``."""
         return self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_ID_AND_RATE, id, rate)
 
     def similar_row_from_datum(self, row: Datum, size: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum`` method of ``recommender``."""
+        """The ``size`` rows most similar to ``row``."""
         return self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_DATUM, row, size)
 
     def similar_row_from_datum_and_score(self, row: Datum, score: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum_and_score`` method of ``recommender``."""
+        """The rows similar to ``row`` with a score of at least ``score``."""
         return self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_DATUM_AND_SCORE, row, score)
 
     def similar_row_from_datum_and_rate(self, row: Datum, rate: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum_and_rate`` method of ``recommender``."""
+        """The most similar fraction ``rate`` (0 to 1) of rows for ``row``."""
         return self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_DATUM_AND_RATE, row, rate)
 
     def decode_row(self, id: str) -> Datum:
-        """The ``decode_row`` method of ``recommender``."""
+        """The stored row ``id`` as a datum."""
         return self._call(types.RECOMMENDER_DECODE_ROW, id)
 
     def get_all_rows(self) -> list[str]:
-        """The ``get_all_rows`` method of ``recommender``."""
+        """The ids of every stored row."""
         return self._call(types.RECOMMENDER_GET_ALL_ROWS)
 
     def calc_similarity(self, lhs: Datum, rhs: Datum) -> float:
-        """The ``calc_similarity`` method of ``recommender``."""
+        """The similarity of two rows."""
         return self._call(types.RECOMMENDER_CALC_SIMILARITY, lhs, rhs)
 
     def calc_l2norm(self, row: Datum) -> float:
-        """The ``calc_l2norm`` method of ``recommender``."""
+        """The L2 norm of a row."""
         return self._call(types.RECOMMENDER_CALC_L2NORM, row)
 
 
@@ -87,39 +87,39 @@ class AsyncRecommender(AsyncClientBase):
     """asyncio twin of :class:`Recommender`: the same methods, awaited."""
 
     async def clear_row(self, id: str) -> bool:
-        """The ``clear_row`` method of ``recommender``."""
+        """Remove the row ``id``."""
         return await self._call(types.RECOMMENDER_CLEAR_ROW, id)
 
     async def update_row(self, id: str, row: Datum) -> bool:
-        """The ``update_row`` method of ``recommender``."""
+        """Merge ``row`` into the row ``id``, creating it when new."""
         return await self._call(types.RECOMMENDER_UPDATE_ROW, id, row)
 
     async def clear(self) -> bool:
-        """The ``clear`` method of ``recommender``."""
+        """Forget every row."""
         return await self._call(types.RECOMMENDER_CLEAR)
 
     async def complete_row_from_id(self, id: str) -> Datum:
-        """The ``complete_row_from_id`` method of ``recommender``."""
+        """The row ``id`` with its missing values estimated from similar rows."""
         return await self._call(types.RECOMMENDER_COMPLETE_ROW_FROM_ID, id)
 
     async def complete_row_from_datum(self, row: Datum) -> Datum:
-        """The ``complete_row_from_datum`` method of ``recommender``."""
+        """``row`` with its missing values estimated from similar rows."""
         return await self._call(types.RECOMMENDER_COMPLETE_ROW_FROM_DATUM, row)
 
     async def similar_row_from_id(self, id: str, size: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id`` method of ``recommender``."""
+        """The ``size`` rows most similar to the row ``id``."""
         return await self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_ID, id, size)
 
     async def similar_row_from_id_and_score(self, id: str, score: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id_and_score`` method of ``recommender``."""
+        """The rows similar to the row ``id`` with a score of at least ``score``."""
         return await self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_ID_AND_SCORE, id, score)
 
     async def similar_row_from_id_and_rate(self, id: str, rate: float) -> list[types.IdWithScore]:
-        """The ``similar_row_from_id_and_rate`` method of ``recommender``."""
+        """The most similar fraction ``rate`` (0 to 1) of rows for the row ``id``."""
         return await self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_ID_AND_RATE, id, rate)
 
     async def similar_row_from_datum(self, row: Datum, size: int) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum`` method of ``recommender``."""
+        """The ``size`` rows most similar to ``row``."""
         return await self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_DATUM, row, size)
 
     async def similar_row_from_datum_and_score(
@@ -127,7 +127,7 @@ class AsyncRecommender(AsyncClientBase):
         row: Datum,
         score: float,
     ) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum_and_score`` method of ``recommender``."""
+        """The rows similar to ``row`` with a score of at least ``score``."""
         return await self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_DATUM_AND_SCORE, row, score)
 
     async def similar_row_from_datum_and_rate(
@@ -135,21 +135,21 @@ class AsyncRecommender(AsyncClientBase):
         row: Datum,
         rate: float,
     ) -> list[types.IdWithScore]:
-        """The ``similar_row_from_datum_and_rate`` method of ``recommender``."""
+        """The most similar fraction ``rate`` (0 to 1) of rows for ``row``."""
         return await self._call(types.RECOMMENDER_SIMILAR_ROW_FROM_DATUM_AND_RATE, row, rate)
 
     async def decode_row(self, id: str) -> Datum:
-        """The ``decode_row`` method of ``recommender``."""
+        """The stored row ``id`` as a datum."""
         return await self._call(types.RECOMMENDER_DECODE_ROW, id)
 
     async def get_all_rows(self) -> list[str]:
-        """The ``get_all_rows`` method of ``recommender``."""
+        """The ids of every stored row."""
         return await self._call(types.RECOMMENDER_GET_ALL_ROWS)
 
     async def calc_similarity(self, lhs: Datum, rhs: Datum) -> float:
-        """The ``calc_similarity`` method of ``recommender``."""
+        """The similarity of two rows."""
         return await self._call(types.RECOMMENDER_CALC_SIMILARITY, lhs, rhs)
 
     async def calc_l2norm(self, row: Datum) -> float:
-        """The ``calc_l2norm`` method of ``recommender``."""
+        """The L2 norm of a row."""
         return await self._call(types.RECOMMENDER_CALC_L2NORM, row)

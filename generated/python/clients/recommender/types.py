@@ -32,7 +32,7 @@ __all__ = [
 
 @dataclasses.dataclass
 class IdWithScore:
-    """The ``id_with_score`` message."""
+    """A row id and its similarity score."""
 
     WIRE: typing.ClassVar[_t.MessageType[IdWithScore]]
 
