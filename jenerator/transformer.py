@@ -8,7 +8,8 @@ validator's findings). Each node's :class:`~jenerator.model.Span` comes from lar
 Doc lines: a run of ``#-`` comments, each alone on its line, directly above the line
 where a message, field, enum, enum value, exception, service or method starts (for a
 method, its first annotation) becomes that node's ``doc``, one entry per line with the
-``#-`` marker removed. Only a node that opens its line takes the run (in
+``#-`` marker removed. A method also takes the ``#-`` lines standing between its annotation
+lines and its return type, after the run above it. Only a node that opens its line takes the run (in
 ``message m { 0: int a }`` the doc is the message's, not the field's). A blank line or a
 plain ``#`` comment ends the run, and ``#-`` written after code documents nothing.
 """
@@ -146,14 +147,9 @@ class IdlTransformer(Transformer[Token, m.Idl]):
     def method(self, meta: Meta, items: list[Any]) -> m.Method:
         *annotations, return_type, name, args = items
         span = self._span(meta)
-        return m.Method(
-            str(name),
-            return_type,
-            tuple(args or ()),
-            tuple(annotations),
-            self._doc(span),
-            span,
-        )
+        between = range(span.line, return_type.span.line)  # empty without annotation lines
+        doc = self._doc(span) + tuple(self.docs[line] for line in between if line in self.docs)
+        return m.Method(str(name), return_type, tuple(args or ()), tuple(annotations), doc, span)
 
     def args(self, meta: Meta, items: list[Any]) -> list[m.Arg]:
         return list(items)

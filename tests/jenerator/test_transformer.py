@@ -230,7 +230,12 @@ def test_comments_case_docs() -> None:
     assert axis.doc == ()
     assert [v.doc for v in axis.values] == [(" Across.",), ()]
     assert service.doc == (" Doc lines above a service.",)
-    assert [meth.doc for meth in service.methods] == [(" Above the first annotation.",), (), (), ()]
+    assert [meth.doc for meth in service.methods] == [
+        (" Above the first annotation.",),
+        (" Between the annotations: joins the method's doc.", " And above the return type."),
+        (),
+        (),
+    ]
     assert [meth.name for meth in service.methods] == ["get", "clear", "ping", "nested"]
 
 
@@ -262,3 +267,23 @@ def test_a_doc_run_belongs_to_the_node_that_opens_the_line() -> None:
     assert [f.doc for f in idl.messages[0].fields] == [(), ()]
     assert idl.enums[0].doc == (" The enum.",)
     assert idl.enums[0].values[0].doc == ()
+
+
+def test_doc_lines_between_annotations_join_the_method_doc() -> None:
+    idl = build(
+        "service s {\n"
+        "  #- Above.\n"
+        "  #@cht\n"
+        "  #- Between.\n"
+        "  #@update\n"
+        "  # plain: skipped, the run goes on\n"
+        "  #@pass\n"
+        "  #- Last.\n"
+        "  int f(0: string k)\n"
+        "  #- Documents g, not f.\n"
+        "  #@random #@update #@pass int g()\n"
+        "}\n"
+    )
+    f, g = idl.services[0].methods
+    assert f.doc == (" Above.", " Between.", " Last.")
+    assert g.doc == (" Documents g, not f.",)
