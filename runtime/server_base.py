@@ -7,7 +7,13 @@ config, implements the IDL methods, and fills in the hooks the framework calls:
 - :meth:`pack` / :meth:`unpack` turn the model into one msgpack-able value and back, for
   ``save`` and ``load``. ``unpack`` must build the new model fully before swapping it in,
   so a payload it rejects leaves the running model untouched;
-- ``user_data_version`` is stored in model files; ``load`` refuses files of another version.
+- ``user_data_version`` is stored in model files; ``load`` refuses files of another version
+  (and the mixer refuses to copy a peer's model of another version);
+- :meth:`mixable` hands the mixer the model it combines across servers (``None``, the
+  default, for a service without mix);
+- :meth:`updated` is what a method calls after changing the model when the framework does
+  not count it itself (``#@nolock`` methods that learn): it feeds ``update_count`` and the
+  mixer's ``--interval_count`` trigger. ``#@update`` methods are counted by the framework.
 
 The built-in RPCs themselves (``get_config``, ``save``, ``load``, ``get_status``) live in
 :mod:`runtime.service_host`, which calls these hooks under the model lock.
@@ -16,9 +22,11 @@ The built-in RPCs themselves (``get_config``, ``save``, ``load``, ``get_status``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from runtime.errors import ConfigError
+from runtime.mix.mixable import Mixable
 
 
 class ServerBase:
@@ -36,6 +44,24 @@ class ServerBase:
         self.config_json = config_json
         #: The parsed config.
         self.config = config
+        #: Set by the framework: called by :meth:`updated`.
+        self.update_listener: Callable[[], None] | None = None
+
+    def mixable(self) -> Mixable | None:
+        """The model the mixer combines across servers, or ``None`` (no mix).
+
+        The mixer calls its methods under the framework's model lock (read lock for
+        ``get_diff``/``get_model``, write lock for ``put_diff``/``set_model``); a model that
+        is also changed by ``#@nolock`` methods must guard itself as well (see
+        :class:`runtime.mix.locked.LockedMixable`).
+        """
+        return None
+
+    def updated(self) -> None:
+        """Count one model update (for ``#@nolock`` methods that change the model)."""
+        listener = self.update_listener
+        if listener is not None:
+            listener()
 
     def get_status(self) -> dict[str, str]:
         """Service-specific status keys (strings to strings)."""

@@ -6,6 +6,11 @@ reads the JSON config (``--configpath``, or the model file's saved config with
 0`` picks a free port; the bound address is logged as ``listening on HOST:PORT``), joins
 the cluster when ``--zookeeper`` is given, and serves until SIGTERM or SIGINT, when it stops
 accepting, drains calls in flight and leaves the cluster. A second signal exits at once.
+
+In a cluster, a service whose ``*_serv`` returns a model from ``mixable()`` gets a
+:class:`~runtime.mix.linear_mixer.LinearMixer` as a third subsystem: it catches the model up
+with the cluster and puts the server into ``actives``. A service without one is active as
+soon as it has registered. ``do_mix`` on a standalone server is a clear error.
 """
 
 from __future__ import annotations
@@ -22,17 +27,20 @@ from typing import Any
 from runtime.cli import parse_server_args
 from runtime.config import ServerSettings, listen_host
 from runtime.errors import ConfigError, JubakoError, ModelFileError
-from runtime.lifecycle import Part, System
-from runtime.locks import RWLock
+from runtime.lifecycle import Part, Subsystem, System
+from runtime.locks import LockMode, RWLock
 from runtime.logs import setup_logging
+from runtime.membership.base import Node
 from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
+from runtime.mix.linear_mixer import LinearMixer, MixSettings, standalone_handlers
 from runtime.persistence import read_model_file
 from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.server import RpcServer
 from runtime.server_base import ServerBase
 from runtime.service_host import ServiceHost, handler
 from runtime.serving import log_file_path, serve_until_signalled
-from runtime.zk_lock import config_read_lock
+from runtime.signature import DO_MIX, RESUME_MIXER, SUSPEND_MIXER
+from runtime.zk_lock import ZkLock, config_read_lock, master_lock
 
 __all__ = ["ServerApp", "handler", "load_service_class", "run_server"]
 
@@ -112,7 +120,32 @@ class ServerApp:
             configpath_label=configpath_label,
             use_cht=use_cht,
         )
-        table = {**handlers, **self.host.handlers()}
+        mixable = serv.mixable()
+        self.mixer: LinearMixer | None = None
+        if settings.zookeeper and mixable is not None:
+            self.mixer = LinearMixer(
+                mixable,
+                model_lock=self.model_lock,
+                members=_JoinedCluster(self),
+                master_lock=self._master_lock,
+                self_node=self._self_node,
+                protocol_version=serv.user_data_version,
+                settings=MixSettings(
+                    interval_sec=settings.interval_sec,
+                    interval_count=settings.interval_count,
+                    interconnect_timeout=settings.interconnect_timeout,
+                ),
+            )
+            self.host.update_listeners.append(self.mixer.updated)
+            mix_rows = self.mixer.handlers(DO_MIX)
+        elif settings.zookeeper:
+            mix_rows = standalone_handlers(DO_MIX, f"{service_type} has no mixable model")
+        else:
+            mix_rows = standalone_handlers(
+                DO_MIX, "this server is standalone (no --zookeeper): there is no mixer"
+            )
+        serv.update_listener = self.host.on_update
+        table = {**handlers, **self.host.handlers(), **mix_rows}
         self.dispatcher = Dispatcher(
             table,
             cluster_name=settings.name or None,
@@ -131,12 +164,37 @@ class ServerApp:
         self._zk: Any = None
         self._config_lock: Any = None
         self.membership: ZooKeeperMembership | None = None
-        parts = [Part("rpc", self._start_rpc, self._stop_rpc)]
+        parts: list[Subsystem] = [Part("rpc", self._start_rpc, self._stop_rpc)]
         if settings.zookeeper:
             parts.append(Part("membership", self._join_cluster, self._leave_cluster))
+        if self.mixer is not None:
+            parts.append(self.mixer)
         #: Subsystems started in order and stopped in reverse; states in get_status.
         self.system = System(f"{service_type}-server", parts)
         self.host.status_providers.append(self.system.status)
+        if self.mixer is not None:
+            self.host.status_providers.append(self.mixer.status)
+            for signature, func in (
+                (SUSPEND_MIXER, self._suspend_mixer),
+                (RESUME_MIXER, self._resume_mixer),
+            ):
+                row = Handler(func, LockMode.NOLOCK, signature.args, signature.result)
+                self.dispatcher.add(signature.name, row)
+
+    def _self_node(self) -> Node:
+        return (self.bind_host, self.rpc.port)
+
+    def _master_lock(self) -> ZkLock:
+        return master_lock(self._zk, self.service_type, self.settings.name)
+
+    async def _suspend_mixer(self) -> bool:
+        """Stop starting mix rounds until ``resume_mixer`` (the server keeps serving)."""
+        await self.system.suspend("mixer")
+        return True
+
+    async def _resume_mixer(self) -> bool:
+        await self.system.resume("mixer")
+        return True
 
     async def start(self) -> None:
         """Listen, then (in a cluster) register and turn active: the order proxies rely on."""
@@ -168,7 +226,8 @@ class ServerApp:
         )
         await self.membership.start()
         await self.membership.register_node(self.bind_host, self.rpc.port)
-        await self.membership.set_active(True)
+        if self.mixer is None:
+            await self.membership.set_active(True)
         self.host.status_providers.append(self._cluster_status)
         log.info("joined cluster %s/%s via %s", self.service_type, s.name, s.zookeeper)
 
@@ -191,6 +250,27 @@ class ServerApp:
     async def serve(self) -> int:
         """Run until SIGTERM or SIGINT; returns the process exit status."""
         return await serve_until_signalled(self.start, self.stop)
+
+
+class _JoinedCluster:
+    """The membership of a server's own cluster, as the mixer reads it."""
+
+    def __init__(self, app: ServerApp) -> None:
+        self.app = app
+
+    def _membership(self) -> ZooKeeperMembership:
+        if self.app.membership is None:
+            raise ConfigError("the mixer runs only after the server joined its cluster")
+        return self.app.membership
+
+    def members(self) -> list[Node]:
+        return self._membership().members()
+
+    def actives(self) -> list[Node]:
+        return self._membership().actives()
+
+    async def set_active(self, active: bool) -> None:
+        await self._membership().set_active(active)
 
 
 def _release_and_close(zk: Any, lock: Any) -> None:

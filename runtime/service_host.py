@@ -79,6 +79,8 @@ class ServiceHost:
         self.last_saved_path = ""
         self.last_loaded = ""
         self.last_loaded_path = ""
+        #: Called after every counted update (the mixer's trigger).
+        self.update_listeners: list[Callable[[], None]] = []
         #: Extra status providers (membership, mixer, lifecycle) add keys here.
         self.status_providers: list[Callable[[], dict[str, str]]] = []
 
@@ -100,8 +102,11 @@ class ServiceHost:
         }
 
     def on_update(self) -> None:
-        """Called after every ``#@update`` call and every ``load``."""
+        """Called after every ``#@update`` call, every ``load`` and every
+        :meth:`~runtime.server_base.ServerBase.updated`; any thread."""
         self.update_count += 1
+        for listener in self.update_listeners:
+            listener()
 
     def get_config(self) -> str:
         return self.serv.config_json

@@ -56,4 +56,6 @@ SAVE: Signature[dict[str, str]] = Signature(
 LOAD: Signature[bool] = Signature("load", (_t.String(),), _t.Bool())
 GET_STATUS: Signature[dict[str, dict[str, str]]] = Signature("get_status", (), _STATUS)
 DO_MIX: Signature[bool] = Signature("do_mix", (), _t.Bool())
+SUSPEND_MIXER: Signature[bool] = Signature("suspend_mixer", (), _t.Bool())
+RESUME_MIXER: Signature[bool] = Signature("resume_mixer", (), _t.Bool())
 GET_PROXY_STATUS: Signature[dict[str, dict[str, str]]] = Signature("get_proxy_status", (), _STATUS)

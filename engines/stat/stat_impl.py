@@ -3,7 +3,8 @@
 """Server main of ``stat``: one dispatch row per method, with its lock.
 
 Run ``python stat_impl.py --help`` for the flags. The methods themselves live
-in ``engines.stat.stat_serv.StatServ`` (start it from ``stat_serv.tmpl.py``).
+in ``engines.stat.stat_serv.StatServ``
+(start it from ``stat_serv.tmpl.py``).
 """
 
 from __future__ import annotations

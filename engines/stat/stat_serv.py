@@ -1,17 +1,22 @@
 """The stat service: :class:`~engines.stat.model.StatModel` behind the generated server.
 
 Run it as ``jubastat --rpc-port 9199 --configpath stat.json`` (config ``{"window_size":
-128}``), or behind ``jubastat_proxy``.
+128}``), or in a cluster (``--zookeeper``, ``--name``) behind ``jubastat_proxy``, where the
+servers mix their per-key totals for ``entropy`` as Jubatus's stat does.
 """
 
 from __future__ import annotations
 
 from engines.stat.model import StatModel
+from runtime.mix.mixable import Mixable
 from runtime.server_base import ServerBase
 
 
 class StatServ(ServerBase):
     """Sliding-window statistics per key."""
+
+    #: 2: the payload carries the mixed totals next to the windows.
+    user_data_version = 2
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
@@ -49,3 +54,7 @@ class StatServ(ServerBase):
 
     def unpack(self, payload: object) -> None:
         self.model.unpack(payload)
+
+    def mixable(self) -> Mixable:
+        # push and clear are #@update: the framework's model lock guards the model.
+        return self.model

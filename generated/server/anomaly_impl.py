@@ -3,7 +3,8 @@
 """Server main of ``anomaly``: one dispatch row per method, with its lock.
 
 Run ``python anomaly_impl.py --help`` for the flags. The methods themselves live
-in ``anomaly_serv.AnomalyServ`` (start it from ``anomaly_serv.tmpl.py``).
+in ``anomaly_serv.AnomalyServ``
+(start it from ``anomaly_serv.tmpl.py``).
 """
 
 from __future__ import annotations

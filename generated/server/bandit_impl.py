@@ -3,7 +3,8 @@
 """Server main of ``bandit``: one dispatch row per method, with its lock.
 
 Run ``python bandit_impl.py --help`` for the flags. The methods themselves live
-in ``bandit_serv.BanditServ`` (start it from ``bandit_serv.tmpl.py``).
+in ``bandit_serv.BanditServ``
+(start it from ``bandit_serv.tmpl.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 """Server main of ``burst``: one dispatch row per method, with its lock.
 
 Run ``python burst_impl.py --help`` for the flags. The methods themselves live
-in ``burst_serv.BurstServ`` (start it from ``burst_serv.tmpl.py``).
+in ``burst_serv.BurstServ``
+(start it from ``burst_serv.tmpl.py``).
 """
 
 from __future__ import annotations

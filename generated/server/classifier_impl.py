@@ -3,7 +3,8 @@
 """Server main of ``classifier``: one dispatch row per method, with its lock.
 
 Run ``python classifier_impl.py --help`` for the flags. The methods themselves live
-in ``classifier_serv.ClassifierServ`` (start it from ``classifier_serv.tmpl.py``).
+in ``classifier_serv.ClassifierServ``
+(start it from ``classifier_serv.tmpl.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 """Server main of ``clustering``: one dispatch row per method, with its lock.
 
 Run ``python clustering_impl.py --help`` for the flags. The methods themselves live
-in ``clustering_serv.ClusteringServ`` (start it from ``clustering_serv.tmpl.py``).
+in ``clustering_serv.ClusteringServ``
+(start it from ``clustering_serv.tmpl.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 """Server main of ``graph``: one dispatch row per method, with its lock.
 
 Run ``python graph_impl.py --help`` for the flags. The methods themselves live
-in ``graph_serv.GraphServ`` (start it from ``graph_serv.tmpl.py``).
+in ``graph_serv.GraphServ``
+(start it from ``graph_serv.tmpl.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 """Server main of ``kvs``: one dispatch row per method, with its lock.
 
 Run ``python kvs_impl.py --help`` for the flags. The methods themselves live
-in ``kvs_serv.KvsServ`` (start it from ``kvs_serv.tmpl.py``).
+in ``kvs_serv.KvsServ``
+(start it from ``kvs_serv.tmpl.py``).
 """
 
 from __future__ import annotations

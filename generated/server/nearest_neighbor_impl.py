@@ -3,7 +3,8 @@
 """Server main of ``nearest_neighbor``: one dispatch row per method, with its lock.
 
 Run ``python nearest_neighbor_impl.py --help`` for the flags. The methods themselves live
-in ``nearest_neighbor_serv.NearestNeighborServ`` (start it from ``nearest_neighbor_serv.tmpl.py``).
+in ``nearest_neighbor_serv.NearestNeighborServ``
+(start it from ``nearest_neighbor_serv.tmpl.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 """Server main of ``recommender``: one dispatch row per method, with its lock.
 
 Run ``python recommender_impl.py --help`` for the flags. The methods themselves live
-in ``recommender_serv.RecommenderServ`` (start it from ``recommender_serv.tmpl.py``).
+in ``recommender_serv.RecommenderServ``
+(start it from ``recommender_serv.tmpl.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 """Server main of ``regression``: one dispatch row per method, with its lock.
 
 Run ``python regression_impl.py --help`` for the flags. The methods themselves live
-in ``regression_serv.RegressionServ`` (start it from ``regression_serv.tmpl.py``).
+in ``regression_serv.RegressionServ``
+(start it from ``regression_serv.tmpl.py``).
 """
 
 from __future__ import annotations

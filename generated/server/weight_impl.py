@@ -3,7 +3,8 @@
 """Server main of ``weight``: one dispatch row per method, with its lock.
 
 Run ``python weight_impl.py --help`` for the flags. The methods themselves live
-in ``weight_serv.WeightServ`` (start it from ``weight_serv.tmpl.py``).
+in ``weight_serv.WeightServ``
+(start it from ``weight_serv.tmpl.py``).
 """
 
 from __future__ import annotations

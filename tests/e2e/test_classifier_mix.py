@@ -1,0 +1,252 @@
+"""A classifier cluster that learns on split data and mixes: real servers, ZooKeeper, proxy.
+
+Margin: after one mix, each server of three, each trained on a disjoint third of the data,
+classifies held-out data at least as accurately as one server trained on all of it minus
+3 percentage points (on this data set the single server scores about 0.9).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from engines.classifier.classifier_client import Classifier
+from runtime.errors import RemoteError
+from runtime.membership import paths
+from runtime.testing import ManagedZooKeeper, ServerProcess, TcpRelay
+from tests.e2e.classifier_cluster import (
+    IMPL,
+    PROXY,
+    Example,
+    accuracy,
+    client,
+    labeled,
+    make_data,
+    predictions,
+    start_server,
+    status,
+    up_to_date,
+    wait_for,
+    write_config,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.zookeeper]
+
+MARGIN = 0.03
+DATA = make_data(seed=11, count=2400)
+TRAIN, TEST = DATA[:1800], DATA[1800:]
+
+
+def _train_in_batches(c: Classifier, examples: Sequence[Example], batch: int = 200) -> int:
+    trained = 0
+    for start in range(0, len(examples), batch):
+        trained += c.train(labeled(examples[start : start + batch]))
+    return trained
+
+
+def _node(server: ServerProcess) -> str:
+    return paths.encode_node("127.0.0.1", server.port)
+
+
+def test_three_servers_trained_on_split_data_converge_by_mix(
+    zk_hosts: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    with ExitStack() as stack:
+        single = stack.enter_context(
+            ServerProcess(IMPL, ["--rpc-port", "0", "--configpath", str(config)])
+        )
+        servers = [start_server(stack, tmp_path, config, zk_hosts, index=i) for i in range(3)]
+        wait_for(lambda: up_to_date(servers), "the servers to join")
+        with Classifier("127.0.0.1", single.port, "m") as alone:
+            assert _train_in_batches(alone, TRAIN) == len(TRAIN)
+            baseline = accuracy(alone, TEST)
+            with pytest.raises(RemoteError, match="standalone"):
+                alone.do_mix()
+        assert baseline > 0.8, "the data set is learnable"
+        for i, server in enumerate(servers):
+            with client(server) as c:
+                assert _train_in_batches(c, TRAIN[i::3]) == len(TRAIN[i::3])
+        before = [status(s)["mix.model_version"] for s in servers]
+        with client(servers[0]) as c:
+            assert c.do_mix() is True
+        wait_for(lambda: up_to_date(servers), "every server to apply the mix")
+        after = [status(s) for s in servers]
+        assert all(int(s["mix.model_version"]) == int(before[0]) + 1 for s in after)
+        assert after[0]["mix.last_servers"] == "3"
+        clients = [stack.enter_context(client(s)) for s in servers]
+        guesses = [predictions(c, TEST) for c in clients]
+        assert guesses[0] == guesses[1] == guesses[2], "every server classifies the same"
+        for c in clients:
+            assert accuracy(c, TEST) >= baseline - MARGIN
+            labels = c.get_labels()
+            assert sum(labels.values()) == len(TRAIN)
+        proxy = stack.enter_context(
+            ServerProcess(PROXY, ["--rpc-port", "0", "--zookeeper", zk_hosts])
+        )
+        with Classifier("127.0.0.1", proxy.port, "m") as through_proxy:
+            assert predictions(through_proxy, TEST[:50]) == guesses[0][:50]
+            assert sorted(through_proxy.get_status()) == sorted(
+                f"127.0.0.1_{s.port}" for s in servers
+            )
+
+
+def test_interval_count_triggers_a_mix(zk_hosts: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with ExitStack() as stack:
+        servers = [
+            start_server(stack, tmp_path, config, zk_hosts, "--interval_count", "50", index=i)
+            for i in range(2)
+        ]
+        wait_for(lambda: up_to_date(servers), "the servers to join")
+        start_version = int(status(servers[0])["mix.model_version"])
+        with client(servers[0]) as c:
+            for example in TRAIN[:49]:
+                c.train(labeled([example]))
+            assert status(servers[0])["linear_mixer.count"] == "49"
+            c.train(labeled([TRAIN[49]]))
+        wait_for(
+            lambda: all(int(status(s)["mix.model_version"]) > start_version for s in servers),
+            "a mix triggered by the 50th update",
+        )
+        with client(servers[1]) as other:
+            assert sum(other.get_labels().values()) == 50
+
+
+def test_a_joining_server_copies_the_model_before_it_is_active(
+    zk_hosts: str, zk_client: KazooClient, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    actives = paths.actives_path("classifier", "m")
+    with ExitStack() as stack:
+        first = start_server(stack, tmp_path, config, zk_hosts, index=0)
+        wait_for(lambda: up_to_date([first]), "the first server")
+        with client(first) as c:
+            _train_in_batches(c, TRAIN[:600])
+            assert c.do_mix() is True
+            expected = predictions(c, TEST)
+        second = start_server(stack, tmp_path, config, zk_hosts, index=1)
+        wait_for(lambda: up_to_date([first, second]), "the new server to catch up")
+        assert status(second)["mix.catch_ups"] == "1"
+        assert _node(second) in zk_client.get_children(actives)
+        with client(second) as c:
+            assert predictions(c, TEST) == expected, "the copy classifies as the original"
+            assert sum(c.get_labels().values()) == 600
+
+
+def test_a_member_killed_before_a_mix_is_left_out(zk_hosts: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with ExitStack() as stack:
+        servers = [start_server(stack, tmp_path, config, zk_hosts, index=i) for i in range(3)]
+        wait_for(lambda: up_to_date(servers), "the servers to join")
+        for i, server in enumerate(servers):
+            with client(server) as c:
+                _train_in_batches(c, TRAIN[i::3])
+        servers[2].kill()  # still registered until its session times out
+        with client(servers[0]) as c:
+            assert c.do_mix() is True
+        survivors = servers[:2]
+        wait_for(lambda: up_to_date(survivors), "the survivors to apply the mix")
+        assert status(servers[0])["mix.last_servers"] == "2"
+        with client(servers[0]) as a, client(servers[1]) as b:
+            assert predictions(a, TEST) == predictions(b, TEST)
+            assert sum(a.get_labels().values()) == len(TRAIN[0::3]) + len(TRAIN[1::3])
+
+
+def test_a_new_master_takes_over_when_the_master_is_killed(
+    zk_hosts: str, zk_client: KazooClient, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    lock_path = paths.master_lock_path("classifier", "m")
+    nodes = paths.nodes_path("classifier", "m")
+    with ExitStack() as stack:
+        servers = [start_server(stack, tmp_path, config, zk_hosts, index=i) for i in range(3)]
+        wait_for(lambda: up_to_date(servers), "the servers to join")
+        for i, server in enumerate(servers):
+            with client(server) as c:
+                _train_in_batches(c, TRAIN[i::3])
+        master = servers[0]
+        session = zk_client.get(f"{nodes}/{_node(master)}")[1].ephemeralOwner
+
+        def holds_lock() -> bool:
+            for child in zk_client.get_children(lock_path):
+                stat = zk_client.exists(f"{lock_path}/{child}")
+                if stat is not None and stat.ephemeralOwner == session:
+                    return True
+            return False
+
+        caught = False
+        for _ in range(20):  # kill it while it holds the master lock, if we catch it
+            mixing = threading.Thread(target=_do_mix_quietly, args=(master,), daemon=True)
+            mixing.start()
+            deadline = time.monotonic() + 2
+            while mixing.is_alive() and time.monotonic() < deadline:
+                if holds_lock():
+                    caught = True
+                    break
+            if caught:
+                break
+            mixing.join(5)
+        master.kill()
+        survivors = servers[1:]
+        with client(survivors[0]) as c:
+            started = time.monotonic()
+            assert c.do_mix() is True, "a survivor becomes master once the lock is freed"
+            took = time.monotonic() - started
+        wait_for(lambda: up_to_date(survivors), "the survivors to agree")
+        with client(survivors[0]) as a, client(survivors[1]) as b:
+            assert predictions(a, TEST) == predictions(b, TEST)
+        assert took < 15, f"took over in {took:.1f}s (lock held by the dead master: {caught})"
+
+
+def _do_mix_quietly(server: ServerProcess) -> None:
+    try:
+        with client(server, timeout=5) as c:
+            c.do_mix()
+    except (RemoteError, OSError):
+        pass  # the server was killed mid-call
+
+
+def test_a_server_that_lost_its_session_rejoins_the_mix(
+    private_zookeeper: ManagedZooKeeper, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    hosts = private_zookeeper.hosts
+    with ExitStack() as stack:
+        relay = stack.enter_context(TcpRelay("127.0.0.1", private_zookeeper.port))
+        direct = [start_server(stack, tmp_path, config, hosts, index=i) for i in range(2)]
+        cut_off = start_server(stack, tmp_path, config, f"127.0.0.1:{relay.port}", index=2)
+        servers = [*direct, cut_off]
+        wait_for(lambda: up_to_date(servers), "the servers to join")
+        nodes = paths.nodes_path("classifier", "m")
+        actives = paths.actives_path("classifier", "m")
+        admin = KazooClient(hosts=hosts)
+        admin.start(timeout=10)
+        stack.callback(admin.close)
+        stack.callback(admin.stop)
+        relay.cut()
+        wait_for(
+            lambda: _node(cut_off) not in admin.get_children(nodes),
+            "the session of the cut-off server to expire",
+        )
+        relay.restore()
+        wait_for(
+            lambda: _node(cut_off) in admin.get_children(nodes)
+            and _node(cut_off) in admin.get_children(actives),
+            "the server to register again",
+        )
+        for i, server in enumerate(servers):
+            with client(server) as c:
+                _train_in_batches(c, TRAIN[i::3][:200])
+        with client(direct[0]) as c:
+            assert c.do_mix() is True
+        wait_for(lambda: up_to_date(servers), "every server to apply the mix")
+        assert status(direct[0])["mix.last_servers"] == "3"
+        with client(cut_off) as c:
+            assert sum(c.get_labels().values()) == 600
