@@ -250,3 +250,34 @@ def test_a_server_that_lost_its_session_rejoins_the_mix(
         assert status(direct[0])["mix.last_servers"] == "3"
         with client(cut_off) as c:
             assert sum(c.get_labels().values()) == 600
+
+
+def test_a_suspended_mixer_starts_no_round_until_resumed(zk_hosts: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with ExitStack() as stack:
+        servers = [
+            start_server(stack, tmp_path, config, zk_hosts, "--interval_count", "5", index=i)
+            for i in range(2)
+        ]
+        wait_for(lambda: up_to_date(servers), "the servers to join")
+        version = status(servers[0])["mix.model_version"]
+        for server in servers:
+            with client(server) as c:
+                assert c.get_client().call("suspend_mixer", ["m"]) is True
+                assert status(server)["state.mixer"] == "intermitted"
+        with client(servers[0]) as c:
+            for example in TRAIN[:10]:
+                c.train(labeled([example]))
+        time.sleep(1.5)  # three mixer ticks: a running mixer would have mixed by now
+        assert status(servers[0])["mix.model_version"] == version
+        assert status(servers[0])["linear_mixer.count"] == "10"
+        with client(servers[0]) as c:
+            assert c.get_client().call("resume_mixer", ["m"]) is True
+        wait_for(
+            lambda: status(servers[1])["mix.model_version"] != version,
+            "the resumed mixer to mix",
+        )
+        assert status(servers[0])["state.mixer"] == "running"
+        with client(servers[0]) as c:
+            with pytest.raises(RemoteError, match="cannot resume while running"):
+                c.get_client().call("resume_mixer", ["m"])
