@@ -33,6 +33,7 @@ bench: venv oracle
 	$(BIN)/python -m bench.rpc
 	$(BIN)/python -m bench.kvs
 	$(BIN)/python -m bench.cluster
+	$(BIN)/python -m bench.mix
 
 venv: $(VENV)/.installed
 
