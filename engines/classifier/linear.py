@@ -83,12 +83,28 @@ def read_table(value: object, path: str) -> Table:
     """A ``label -> feature -> number`` map, checked; raises :class:`DiffError`."""
     table: Table = {}
     for label, row in read_map(value, path).items():
+        fast = _plain_row(row)
+        if fast is not None:
+            table[label] = fast
+            continue
         where = f"{path}[{label!r}]"
         table[label] = {
             feature: read_float(number, f"{where}[{feature!r}]")
             for feature, number in read_map(row, where).items()
         }
     return table
+
+
+def _plain_row(row: object) -> dict[str, float] | None:
+    """A copy of ``row`` when it is already ``str -> finite float`` (the common case, checked
+    without building a path per value); ``None`` sends it down the slow, explaining path."""
+    if type(row) is not dict:
+        return None
+    if not all(type(key) is str for key in row):
+        return None
+    if not all(type(number) is float and number - number == 0.0 for number in row.values()):
+        return None
+    return dict(row)
 
 
 def mix_weight_diffs(

@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.5
 #: How often ``do_mix`` retries the master lock while another server holds it.
 LOCK_RETRY_SECONDS = 0.05
+#: After a failed round the loop waits this long, doubling per failure up to the maximum.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 8.0
 
 
 class MixError(JubakoError):
@@ -158,6 +161,8 @@ class LinearMixer:
         self.last_mix_servers = 0
         self.last_mix_bytes = 0
         self.last_error = ""
+        self._retry_delay = 0.0
+        self._retry_at = 0.0
         self._round_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -225,13 +230,22 @@ class LinearMixer:
             self._wake.clear()
             if self.suspended or not (self.is_obsolete or self.is_due()):
                 continue
+            if time.monotonic() < self._retry_at:
+                continue
             try:
                 await self._round_if_master(wait_seconds=0.0)
+                self._retry_delay = 0.0
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # one bad round must not stop the mixer
                 self.last_error = f"{type(error).__name__}: {error}"
-                log.error("mix round failed: %s", self.last_error)
+                self._retry_delay = min(
+                    max(self._retry_delay * 2, RETRY_FIRST_SECONDS), RETRY_MAX_SECONDS
+                )
+                self._retry_at = time.monotonic() + self._retry_delay
+                log.error(
+                    "mix round failed (next try in %gs): %s", self._retry_delay, self.last_error
+                )
 
     # -- rounds -----------------------------------------------------------------------------
 
