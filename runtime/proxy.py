@@ -22,6 +22,12 @@ The rules, chosen to be honest and deterministic:
   static membership can skip it for a while; ZooKeeper membership drops it when its
   session ends.
 
+Two ways in: ``await forward(...)`` and ``start(..., done)``. ``start`` relays a call that
+goes to one server (the failover cases above) without a task or a future when a connection
+to that server is open: the request goes out at once and the reply, or the next
+candidate's, is handed to ``done``. Anything else runs ``forward`` as a task. Both follow
+the same rules.
+
 This module does no socket I/O of its own beyond the pool and never blocks the loop.
 """
 
@@ -47,6 +53,7 @@ from runtime.errors import (
 )
 from runtime.locks import LockMode
 from runtime.routing import Route, Routing
+from runtime.rpc.client import AsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,13 @@ class Caller(Protocol):
     async def call(
         self, host: str, port: int, method: str, params: Sequence[object], *, timeout: float
     ) -> object: ...
+
+    def client(self, host: str, port: int) -> AsyncClient: ...
+
+
+#: How :meth:`Forwarder.start` reports: ``done(None, result)`` or ``done(error, None)``,
+#: the error being a :class:`ForwardError` (or what ``forward`` raised).
+Done = Callable[[BaseException | None, object], None]
 
 
 @dataclass
@@ -144,6 +158,38 @@ class Forwarder:
         self.timeout = timeout
         self.rng = rng or random.Random()
         self.stats = ProxyStats()
+        #: Views already resolved, by cluster name (views live as long as the proxy).
+        self._known: dict[str, ClusterView] = {}
+
+    def start(self, method: str, params: list[Any], done: Done) -> None:
+        """Forward like :meth:`forward`; report through ``done`` (see the module docstring)."""
+        route = self.routes[method]
+        if _fails_over(route) or route.routing is Routing.RANDOM:
+            name = params[0]
+            view = self._known.get(name) if type(name) is str else None
+            if view is not None and self._relay(route, view, params, done):
+                return
+        task = asyncio.ensure_future(self.forward(method, params))
+        task.add_done_callback(lambda t: _report(t, done))
+
+    def _relay(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
+        """Send to the first candidate over an open connection; False to take the slow way."""
+        if route.routing is Routing.CHT:
+            key = params[1] if len(params) > 1 else ""
+            if type(key) is not str:
+                return False
+            candidates = view.replicas(key, route.replicas)
+        else:
+            candidates = self._shuffled(view.actives())
+        if not candidates:
+            return False
+        tries = candidates if _fails_over(route) else candidates[:1]
+        client = self.caller.client(*tries[0])
+        if not client.connected:
+            return False
+        self.stats.request_count += 1
+        _Relay(self, route, view, tries, params, done).send(client)
+        return True
 
     async def forward(self, method: str, params: list[Any]) -> object:
         """Forward ``method`` with wire ``params`` (cluster name first); returns the folded
@@ -152,6 +198,7 @@ class Forwarder:
         route = self.routes[method]
         name = _text(params[0], "cluster name")
         view = await self.clusters(name)
+        self._known[name] = view
         try:
             if route.routing is Routing.CHT:
                 key = _text(params[1], "key") if len(params) > 1 else ""
@@ -222,6 +269,90 @@ class Forwarder:
                 raise ForwardError(_wire_error_of(remote[0]))
             raise ForwardError(_summary(len(failures), len(nodes), failures))
         return AGGREGATORS[route.aggregator](results)
+
+
+class _Relay:
+    """One relayed call: tries its candidates in order, reports once through ``done``."""
+
+    __slots__ = ("attempt", "done", "failures", "forwarder", "params", "route", "tries", "view")
+
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        route: Route,
+        view: ClusterView,
+        tries: list[Node],
+        params: list[Any],
+        done: Done,
+    ) -> None:
+        self.forwarder = forwarder
+        self.route = route
+        self.view = view
+        self.tries = tries
+        self.params = params
+        self.done = done
+        self.attempt = 0
+        self.failures: list[str] = []
+
+    def send(self, client: AsyncClient) -> None:
+        self.forwarder.stats.forward_count += 1
+        timeout = self.forwarder.timeout
+        if not client.call_soon(self.route.name, self.params, self._reply, timeout=timeout):
+            self._reply(ConnectionLost("connection closed"), None)
+
+    def _reply(self, error: RPCError | None, result: object) -> None:
+        if error is None:
+            self.done(None, result)
+            return
+        node = self.tries[self.attempt]
+        if not isinstance(error, _TRANSPORT_ERRORS):
+            self._fail(ForwardError(_wire_error_of(error)))
+            return
+        self.view.mark_failed(node)
+        self.failures.append(f"{node_name(node)}: {_reason(error)}")
+        log.warning("%s to %s failed: %s", self.route.name, node_name(node), _reason(error))
+        self.attempt += 1
+        if self.attempt >= len(self.tries):
+            self._fail(ForwardError(_summary(len(self.failures), len(self.tries), self.failures)))
+            return
+        self.forwarder.stats.failover_count += 1
+        node = self.tries[self.attempt]
+        client = self.forwarder.caller.client(*node)
+        if client.connected:
+            self.send(client)
+            return
+        # No open connection to the next candidate: connect on the slow path.
+        task = asyncio.ensure_future(
+            self.forwarder.caller.call(
+                node[0], node[1], self.route.name, self.params, timeout=self.forwarder.timeout
+            )
+        )
+        self.forwarder.stats.forward_count += 1
+        task.add_done_callback(self._connected_reply)
+
+    def _connected_reply(self, task: asyncio.Future[object]) -> None:
+        if task.cancelled():
+            self._fail(ForwardError("cancelled: the proxy is shutting down"))
+            return
+        error = task.exception()
+        if error is None:
+            self.done(None, task.result())
+        elif isinstance(error, RPCError):
+            self._reply(error, None)
+        else:
+            self._reply(ConnectionLost(str(error)), None)
+
+    def _fail(self, error: ForwardError) -> None:
+        self.forwarder.stats.error_count += 1
+        self.done(error, None)
+
+
+def _report(task: asyncio.Future[object], done: Done) -> None:
+    if task.cancelled():
+        done(ForwardError("cancelled: the proxy is shutting down"), None)
+        return
+    error = task.exception()
+    done(error, None) if error is not None else done(None, task.result())
 
 
 def _fails_over(route: Route) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -43,13 +43,36 @@ def error_for(error: Any, result: Any) -> RPCError:
     return RemoteError(repr(error))
 
 
+#: What :meth:`AsyncClient.call_soon` calls with the outcome: ``(error, result)``, where
+#: ``error`` is None on success and an :class:`RPCError` otherwise.
+ReplyCallback = Callable[[RPCError | None, Any], None]
+
+
 def _expire(future: asyncio.Future[Any], where: str) -> None:
     if not future.done():
         future.set_exception(RPCTimeout(f"{where}: request timed out"))
 
 
+class _Waiter:
+    """A pending :meth:`AsyncClient.call_soon`: its callback and timeout timer."""
+
+    __slots__ = ("callback", "timer")
+
+    def __init__(self, callback: ReplyCallback) -> None:
+        self.callback = callback
+        self.timer: asyncio.TimerHandle | None = None
+
+    def finish(self, error: RPCError | None, result: Any) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.callback(error, result)
+
+
+_Pending = dict[int, "asyncio.Future[Any] | _Waiter"]
+
+
 class _ClientProtocol(asyncio.Protocol):
-    def __init__(self, pending: dict[int, asyncio.Future[Any]], max_size: int) -> None:
+    def __init__(self, pending: _Pending, max_size: int) -> None:
         self.pending = pending
         self.decoder = Decoder(max_size)
         self.transport: asyncio.Transport | None = None
@@ -86,13 +109,22 @@ class _ClientProtocol(asyncio.Protocol):
             return
         for message in messages:
             if isinstance(message, Response):
-                future = self.pending.pop(message.msgid, None)
-                if future is None or future.done():
+                waiting = self.pending.pop(message.msgid, None)
+                if waiting is None:
+                    continue
+                if type(waiting) is _Waiter:
+                    failure = None
+                    if message.error is not None:
+                        failure = error_for(message.error, message.result)
+                    waiting.finish(failure, message.result)
+                    continue
+                assert isinstance(waiting, asyncio.Future)
+                if waiting.done():
                     continue
                 if message.error is None:
-                    future.set_result(message.result)
+                    waiting.set_result(message.result)
                 else:
-                    future.set_exception(error_for(message.error, message.result))
+                    waiting.set_exception(error_for(message.error, message.result))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_all(ConnectionLost(f"connection closed by the server ({exc or 'EOF'})"))
@@ -102,9 +134,11 @@ class _ClientProtocol(asyncio.Protocol):
     def _fail_all(self, error: RPCError) -> None:
         pending = list(self.pending.values())
         self.pending.clear()
-        for future in pending:
-            if not future.done():
-                future.set_exception(error)
+        for waiting in pending:
+            if isinstance(waiting, _Waiter):
+                waiting.finish(error, None)
+            elif not waiting.done():
+                waiting.set_exception(error)
 
 
 class AsyncClient:
@@ -122,7 +156,7 @@ class AsyncClient:
         self.port = port
         self.timeout = timeout
         self.max_message_size = max_message_size
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: _Pending = {}
         self._protocol: _ClientProtocol | None = None
         self._connecting: asyncio.Lock | None = None
         self._ids = itertools.count()
@@ -184,6 +218,40 @@ class AsyncClient:
             if timer is not None:
                 timer.cancel()
             self._pending.pop(msgid, None)
+
+    def call_soon(
+        self,
+        method: str,
+        params: Sequence[object],
+        callback: ReplyCallback,
+        *,
+        timeout: float | None = _UNSET,
+    ) -> bool:
+        """Send a call now and have ``callback(error, result)`` called with its outcome.
+
+        The cheap path for relaying calls (no task, no future): it needs a live connection
+        and returns False, sending nothing, when there is none (use :meth:`call`, which
+        connects). ``callback`` runs on the loop, exactly once, with an :class:`RPCError`
+        on failure (``RPCTimeout`` after ``timeout`` seconds, ``ConnectionLost`` ...).
+        """
+        protocol = self._live()
+        if protocol is None:
+            return False
+        msgid = next(self._ids) % MSGID_LIMIT
+        waiter = _Waiter(callback)
+        self._pending[msgid] = waiter
+        protocol.send(pack_request(msgid, method, list(params)))
+        limit = self.timeout if timeout is _UNSET else timeout
+        if limit is not None:
+            where = f"{method} to {self.host}:{self.port}"
+            waiter.timer = protocol.loop.call_later(limit, self._expire_waiter, msgid, where)
+        return True
+
+    def _expire_waiter(self, msgid: int, where: str) -> None:
+        waiting = self._pending.pop(msgid, None)
+        if isinstance(waiting, _Waiter):
+            waiting.timer = None
+            waiting.finish(RPCTimeout(f"{where}: request timed out"), None)
 
     async def close(self) -> None:
         protocol = self._protocol

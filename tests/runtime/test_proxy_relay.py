@@ -1,0 +1,196 @@
+"""The proxy's relay path (``Forwarder.start``) and ``AsyncClient.call_soon``, against real
+RPC servers on 127.0.0.1: same answers and failover rules as ``forward``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from runtime import types as t
+from runtime.errors import ConnectionLost, RemoteError, RPCError, RPCTimeout
+from runtime.locks import LockMode
+from runtime.proxy import Forwarder, ForwardError, Node
+from runtime.routing import Route, Routing
+from runtime.rpc.client import AsyncClient
+from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.pool import ClientPool
+from runtime.rpc.server import RpcServer
+from runtime.signature import Signature
+
+GET = Signature("get", (t.String(),), t.String())
+PUT = Signature("put", (t.String(), t.String()), t.Bool())
+SLEEP = Signature("sleep", (t.Float(),), t.Bool())
+LOOKUP = Signature("lookup", (t.String(),), t.String())
+
+
+class Store:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.puts = 0
+
+    def get(self, key: str) -> str:
+        if key == "boom":
+            raise KeyError(key)
+        return f"{self.name}:{key}"
+
+    def put(self, key: str, value: str) -> bool:
+        self.puts += 1
+        return True
+
+    async def lookup(self, key: str) -> str:
+        """Slow on server a: its replica b answers first."""
+        if self.name == "a":
+            await asyncio.sleep(2)
+        return f"{self.name}:{key}"
+
+    async def sleep(self, seconds: float) -> bool:
+        await asyncio.sleep(seconds)
+        return True
+
+
+def _server(store: Store) -> RpcServer:
+    handlers = {
+        "get": Handler(store.get, LockMode.ANALYSIS, GET.args, GET.result),
+        "put": Handler(store.put, LockMode.UPDATE, PUT.args, PUT.result),
+        "sleep": Handler(store.sleep, LockMode.NOLOCK, SLEEP.args, SLEEP.result),
+        "lookup": Handler(store.lookup, LockMode.NOLOCK, LOOKUP.args, LOOKUP.result),
+    }
+    return RpcServer(Dispatcher(handlers), "127.0.0.1", 0)
+
+
+class FixedView:
+    """A cluster whose ring order is the list given."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+        self.failed: list[Node] = []
+
+    def actives(self) -> list[Node]:
+        return list(self.nodes)
+
+    def replicas(self, key: str, count: int) -> list[Node]:
+        return self.nodes[:count]
+
+    def mark_failed(self, node: Node) -> None:
+        self.failed.append(node)
+
+
+Cluster = tuple[list[RpcServer], list[Store], FixedView, Forwarder, ClientPool]
+
+
+@pytest_asyncio.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    stores = [Store("a"), Store("b")]
+    servers = [_server(s) for s in stores]
+    for server in servers:
+        await server.start()
+    view = FixedView([("127.0.0.1", s.port) for s in servers])
+    pool = ClientPool(timeout=5)
+    routes = [
+        Route(GET, Routing.CHT, LockMode.ANALYSIS, "pass", replicas=2),
+        Route(PUT, Routing.RANDOM, LockMode.UPDATE, "pass"),
+        Route(SLEEP, Routing.RANDOM, LockMode.ANALYSIS, "pass"),
+        Route(LOOKUP, Routing.CHT, LockMode.ANALYSIS, "pass", replicas=2),
+    ]
+
+    async def clusters(name: str) -> FixedView:
+        return view
+
+    forwarder = Forwarder(routes, clusters, pool, timeout=0.5)
+    yield servers, stores, view, forwarder, pool
+    await pool.close()
+    for server in servers:
+        await server.close()
+
+
+async def _start(forwarder: Forwarder, method: str, params: list[object]) -> object:
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    def done(error: BaseException | None, result: object) -> None:
+        assert not future.done(), "done is called once"
+        future.set_exception(error) if error is not None else future.set_result(result)
+
+    forwarder.start(method, params, done)
+    return await future
+
+
+@pytest.mark.asyncio
+async def test_relay_answers_like_forward_and_fails_over(cluster: Cluster) -> None:
+    servers, _, view, forwarder, _ = cluster
+    first = await _start(forwarder, "get", ["c", "k"])  # first call: the slow path connects
+    assert first == b"a:k"
+    assert await _start(forwarder, "get", ["c", "k"]) == b"a:k"
+    relayed = forwarder.stats.forward_count
+    await servers[0].close()
+    assert await _start(forwarder, "get", ["c", "k"]) == b"b:k", "fails over to replica 2"
+    assert view.failed == [view.nodes[0]]
+    assert forwarder.stats.failover_count == 1
+    assert forwarder.stats.forward_count == relayed + 2
+
+
+@pytest.mark.asyncio
+async def test_a_relayed_read_that_times_out_goes_to_the_next_replica(cluster: Cluster) -> None:
+    _, _, view, forwarder, pool = cluster
+    await _start(forwarder, "get", ["c", "k"])  # learn the view
+    for host, port in view.nodes:  # open both connections: the relay path only
+        await pool.call(host, port, "get", ["c", "warm"])
+    relayed = forwarder.stats.request_count
+    assert await _start(forwarder, "lookup", ["c", "k"]) == b"b:k"
+    assert forwarder.stats.failover_count == 1 and view.failed == [view.nodes[0]]
+    assert forwarder.stats.request_count == relayed + 1
+
+
+@pytest.mark.asyncio
+async def test_relay_passes_remote_errors_without_retrying(cluster: Cluster) -> None:
+    _, _, view, forwarder, _ = cluster
+    await _start(forwarder, "get", ["c", "k"])
+    with pytest.raises(ForwardError) as caught:
+        await _start(forwarder, "get", ["c", "boom"])
+    assert "KeyError" in str(caught.value.wire_error)
+    assert view.failed == [] and forwarder.stats.failover_count == 0
+
+
+@pytest.mark.asyncio
+async def test_relayed_updates_are_not_retried(cluster: Cluster) -> None:
+    servers, stores, _, forwarder, _ = cluster
+    await _start(forwarder, "put", ["c", "k", "v"])
+    for server in servers:
+        await server.close()
+    with pytest.raises(ForwardError, match="connect error in proxy"):
+        await _start(forwarder, "put", ["c", "k", "v"])
+    assert sum(s.puts for s in stores) == 1
+
+
+@pytest.mark.asyncio
+async def test_call_soon_needs_a_connection_and_reports_every_outcome(cluster: Cluster) -> None:
+    servers, _, _, _, _ = cluster
+    client = AsyncClient("127.0.0.1", servers[0].port, timeout=5)
+    outcomes: list[tuple[RPCError | None, object]] = []
+    assert client.call_soon("get", ["c", "k"], lambda e, r: outcomes.append((e, r))) is False
+    assert await client.call("get", ["c", "k"]) == b"a:k"
+    got = asyncio.Event()
+
+    def record(error: RPCError | None, result: object) -> None:
+        outcomes.append((error, result))
+        got.set()
+
+    for method, params, timeout in (
+        ("get", ["c", "k"], 5.0),
+        ("get", ["c", "boom"], 5.0),
+        ("sleep", ["c", 1.0], 0.05),
+    ):
+        got.clear()
+        assert client.call_soon(method, params, record, timeout=timeout) is True
+        await asyncio.wait_for(got.wait(), 5)
+    assert outcomes[0] == (None, b"a:k")
+    assert isinstance(outcomes[1][0], RemoteError)
+    assert isinstance(outcomes[2][0], RPCTimeout)
+    got.clear()
+    assert client.call_soon("sleep", ["c", 1.0], record, timeout=5) is True
+    await servers[0].close(drain_timeout=0)
+    await asyncio.wait_for(got.wait(), 5)
+    assert isinstance(outcomes[3][0], ConnectionLost)
+    await client.close()
