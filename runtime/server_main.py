@@ -26,7 +26,7 @@ from typing import Any
 
 from runtime.cli import parse_server_args
 from runtime.config import ServerSettings, listen_host
-from runtime.errors import ConfigError, JubakoError, ModelFileError
+from runtime.errors import ConfigError, JubakoError, MembershipError, ModelFileError
 from runtime.lifecycle import Part, Subsystem, System
 from runtime.locks import LockMode, RWLock
 from runtime.logs import setup_logging
@@ -274,9 +274,13 @@ class _JoinedCluster:
 
 
 def _release_and_close(zk: Any, lock: Any) -> None:
+    """Release the config lock and close the session (which frees it anyway: when ZooKeeper
+    is unreachable, do not wait for it)."""
     try:
-        if lock is not None:
+        if lock is not None and zk.connected:
             lock.release()
+    except MembershipError as error:
+        log.warning("%s", error)
     finally:
         zk.stop()
         zk.close()

@@ -281,3 +281,17 @@ def test_a_suspended_mixer_starts_no_round_until_resumed(zk_hosts: str, tmp_path
         with client(servers[0]) as c:
             with pytest.raises(RemoteError, match="cannot resume while running"):
                 c.get_client().call("resume_mixer", ["m"])
+
+
+def test_sigterm_exits_cleanly_while_zookeeper_is_down(
+    private_zookeeper: ManagedZooKeeper, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    with ExitStack() as stack:
+        server = start_server(stack, tmp_path, config, private_zookeeper.hosts)
+        wait_for(lambda: up_to_date([server]), "the server to join")
+        private_zookeeper.stop()
+        with client(server) as c:
+            assert c.train(labeled(TRAIN[:10])) == 10, "serving goes on without ZooKeeper"
+        # stop() waits 8 s before SIGKILL (exit status -9): a clean exit is 0.
+        assert server.stop(timeout=8) == 0
