@@ -292,6 +292,13 @@ class DatumType(Descriptor[Datum]):
     def decode(self, wire: object) -> Datum:
         if not isinstance(wire, list | tuple) or len(wire) != 3:
             raise WireTypeError(f"expected datum (3 arrays), got {_kind(wire)}")
+        fast = _fast_datum(wire)
+        if fast is not None:
+            return fast
+        return self.decode_checked(wire)
+
+    def decode_checked(self, wire: list[Any] | tuple[Any, ...]) -> Datum:
+        """Decode pair by pair, naming the first thing that is wrong."""
         datum = Datum()
         parts: tuple[tuple[list[Any], Descriptor[Any]], ...] = (
             (datum.string_values, String()),
@@ -318,6 +325,56 @@ class DatumType(Descriptor[Datum]):
         if callable(to_msgpack):
             return self.encode(self.decode(to_msgpack()))
         raise _fail("Datum", value)
+
+
+def _fast_datum(wire: list[Any] | tuple[Any, ...]) -> Datum | None:
+    """The datum, if every pair is well formed in the usual way; else ``None``, and the
+    careful decoder (which names what is wrong) takes over. Same results as that decoder."""
+    strings, numbers, binaries = wire
+    if type(strings) is not list or type(numbers) is not list or type(binaries) is not list:
+        return None
+    datum = Datum()
+    try:
+        for pair in strings:
+            if type(pair) is not list or len(pair) != 2:
+                return None
+            key, value = pair
+            if type(key) is bytes:
+                key = key.decode("utf-8")
+            elif type(key) is not str:
+                return None
+            if type(value) is bytes:
+                value = value.decode("utf-8")
+            elif type(value) is not str:
+                return None
+            datum.string_values.append((key, value))
+        for pair in numbers:
+            if type(pair) is not list or len(pair) != 2:
+                return None
+            key, value = pair
+            if type(key) is bytes:
+                key = key.decode("utf-8")
+            elif type(key) is not str:
+                return None
+            if type(value) is int:
+                value = float(value)
+            elif type(value) is not float:
+                return None
+            datum.num_values.append((key, value))
+        for pair in binaries:
+            if type(pair) is not list or len(pair) != 2:
+                return None
+            key, value = pair
+            if type(key) is bytes:
+                key = key.decode("utf-8")
+            elif type(key) is not str:
+                return None
+            if type(value) is not bytes:
+                return None
+            datum.binary_values.append((key, value))
+    except UnicodeDecodeError:
+        return None
+    return datum
 
 
 class MessageType(Descriptor[T]):

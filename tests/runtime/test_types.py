@@ -182,3 +182,37 @@ def test_random_values_round_trip_through_the_old_spec(
 ) -> None:
     descriptor, value = pair
     assert descriptor.decode(wire(descriptor.encode(value))) == value
+
+
+_wire_scalar = st.one_of(
+    st.text(max_size=4),
+    st.binary(max_size=4),
+    st.sampled_from([b"\xff\xfe", True, None]),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+)
+_wire_pair = st.one_of(
+    st.lists(_wire_scalar, min_size=2, max_size=2),
+    st.lists(_wire_scalar, max_size=3),
+    _wire_scalar,
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.lists(_wire_pair, max_size=4), min_size=3, max_size=3))
+def test_the_fast_datum_decoder_agrees_with_the_careful_one(wire: list[list[object]]) -> None:
+    descriptor = t.DatumType()
+    try:
+        careful: object = descriptor.decode_checked(wire)
+    except WireTypeError as error:
+        careful = error
+    fast = t._fast_datum(wire)
+    if fast is not None:
+        assert fast == careful
+    try:
+        decoded: object = descriptor.decode(wire)
+    except WireTypeError as error:
+        decoded = error
+    assert type(decoded) is type(careful)
+    if isinstance(careful, Datum):
+        assert decoded == careful
