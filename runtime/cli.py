@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from runtime import __version__
-from runtime.config import ProxySettings, ServerSettings, resolve_settings
+from runtime.config import EVENT_LOOPS, ProxySettings, ServerSettings, resolve_settings
 from runtime.errors import ConfigError
 
 S = TypeVar("S", ServerSettings, ProxySettings)
@@ -84,6 +84,14 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
         type=float,
         default=defaults.drain_timeout,
         help="on SIGTERM/SIGINT, wait this long for calls in flight",
+    )
+    add(
+        "--event-loop",
+        dest="event_loop",
+        default=defaults.event_loop,
+        choices=EVENT_LOOPS,
+        help="asyncio, uvloop, or auto (default: uvloop when installed, e.g. by "
+        "pip install 'jubako[uvloop]')",
     )
     add(
         "--settings",

@@ -18,6 +18,8 @@ from typing import TypeVar
 from runtime.errors import ConfigError
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+#: The event loops a process can run on (``auto``: uvloop when it is installed).
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class ServerSettings:
     interconnect_timeout: float = 10.0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     drain_timeout: float = 10.0
+    event_loop: str = "auto"
 
     @property
     def is_standalone(self) -> bool:
@@ -68,6 +71,7 @@ class ServerSettings:
             raise ConfigError(f"unsupported mix type ({self.mixer})")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"log_level: unknown level {self.log_level!r}")
+        _event_loop(self.event_loop)
         return self
 
 
@@ -91,6 +95,7 @@ class ProxySettings:
     pool_size: int = 0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     drain_timeout: float = 10.0
+    event_loop: str = "auto"
 
     def validate(self) -> ProxySettings:
         _port("rpc_port", self.rpc_port, allow_zero=True)
@@ -101,6 +106,7 @@ class ProxySettings:
         _at_least("pool_size", self.pool_size, 0)
         if bool(self.zookeeper) == bool(self.servers):
             raise ConfigError("give exactly one of --zookeeper HOST:PORT or --servers H:P,H:P")
+        _event_loop(self.event_loop)
         return self
 
 
@@ -165,6 +171,11 @@ def resolve_settings(
                 raise ConfigError(f"{key} (from {source}): unknown setting")
             values[key] = _convert(key, kinds[key], value, source)
     return cls(**values)
+
+
+def _event_loop(value: str) -> None:
+    if value not in EVENT_LOOPS:
+        raise ConfigError(f"event_loop: {value!r} is not one of {', '.join(EVENT_LOOPS)}")
 
 
 def _port(name: str, value: int, *, allow_zero: bool) -> None:

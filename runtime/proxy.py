@@ -158,15 +158,17 @@ class Forwarder:
         self.timeout = timeout
         self.rng = rng or random.Random()
         self.stats = ProxyStats()
-        #: Views already resolved, by cluster name (views live as long as the proxy).
-        self._known: dict[str, ClusterView] = {}
+        #: Views already resolved, by the cluster name as it came off the wire (``str`` or
+        #: ``bytes``); views live as long as the proxy.
+        self._known: dict[str | bytes, ClusterView] = {}
 
     def start(self, method: str, params: list[Any], done: Done) -> None:
         """Forward like :meth:`forward`; report through ``done`` (see the module docstring)."""
         route = self.routes[method]
         if _fails_over(route) or route.routing is Routing.RANDOM:
-            name = params[0]
-            view = self._known.get(name) if type(name) is str else None
+            name = params[0] if params else None
+            known = type(name) is bytes or type(name) is str
+            view = self._known.get(name) if known else None  # type: ignore[arg-type]
             if view is not None and self._relay(route, view, params, done):
                 return
         task = asyncio.ensure_future(self.forward(method, params))
@@ -176,7 +178,12 @@ class Forwarder:
         """Send to the first candidate over an open connection; False to take the slow way."""
         if route.routing is Routing.CHT:
             key = params[1] if len(params) > 1 else ""
-            if type(key) is not str:
+            if type(key) is bytes:
+                try:
+                    key = key.decode("utf-8")
+                except UnicodeDecodeError:
+                    return False  # forward() names the error
+            elif type(key) is not str:
                 return False
             candidates = view.replicas(key, route.replicas)
         else:
@@ -198,7 +205,7 @@ class Forwarder:
         route = self.routes[method]
         name = _text(params[0], "cluster name")
         view = await self.clusters(name)
-        self._known[name] = view
+        self._known[params[0]] = view  # by the raw name (bytes from old clients)
         try:
             if route.routing is Routing.CHT:
                 key = _text(params[1], "key") if len(params) > 1 else ""

@@ -35,10 +35,10 @@ from runtime.membership.static import StaticMembership
 from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
 from runtime.proxy import ClusterView, Forwarder
 from runtime.routing import Route, Routing
-from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.dispatch import Dispatcher, Done, Handler
 from runtime.rpc.pool import ClientPool
 from runtime.rpc.server import RpcServer
-from runtime.serving import log_file_path, serve_until_signalled
+from runtime.serving import log_file_path, run_on_event_loop, serve_until_signalled
 
 __all__ = ["BUILTIN_ROUTES", "MembershipView", "ProxyApp", "parse_servers", "run_proxy"]
 
@@ -73,6 +73,7 @@ class MembershipView(ClusterView):
         self.membership = membership
         self._ring_members: tuple[Node, ...] = ()
         self._ring = Ring()
+        self._by_name: dict[str, Node] = {}
 
     def actives(self) -> list[Node]:
         return self.membership.actives()
@@ -82,7 +83,8 @@ class MembershipView(ClusterView):
         if members != self._ring_members:
             self._ring = Ring(f"{host}_{port}" for host, port in members)
             self._ring_members = members
-        by_name = {f"{host}_{port}": (host, port) for host, port in members}
+            self._by_name = {f"{host}_{port}": (host, port) for host, port in members}
+        by_name = self._by_name
         return [by_name[name] for name in self._ring.nodes_for(key, count)]
 
     def mark_failed(self, node: Node) -> None:
@@ -139,8 +141,13 @@ class ProxyApp:
         async def forward(*params: Any) -> object:
             return await forwarder.forward(name, list(params))
 
+        def start(params: list[Any], done: Done) -> None:
+            forwarder.start(name, params, done)
+
         raw = (_t.Object(),) * (route.signature.arity + 1)
-        return Handler(forward, LockMode.NOLOCK, raw, _t.Object(), takes_cluster_name=False)
+        return Handler(
+            forward, LockMode.NOLOCK, raw, _t.Object(), takes_cluster_name=False, start=start
+        )
 
     async def _view(self, name: str) -> ClusterView:
         if self._static is not None:
@@ -255,7 +262,7 @@ def run_proxy(
     setup_logging(settings.log_level, log_file_path(settings.logdir, name))
     try:
         app = ProxyApp(settings, service_type=service_type, routes=routes, prog=name)
-        return asyncio.run(app.serve())
+        return run_on_event_loop(app.serve(), settings.event_loop)
     except (ConfigError, JubakoError) as error:
         log.error("proxy failed to start: %s", error)
         return 1

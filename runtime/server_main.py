@@ -38,7 +38,7 @@ from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.server import RpcServer
 from runtime.server_base import ServerBase
 from runtime.service_host import ServiceHost, handler
-from runtime.serving import log_file_path, serve_until_signalled
+from runtime.serving import log_file_path, run_on_event_loop, serve_until_signalled
 from runtime.signature import DO_MIX, RESUME_MIXER, SUSPEND_MIXER
 from runtime.zk_lock import ZkLock, config_read_lock, master_lock
 
@@ -316,7 +316,7 @@ def run_server(
             prog=prog,
             configpath_label=config_label,
         )
-        return asyncio.run(app.serve())
+        return run_on_event_loop(app.serve(), settings.event_loop)
     except (ConfigError, ModelFileError, JubakoError) as error:
         if settings.config_test:
             print(f"Configuration error: {error}")

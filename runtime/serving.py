@@ -7,11 +7,15 @@ cluster; a second signal exits at once (status 1).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
+
+from runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +49,22 @@ def log_file_path(logdir: str, prog: str) -> str | None:
     if not logdir:
         return None
     return str(Path(logdir) / f"{Path(prog).stem}.{os.getpid()}.log")
+
+
+def run_on_event_loop(main: Coroutine[Any, Any, int], event_loop: str) -> int:
+    """Run ``main`` on the chosen loop: ``asyncio``, ``uvloop`` (ConfigError when it is not
+    installed), or ``auto`` (uvloop when installed, else asyncio)."""
+    if event_loop in ("uvloop", "auto"):
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            if event_loop == "uvloop":
+                main.close()
+                raise ConfigError(
+                    "event_loop: uvloop is not installed (pip install 'jubako[uvloop]')"
+                ) from None
+        else:
+            log.info("running on uvloop %s", getattr(uvloop, "__version__", "?"))
+            result: int = uvloop.run(main)
+            return result
+    return asyncio.run(main)

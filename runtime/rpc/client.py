@@ -11,8 +11,11 @@ bytes); generated code decodes it with the method's descriptors.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import socket
+import typing
+from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -54,17 +57,15 @@ def _expire(future: asyncio.Future[Any], where: str) -> None:
 
 
 class _Waiter:
-    """A pending :meth:`AsyncClient.call_soon`: its callback and timeout timer."""
+    """A pending :meth:`AsyncClient.call_soon`: its callback and what to say on timeout."""
 
-    __slots__ = ("callback", "timer")
+    __slots__ = ("callback", "where")
 
-    def __init__(self, callback: ReplyCallback) -> None:
+    def __init__(self, callback: ReplyCallback, where: str) -> None:
         self.callback = callback
-        self.timer: asyncio.TimerHandle | None = None
+        self.where = where
 
     def finish(self, error: RPCError | None, result: Any) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
         self.callback(error, result)
 
 
@@ -92,8 +93,8 @@ class _ClientProtocol(asyncio.Protocol):
         self.out.clear()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = typing.cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -157,6 +158,10 @@ class AsyncClient:
         self.timeout = timeout
         self.max_message_size = max_message_size
         self._pending: _Pending = {}
+        #: ``(deadline, msgid)`` of ``call_soon`` calls in deadline order, one timer for all.
+        self._deadlines: deque[tuple[float, int]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_at = 0.0
         self._protocol: _ClientProtocol | None = None
         self._connecting: asyncio.Lock | None = None
         self._ids = itertools.count()
@@ -238,24 +243,55 @@ class AsyncClient:
         if protocol is None:
             return False
         msgid = next(self._ids) % MSGID_LIMIT
-        waiter = _Waiter(callback)
-        self._pending[msgid] = waiter
+        self._pending[msgid] = _Waiter(callback, method)
         protocol.send(pack_request(msgid, method, list(params)))
         limit = self.timeout if timeout is _UNSET else timeout
         if limit is not None:
-            where = f"{method} to {self.host}:{self.port}"
-            waiter.timer = protocol.loop.call_later(limit, self._expire_waiter, msgid, where)
+            self._add_deadline(protocol.loop, msgid, limit)
         return True
 
-    def _expire_waiter(self, msgid: int, where: str) -> None:
-        waiting = self._pending.pop(msgid, None)
-        if isinstance(waiting, _Waiter):
-            waiting.timer = None
-            waiting.finish(RPCTimeout(f"{where}: request timed out"), None)
+    def _add_deadline(self, loop: asyncio.AbstractEventLoop, msgid: int, limit: float) -> None:
+        """Deadlines of ``call_soon`` calls share one timer (a timer per call costs more
+        than the rest of a relayed call's bookkeeping)."""
+        deadline = loop.time() + limit
+        deadlines = self._deadlines
+        if deadlines and deadline < deadlines[-1][0]:
+            # Out of order (a shorter timeout than the calls before it): keep it sorted.
+            bisect.insort(deadlines, (deadline, msgid))
+        else:
+            deadlines.append((deadline, msgid))
+        if self._sweeper is None or deadline < self._sweep_at:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+            self._sweep_at = deadline
+            self._sweeper = loop.call_at(deadline, self._sweep)
+
+    def _sweep(self) -> None:
+        """Time out every ``call_soon`` call past its deadline; re-arm for the next."""
+        self._sweeper = None
+        deadlines = self._deadlines
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while deadlines and deadlines[0][0] <= now:
+            _, msgid = deadlines.popleft()
+            waiting = self._pending.get(msgid)
+            if type(waiting) is _Waiter:
+                del self._pending[msgid]
+                where = f"{waiting.where} to {self.host}:{self.port}"
+                waiting.finish(RPCTimeout(f"{where}: request timed out"), None)
+        # Drop entries whose calls have been answered, so the queue stays short.
+        while deadlines and deadlines[0][1] not in self._pending:
+            deadlines.popleft()
+        if deadlines:
+            self._sweep_at = deadlines[0][0]
+            self._sweeper = loop.call_at(self._sweep_at, self._sweep)
 
     async def close(self) -> None:
         protocol = self._protocol
         self._protocol = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if protocol is not None and protocol.transport is not None:
             protocol.transport.close()
             await protocol.lost

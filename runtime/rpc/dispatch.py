@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,24 +34,38 @@ from runtime.errors import (
     WireTypeError,
 )
 from runtime.locks import LockMode, RWLock
-from runtime.types import Descriptor
+from runtime.types import Descriptor, Object
 
 log = logging.getLogger(__name__)
 
 
+#: How a ``start`` handler reports: ``done(None, result)`` or ``done(exception, None)``.
+Done = Callable[[BaseException | None, Any], None]
+
+
 @dataclass(frozen=True, slots=True)
 class Handler:
-    """One method: ``func`` gets the decoded arguments (without the cluster name)."""
+    """One method: ``func`` gets the decoded arguments (without the cluster name).
+
+    ``start``, when given, is used instead of ``func``: ``start(args, done)`` begins the
+    call on the loop and reports through ``done`` exactly once (the proxy's relay: no
+    task per call). It must not block.
+    """
 
     func: Callable[..., Any]
     lock: LockMode
     arg_types: tuple[Descriptor[Any], ...]
     ret_type: Descriptor[Any] | None
     takes_cluster_name: bool = True
+    start: Callable[[list[Any], Done], None] | None = None
     is_async: bool = field(init=False, default=False)
+    #: Every argument is ``object``: the wire values are the arguments (the proxy's rows).
+    passes_args: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.func))
+        passes = all(type(t) is Object for t in self.arg_types)
+        object.__setattr__(self, "passes_args", passes)
 
 
 @dataclass(slots=True)
@@ -137,6 +152,8 @@ class Dispatcher:
                     ARGUMENT_ERROR, f"{method} takes {len(types)} argument(s), got {len(params)}"
                 )
             raw_args = params
+        if handler.passes_args:
+            return Call(method, handler, raw_args)
         try:
             args = [t.decode(v) for t, v in zip(types, raw_args, strict=True)]
         except WireTypeError:
@@ -155,7 +172,7 @@ class Dispatcher:
     def encode(self, call: Call, result: Any) -> tuple[Any, Any]:
         """``(None, wire result)``, or an error pair if the result does not fit its type."""
         ret = call.handler.ret_type
-        if ret is None:
+        if ret is None or type(ret) is Object:
             return None, result
         try:
             return None, ret.encode(result)
@@ -189,16 +206,26 @@ class Dispatcher:
         finally:
             lock.release_write()
 
-    def run_blocking(self, call: Call) -> Any:
-        """Run ``call`` on a worker thread, waiting for its lock as long as it takes."""
+    def run_blocking(self, call: Call) -> tuple[float, Any]:
+        """Run ``call`` on a worker thread, waiting for its lock as long as it takes.
+
+        Returns the seconds the method itself ran (not the wait for the lock: that says
+        nothing about the method) and its result.
+        """
         mode = call.handler.lock
         if mode is LockMode.NOLOCK:
-            return call.handler.func(*call.args)
+            return _timed(call)
         if mode is LockMode.ANALYSIS:
             with self.model_lock.read():
-                return call.handler.func(*call.args)
+                return _timed(call)
         with self.model_lock.write():
-            result = call.handler.func(*call.args)
+            outcome = _timed(call)
             if self.on_update is not None:
                 self.on_update()
-            return result
+            return outcome
+
+
+def _timed(call: Call) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = call.handler.func(*call.args)
+    return time.perf_counter() - started, result

@@ -8,8 +8,13 @@ Where a call runs (the concurrency policy):
 - A call runs inline only when its method is *known to be fast* (its running duration
   estimate is under :data:`FAST_CALL_SECONDS`) **and** its lock can be taken without
   waiting (``try_acquire``). The loop thread never blocks on the model lock.
-- Everything else (a method's first calls, methods seen to be slow, calls whose lock is
-  busy) goes to a pool of ``threads`` worker threads, where waiting for the lock is fine.
+- A fast call whose lock is busy (a worker holds it) waits on the loop, in a queue kept in
+  arrival order, and runs inline as soon as the lock is free: handing it to a worker
+  instead would keep the lock busy for the calls behind it, and the server would stay on
+  the slow path for as long as the load lasts. Later fast calls queue behind it, so a
+  waiting writer is not overtaken by readers.
+- Everything else (a method's first calls, methods seen to be slow) goes to a pool of
+  ``threads`` worker threads, where waiting for the lock is fine.
   A slow call therefore occupies a worker, not the loop: other connections keep being
   served. One slow inline run is enough to send that method to the workers from then on.
 - ``async def`` handlers (the proxy's) run as tasks on the loop.
@@ -28,6 +33,8 @@ import asyncio
 import logging
 import socket
 import time
+import typing
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,6 +50,11 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 1024
 #: Inline calls of a fast method are timed one in this many.
 SAMPLE_EVERY = 8
+#: A method timed on workers under this may be probed on the loop, one call in PROBE_EVERY.
+PROBE_LIMIT_SECONDS = 0.02
+PROBE_EVERY = 16
+#: How often calls waiting for a busy lock are retried (besides after each worker call).
+RETRY_BLOCKED_SECONDS = 0.0005
 
 
 class _Timing:
@@ -54,12 +66,22 @@ class _Timing:
         self.estimate = 0.0
         self.runs = 0
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float, *, on_loop: bool = False) -> None:
+        """Add one run. A fast run timed on the loop thread sets the estimate: it is exact.
+        A worker's time also holds its waits for the GIL (up to the switch interval while
+        the loop is busy), so a fast worker run only pulls the estimate down slowly."""
         self.runs += 1
         if seconds > FAST_CALL_SECONDS:
             self.estimate = max(seconds, self.estimate)
+        elif on_loop:
+            self.estimate = seconds
         else:
             self.estimate = self.estimate * 0.8 + seconds * 0.2
+
+    def should_probe(self) -> bool:
+        """Whether a method that looks slow, but not very, should run once on the loop to be
+        timed exactly (a trivial method timed on busy workers looks slow for ever)."""
+        return 0 < self.runs and self.estimate < PROBE_LIMIT_SECONDS and not self.runs % PROBE_EVERY
 
     def skip(self) -> None:
         """Count a run that was not timed."""
@@ -93,6 +115,9 @@ class RpcServer:
         self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="rpc")
         self.timings: dict[str, _Timing] = {}
         self.connections: set[_Connection] = set()
+        #: Fast calls waiting on the loop for a lock a worker holds, in arrival order.
+        self.blocked: deque[tuple[_Connection, int | None, Call]] = deque()
+        self._retry_handle: asyncio.TimerHandle | None = None
         self.pending = 0
         self._idle = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -137,6 +162,42 @@ class RpcServer:
             await self._server.wait_closed()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
+    def defer(self, connection: _Connection, msgid: int | None, call: Call) -> None:
+        """Queue a fast call whose lock is busy; it runs inline, in order, once free."""
+        connection._start_pending()
+        self.blocked.append((connection, msgid, call))
+        if self._retry_handle is None:
+            self._retry_handle = asyncio.get_running_loop().call_later(
+                RETRY_BLOCKED_SECONDS, self.retry_blocked
+            )
+
+    def retry_blocked(self) -> None:
+        """Run queued calls in order while their locks are free (called after a worker
+        finishes, and on a short timer while anything waits: threads outside the pool,
+        such as the mixer's, hold the model lock too)."""
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
+        blocked = self.blocked
+        while blocked:
+            connection, msgid, call = blocked[0]
+            try:
+                ran, result = self.dispatcher.try_run_inline(call)
+            except Exception as error:
+                blocked.popleft()
+                connection._end_pending()
+                connection._fail(msgid, call, error)
+                continue
+            if not ran:
+                break
+            blocked.popleft()
+            connection._end_pending()
+            connection._succeed(msgid, call, result)
+        if blocked:
+            self._retry_handle = asyncio.get_running_loop().call_later(
+                RETRY_BLOCKED_SECONDS, self.retry_blocked
+            )
+
     def timing(self, method: str) -> _Timing:
         timing = self.timings.get(method)
         if timing is None:
@@ -176,8 +237,8 @@ class _Connection(asyncio.Protocol):
     # -- transport events --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = typing.cast(asyncio.Transport, transport)
         self.server.connections.add(self)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
@@ -234,41 +295,62 @@ class _Connection(asyncio.Protocol):
             return
         call = prepared
         handler = call.handler
+        if handler.start is not None:
+            self._start_pending()
+            try:
+                handler.start(
+                    call.args, lambda error, result: self._done(msgid, call, error, result)
+                )
+            except Exception as error:
+                self._done(msgid, call, error, None)
+            return
         if handler.is_async:
             self._start_pending()
             task = self.loop.create_task(handler.func(*call.args))
             task.add_done_callback(lambda t: self._async_done(msgid, call, t))
             return
         timing = self.server.timings.get(method) or self.server.timing(method)
-        if timing.fast:
+        fast = timing.fast
+        if fast or timing.should_probe():
+            if fast and self.server.blocked:  # keep the order: behind calls waiting for a lock
+                self.server.defer(self, msgid, call)
+                return
             # Time one inline call in SAMPLE_EVERY: enough to notice a method turning slow.
-            sampled = not timing.runs % SAMPLE_EVERY
+            sampled = not fast or not timing.runs % SAMPLE_EVERY
             started = time.perf_counter() if sampled else 0.0
             try:
                 ran, result = self.dispatcher.try_run_inline(call)
             except Exception as error:
-                timing.record(time.perf_counter() - started) if sampled else timing.skip()
+                if sampled:
+                    timing.record(time.perf_counter() - started, on_loop=True)
+                else:
+                    timing.skip()
                 self._fail(msgid, call, error)
                 return
             if ran:
-                timing.record(time.perf_counter() - started) if sampled else timing.skip()
+                if sampled:
+                    timing.record(time.perf_counter() - started, on_loop=True)
+                else:
+                    timing.skip()
                 self._succeed(msgid, call, result)
+                return
+            if fast:
+                # The lock is held by a worker: wait on the loop, not on another worker.
+                self.server.defer(self, msgid, call)
                 return
         self._start_pending()
         future = self.loop.run_in_executor(self.server.executor, self._run_timed, call)
         future.add_done_callback(lambda f: self._worker_done(msgid, call, f))
 
     def _run_timed(self, call: Call) -> tuple[float, Any]:
-        started = time.perf_counter()
-        try:
-            result = self.dispatcher.run_blocking(call)
-        finally:
-            elapsed = time.perf_counter() - started
-            self.loop.call_soon_threadsafe(self.server.timing(call.name).record, elapsed)
+        elapsed, result = self.dispatcher.run_blocking(call)
+        self.loop.call_soon_threadsafe(self.server.timing(call.name).record, elapsed)
         return elapsed, result
 
     def _worker_done(self, msgid: int | None, call: Call, future: asyncio.Future[Any]) -> None:
         self._end_pending()
+        if self.server.blocked:
+            self.server.retry_blocked()
         if future.cancelled():
             self._reply(msgid, "cancelled: the server is shutting down", None)
             return
@@ -288,6 +370,15 @@ class _Connection(asyncio.Protocol):
             self._fail(msgid, call, error)
         else:
             self._succeed(msgid, call, task.result())
+
+    def _done(
+        self, msgid: int | None, call: Call, error: BaseException | None, result: Any
+    ) -> None:
+        self._end_pending()
+        if error is not None:
+            self._fail(msgid, call, error)
+        else:
+            self._succeed(msgid, call, result)
 
     def _succeed(self, msgid: int | None, call: Call, result: Any) -> None:
         error, wire = self.dispatcher.encode(call, result)
