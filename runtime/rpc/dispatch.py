@@ -112,6 +112,7 @@ class Dispatcher:
         self.cluster_name = cluster_name
         self.model_lock = model_lock or RWLock()
         self.on_update = on_update
+        self._accepted_name: object = None
 
     def add(self, name: str, handler: Handler) -> None:
         self.handlers[name] = handler
@@ -130,21 +131,23 @@ class Dispatcher:
                     f"got {max(len(params) - 1, 0)}",
                 )
             name = params[0]
-            if type(name) is bytes:
-                try:
-                    name = name.decode("utf-8")
-                except UnicodeDecodeError:
-                    return ErrorReply(ARGUMENT_ERROR, "cluster name is not valid UTF-8")
-            elif type(name) is not str:
-                return ErrorReply(
-                    ARGUMENT_ERROR, "the first argument (cluster name) must be a string"
-                )
-            if self.cluster_name is not None and name != self.cluster_name:
-                return ErrorReply(
-                    f"cluster name mismatch: this server serves {self.cluster_name!r}, "
-                    f"the call names {name!r}",
-                    None,
-                )
+            if name != self._accepted_name:  # else: the name of the last good call, as sent
+                if type(name) is bytes:
+                    try:
+                        name = name.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return ErrorReply(ARGUMENT_ERROR, "cluster name is not valid UTF-8")
+                elif type(name) is not str:
+                    return ErrorReply(
+                        ARGUMENT_ERROR, "the first argument (cluster name) must be a string"
+                    )
+                if self.cluster_name is not None and name != self.cluster_name:
+                    return ErrorReply(
+                        f"cluster name mismatch: this server serves {self.cluster_name!r}, "
+                        f"the call names {name!r}",
+                        None,
+                    )
+                self._accepted_name = params[0]
             raw_args = params[1:]
         else:
             if len(params) != len(types):

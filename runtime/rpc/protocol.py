@@ -33,6 +33,8 @@ __all__ = [
 
 #: msgids are uint32 and wrap.
 MSGID_LIMIT = 1 << 32
+#: Decoded method names kept per connection.
+_NAME_CACHE_SIZE = 64
 
 
 class MessageType(enum.IntEnum):
@@ -130,6 +132,8 @@ class Decoder:
         self._unpacker = msgpack.Unpacker(
             raw=True, strict_map_key=False, max_buffer_size=max_message_size
         )
+        #: Method names seen, raw → text (a connection uses a handful).
+        self._names: dict[bytes, str] = {}
 
     def feed(self, data: bytes) -> list[Message]:
         try:
@@ -139,8 +143,27 @@ class Decoder:
                 f"a message is larger than the limit of {self.max_message_size} bytes"
             ) from None
         out: list[Message] = []
+        names = self._names
         try:
             for obj in self._unpacker:
+                # The common case, a well-formed request, without the general checks.
+                if (
+                    type(obj) is list
+                    and len(obj) == 4
+                    and obj[0] == 0
+                    and type(obj[1]) is int
+                    and 0 <= obj[1] < MSGID_LIMIT
+                    and type(obj[3]) is list
+                ):
+                    name = names.get(obj[2]) if type(obj[2]) is bytes else None
+                    if name is not None:
+                        out.append(Request(obj[1], name, obj[3]))
+                        continue
+                    message = to_message(obj)
+                    if len(names) < _NAME_CACHE_SIZE and type(obj[2]) is bytes:
+                        names[obj[2]] = message.method  # type: ignore[union-attr]
+                    out.append(message)
+                    continue
                 out.append(to_message(obj))
         except ProtocolError:
             raise
