@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from runtime import __version__
-from runtime.config import EVENT_LOOPS, ProxySettings, ServerSettings, resolve_settings
+from runtime.config import (
+    EVENT_LOOPS,
+    ProxySettings,
+    ServerSettings,
+    explain,
+    resolve_with_sources,
+)
 from runtime.errors import ConfigError
 
 S = TypeVar("S", ServerSettings, ProxySettings)
@@ -96,8 +102,9 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
     add(
         "--settings",
         default=None,
-        help='JSON file of settings (keys as the long flags, e.g. {"thread": 4}); '
-        "JUBAKO_<SETTING> environment variables override it, flags override both",
+        help='settings file, JSON or YAML (.yaml/.yml), keys as the long flags with '
+        '"_" (e.g. {"thread": 4} or thread: 4); JUBAKO_<SETTING> environment variables '
+        "override it, flags override both",
     )
     add("-v", "--version", action="version", version=f"jubako-{__version__} (%(prog)s)")
 
@@ -193,11 +200,15 @@ def _parse(
     given = _given(parser, argv)
     settings_file = given.pop("settings", None)
     try:
-        return resolve_settings(
+        settings, sources = resolve_with_sources(
             cls, flags=given, settings_file=settings_file, environ=environ
-        ).validate()
+        )
     except ConfigError as error:
         parser.error(str(error))
+    try:
+        return settings.validate()
+    except ConfigError as error:
+        parser.error(str(explain(error, sources)))
 
 
 def parse_server_args(

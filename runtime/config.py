@@ -1,6 +1,7 @@
 """Typed settings of servers and proxies, with Jubatus's defaults where they are sane.
 
-Settings are frozen dataclasses; :mod:`runtime.cli` fills them from command-line flags.
+Settings are frozen dataclasses; :mod:`runtime.cli` fills them from command-line flags, a
+JSON or YAML settings file and ``JUBAKO_*`` environment variables.
 Values are checked here (``validate``) so every entry point gets the same errors, each
 naming the setting: a :class:`~runtime.errors.ConfigError`.
 """
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+import yaml
 
 from runtime.errors import ConfigError
 
@@ -147,20 +150,26 @@ def resolve_settings(
     settings_file: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> T:
-    """Defaults, overridden by a JSON settings file, by ``JUBAKO_<NAME>`` environment
-    variables, then by command-line flags. Unknown keys and wrong types are ConfigErrors
-    naming the key and where it came from."""
+    """Defaults, overridden by a settings file (JSON, or YAML for ``.yaml``/``.yml``), by
+    ``JUBAKO_<NAME>`` environment variables, then by command-line flags. Unknown keys and
+    wrong types are ConfigErrors naming the key and where it came from."""
+    return resolve_with_sources(cls, flags=flags, settings_file=settings_file, environ=environ)[0]
+
+
+def resolve_with_sources(
+    cls: type[T],
+    *,
+    flags: Mapping[str, object],
+    settings_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[T, dict[str, str]]:
+    """:func:`resolve_settings`, plus where each setting that is not a default came from."""
     kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values: dict[str, object] = {}
+    sources: dict[str, str] = {}
     layers: list[tuple[str, Mapping[str, object]]] = []
     if settings_file:
-        try:
-            loaded = json.loads(Path(settings_file).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ConfigError(f"settings file {settings_file}: {error}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"settings file {settings_file}: expected a JSON object")
-        layers.append((f"settings file {settings_file}", loaded))
+        layers.append((f"settings file {settings_file}", read_settings_file(settings_file)))
     env = os.environ if environ is None else environ
     from_env = {k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
     layers.append(("environment " + ENV_PREFIX + "*", from_env))
@@ -170,7 +179,31 @@ def resolve_settings(
             if key not in kinds:
                 raise ConfigError(f"{key} (from {source}): unknown setting")
             values[key] = _convert(key, kinds[key], value, source)
-    return cls(**values)
+            sources[key] = source
+    return cls(**values), sources
+
+
+def read_settings_file(path: str) -> Mapping[str, object]:
+    """The mapping in a JSON or YAML (``.yaml``/``.yml``) settings file; ConfigError else."""
+    is_yaml = Path(path).suffix.lower() in {".yaml", ".yml"}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text) if is_yaml else json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"settings file {path}: {error}") from None
+    if not isinstance(loaded, dict):
+        kind = "YAML mapping" if is_yaml else "JSON object"
+        raise ConfigError(f"settings file {path}: expected a {kind} of settings")
+    return {str(key): value for key, value in loaded.items()}
+
+
+def explain(error: ConfigError, sources: Mapping[str, str]) -> ConfigError:
+    """``error`` from ``validate()`` with the source of the setting it names, if known."""
+    message = str(error)
+    key = message.split(":", 1)[0]
+    if key in sources:
+        return ConfigError(f"{message} (from {sources[key]})")
+    return error
 
 
 def _event_loop(value: str) -> None:

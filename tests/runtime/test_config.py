@@ -68,3 +68,57 @@ def test_range_errors_exit_2_naming_the_setting(
 def test_proxy_settings_from_the_environment() -> None:
     settings = parse_proxy_args("px", [], environ={"JUBAKO_SERVERS": "127.0.0.1:1"})
     assert settings.servers == "127.0.0.1:1" and settings.thread == 4
+
+
+def test_yaml_settings_file_with_the_same_precedence(tmp_path: Path) -> None:
+    file = tmp_path / "settings.yaml"
+    file.write_text("thread: 3\ndatadir: /from/yaml\ntimeout: 5\nevent_loop: asyncio\n")
+    environ = {"JUBAKO_THREAD": "4"}
+    settings = parse_server_args("srv", ["--settings", str(file)], environ=environ)
+    assert settings.thread == 4 and settings.datadir == "/from/yaml"
+    assert settings.timeout == 5.0 and settings.event_loop == "asyncio"
+    flagged = parse_server_args("srv", ["--settings", str(file), "-c", "7"], environ=environ)
+    assert flagged.thread == 7
+    proxy = tmp_path / "proxy.yml"
+    proxy.write_text("servers: 127.0.0.1:9199,127.0.0.1:9200\npool_size: 2\n")
+    assert parse_proxy_args("px", ["--settings", str(proxy)], environ={}).pool_size == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("s.yaml", "thread: [1, 2\n", "settings file"),
+        ("s.yaml", "- thread\n- 2\n", "expected a YAML mapping of settings"),
+        ("s.json", "[1]", "expected a JSON object of settings"),
+        ("s.yaml", "threads: 2\n", "threads (from settings file"),
+        ("s.yml", "thread: many\n", "thread (from settings file"),
+    ],
+)
+def test_settings_file_errors(tmp_path: Path, name: str, text: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_settings(ServerSettings, flags={}, settings_file=str(path), environ={})
+    with pytest.raises(ConfigError, match="No such file"):
+        resolve_settings(ServerSettings, flags={}, settings_file=str(tmp_path / "x"), environ={})
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("file", "thread: 0 is below the minimum 1 (from settings file"),
+        ("env", "thread: 0 is below the minimum 1 (from environment JUBAKO_*)"),
+        ("flag", "thread: 0 is below the minimum 1 (from command line)"),
+    ],
+)
+def test_out_of_range_values_name_where_they_came_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, message: str
+) -> None:
+    file = tmp_path / "s.yaml"
+    file.write_text("thread: 0\n" if where == "file" else "datadir: /tmp\n")
+    argv = ["--settings", str(file)] + (["-c", "0"] if where == "flag" else [])
+    environ = {"JUBAKO_THREAD": "0"} if where == "env" else {}
+    with pytest.raises(SystemExit) as stopped:
+        parse_server_args("srv", argv, environ=environ)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
