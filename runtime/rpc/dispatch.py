@@ -75,6 +75,10 @@ class Call:
     name: str
     handler: Handler
     args: list[Any]
+    #: The cluster name the call was sent with (as sent), for log lines.
+    cluster: Any = None
+    #: ``time.perf_counter()`` when the request arrived; set only when debug logging is on.
+    started: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +160,12 @@ class Dispatcher:
                 )
             raw_args = params
         if handler.passes_args:
-            return Call(method, handler, raw_args)
+            return Call(method, handler, raw_args, params[0] if params else None)
         try:
             args = [t.decode(v) for t, v in zip(types, raw_args, strict=True)]
         except WireTypeError:
             return ErrorReply(ARGUMENT_ERROR, self._which_argument(method, types, raw_args))
-        return Call(method, handler, args)
+        return Call(method, handler, args, params[0] if handler.takes_cluster_name else None)
 
     @staticmethod
     def _which_argument(method: str, types: tuple[Descriptor[Any], ...], values: list[Any]) -> str:

@@ -291,9 +291,17 @@ class _Connection(asyncio.Protocol):
         if isinstance(prepared, ErrorReply):
             if method not in self.dispatcher.handlers:
                 log.info("unknown method %r from %s", method, self.peer)
+            if log.isEnabledFor(logging.DEBUG):
+                cluster = _shown(params[0]) if params else "-"
+                log.debug(
+                    "request %s msgid=%s peer=%s cluster=%s refused: %s",
+                    method, msgid, self.peer, cluster, prepared.result or prepared.error,
+                )  # fmt: skip
             self._reply(msgid, prepared.error, prepared.result)
             return
         call = prepared
+        if log.isEnabledFor(logging.DEBUG):
+            call.started = time.perf_counter()
         handler = call.handler
         if handler.start is not None:
             self._start_pending()
@@ -382,15 +390,28 @@ class _Connection(asyncio.Protocol):
 
     def _succeed(self, msgid: int | None, call: Call, result: Any) -> None:
         error, wire = self.dispatcher.encode(call, result)
+        if call.started:
+            self._log_request(msgid, call, "ok" if error is None else "error")
         self._reply(msgid, error, wire)
 
     def _fail(self, msgid: int | None, call: Call, error: BaseException) -> None:
         if getattr(error, "wire_error", None) is None:
             log.warning(
-                "%s from %s failed: %s: %s", call.name, self.peer, type(error).__name__, error
-            )
+                "%s from %s (cluster %s) failed: %s: %s",
+                call.name, self.peer, _shown(call.cluster), type(error).__name__, error,
+            )  # fmt: skip
+        if call.started:
+            self._log_request(msgid, call, f"error {type(error).__name__}")
         wire_error, result = error_of(error)
         self._reply(msgid, wire_error, result)
+
+    def _log_request(self, msgid: int | None, call: Call, outcome: str) -> None:
+        """The per-request DEBUG line (only for calls that arrived while DEBUG was on)."""
+        micros = (time.perf_counter() - call.started) * 1e6
+        log.debug(
+            "request %s msgid=%s peer=%s cluster=%s %s in %.0fus",
+            call.name, msgid, self.peer, _shown(call.cluster), outcome, micros,
+        )  # fmt: skip
 
     def _start_pending(self) -> None:
         self.in_flight += 1
@@ -438,3 +459,10 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.idle_handle = self.loop.call_later(max(timeout - idle_for, 0.05), self._check_idle)
+
+
+def _shown(cluster: object) -> str:
+    """A cluster name as sent, for a log line."""
+    if isinstance(cluster, bytes):
+        return cluster.decode("utf-8", "replace")
+    return "-" if cluster is None else str(cluster)
