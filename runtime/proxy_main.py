@@ -9,6 +9,10 @@ Besides the service's methods the proxy answers the built-ins: ``get_config`` (o
 server), ``save`` (every server; maps merged), ``load`` (every server; all must succeed),
 ``get_status`` (every server; maps merged) and ``get_proxy_status`` (its own status).
 ``do_mix`` is not forwarded: it is a server-to-server matter, as in Jubatus.
+
+A proxy is a :class:`~runtime.lifecycle.System` of membership → pool → rpc, started in that
+order and stopped in reverse (stop accepting and drain, close server connections, leave
+ZooKeeper); ``get_proxy_status`` shows the states (``state``, ``state.<part>``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from runtime.cht import Ring
 from runtime.cli import parse_proxy_args
 from runtime.config import ProxySettings, listen_host
 from runtime.errors import ConfigError, JubakoError, TypeMismatch
+from runtime.lifecycle import Part, System
 from runtime.locks import LockMode
 from runtime.logs import setup_logging
 from runtime.membership import paths
@@ -132,6 +137,15 @@ class ProxyApp:
             max_message_size=settings.max_message_size,
             idle_timeout=settings.timeout,
         )
+        #: Subsystems started in order and stopped in reverse; states in get_proxy_status.
+        self.system = System(
+            f"{service_type}-proxy",
+            [
+                Part("membership", self._start_membership, self._stop_membership),
+                Part("pool", self._start_pool, self._stop_pool),
+                Part("rpc", self._start_rpc, self._stop_rpc),
+            ],
+        )
 
     def _forwarding_handler(self, route: Route) -> Handler:
         """A dispatch row taking the raw wire params (cluster name first) of ``route``."""
@@ -209,6 +223,7 @@ class ProxyApp:
             "failover_count": str(stats.failover_count),
             "members": ",".join(members),
             "clusters": str(len(self._views) if self._static is None else 1),
+            **self.system.status(),
         }
         stats.request_count += 1
         return {f"{self.bind_host}_{self.rpc.port}": status}
@@ -217,10 +232,30 @@ class ProxyApp:
         return [self._static] if self._static is not None else list(self._views.values())
 
     async def start(self) -> None:
+        """Membership, then the pool, then the listener (stopped in reverse)."""
+        await self.system.start()
+
+    async def _start_membership(self) -> None:
         if self.settings.zookeeper:
             self._zk_client = await asyncio.to_thread(
                 connect_client, self.settings.zookeeper, self.settings.zookeeper_timeout
             )
+        if self._static is not None:
+            await self._static.membership.start()
+
+    async def _stop_membership(self) -> None:
+        for view in self._all_views():
+            await view.membership.stop()
+        if self._zk_client is not None:
+            await asyncio.to_thread(_close_client, self._zk_client)
+
+    async def _start_pool(self) -> None:
+        log.debug("connection pool ready (%d per server)", self.pool.max_per_host)
+
+    async def _stop_pool(self) -> None:
+        await self.pool.close()
+
+    async def _start_rpc(self) -> None:
         await self.rpc.start()
         log.info("listening on %s:%d", self.bind_host, self.rpc.port)
         if self._zk_client is not None:
@@ -230,13 +265,12 @@ class ProxyApp:
             )
             log.info("registered proxy %s", path)
 
-    async def stop(self) -> None:
+    async def _stop_rpc(self) -> None:
         await self.rpc.close(drain_timeout=self.settings.drain_timeout)
-        for view in self._all_views():
-            await view.membership.stop()
-        await self.pool.close()
-        if self._zk_client is not None:
-            await asyncio.to_thread(_close_client, self._zk_client)
+
+    async def stop(self) -> None:
+        """Stop accepting and drain calls in flight, close connections, leave ZooKeeper."""
+        await self.system.stop()
         log.info("stopped")
 
     async def serve(self) -> int:

@@ -531,6 +531,12 @@ class ServerProcess:
             raise TestingError(f"{self.script.name} has not been started")
         return _terminate(self._process, sig, timeout)
 
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` without waiting (see :meth:`stop` to wait for the exit)."""
+        if self._process is None:
+            raise TestingError(f"{self.script.name} has not been started")
+        self._process.send_signal(sig)
+
     def kill(self) -> int:
         """SIGKILL (a crash, as far as the cluster can tell); the exit status."""
         return self.stop(signal.SIGKILL, timeout=10.0)
