@@ -159,12 +159,21 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
-def machine_note() -> str:
+def machine_note(*, with_loop: bool = True) -> str:
     load = os.getloadavg()
-    return (
+    note = (
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average at start {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}"
     )
+    return f"{note}, Jubako processes on the {event_loop()} event loop" if with_loop else note
+
+
+def event_loop() -> str:
+    """The loop Jubako server and proxy processes started by a benchmark run on."""
+    choice = os.environ.get("JUBAKO_EVENT_LOOP", "auto")
+    if choice == "auto":
+        return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    return choice
 
 
 def render(results: Results, labels: list[str], args: argparse.Namespace, note: str) -> str:
@@ -303,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.payloads:
         wanted = {int(p) for p in args.payloads.split(",")}
         payloads = tuple(p for p in PAYLOADS if p[0] in wanted)
-    note = machine_note()
+    note = machine_note(with_loop=False)
     print(note, flush=True)
     results: Results = {}
     began = time.monotonic()
