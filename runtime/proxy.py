@@ -34,6 +34,7 @@ This module does no socket I/O of its own beyond the pool and never blocks the l
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -165,31 +166,52 @@ class Forwarder:
     def start(self, method: str, params: list[Any], done: Done) -> None:
         """Forward like :meth:`forward`; report through ``done`` (see the module docstring)."""
         route = self.routes[method]
-        if _fails_over(route) or route.routing is Routing.RANDOM:
-            name = params[0] if params else None
-            known = type(name) is bytes or type(name) is str
-            view = self._known.get(name) if known else None  # type: ignore[arg-type]
-            if view is not None and self._relay(route, view, params, done):
+        name = params[0] if params else None
+        known = type(name) is bytes or type(name) is str
+        view = self._known.get(name) if known else None  # type: ignore[arg-type]
+        if view is not None:
+            single = _fails_over(route) or route.routing is Routing.RANDOM
+            if single and self._relay(route, view, params, done):
+                return
+            if not single and self._fan_out(route, view, params, done):
                 return
         task = asyncio.ensure_future(self.forward(method, params))
         task.add_done_callback(lambda t: _report(t, done))
 
-    def _relay(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
-        """Send to the first candidate over an open connection; False to take the slow way."""
+    def _targets(self, route: Route, view: ClusterView, params: list[Any]) -> list[Node] | None:
+        """The servers of a call as ``forward`` picks them; None to let ``forward`` explain."""
         if route.routing is Routing.CHT:
             key = params[1] if len(params) > 1 else ""
             if type(key) is bytes:
                 try:
                     key = key.decode("utf-8")
                 except UnicodeDecodeError:
-                    return False  # forward() names the error
+                    return None
             elif type(key) is not str:
-                return False
-            candidates = view.replicas(key, route.replicas)
+                return None
+            nodes = view.replicas(key, route.replicas)
         else:
-            candidates = self._shuffled(view.actives())
-        if not candidates:
+            nodes = view.actives()
+        return nodes or None
+
+    def _fan_out(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
+        """Send to every target over open connections; False to take the slow way."""
+        nodes = self._targets(route, view, params)
+        if nodes is None:
             return False
+        clients = [self.caller.client(*node) for node in nodes]
+        if not all(client.connected for client in clients):
+            return False
+        self.stats.request_count += 1
+        _FanOut(self, route, view, nodes, done).send(clients, params)
+        return True
+
+    def _relay(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
+        """Send to the first candidate over an open connection; False to take the slow way."""
+        targets = self._targets(route, view, params)
+        if targets is None:
+            return False
+        candidates = targets if route.routing is Routing.CHT else self._shuffled(targets)
         tries = candidates if _fails_over(route) else candidates[:1]
         client = self.caller.client(*tries[0])
         if not client.connected:
@@ -258,24 +280,73 @@ class Forwarder:
         outcomes = await asyncio.gather(
             *(self._call(node, route.name, params) for node in nodes), return_exceptions=True
         )
-        failures: list[str] = []
-        remote: list[BaseException] = []
-        results: list[object] = []
-        for node, outcome in zip(nodes, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                if isinstance(outcome, _TRANSPORT_ERRORS):
-                    view.mark_failed(node)
-                else:
-                    remote.append(outcome)
-                failures.append(f"{node_name(node)}: {_reason(outcome)}")
+        return _fold_all(route, view, nodes, outcomes)
+
+
+def _fold_all(
+    route: Route, view: ClusterView, nodes: Sequence[Node], outcomes: Sequence[object]
+) -> object:
+    """Every answer folded in node order, or ForwardError naming each server that failed."""
+    failures: list[str] = []
+    remote: list[BaseException] = []
+    results: list[object] = []
+    for node, outcome in zip(nodes, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, _TRANSPORT_ERRORS):
+                view.mark_failed(node)
             else:
-                results.append(outcome)
-        if failures:
-            log.warning("%s: %s", route.name, _summary(len(failures), len(nodes), failures))
-            if len(nodes) == 1 and remote:
-                raise ForwardError(_wire_error_of(remote[0]))
-            raise ForwardError(_summary(len(failures), len(nodes), failures))
-        return AGGREGATORS[route.aggregator](results)
+                remote.append(outcome)
+            failures.append(f"{node_name(node)}: {_reason(outcome)}")
+        else:
+            results.append(outcome)
+    if failures:
+        log.warning("%s: %s", route.name, _summary(len(failures), len(nodes), failures))
+        if len(nodes) == 1 and remote:
+            raise ForwardError(_wire_error_of(remote[0]))
+        raise ForwardError(_summary(len(failures), len(nodes), failures))
+    return AGGREGATORS[route.aggregator](results)
+
+
+class _FanOut:
+    """One call relayed to several servers: every answer is awaited by a countdown, then
+    folded as ``forward`` folds them; reports once through ``done``."""
+
+    __slots__ = ("done", "forwarder", "left", "nodes", "outcomes", "route", "view")
+
+    def __init__(
+        self, forwarder: Forwarder, route: Route, view: ClusterView, nodes: list[Node], done: Done
+    ) -> None:
+        self.forwarder = forwarder
+        self.route = route
+        self.view = view
+        self.nodes = nodes
+        self.done = done
+        self.outcomes: list[object] = [None] * len(nodes)
+        self.left = len(nodes)
+
+    def send(self, clients: list[AsyncClient], params: list[Any]) -> None:
+        timeout = self.forwarder.timeout
+        for index, client in enumerate(clients):
+            self.forwarder.stats.forward_count += 1
+            answer = functools.partial(self._answer, index)
+            if not client.call_soon(self.route.name, params, answer, timeout=timeout):
+                answer(ConnectionLost("connection closed"), None)
+
+    def _answer(self, index: int, error: RPCError | None, result: object) -> None:
+        self.outcomes[index] = error if error is not None else result
+        self.left -= 1
+        if self.left:
+            return
+        try:
+            folded = _fold_all(self.route, self.view, self.nodes, self.outcomes)
+        except ForwardError as failure:
+            self.forwarder.stats.error_count += 1
+            self.done(failure, None)
+        except Exception as failure:  # an aggregator that cannot fold these answers
+            self.forwarder.stats.error_count += 1
+            self.done(ForwardError(f"{self.route.name}: cannot fold the answers: {failure}"), None)
+        else:
+            self.done(None, folded)
 
 
 class _Relay:

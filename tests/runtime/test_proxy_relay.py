@@ -24,6 +24,8 @@ GET = Signature("get", (t.String(),), t.String())
 PUT = Signature("put", (t.String(), t.String()), t.Bool())
 SLEEP = Signature("sleep", (t.Float(),), t.Bool())
 LOOKUP = Signature("lookup", (t.String(),), t.String())
+STORE = Signature("store", (t.String(), t.String()), t.Bool())
+WHOAMI = Signature("whoami", (), t.List(t.String()))
 
 
 class Store:
@@ -37,8 +39,13 @@ class Store:
         return f"{self.name}:{key}"
 
     def put(self, key: str, value: str) -> bool:
+        if key == "boom" and self.name == "b":
+            raise KeyError(key)
         self.puts += 1
         return True
+
+    def whoami(self) -> list[str]:
+        return [self.name]
 
     async def lookup(self, key: str) -> str:
         """Slow on server a: its replica b answers first."""
@@ -57,6 +64,8 @@ def _server(store: Store) -> RpcServer:
         "put": Handler(store.put, LockMode.UPDATE, PUT.args, PUT.result),
         "sleep": Handler(store.sleep, LockMode.NOLOCK, SLEEP.args, SLEEP.result),
         "lookup": Handler(store.lookup, LockMode.NOLOCK, LOOKUP.args, LOOKUP.result),
+        "store": Handler(store.put, LockMode.UPDATE, STORE.args, STORE.result),
+        "whoami": Handler(store.whoami, LockMode.ANALYSIS, WHOAMI.args, WHOAMI.result),
     }
     return RpcServer(Dispatcher(handlers), "127.0.0.1", 0)
 
@@ -94,6 +103,8 @@ async def cluster() -> AsyncIterator[Cluster]:
         Route(PUT, Routing.RANDOM, LockMode.UPDATE, "pass"),
         Route(SLEEP, Routing.RANDOM, LockMode.ANALYSIS, "pass"),
         Route(LOOKUP, Routing.CHT, LockMode.ANALYSIS, "pass", replicas=2),
+        Route(STORE, Routing.CHT, LockMode.UPDATE, "all_and", replicas=2),
+        Route(WHOAMI, Routing.BROADCAST, LockMode.ANALYSIS, "concat"),
     ]
 
     async def clusters(name: str) -> FixedView:
@@ -194,3 +205,39 @@ async def test_call_soon_needs_a_connection_and_reports_every_outcome(cluster: C
     await asyncio.wait_for(got.wait(), 5)
     assert isinstance(outcomes[3][0], ConnectionLost)
     await client.close()
+
+
+@pytest.mark.asyncio
+async def test_fan_out_folds_every_answer_in_node_order(cluster: Cluster) -> None:
+    _, stores, view, forwarder, pool = cluster
+    await _start(forwarder, "get", ["c", "k"])  # learn the view
+    for host, port in view.nodes:
+        await pool.call(host, port, "get", ["c", "warm"])
+    before = forwarder.stats.forward_count
+    assert await _start(forwarder, "whoami", ["c"]) == [b"a", b"b"]
+    assert await _start(forwarder, "store", ["c", "k", "v"]) is True
+    assert [s.puts for s in stores] == [1, 1], "an update reaches both replicas"
+    assert forwarder.stats.forward_count == before + 4
+    with pytest.raises(ForwardError) as caught:
+        await _start(forwarder, "store", ["c", "boom", "v"])
+    message = str(caught.value.wire_error)
+    assert message.startswith("error occurred in 1 out of 2 requests: ")
+    assert f"127.0.0.1:{view.nodes[1][1]}: KeyError" in message
+    assert view.failed == [], "an error answer is not a dead server"
+
+
+@pytest.mark.asyncio
+async def test_fan_out_with_a_dead_member_names_it_and_reports_no_success(
+    cluster: Cluster,
+) -> None:
+    servers, _, view, forwarder, pool = cluster
+    await _start(forwarder, "get", ["c", "k"])
+    for host, port in view.nodes:
+        await pool.call(host, port, "get", ["c", "warm"])
+    await servers[1].close()
+    await asyncio.sleep(0.05)  # the pool's connection to b sees the close
+    with pytest.raises(ForwardError) as caught:
+        await _start(forwarder, "store", ["c", "k", "v"])
+    assert f"127.0.0.1:{view.nodes[1][1]}" in str(caught.value.wire_error)
+    assert "error occurred in 1 out of 2 requests" in str(caught.value.wire_error)
+    assert view.failed == [view.nodes[1]]
