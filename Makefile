@@ -29,6 +29,7 @@ regen: venv
 	$(BIN)/python -m jenerator.regen
 
 bench: venv oracle
+	$(BIN)/pip install -q -e '.[uvloop]'
 	$(BIN)/python -m bench.parse
 	$(BIN)/python -m bench.rpc
 	$(BIN)/python -m bench.kvs
