@@ -35,7 +35,7 @@ from runtime.lifecycle import Part, System
 from runtime.locks import LockMode
 from runtime.logs import setup_logging
 from runtime.membership import paths
-from runtime.membership.base import Membership, Node
+from runtime.membership.base import Membership, Node, Snapshot
 from runtime.membership.static import StaticMembership
 from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
 from runtime.proxy import ClusterView, Forwarder
@@ -79,16 +79,20 @@ class MembershipView(ClusterView):
         self._ring_members: tuple[Node, ...] = ()
         self._ring = Ring()
         self._by_name: dict[str, Node] = {}
+        self._ring_snapshot: Snapshot | None = None
 
     def actives(self) -> list[Node]:
         return self.membership.actives()
 
     def replicas(self, key: str, count: int) -> list[Node]:
-        members = tuple(self.membership.cht_members())
-        if members != self._ring_members:
-            self._ring = Ring(f"{host}_{port}" for host, port in members)
-            self._ring_members = members
-            self._by_name = {f"{host}_{port}": (host, port) for host, port in members}
+        snapshot = self.membership.snapshot()
+        if snapshot is not self._ring_snapshot:  # membership changed: rebuild the ring
+            members = tuple(snapshot.cht)
+            if members != self._ring_members:
+                self._ring = Ring(f"{host}_{port}" for host, port in members)
+                self._ring_members = members
+                self._by_name = {f"{host}_{port}": (host, port) for host, port in members}
+            self._ring_snapshot = snapshot
         by_name = self._by_name
         return [by_name[name] for name in self._ring.nodes_for(key, count)]
 
