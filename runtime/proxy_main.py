@@ -49,6 +49,9 @@ __all__ = ["BUILTIN_ROUTES", "MembershipView", "ProxyApp", "parse_servers", "run
 
 log = logging.getLogger(__name__)
 
+#: How many keys' replica lists a view remembers (a hashed key costs an MD5 and a search).
+RECENT_KEYS = 4096
+
 #: The built-ins every proxy forwards, with Jubatus's routing and aggregation.
 BUILTIN_ROUTES: tuple[Route, ...] = (
     Route(sig.GET_CONFIG, Routing.RANDOM, LockMode.ANALYSIS, "pass"),
@@ -80,6 +83,8 @@ class MembershipView(ClusterView):
         self._ring = Ring()
         self._by_name: dict[str, Node] = {}
         self._ring_snapshot: Snapshot | None = None
+        #: Replica lists of recent keys for the current ring (cleared when it changes).
+        self._recent: dict[tuple[str, int], list[Node]] = {}
 
     def actives(self) -> list[Node]:
         return self.membership.actives()
@@ -93,8 +98,15 @@ class MembershipView(ClusterView):
                 self._ring_members = members
                 self._by_name = {f"{host}_{port}": (host, port) for host, port in members}
             self._ring_snapshot = snapshot
-        by_name = self._by_name
-        return [by_name[name] for name in self._ring.nodes_for(key, count)]
+            self._recent.clear()
+        found = self._recent.get((key, count))
+        if found is None:
+            by_name = self._by_name
+            found = [by_name[name] for name in self._ring.nodes_for(key, count)]
+            if len(self._recent) >= RECENT_KEYS:
+                self._recent.clear()
+            self._recent[(key, count)] = found
+        return list(found)
 
     def mark_failed(self, node: Node) -> None:
         self.membership.mark_down(*node)

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+import msgpack
+
 from runtime.errors import (
     WIRE_ERRORS,
     ConnectError,
@@ -80,6 +82,9 @@ class _ClientProtocol(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.lost = self.loop.create_future()
         self.out: list[bytes] = []
+        #: Packs requests in the old spec, as ``pack_request`` does (one Packer per
+        #: connection: cheaper than a new one per call).
+        self.pack = msgpack.Packer(use_bin_type=False).pack
 
     def send(self, frame: bytes) -> None:
         """Queue a request; everything queued in one loop iteration goes out in one write."""
@@ -244,7 +249,7 @@ class AsyncClient:
             return False
         msgid = next(self._ids) % MSGID_LIMIT
         self._pending[msgid] = _Waiter(callback, method)
-        protocol.send(pack_request(msgid, method, list(params)))
+        protocol.send(protocol.pack([0, msgid, method, params]))
         limit = self.timeout if timeout is _UNSET else timeout
         if limit is not None:
             self._add_deadline(protocol.loop, msgid, limit)

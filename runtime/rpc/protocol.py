@@ -164,6 +164,15 @@ class Decoder:
                         names[obj[2]] = message.method  # type: ignore[union-attr]
                     out.append(message)
                     continue
+                if (
+                    type(obj) is list
+                    and len(obj) == 4
+                    and obj[0] == 1
+                    and type(obj[1]) is int
+                    and 0 <= obj[1] < MSGID_LIMIT
+                ):
+                    out.append(Response(obj[1], obj[2], obj[3]))  # the common reply
+                    continue
                 out.append(to_message(obj))
         except ProtocolError:
             raise
