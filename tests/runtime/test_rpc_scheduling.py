@@ -67,12 +67,12 @@ async def test_fast_calls_wait_on_the_loop_for_a_workers_lock_in_order(
         await warm.call("bump", ["c"])
         await warm.call("slow_set", ["c", 0])  # the slow writer is known to be slow
     assert rpc.timings["get"].fast and not rpc.timings["slow_set"].fast
+    register.writing.clear()  # set by the warm-up's slow_set
     writer = AsyncClient("127.0.0.1", rpc.port)
     readers = [AsyncClient("127.0.0.1", rpc.port) for _ in range(3)]
     try:
         slow = asyncio.ensure_future(writer.call("slow_set", ["c", 100]))
-        await asyncio.to_thread(register.writing.wait, 5)
-        register.writing.clear()
+        assert await asyncio.to_thread(register.writing.wait, 5), "the writer holds the lock"
         calls = [
             asyncio.ensure_future(readers[0].call("get", ["c"])),
             asyncio.ensure_future(readers[1].call("bump", ["c"])),
