@@ -54,9 +54,7 @@ def _node(server: ServerProcess) -> str:
     return paths.encode_node("127.0.0.1", server.port)
 
 
-def test_three_servers_trained_on_split_data_converge_by_mix(
-    zk_hosts: str, tmp_path: Path
-) -> None:
+def test_three_servers_trained_on_split_data_converge_by_mix(zk_hosts: str, tmp_path: Path) -> None:
     config = write_config(tmp_path)
     with ExitStack() as stack:
         single = stack.enter_context(
@@ -237,8 +235,10 @@ def test_a_server_that_lost_its_session_rejoins_the_mix(
         )
         relay.restore()
         wait_for(
-            lambda: _node(cut_off) in admin.get_children(nodes)
-            and _node(cut_off) in admin.get_children(actives),
+            lambda: (
+                _node(cut_off) in admin.get_children(nodes)
+                and _node(cut_off) in admin.get_children(actives)
+            ),
             "the server to register again",
         )
         for i, server in enumerate(servers):
@@ -295,3 +295,43 @@ def test_sigterm_exits_cleanly_while_zookeeper_is_down(
             assert c.train(labeled(TRAIN[:10])) == 10, "serving goes on without ZooKeeper"
         # stop() waits 8 s before SIGKILL (exit status -9): a clean exit is 0.
         assert server.stop(timeout=8) == 0
+
+
+def test_training_while_rounds_run_loses_no_example(zk_hosts: str, tmp_path: Path) -> None:
+    """Rounds triggered every 10 updates while two clients train through a proxy: after a
+    final mix every server counts every example exactly once."""
+    config = write_config(tmp_path)
+    with ExitStack() as stack:
+        servers = [
+            start_server(stack, tmp_path, config, zk_hosts, "--interval_count", "10", index=i)
+            for i in range(3)
+        ]
+        wait_for(lambda: up_to_date(servers), "the servers to join")
+        proxy = stack.enter_context(
+            ServerProcess(PROXY, ["--rpc-port", "0", "--zookeeper", zk_hosts])
+        )
+        examples = TRAIN[:1200]
+        errors: list[BaseException] = []
+
+        def train(share: list[tuple[str, object]]) -> None:
+            try:
+                with Classifier("127.0.0.1", proxy.port, "m") as c:
+                    for start in range(0, len(share), 10):
+                        c.train(labeled(share[start : start + 10]))  # type: ignore[arg-type]
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        workers = [threading.Thread(target=train, args=(examples[i::2],)) for i in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)
+        assert not errors, errors
+        rounds = sum(int(status(s)["mix.rounds"]) for s in servers)
+        assert rounds >= 2, f"rounds ran while training ({rounds})"
+        with client(servers[0]) as c:
+            assert c.do_mix() is True
+        wait_for(lambda: up_to_date(servers), "every server to apply the last mix")
+        for server in servers:
+            with client(server) as c:
+                assert sum(c.get_labels().values()) == len(examples)
