@@ -300,7 +300,7 @@ class LinearMixer:
                     f"MIX protocol version mismatch: {_node_name(peer)} runs model version "
                     f"{version}, this server {self.protocol_version}"
                 )
-            model = _unpack(blob, "model")
+            model = await asyncio.to_thread(_unpack, blob, "model")
             await asyncio.to_thread(self._set_model, model)
             self.catch_ups += 1
             log.info("copied the model of %s (%d bytes)", _node_name(peer), len(blob))
@@ -323,25 +323,12 @@ class LinearMixer:
                 *(self.pool.call(*node, "get_diff", [0]) for node in members),
                 return_exceptions=True,
             )
-            diffs: list[object] = []
-            for node, reply in zip(members, replies, strict=True):
-                if isinstance(reply, BaseException):
-                    log.warning(
-                        "get_diff from %s failed: left out of this round: %s",
-                        _node_name(node),
-                        reply,
-                    )
-                    continue
-                try:
-                    diffs.append(_unpack(_RAW.decode(reply), f"diff of {_node_name(node)}"))
-                except (DiffError, RPCError) as error:
-                    log.warning(
-                        "bad diff from %s: left out of this round: %s", _node_name(node), error
-                    )
+            # Unpacking, folding and packing megabytes stay off the loop: it keeps serving.
+            diffs = await asyncio.to_thread(_decode_diffs, members, replies)
             if not diffs:
                 raise MixError("mix fails (all get_diffs fail)")
             mixed = await asyncio.to_thread(fold_diffs, self.mixable, diffs)
-            blob = _pack(mixed)
+            blob = await asyncio.to_thread(_pack, mixed)
             puts = await asyncio.gather(
                 *(self.pool.call(*node, "put_diff", [blob]) for node in members),
                 return_exceptions=True,
@@ -400,8 +387,7 @@ class LinearMixer:
             return _pack(self.mixable.get_diff())
 
     async def _rpc_put_diff(self, blob: bytes) -> bool:
-        mixed = _unpack(blob, "mixed diff")
-        applied = await asyncio.to_thread(self._local_put_diff, mixed)
+        applied = await asyncio.to_thread(self._local_put_diff, blob)
         self._reset_triggers()
         if applied:
             self.applied += 1
@@ -413,7 +399,8 @@ class LinearMixer:
             self._wake.set()
         return applied
 
-    def _local_put_diff(self, mixed: object) -> bool:
+    def _local_put_diff(self, blob: bytes) -> bool:
+        mixed = _unpack(blob, "mixed diff")  # before the lock: only the apply blocks readers
         with self.model_lock.write():
             return self.mixable.put_diff(mixed)
 
@@ -446,6 +433,22 @@ class LinearMixer:
             "mix.last_error": self.last_error,
             "mix.model_version": str(self.mixable.version),
         }
+
+
+def _decode_diffs(members: list[Node], replies: list[object]) -> list[object]:
+    """The diffs that came back whole; a failed or malformed one is left out (logged)."""
+    diffs: list[object] = []
+    for node, reply in zip(members, replies, strict=True):
+        if isinstance(reply, BaseException):
+            log.warning(
+                "get_diff from %s failed: left out of this round: %s", _node_name(node), reply
+            )
+            continue
+        try:
+            diffs.append(_unpack(_RAW.decode(reply), f"diff of {_node_name(node)}"))
+        except (DiffError, RPCError) as error:
+            log.warning("bad diff from %s: left out of this round: %s", _node_name(node), error)
+    return diffs
 
 
 def _release_quietly(lock: MasterLock) -> None:
