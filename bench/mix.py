@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -90,9 +91,12 @@ def _mix_rows(sizes: list[int], member_counts: list[int], tmp: Path) -> list[dic
                     share = _examples(range(i, size, members))
                     for start in range(0, len(share), BATCH):
                         c.train(share[start : start + BATCH])
+                probe = _ClassifyProbe(servers[-1].port, name)
+                probe.start()
                 started = time.perf_counter()
                 assert clients[0].do_mix() is True
                 wall = time.perf_counter() - started
+                worst = probe.finish()
                 master = _status(clients[0])
                 row = {
                     "members": members,
@@ -100,16 +104,50 @@ def _mix_rows(sizes: list[int], member_counts: list[int], tmp: Path) -> list[dic
                     "wall_s": wall,
                     "round_s": float(master["mix.last_seconds"]),
                     "bytes": float(master["mix.last_bytes"]),
+                    "worst_classify_s": worst,
+                    "apply_s": float(master["mix.last_apply_seconds"]),
                 }
                 rows.append(row)
                 print(
                     f"members {members} features {size:>7}: do_mix {wall * 1000:8.1f} ms, "
-                    f"round {row['round_s'] * 1000:8.1f} ms, {row['bytes'] / 1e6:6.2f} MB",
+                    f"round {row['round_s'] * 1000:8.1f} ms, {row['bytes'] / 1e6:6.2f} MB, "
+                    f"slowest classify on a member meanwhile {worst * 1000:.1f} ms "
+                    f"(the master's put_diff held its lock {row['apply_s'] * 1000:.1f} ms)",
                     flush=True,
                 )
             for s in servers:
                 s.stop()
     return rows
+
+
+class _ClassifyProbe:
+    """Classifies one datum on a server over and over while a round runs; the slowest
+    answer says how long the round held readers off."""
+
+    def __init__(self, port: int, name: str) -> None:
+        self.port = port
+        self.name = name
+        self.stop = threading.Event()
+        self.worst = 0.0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        time.sleep(0.05)
+
+    def _run(self) -> None:
+        query = [Datum({"f0": 1.0})]
+        with Classifier("127.0.0.1", self.port, self.name, timeout=300) as client:
+            while not self.stop.is_set():
+                started = time.perf_counter()
+                client.classify(query)
+                self.worst = max(self.worst, time.perf_counter() - started)
+                time.sleep(0.001)
+
+    def finish(self) -> float:
+        self.stop.set()
+        self.thread.join(30)
+        return self.worst
 
 
 def _wait_up_to_date(clients: list[Classifier]) -> None:
@@ -228,13 +266,21 @@ def _write(
         "`round` = the master's own time from the first get_diff to the last put_diff;",
         "`do_mix` = what the caller waits (adds the ZooKeeper master lock).",
         "",
-        "| members | features | do_mix ms | round ms | mixed diff MB |",
-        "|---:|---:|---:|---:|---:|",
+        "`slowest classify` = the slowest of back-to-back one-datum `classify` calls on a",
+        "member (not the master) while the round ran; `apply` = how long the master's own",
+        "put_diff held the write lock (`mix.last_apply_seconds`). Every member applies the",
+        "mixed diff at the same moment, on 2 cores here, so a member's apply takes longer in",
+        "wall time than the master's figure.",
+        "",
+        "| members | features | do_mix ms | round ms | mixed diff MB | slowest classify ms "
+        "| apply ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['members']:.0f} | {r['features']:.0f} | {r['wall_s'] * 1000:.1f} | "
-            f"{r['round_s'] * 1000:.1f} | {r['bytes'] / 1e6:.2f} |"
+            f"{r['round_s'] * 1000:.1f} | {r['bytes'] / 1e6:.2f} | "
+            f"{r['worst_classify_s'] * 1000:.1f} | {r['apply_s'] * 1000:.1f} |"
         )
     lines += [
         "",

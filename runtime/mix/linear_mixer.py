@@ -160,6 +160,8 @@ class LinearMixer:
         self.last_mix_seconds = 0.0
         self.last_mix_servers = 0
         self.last_mix_bytes = 0
+        #: How long the last put_diff held the write lock (what readers waited at most).
+        self.last_apply_seconds = 0.0
         self.last_error = ""
         self._retry_delay = 0.0
         self._retry_at = 0.0
@@ -402,7 +404,11 @@ class LinearMixer:
     def _local_put_diff(self, blob: bytes) -> bool:
         mixed = _unpack(blob, "mixed diff")  # before the lock: only the apply blocks readers
         with self.model_lock.write():
-            return self.mixable.put_diff(mixed)
+            started = time.perf_counter()
+            try:
+                return self.mixable.put_diff(mixed)
+            finally:
+                self.last_apply_seconds = time.perf_counter() - started
 
     async def _rpc_get_model(self, _unused: int) -> tuple[int, bytes]:
         blob = await asyncio.to_thread(self._local_get_model)
@@ -431,6 +437,7 @@ class LinearMixer:
             "mix.last_servers": str(self.last_mix_servers),
             "mix.last_bytes": str(self.last_mix_bytes),
             "mix.last_error": self.last_error,
+            "mix.last_apply_seconds": f"{self.last_apply_seconds:.6f}",
             "mix.model_version": str(self.mixable.version),
         }
 
