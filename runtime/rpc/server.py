@@ -227,6 +227,8 @@ class _Connection(asyncio.Protocol):
         self.pack = response_packer().pack
         self.flush_scheduled = False
         self.in_read = False
+        #: Whether DEBUG logging is on, read once per batch of requests (not per request).
+        self.debug = False
         self.in_flight = 0
         self.paused = False
         self.closed = False
@@ -271,6 +273,7 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
             return
         self.in_read = True
+        self.debug = log.isEnabledFor(logging.DEBUG)
         try:
             for message in messages:
                 if isinstance(message, Request):
@@ -291,7 +294,7 @@ class _Connection(asyncio.Protocol):
         if isinstance(prepared, ErrorReply):
             if method not in self.dispatcher.handlers:
                 log.info("unknown method %r from %s", method, self.peer)
-            if log.isEnabledFor(logging.DEBUG):
+            if self.debug:
                 cluster = _shown(params[0]) if params else "-"
                 log.debug(
                     "request %s msgid=%s peer=%s cluster=%s refused: %s",
@@ -300,7 +303,7 @@ class _Connection(asyncio.Protocol):
             self._reply(msgid, prepared.error, prepared.result)
             return
         call = prepared
-        if log.isEnabledFor(logging.DEBUG):
+        if self.debug:
             call.started = time.perf_counter()
         handler = call.handler
         if handler.start is not None:
