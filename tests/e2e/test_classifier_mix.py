@@ -50,6 +50,26 @@ def _train_in_batches(c: Classifier, examples: Sequence[Example], batch: int = 2
     return trained
 
 
+def _joined(
+    stack: ExitStack, tmp_path: Path, zk_hosts: str, count: int, *extra: str
+) -> list[ServerProcess]:
+    """``count`` servers of cluster ``m``, once every one is up to date."""
+    config = write_config(tmp_path)
+    servers = [
+        start_server(stack, tmp_path, config, zk_hosts, *extra, index=i) for i in range(count)
+    ]
+    wait_for(lambda: up_to_date(servers), "the servers to join")
+    return servers
+
+
+def _train_thirds(servers: list[ServerProcess], limit: int | None = None) -> None:
+    """Server i learns TRAIN[i::3] (its first ``limit`` examples)."""
+    for i, server in enumerate(servers):
+        share = TRAIN[i::3][:limit]
+        with client(server) as c:
+            assert _train_in_batches(c, share) == len(share)
+
+
 def _node(server: ServerProcess) -> str:
     return paths.encode_node("127.0.0.1", server.port)
 
@@ -96,13 +116,8 @@ def test_three_servers_trained_on_split_data_converge_by_mix(zk_hosts: str, tmp_
 
 
 def test_interval_count_triggers_a_mix(zk_hosts: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path)
     with ExitStack() as stack:
-        servers = [
-            start_server(stack, tmp_path, config, zk_hosts, "--interval_count", "50", index=i)
-            for i in range(2)
-        ]
-        wait_for(lambda: up_to_date(servers), "the servers to join")
+        servers = _joined(stack, tmp_path, zk_hosts, 2, "--interval_count", "50")
         start_version = int(status(servers[0])["mix.model_version"])
         with client(servers[0]) as c:
             for example in TRAIN[:49]:
@@ -139,13 +154,9 @@ def test_a_joining_server_copies_the_model_before_it_is_active(
 
 
 def test_a_member_killed_before_a_mix_is_left_out(zk_hosts: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path)
     with ExitStack() as stack:
-        servers = [start_server(stack, tmp_path, config, zk_hosts, index=i) for i in range(3)]
-        wait_for(lambda: up_to_date(servers), "the servers to join")
-        for i, server in enumerate(servers):
-            with client(server) as c:
-                _train_in_batches(c, TRAIN[i::3])
+        servers = _joined(stack, tmp_path, zk_hosts, 3)
+        _train_thirds(servers)
         servers[2].kill()  # still registered until its session times out
         with client(servers[0]) as c:
             assert c.do_mix() is True
@@ -160,15 +171,11 @@ def test_a_member_killed_before_a_mix_is_left_out(zk_hosts: str, tmp_path: Path)
 def test_a_new_master_takes_over_when_the_master_is_killed(
     zk_hosts: str, zk_client: KazooClient, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path)
     lock_path = paths.master_lock_path("classifier", "m")
     nodes = paths.nodes_path("classifier", "m")
     with ExitStack() as stack:
-        servers = [start_server(stack, tmp_path, config, zk_hosts, index=i) for i in range(3)]
-        wait_for(lambda: up_to_date(servers), "the servers to join")
-        for i, server in enumerate(servers):
-            with client(server) as c:
-                _train_in_batches(c, TRAIN[i::3])
+        servers = _joined(stack, tmp_path, zk_hosts, 3)
+        _train_thirds(servers)
         master = servers[0]
         session = zk_client.get(f"{nodes}/{_node(master)}")[1].ephemeralOwner
 
@@ -241,9 +248,7 @@ def test_a_server_that_lost_its_session_rejoins_the_mix(
             ),
             "the server to register again",
         )
-        for i, server in enumerate(servers):
-            with client(server) as c:
-                _train_in_batches(c, TRAIN[i::3][:200])
+        _train_thirds(servers, limit=200)
         with client(direct[0]) as c:
             assert c.do_mix() is True
         wait_for(lambda: up_to_date(servers), "every server to apply the mix")
@@ -253,13 +258,8 @@ def test_a_server_that_lost_its_session_rejoins_the_mix(
 
 
 def test_a_suspended_mixer_starts_no_round_until_resumed(zk_hosts: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path)
     with ExitStack() as stack:
-        servers = [
-            start_server(stack, tmp_path, config, zk_hosts, "--interval_count", "5", index=i)
-            for i in range(2)
-        ]
-        wait_for(lambda: up_to_date(servers), "the servers to join")
+        servers = _joined(stack, tmp_path, zk_hosts, 2, "--interval_count", "5")
         version = status(servers[0])["mix.model_version"]
         for server in servers:
             with client(server) as c:
@@ -300,13 +300,8 @@ def test_sigterm_exits_cleanly_while_zookeeper_is_down(
 def test_training_while_rounds_run_loses_no_example(zk_hosts: str, tmp_path: Path) -> None:
     """Rounds triggered every 10 updates while two clients train through a proxy: after a
     final mix every server counts every example exactly once."""
-    config = write_config(tmp_path)
     with ExitStack() as stack:
-        servers = [
-            start_server(stack, tmp_path, config, zk_hosts, "--interval_count", "10", index=i)
-            for i in range(3)
-        ]
-        wait_for(lambda: up_to_date(servers), "the servers to join")
+        servers = _joined(stack, tmp_path, zk_hosts, 3, "--interval_count", "10")
         proxy = stack.enter_context(
             ServerProcess(PROXY, ["--rpc-port", "0", "--zookeeper", zk_hosts])
         )
