@@ -188,8 +188,13 @@ def read_settings_file(path: str) -> Mapping[str, object]:
     is_yaml = Path(path).suffix.lower() in {".yaml", ".yml"}
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"settings file {path}: can't read: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"settings file {path}: not UTF-8 text ({error})") from None
+    try:
         loaded = yaml.safe_load(text) if is_yaml else json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as error:
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"settings file {path}: {error}") from None
     if not isinstance(loaded, dict):
         kind = "YAML mapping" if is_yaml else "JSON object"

@@ -87,26 +87,38 @@ def test_yaml_settings_file_with_the_same_precedence(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("s.yaml", "thread: [1, 2\n", "settings file"),
-        ("s.yaml", "- thread\n- 2\n", "expected a YAML mapping of settings"),
-        ("s.json", "[1]", "expected a JSON object of settings"),
-        ("s.yaml", "threads: 2\n", "threads (from settings file"),
-        ("s.yml", "thread: many\n", "thread (from settings file"),
+        ("s.yaml", "thread: [1, 2\n", "settings file {path}: while parsing"),
+        ("s.json", '{"thread": ', "settings file {path}: Expecting value"),
+        ("s.yaml", "- thread\n- 2\n", "settings file {path}: expected a YAML mapping of settings"),
+        ("s.json", "[1]", "settings file {path}: expected a JSON object of settings"),
+        ("s.yaml", "threads: 2\n", "threads (from settings file {path}): unknown setting"),
+        ("s.yml", "thread: many\n", "thread (from settings file {path}): expected a number"),
+        ("s.json", '{"thread": "many"}', "thread (from settings file {path}): expected a number"),
+        ("s.yaml", b"thread: \xff\n", "settings file {path}: not UTF-8 text"),
+        ("s.yaml", "config_test: 3\n", "config_test (from settings file {path}): expected bool"),
     ],
 )
-def test_settings_file_errors(tmp_path: Path, name: str, text: str, message: str) -> None:
+def test_settings_file_errors(tmp_path: Path, name: str, text: str | bytes, message: str) -> None:
     path = tmp_path / name
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=re.escape(message)):
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ConfigError, match=re.escape(message.format(path=path))):
         resolve_settings(ServerSettings, flags={}, settings_file=str(path), environ={})
-    with pytest.raises(ConfigError, match="No such file"):
-        resolve_settings(ServerSettings, flags={}, settings_file=str(tmp_path / "x"), environ={})
+
+
+def test_unreadable_settings_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(
+        ConfigError, match=re.escape(f"settings file {missing}: can't read: No such file")
+    ):
+        resolve_settings(ServerSettings, flags={}, settings_file=str(missing), environ={})
+    with pytest.raises(ConfigError, match=re.escape(f"settings file {tmp_path}: can't read: ")):
+        resolve_settings(ServerSettings, flags={}, settings_file=str(tmp_path), environ={})
 
 
 @pytest.mark.parametrize(
     ("where", "message"),
     [
-        ("file", "thread: 0 is below the minimum 1 (from settings file"),
+        ("file", "thread: 0 is below the minimum 1 (from settings file {path})"),
         ("env", "thread: 0 is below the minimum 1 (from environment JUBAKO_*)"),
         ("flag", "thread: 0 is below the minimum 1 (from command line)"),
     ],
@@ -121,4 +133,4 @@ def test_out_of_range_values_name_where_they_came_from(
     with pytest.raises(SystemExit) as stopped:
         parse_server_args("srv", argv, environ=environ)
     assert stopped.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message.format(path=file) in capsys.readouterr().err
