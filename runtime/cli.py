@@ -102,7 +102,7 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
     add(
         "--settings",
         default=None,
-        help='settings file, JSON or YAML (.yaml/.yml), keys as the long flags with '
+        help="settings file, JSON or YAML (.yaml/.yml), keys as the long flags with "
         '"_" (e.g. {"thread": 4} or thread: 4); JUBAKO_<SETTING> environment variables '
         "override it, flags override both",
     )

@@ -39,7 +39,7 @@ from runtime.rpc.server import RpcServer
 from runtime.server_base import ServerBase
 from runtime.service_host import ServiceHost, handler
 from runtime.serving import log_file_path, run_on_event_loop, serve_until_signalled
-from runtime.signature import DO_MIX, RESUME_MIXER, SUSPEND_MIXER
+from runtime.signature import RESUME_MIXER, SUSPEND_MIXER
 from runtime.zk_lock import ZkLock, config_read_lock, master_lock
 
 __all__ = ["ServerApp", "handler", "load_service_class", "run_server"]
@@ -137,12 +137,12 @@ class ServerApp:
                 ),
             )
             self.host.update_listeners.append(self.mixer.updated)
-            mix_rows = self.mixer.handlers(DO_MIX)
+            mix_rows = self.mixer.handlers()
         elif settings.zookeeper:
-            mix_rows = standalone_handlers(DO_MIX, f"{service_type} has no mixable model")
+            mix_rows = standalone_handlers(f"{service_type} has no mixable model")
         else:
             mix_rows = standalone_handlers(
-                DO_MIX, "this server is standalone (no --zookeeper): there is no mixer"
+                "this server is standalone (no --zookeeper): there is no mixer"
             )
         serv.update_listener = self.host.on_update
         table = {**handlers, **self.host.handlers(), **mix_rows}

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgpack
 
@@ -49,6 +49,7 @@ from runtime.membership.base import Node
 from runtime.mix.mixable import DiffError, Mixable, fold_diffs
 from runtime.rpc.dispatch import Handler
 from runtime.rpc.pool import ClientPool
+from runtime.signature import DO_MIX
 
 __all__ = ["LinearMixer", "MixError", "MixSettings", "standalone_handlers"]
 
@@ -368,7 +369,7 @@ class LinearMixer:
 
     # -- server-to-server RPCs --------------------------------------------------------------
 
-    def handlers(self, do_mix_signature: Any) -> dict[str, Handler]:
+    def handlers(self) -> dict[str, Handler]:
         """Dispatch rows of ``get_diff``, ``put_diff``, ``get_model`` and ``do_mix``."""
         return {
             "get_diff": Handler(self._rpc_get_diff, LockMode.NOLOCK, _GET_DIFF, _RAW, False),
@@ -376,9 +377,7 @@ class LinearMixer:
             "get_model": Handler(
                 self._rpc_get_model, LockMode.NOLOCK, _GET_DIFF, _MODEL_REPLY, False
             ),
-            "do_mix": Handler(
-                self.do_mix, LockMode.NOLOCK, do_mix_signature.args, do_mix_signature.result
-            ),
+            "do_mix": Handler(self.do_mix, LockMode.NOLOCK, DO_MIX.args, DO_MIX.result),
         }
 
     async def _rpc_get_diff(self, _unused: int) -> bytes:
@@ -465,12 +464,12 @@ def _release_quietly(lock: MasterLock) -> None:
         log.warning("%s", error)
 
 
-def standalone_handlers(do_mix_signature: Any, reason: str) -> dict[str, Handler]:
+def standalone_handlers(reason: str) -> dict[str, Handler]:
     """``do_mix`` for a server without a mixer: a clear error saying why."""
 
     def do_mix() -> bool:
         raise MixError(reason)
 
     return {
-        "do_mix": Handler(do_mix, LockMode.NOLOCK, do_mix_signature.args, do_mix_signature.result),
+        "do_mix": Handler(do_mix, LockMode.NOLOCK, DO_MIX.args, DO_MIX.result),
     }

@@ -215,7 +215,7 @@ class AsyncClient:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[msgid] = future
         assert protocol.transport is not None
-        protocol.send(pack_request(msgid, method, list(params)))
+        protocol.send(protocol.pack([0, msgid, method, list(params)]))
         limit = self.timeout if timeout is _UNSET else timeout
         # A timer per call is much cheaper than asyncio.wait_for (which spawns a task).
         timer = None

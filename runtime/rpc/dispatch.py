@@ -79,6 +79,8 @@ class Call:
     cluster: Any = None
     #: ``time.perf_counter()`` when the request arrived; set only when debug logging is on.
     started: float = 0.0
+    #: How long the method itself ran on a worker (set even when it raised).
+    ran_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +219,8 @@ class Dispatcher:
         """Run ``call`` on a worker thread, waiting for its lock as long as it takes.
 
         Returns the seconds the method itself ran (not the wait for the lock: that says
-        nothing about the method) and its result.
+        nothing about the method) and its result; the seconds are in ``call.ran_seconds``
+        too, also when the method raised.
         """
         mode = call.handler.lock
         if mode is LockMode.NOLOCK:
@@ -234,5 +237,8 @@ class Dispatcher:
 
 def _timed(call: Call) -> tuple[float, Any]:
     started = time.perf_counter()
-    result = call.handler.func(*call.args)
-    return time.perf_counter() - started, result
+    try:
+        result = call.handler.func(*call.args)
+    finally:
+        call.ran_seconds = time.perf_counter() - started
+    return call.ran_seconds, result

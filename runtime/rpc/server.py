@@ -354,9 +354,11 @@ class _Connection(asyncio.Protocol):
         future.add_done_callback(lambda f: self._worker_done(msgid, call, f))
 
     def _run_timed(self, call: Call) -> tuple[float, Any]:
-        elapsed, result = self.dispatcher.run_blocking(call)
-        self.loop.call_soon_threadsafe(self.server.timing(call.name).record, elapsed)
-        return elapsed, result
+        try:
+            return self.dispatcher.run_blocking(call)
+        finally:
+            timing = self.server.timing(call.name)
+            self.loop.call_soon_threadsafe(timing.record, call.ran_seconds)
 
     def _worker_done(self, msgid: int | None, call: Call, future: asyncio.Future[Any]) -> None:
         self._end_pending()

@@ -126,3 +126,16 @@ def test_up_twice_down_twice_and_a_server_that_cannot_start(
     assert not (tmp_path / "other" / STATE_FILE).exists(), "nothing is left recorded"
     usage = jubako("status", "nonsense")
     assert usage.returncode == 2 and "HOST:PORT" in usage.stderr
+
+
+def test_a_corrupt_state_file_is_a_clear_error_and_is_kept(cluster_dir: Path) -> None:
+    cluster_dir.mkdir(parents=True)
+    state = cluster_dir / STATE_FILE
+    for garbage in ("{not json", '{"name": "x"}', "[]"):
+        state.write_text(garbage)
+        for action in ("ps", "down"):
+            result = jubako("cluster", action, "--dir", str(cluster_dir))
+            assert result.returncode == 1, result.stderr
+            assert str(state) in result.stderr or "not a cluster state file" in result.stderr
+            assert "Traceback" not in result.stderr
+        assert state.read_text() == garbage, "a file it cannot read is not deleted"

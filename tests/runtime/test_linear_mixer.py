@@ -20,7 +20,6 @@ from runtime.mix.mixable import DiffError, read_fields, read_int
 from runtime.rpc.client import AsyncClient
 from runtime.rpc.dispatch import Dispatcher
 from runtime.rpc.server import RpcServer
-from runtime.signature import DO_MIX
 
 
 class CountingModel:
@@ -134,7 +133,7 @@ class Server:
             protocol_version=protocol_version,
             settings=MixSettings(interval_sec=0, interval_count=0, interconnect_timeout=5),
         )
-        self.rpc = RpcServer(Dispatcher(self.mixer.handlers(DO_MIX)), "127.0.0.1", 0)
+        self.rpc = RpcServer(Dispatcher(self.mixer.handlers()), "127.0.0.1", 0)
 
     async def start(self, cluster: Members) -> None:
         await self.rpc.start()
@@ -286,7 +285,7 @@ def test_updates_from_many_threads_are_all_counted() -> None:
 
 @pytest.mark.asyncio
 async def test_standalone_do_mix_says_there_is_no_mixer() -> None:
-    rpc = RpcServer(Dispatcher(standalone_handlers(DO_MIX, "standalone: no mixer")), "127.0.0.1", 0)
+    rpc = RpcServer(Dispatcher(standalone_handlers("standalone: no mixer")), "127.0.0.1", 0)
     await rpc.start()
     try:
         async with AsyncClient("127.0.0.1", rpc.port, timeout=5) as client:
