@@ -29,7 +29,8 @@ class RWLock:
         self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer = False
-        self._waiting_writers = 0
+        #: Writers blocked in acquire_write (read without the mutex: a hint for holders).
+        self.waiting_writers = 0
         self._sleepers = 0  # threads blocked in wait(): only then is a notify needed
 
     def _sleep(self) -> None:
@@ -42,14 +43,14 @@ class RWLock:
 
     def try_acquire_read(self) -> bool:
         with self._mutex:
-            if self._writer or self._waiting_writers:
+            if self._writer or self.waiting_writers:
                 return False
             self._readers += 1
             return True
 
     def acquire_read(self) -> None:
         with self._cond:
-            while self._writer or self._waiting_writers:
+            while self._writer or self.waiting_writers:
                 self._sleep()
             self._readers += 1
 
@@ -70,12 +71,12 @@ class RWLock:
 
     def acquire_write(self) -> None:
         with self._cond:
-            self._waiting_writers += 1
+            self.waiting_writers += 1
             try:
                 while self._writer or self._readers:
                     self._sleep()
             finally:
-                self._waiting_writers -= 1
+                self.waiting_writers -= 1
             self._writer = True
 
     def release_write(self) -> None:

@@ -83,6 +83,74 @@ class Call:
     ran_seconds: float = 0.0
 
 
+#: What :attr:`InlinePlan.invoke` returns when an argument does not decode (the method
+#: did not run; the general path then builds the error reply).
+BAD_ARGUMENTS: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class InlinePlan:
+    """A method as the server's inline path runs it, with no :class:`Call` per call.
+
+    ``invoke(params)`` decodes the arguments after the cluster name and calls the method,
+    or returns :data:`BAD_ARGUMENTS` without calling it; ``encode`` is the return type's
+    encoder (``None``: the value goes out as it is). The caller has checked that
+    ``len(params) == arity`` and that ``params[0]`` is the accepted cluster name, and
+    takes the lock ``lock`` itself.
+    """
+
+    name: str
+    handler: Handler
+    lock: LockMode
+    arity: int
+    invoke: Callable[[list[Any]], Any]
+    encode: Callable[[Any], Any] | None
+
+
+def _invoker(handler: Handler) -> Callable[[list[Any]], Any]:
+    """``params -> result`` for a method taking the cluster name first, specialised on the
+    number of arguments (most methods take one to three)."""
+    func = handler.func
+    decoders = [_same if type(t) is Object else t.decode for t in handler.arg_types]
+    if not decoders:
+        return lambda params: func()
+    if len(decoders) == 1:
+        (d0,) = decoders
+
+        def invoke1(params: list[Any]) -> Any:
+            try:
+                a = d0(params[1])
+            except WireTypeError:
+                return BAD_ARGUMENTS
+            return func(a)
+
+        return invoke1
+    if len(decoders) == 2:
+        d0, d1 = decoders
+
+        def invoke2(params: list[Any]) -> Any:
+            try:
+                a, b = d0(params[1]), d1(params[2])
+            except WireTypeError:
+                return BAD_ARGUMENTS
+            return func(a, b)
+
+        return invoke2
+
+    def invoke(params: list[Any]) -> Any:
+        try:
+            args = [d(v) for d, v in zip(decoders, params[1:], strict=True)]
+        except WireTypeError:
+            return BAD_ARGUMENTS
+        return func(*args)
+
+    return invoke
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorReply:
     """A request answered without running anything."""
@@ -118,10 +186,28 @@ class Dispatcher:
         self.cluster_name = cluster_name
         self.model_lock = model_lock or RWLock()
         self.on_update = on_update
-        self._accepted_name: object = None
+        #: The cluster name of the last good call, as sent: equal names skip the check.
+        self.accepted_name: object = None
+        #: Bumped when the table changes (inline plans built before are stale).
+        self.version = 0
 
     def add(self, name: str, handler: Handler) -> None:
         self.handlers[name] = handler
+        self.version += 1
+
+    def inline_plan(self, method: str) -> InlinePlan | None:
+        """How the inline path runs ``method``; None when it cannot (unknown method, no
+        cluster name, ``async`` or ``start`` handlers): such calls take :meth:`prepare`."""
+        handler = self.handlers.get(method)
+        if handler is None or handler.is_async or handler.start is not None:
+            return None
+        if not handler.takes_cluster_name:
+            return None
+        ret = handler.ret_type
+        encode = None if ret is None or type(ret) is Object else ret.encode
+        return InlinePlan(
+            method, handler, handler.lock, len(handler.arg_types) + 1, _invoker(handler), encode
+        )
 
     def prepare(self, method: str, params: list[Any]) -> Call | ErrorReply:
         """Look up and decode; an ErrorReply when the call cannot run."""
@@ -137,7 +223,7 @@ class Dispatcher:
                     f"got {max(len(params) - 1, 0)}",
                 )
             name = params[0]
-            if name != self._accepted_name:  # else: the name of the last good call, as sent
+            if name != self.accepted_name:  # else: the name of the last good call, as sent
                 if type(name) is bytes:
                     try:
                         name = name.decode("utf-8")
@@ -153,7 +239,7 @@ class Dispatcher:
                         f"the call names {name!r}",
                         None,
                     )
-                self._accepted_name = params[0]
+                self.accepted_name = params[0]
             raw_args = params[1:]
         else:
             if len(params) != len(types):

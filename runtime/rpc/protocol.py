@@ -135,51 +135,66 @@ class Decoder:
         #: Method names seen, raw → text (a connection uses a handful).
         self._names: dict[bytes, str] = {}
 
-    def feed(self, data: bytes) -> list[Message]:
+    @property
+    def unpacker(self) -> msgpack.Unpacker:
+        """The streaming unpacker: iterate it for the objects :meth:`push` completed.
+        Turn what iterating raises into a stream error with :meth:`stream_error`."""
+        return self._unpacker
+
+    def push(self, data: bytes) -> None:
+        """Add bytes; MessageTooLarge when the buffer would pass the limit."""
         try:
             self._unpacker.feed(data)
         except msgpack.BufferFull:
             raise MessageTooLarge(
                 f"a message is larger than the limit of {self.max_message_size} bytes"
             ) from None
-        out: list[Message] = []
+
+    def stream_error(self, error: Exception) -> ProtocolError | MessageTooLarge:
+        """What an exception raised while iterating :attr:`unpacker` means."""
+        if isinstance(error, ProtocolError | MessageTooLarge):
+            return error
+        if "exceeds max" in str(error):
+            return MessageTooLarge(
+                f"a message is larger than the limit of {self.max_message_size} bytes"
+            )
+        return ProtocolError(f"malformed msgpack: {error}")
+
+    def message(self, obj: object) -> Message:
+        """Check one unpacked object and turn it into a record; ProtocolError if malformed.
+        Method names are decoded once per connection."""
         names = self._names
+        # The common case, a well-formed request, without the general checks.
+        if (
+            type(obj) is list
+            and len(obj) == 4
+            and obj[0] == 0
+            and type(obj[1]) is int
+            and 0 <= obj[1] < MSGID_LIMIT
+            and type(obj[3]) is list
+        ):
+            name = names.get(obj[2]) if type(obj[2]) is bytes else None
+            if name is not None:
+                return Request(obj[1], name, obj[3])
+            message = to_message(obj)
+            if len(names) < _NAME_CACHE_SIZE and type(obj[2]) is bytes:
+                names[obj[2]] = message.method  # type: ignore[union-attr]
+            return message
+        if (
+            type(obj) is list
+            and len(obj) == 4
+            and obj[0] == 1
+            and type(obj[1]) is int
+            and 0 <= obj[1] < MSGID_LIMIT
+        ):
+            return Response(obj[1], obj[2], obj[3])  # the common reply
+        return to_message(obj)
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add bytes and return the whole messages they complete."""
+        self.push(data)
+        message = self.message
         try:
-            for obj in self._unpacker:
-                # The common case, a well-formed request, without the general checks.
-                if (
-                    type(obj) is list
-                    and len(obj) == 4
-                    and obj[0] == 0
-                    and type(obj[1]) is int
-                    and 0 <= obj[1] < MSGID_LIMIT
-                    and type(obj[3]) is list
-                ):
-                    name = names.get(obj[2]) if type(obj[2]) is bytes else None
-                    if name is not None:
-                        out.append(Request(obj[1], name, obj[3]))
-                        continue
-                    message = to_message(obj)
-                    if len(names) < _NAME_CACHE_SIZE and type(obj[2]) is bytes:
-                        names[obj[2]] = message.method  # type: ignore[union-attr]
-                    out.append(message)
-                    continue
-                if (
-                    type(obj) is list
-                    and len(obj) == 4
-                    and obj[0] == 1
-                    and type(obj[1]) is int
-                    and 0 <= obj[1] < MSGID_LIMIT
-                ):
-                    out.append(Response(obj[1], obj[2], obj[3]))  # the common reply
-                    continue
-                out.append(to_message(obj))
-        except ProtocolError:
-            raise
-        except (ValueError, msgpack.UnpackException, TypeError) as error:
-            if "exceeds max" in str(error):
-                raise MessageTooLarge(
-                    f"a message is larger than the limit of {self.max_message_size} bytes"
-                ) from None
-            raise ProtocolError(f"malformed msgpack: {error}") from None
-        return out
+            return [message(obj) for obj in self._unpacker]
+        except (ProtocolError, ValueError, msgpack.UnpackException, TypeError) as error:
+            raise self.stream_error(error) from None

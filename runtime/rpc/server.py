@@ -39,8 +39,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from runtime.errors import MessageTooLarge, ProtocolError
-from runtime.rpc.dispatch import Call, Dispatcher, ErrorReply, error_of
-from runtime.rpc.protocol import Decoder, Notification, Request, response_packer
+from runtime.locks import LockMode, RWLock
+from runtime.rpc.dispatch import BAD_ARGUMENTS, Call, Dispatcher, ErrorReply, InlinePlan, error_of
+from runtime.rpc.protocol import (
+    MSGID_LIMIT,
+    Decoder,
+    Notification,
+    Request,
+    response_packer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +62,21 @@ PROBE_LIMIT_SECONDS = 0.02
 PROBE_EVERY = 16
 #: How often calls waiting for a busy lock are retried (besides after each worker call).
 RETRY_BLOCKED_SECONDS = 0.0005
+#: Method names (known or not) whose inline plans a server keeps.
+_INLINE_CACHE_SIZE = 256
+_MISSING: Any = object()
 
 
 class _Timing:
     """Running estimate of one method's duration."""
 
-    __slots__ = ("estimate", "runs")
+    __slots__ = ("estimate", "fast", "runs")
 
     def __init__(self) -> None:
         self.estimate = 0.0
         self.runs = 0
+        #: Timed at least once and estimated under FAST_CALL_SECONDS: runs inline.
+        self.fast = False
 
     def record(self, seconds: float, *, on_loop: bool = False) -> None:
         """Add one run. A fast run timed on the loop thread sets the estimate: it is exact.
@@ -77,6 +89,7 @@ class _Timing:
             self.estimate = seconds
         else:
             self.estimate = self.estimate * 0.8 + seconds * 0.2
+        self.fast = self.estimate < FAST_CALL_SECONDS
 
     def should_probe(self) -> bool:
         """Whether a method that looks slow, but not very, should run once on the loop to be
@@ -87,9 +100,19 @@ class _Timing:
         """Count a run that was not timed."""
         self.runs += 1
 
-    @property
-    def fast(self) -> bool:
-        return self.runs >= 1 and self.estimate < FAST_CALL_SECONDS
+
+class _Inline:
+    """A method's :class:`InlinePlan` with this server's timing of it."""
+
+    __slots__ = ("arity", "encode", "invoke", "lock", "plan", "timing")
+
+    def __init__(self, plan: InlinePlan, timing: _Timing) -> None:
+        self.plan = plan
+        self.lock = plan.lock
+        self.arity = plan.arity
+        self.invoke = plan.invoke
+        self.encode = plan.encode
+        self.timing = timing
 
 
 class RpcServer:
@@ -114,6 +137,10 @@ class RpcServer:
         self.idle_timeout = idle_timeout
         self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="rpc")
         self.timings: dict[str, _Timing] = {}
+        #: Raw method name → how the inline path runs it (None: it cannot), for
+        #: ``inline_version`` of the dispatcher's table.
+        self.inline: dict[bytes, _Inline | None] = {}
+        self.inline_version = -1
         self.connections: set[_Connection] = set()
         #: Fast calls waiting on the loop for a lock a worker holds, in arrival order.
         self.blocked: deque[tuple[_Connection, int | None, Call]] = deque()
@@ -198,6 +225,17 @@ class RpcServer:
                 RETRY_BLOCKED_SECONDS, self.retry_blocked
             )
 
+    def inline_entry(self, raw_name: bytes) -> _Inline | None:
+        """How the inline path runs the method called ``raw_name`` (None: it cannot)."""
+        try:
+            plan = self.dispatcher.inline_plan(raw_name.decode("utf-8"))
+        except UnicodeDecodeError:
+            plan = None
+        entry = None if plan is None else _Inline(plan, self.timing(plan.name))
+        if len(self.inline) < _INLINE_CACHE_SIZE:
+            self.inline[raw_name] = entry
+        return entry
+
     def timing(self, method: str) -> _Timing:
         timing = self.timings.get(method)
         if timing is None:
@@ -265,27 +303,147 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
         try:
-            messages = self.decoder.feed(data)
-        except (ProtocolError, MessageTooLarge) as error:
-            log.warning("closing connection from %s: %s", self.peer, error)
-            self.closed = True
-            assert self.transport is not None
-            self.transport.abort()
+            self.decoder.push(data)
+        except MessageTooLarge as error:
+            self._abort(error)
             return
         self.in_read = True
         self.debug = log.isEnabledFor(logging.DEBUG)
         try:
-            for message in messages:
-                if isinstance(message, Request):
-                    self._handle(message.msgid, message.method, message.params)
-                elif isinstance(message, Notification):
-                    self._handle(None, message.method, message.params)
-                else:
-                    log.debug("ignoring a response sent by %s", self.peer)
+            self._serve_read()
         finally:
             self.in_read = False
         if self.out:
             self._flush()
+
+    def _abort(self, error: Exception) -> None:
+        log.warning("closing connection from %s: %s", self.peer, error)
+        self.closed = True
+        assert self.transport is not None
+        self.transport.abort()
+
+    def _serve_read(self) -> None:
+        """Answer every message the last read completed.
+
+        The inline path: a well-formed request for a method known to be fast, with the
+        right argument count and the accepted cluster name, runs right here, with no
+        record objects, under the model lock this read holds for its whole run of such
+        calls (taken once, given up when a writer waits or another call needs the lock
+        otherwise). Everything else goes through :meth:`_handle`.
+        """
+        server = self.server
+        dispatcher = self.dispatcher
+        if server.inline_version != dispatcher.version:
+            server.inline.clear()
+            server.inline_version = dispatcher.version
+        inline = server.inline
+        lock = dispatcher.model_lock
+        on_update = dispatcher.on_update
+        decoder = self.decoder
+        out = self.out
+        pack = self.pack
+        debug = self.debug
+        held: LockMode | None = None  # the model lock this read holds, if any
+        ANALYSIS, UPDATE, NOLOCK = LockMode.ANALYSIS, LockMode.UPDATE, LockMode.NOLOCK
+        try:
+            for obj in decoder.unpacker:
+                try:
+                    if (
+                        type(obj) is list
+                        and len(obj) == 4
+                        and obj[0] == 0
+                        and type(obj[2]) is bytes
+                        and type(obj[3]) is list
+                        and not debug
+                    ):
+                        entry = inline.get(obj[2], _MISSING)
+                        if entry is _MISSING:
+                            entry = server.inline_entry(obj[2])
+                        params = obj[3]
+                        msgid = obj[1]
+                        if (
+                            entry is not None
+                            and entry.timing.fast
+                            and not server.blocked
+                            and len(params) == entry.arity
+                            and params[0] == dispatcher.accepted_name
+                            and type(msgid) is int
+                            and 0 <= msgid < MSGID_LIMIT
+                        ):
+                            mode = entry.lock
+                            runnable = True
+                            if mode is NOLOCK or held is UPDATE:
+                                pass
+                            elif held is None:
+                                if mode is ANALYSIS:
+                                    runnable = lock.try_acquire_read()
+                                else:
+                                    runnable = lock.try_acquire_write()
+                                if runnable:
+                                    held = mode
+                            elif mode is ANALYSIS and not lock.waiting_writers:
+                                pass  # held for reading, and no writer waits
+                            else:
+                                _release(lock, held)
+                                held = None
+                                runnable = False
+                            if runnable:
+                                timing = entry.timing
+                                try:
+                                    if timing.runs % SAMPLE_EVERY:
+                                        timing.runs += 1
+                                        result = entry.invoke(params)
+                                    else:
+                                        started = time.perf_counter()
+                                        result = entry.invoke(params)
+                                        timing.record(time.perf_counter() - started, on_loop=True)
+                                except Exception as error:
+                                    call = Call(entry.plan.name, entry.plan.handler, [], params[0])
+                                    self._fail(msgid, call, error)
+                                    continue
+                                if result is not BAD_ARGUMENTS:
+                                    if mode is UPDATE and on_update is not None:
+                                        on_update()
+                                    encode = entry.encode
+                                    if encode is None:
+                                        wire = result
+                                    else:
+                                        try:
+                                            wire = encode(result)
+                                        except Exception:
+                                            call = Call(entry.plan.name, entry.plan.handler, [])
+                                            self._succeed(msgid, call, result)  # the error reply
+                                            continue
+                                    try:
+                                        out.append(pack([1, msgid, None, wire]))
+                                    except (TypeError, ValueError, OverflowError):
+                                        self._reply(msgid, None, wire)  # the error reply
+                                        pack = self.pack
+                                    continue
+                    # The general path: give up the lock this read holds first.
+                    if held is not None:
+                        _release(lock, held)
+                        held = None
+                    message = decoder.message(obj)
+                    if isinstance(message, Request):
+                        self._handle(message.msgid, message.method, message.params)
+                    elif isinstance(message, Notification):
+                        self._handle(None, message.method, message.params)
+                    else:
+                        log.debug("ignoring a response sent by %s", self.peer)
+                except ProtocolError:
+                    raise
+                except Exception:
+                    log.exception("internal error answering a message from %s", self.peer)
+        except Exception as error:  # from the unpacker, or a malformed message
+            if held is not None:
+                _release(lock, held)
+                held = None
+            self._abort(decoder.stream_error(error))
+            return
+        finally:
+            if held is not None:
+                _release(lock, held)
 
     # -- calls -------------------------------------------------------------------------
 
@@ -464,6 +622,14 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.idle_handle = self.loop.call_later(max(timeout - idle_for, 0.05), self._check_idle)
+
+
+def _release(lock: RWLock, held: LockMode) -> None:
+    """Give up the model lock an inline run holds (``held`` is what it took)."""
+    if held is LockMode.ANALYSIS:
+        lock.release_read()
+    else:
+        lock.release_write()
 
 
 def _shown(cluster: object) -> str:

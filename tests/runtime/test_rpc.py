@@ -108,7 +108,7 @@ def test_readers_share_writers_exclude_and_are_not_starved() -> None:
     thread = threading.Thread(target=writer)
     thread.start()
     deadline = time.monotonic() + 5
-    while lock._waiting_writers == 0 and time.monotonic() < deadline:
+    while lock.waiting_writers == 0 and time.monotonic() < deadline:
         time.sleep(0.001)
     assert not lock.try_acquire_read(), "a waiting writer must block new readers"
     lock.release_read()
