@@ -125,7 +125,7 @@ class String(Descriptor[str]):
         raise _fail("string", wire)
 
     def encode(self, value: str) -> object:
-        if isinstance(value, str):
+        if type(value) is str or isinstance(value, str):
             return value
         raise _fail("string", value)
 
@@ -134,13 +134,15 @@ class Raw(Descriptor[bytes]):
     __slots__ = ()
 
     def decode(self, wire: object) -> bytes:
-        if isinstance(wire, bytes):
+        if type(wire) is bytes or isinstance(wire, bytes):
             return wire
         if isinstance(wire, str):
             return wire.encode("utf-8")
         raise _fail("raw", wire)
 
     def encode(self, value: bytes) -> object:
+        if type(value) is bytes:
+            return value
         if isinstance(value, bytes | bytearray):
             return bytes(value)
         raise _fail("raw", value)

@@ -88,13 +88,23 @@ class Call:
 BAD_ARGUMENTS: Any = object()
 
 
+class BadResult(Exception):
+    """A method returned a value that does not fit its declared type."""
+
+    def __init__(self, method: str, error: WireTypeError) -> None:
+        super().__init__(f"{method} returned a bad value: {error}")
+        #: Sent as the error, as :meth:`Dispatcher.encode` does.
+        self.wire_error = f"TypeError: {self}"
+
+
 @dataclass(frozen=True, slots=True)
 class InlinePlan:
     """A method as the server's inline path runs it, with no :class:`Call` per call.
 
-    ``invoke(params)`` decodes the arguments after the cluster name and calls the method,
-    or returns :data:`BAD_ARGUMENTS` without calling it; ``encode`` is the return type's
-    encoder (``None``: the value goes out as it is). The caller has checked that
+    ``run(params)`` decodes the arguments after the cluster name, calls the method and
+    encodes its result for the wire; it returns :data:`BAD_ARGUMENTS` without calling the
+    method when an argument does not decode, and raises :class:`BadResult` when the result
+    does not fit its type (or what the method raises). The caller has checked that
     ``len(params) == arity`` and that ``params[0]`` is the accepted cluster name, and
     takes the lock ``lock`` itself.
     """
@@ -103,52 +113,60 @@ class InlinePlan:
     handler: Handler
     lock: LockMode
     arity: int
-    invoke: Callable[[list[Any]], Any]
-    encode: Callable[[Any], Any] | None
+    run: Callable[[list[Any]], Any]
 
 
-def _invoker(handler: Handler) -> Callable[[list[Any]], Any]:
-    """``params -> result`` for a method taking the cluster name first, specialised on the
-    number of arguments (most methods take one to three)."""
-    func = handler.func
-    decoders = [_same if type(t) is Object else t.decode for t in handler.arg_types]
-    if not decoders:
-        return lambda params: func()
-    if len(decoders) == 1:
-        (d0,) = decoders
-
-        def invoke1(params: list[Any]) -> Any:
-            try:
-                a = d0(params[1])
-            except WireTypeError:
-                return BAD_ARGUMENTS
-            return func(a)
-
-        return invoke1
-    if len(decoders) == 2:
-        d0, d1 = decoders
-
-        def invoke2(params: list[Any]) -> Any:
-            try:
-                a, b = d0(params[1]), d1(params[2])
-            except WireTypeError:
-                return BAD_ARGUMENTS
-            return func(a, b)
-
-        return invoke2
-
-    def invoke(params: list[Any]) -> Any:
-        try:
-            args = [d(v) for d, v in zip(decoders, params[1:], strict=True)]
-        except WireTypeError:
-            return BAD_ARGUMENTS
-        return func(*args)
-
-    return invoke
+_RUN_TEMPLATE = """\
+def run(params):
+    try:
+        {decode}
+    except WireTypeError:
+        return BAD_ARGUMENTS
+    result = func({arguments})
+{encode}
+"""
+_ENCODE_RESULT = """\
+    try:
+        return encode(result)
+    except WireTypeError as error:
+        log.error("%s returned a value that does not fit its type: %s", name, error)
+        raise BadResult(name, error) from None
+"""
 
 
-def _same(value: Any) -> Any:
-    return value
+def _runner(name: str, handler: Handler) -> Callable[[list[Any]], Any]:
+    """Compile ``params -> wire result`` for one method: straight-line code with one
+    decoder call per argument (none for ``object`` arguments) and the return type's
+    encoder, so a call pays for no loops, lists or ``*args``."""
+    namespace: dict[str, Any] = {
+        "func": handler.func,
+        "name": name,
+        "log": log,
+        "WireTypeError": WireTypeError,
+        "BAD_ARGUMENTS": BAD_ARGUMENTS,
+        "BadResult": BadResult,
+    }
+    decode: list[str] = []
+    arguments: list[str] = []
+    for index, descriptor in enumerate(handler.arg_types):
+        if type(descriptor) is Object:
+            arguments.append(f"params[{index + 1}]")
+        else:
+            namespace[f"decode{index}"] = descriptor.decode
+            decode.append(f"a{index} = decode{index}(params[{index + 1}])")
+            arguments.append(f"a{index}")
+    ret = handler.ret_type
+    if ret is None or type(ret) is Object:
+        encode = "    return result"
+    else:
+        namespace["encode"] = ret.encode
+        encode = _ENCODE_RESULT
+    source = _RUN_TEMPLATE.format(
+        decode="; ".join(decode) or "pass", arguments=", ".join(arguments), encode=encode
+    )
+    exec(compile(source, f"<run {name}>", "exec"), namespace)
+    run: Callable[[list[Any]], Any] = namespace["run"]
+    return run
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +221,8 @@ class Dispatcher:
             return None
         if not handler.takes_cluster_name:
             return None
-        ret = handler.ret_type
-        encode = None if ret is None or type(ret) is Object else ret.encode
-        return InlinePlan(
-            method, handler, handler.lock, len(handler.arg_types) + 1, _invoker(handler), encode
-        )
+        arity = len(handler.arg_types) + 1
+        return InlinePlan(method, handler, handler.lock, arity, _runner(method, handler))
 
     def prepare(self, method: str, params: list[Any]) -> Call | ErrorReply:
         """Look up and decode; an ErrorReply when the call cannot run."""

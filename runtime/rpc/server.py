@@ -40,10 +40,19 @@ from typing import Any
 
 from runtime.errors import MessageTooLarge, ProtocolError
 from runtime.locks import LockMode, RWLock
-from runtime.rpc.dispatch import BAD_ARGUMENTS, Call, Dispatcher, ErrorReply, InlinePlan, error_of
+from runtime.rpc.dispatch import (
+    BAD_ARGUMENTS,
+    BadResult,
+    Call,
+    Dispatcher,
+    ErrorReply,
+    InlinePlan,
+    error_of,
+)
 from runtime.rpc.protocol import (
     MSGID_LIMIT,
     Decoder,
+    Message,
     Notification,
     Request,
     response_packer,
@@ -55,7 +64,7 @@ log = logging.getLogger(__name__)
 FAST_CALL_SECONDS = 0.001
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 1024
-#: Inline calls of a fast method are timed one in this many.
+#: Inline calls are timed one in this many.
 SAMPLE_EVERY = 8
 #: A method timed on workers under this may be probed on the loop, one call in PROBE_EVERY.
 PROBE_LIMIT_SECONDS = 0.02
@@ -65,6 +74,7 @@ RETRY_BLOCKED_SECONDS = 0.0005
 #: Method names (known or not) whose inline plans a server keeps.
 _INLINE_CACHE_SIZE = 256
 _MISSING: Any = object()
+_ANALYSIS, _UPDATE, _NOLOCK = LockMode.ANALYSIS, LockMode.UPDATE, LockMode.NOLOCK
 
 
 class _Timing:
@@ -104,15 +114,18 @@ class _Timing:
 class _Inline:
     """A method's :class:`InlinePlan` with this server's timing of it."""
 
-    __slots__ = ("arity", "encode", "invoke", "lock", "plan", "timing")
+    __slots__ = ("arity", "lock", "plan", "run", "timing")
 
     def __init__(self, plan: InlinePlan, timing: _Timing) -> None:
         self.plan = plan
         self.lock = plan.lock
         self.arity = plan.arity
-        self.invoke = plan.invoke
-        self.encode = plan.encode
+        self.run = plan.run
         self.timing = timing
+
+    def call(self, params: list[Any]) -> Call:
+        """A record of one call, for the rare replies that need one (errors)."""
+        return Call(self.plan.name, self.plan.handler, [], params[0])
 
 
 class RpcServer:
@@ -267,6 +280,9 @@ class _Connection(asyncio.Protocol):
         self.in_read = False
         #: Whether DEBUG logging is on, read once per batch of requests (not per request).
         self.debug = False
+        #: Inline calls until the next one is timed (each connection times one in
+        #: SAMPLE_EVERY: enough to notice a method turning slow).
+        self.sample_countdown = 1
         self.in_flight = 0
         self.paused = False
         self.closed = False
@@ -313,8 +329,11 @@ class _Connection(asyncio.Protocol):
             self._serve_read()
         finally:
             self.in_read = False
-        if self.out:
-            self._flush()
+        out = self.out
+        if out and not self.closed:
+            assert self.transport is not None
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
 
     def _abort(self, error: Exception) -> None:
         log.warning("closing connection from %s: %s", self.peer, error)
@@ -328,8 +347,8 @@ class _Connection(asyncio.Protocol):
         The inline path: a well-formed request for a method known to be fast, with the
         right argument count and the accepted cluster name, runs right here, with no
         record objects, under the model lock this read holds for its whole run of such
-        calls (taken once, given up when a writer waits or another call needs the lock
-        otherwise). Everything else goes through :meth:`_handle`.
+        calls (taken once; given up when a writer waits, or before any other call).
+        Everything else goes through :meth:`_handle`.
         """
         server = self.server
         dispatcher = self.dispatcher
@@ -338,99 +357,81 @@ class _Connection(asyncio.Protocol):
             server.inline_version = dispatcher.version
         inline = server.inline
         lock = dispatcher.model_lock
-        on_update = dispatcher.on_update
         decoder = self.decoder
         out = self.out
         pack = self.pack
-        debug = self.debug
+        # Refreshed after every call that takes the general path (it may change them).
+        inline_ok = not self.debug and not server.blocked
+        accepted = dispatcher.accepted_name
         held: LockMode | None = None  # the model lock this read holds, if any
-        ANALYSIS, UPDATE, NOLOCK = LockMode.ANALYSIS, LockMode.UPDATE, LockMode.NOLOCK
+        analysis, update, nolock, bad_arguments = _ANALYSIS, _UPDATE, _NOLOCK, BAD_ARGUMENTS
+        limit = MSGID_LIMIT
+        countdown = self.sample_countdown
         try:
             for obj in decoder.unpacker:
                 try:
-                    if (
-                        type(obj) is list
-                        and len(obj) == 4
-                        and obj[0] == 0
-                        and type(obj[2]) is bytes
-                        and type(obj[3]) is list
-                        and not debug
-                    ):
-                        entry = inline.get(obj[2], _MISSING)
-                        if entry is _MISSING:
-                            entry = server.inline_entry(obj[2])
-                        params = obj[3]
-                        msgid = obj[1]
-                        if (
-                            entry is not None
-                            and entry.timing.fast
-                            and not server.blocked
-                            and len(params) == entry.arity
-                            and params[0] == dispatcher.accepted_name
-                            and type(msgid) is int
-                            and 0 <= msgid < MSGID_LIMIT
-                        ):
-                            mode = entry.lock
-                            runnable = True
-                            if mode is NOLOCK or held is UPDATE:
-                                pass
-                            elif held is None:
-                                if mode is ANALYSIS:
-                                    runnable = lock.try_acquire_read()
+                    if inline_ok and type(obj) is list and len(obj) == 4:
+                        kind, msgid, raw_name, params = obj
+                        if kind == 0 and type(raw_name) is bytes and type(params) is list:
+                            entry = inline.get(raw_name, _MISSING)
+                            if entry is _MISSING:
+                                entry = server.inline_entry(raw_name)
+                            if (
+                                entry is not None
+                                and entry.timing.fast
+                                and len(params) == entry.arity
+                                and params[0] == accepted
+                                and type(msgid) is int
+                                and 0 <= msgid < limit
+                            ):
+                                mode = entry.lock
+                                if mode is held:  # a writer waiting makes readers let go
+                                    runnable = mode is not analysis or not lock.waiting_writers
+                                elif mode is nolock or held is update:
+                                    runnable = True
+                                elif held is None:
+                                    if mode is analysis:
+                                        runnable = lock.try_acquire_read()
+                                    else:
+                                        runnable = lock.try_acquire_write()
+                                    if runnable:
+                                        held = mode
                                 else:
-                                    runnable = lock.try_acquire_write()
+                                    held = self._lock_for(mode, held)
+                                    runnable = held is not None
                                 if runnable:
-                                    held = mode
-                            elif mode is ANALYSIS and not lock.waiting_writers:
-                                pass  # held for reading, and no writer waits
-                            else:
-                                _release(lock, held)
-                                held = None
-                                runnable = False
-                            if runnable:
-                                timing = entry.timing
-                                try:
-                                    if timing.runs % SAMPLE_EVERY:
-                                        timing.runs += 1
-                                        result = entry.invoke(params)
-                                    else:
-                                        started = time.perf_counter()
-                                        result = entry.invoke(params)
-                                        timing.record(time.perf_counter() - started, on_loop=True)
-                                except Exception as error:
-                                    call = Call(entry.plan.name, entry.plan.handler, [], params[0])
-                                    self._fail(msgid, call, error)
-                                    continue
-                                if result is not BAD_ARGUMENTS:
-                                    if mode is UPDATE and on_update is not None:
-                                        on_update()
-                                    encode = entry.encode
-                                    if encode is None:
-                                        wire = result
-                                    else:
-                                        try:
-                                            wire = encode(result)
-                                        except Exception:
-                                            call = Call(entry.plan.name, entry.plan.handler, [])
-                                            self._succeed(msgid, call, result)  # the error reply
-                                            continue
+                                    countdown -= 1
                                     try:
-                                        out.append(pack([1, msgid, None, wire]))
-                                    except (TypeError, ValueError, OverflowError):
-                                        self._reply(msgid, None, wire)  # the error reply
-                                        pack = self.pack
-                                    continue
+                                        if countdown:
+                                            result = entry.run(params)
+                                        else:  # time one inline call in SAMPLE_EVERY
+                                            countdown = SAMPLE_EVERY
+                                            started = time.perf_counter()
+                                            result = entry.run(params)
+                                            entry.timing.record(
+                                                time.perf_counter() - started, on_loop=True
+                                            )
+                                    except Exception as error:
+                                        if mode is update and type(error) is BadResult:
+                                            self._updated()  # the method did run
+                                        self._fail(msgid, entry.call(params), error)
+                                        continue
+                                    if result is not bad_arguments:
+                                        if mode is update:
+                                            self._updated()
+                                        try:
+                                            out.append(pack([1, msgid, None, result]))
+                                        except (TypeError, ValueError, OverflowError):
+                                            self._reply(msgid, None, result)  # the error reply
+                                            pack = self.pack
+                                        continue
                     # The general path: give up the lock this read holds first.
                     if held is not None:
                         _release(lock, held)
                         held = None
-                    message = decoder.message(obj)
-                    if isinstance(message, Request):
-                        self._handle(message.msgid, message.method, message.params)
-                    elif isinstance(message, Notification):
-                        self._handle(None, message.method, message.params)
-                    else:
-                        log.debug("ignoring a response sent by %s", self.peer)
+                    self._handle_message(decoder.message(obj))
+                    inline_ok = not self.debug and not server.blocked
+                    accepted = dispatcher.accepted_name
                 except ProtocolError:
                     raise
                 except Exception:
@@ -440,10 +441,37 @@ class _Connection(asyncio.Protocol):
                 _release(lock, held)
                 held = None
             self._abort(decoder.stream_error(error))
-            return
         finally:
-            if held is not None:
-                _release(lock, held)
+            self.sample_countdown = countdown
+            if held is _ANALYSIS:
+                lock.release_read()
+            elif held is _UPDATE:
+                lock.release_write()
+
+    def _lock_for(self, mode: LockMode, held: LockMode | None) -> LockMode | None:
+        """Switch the lock an inline run holds to one ``mode`` calls can run under; returns
+        what is held afterwards (None: the lock is busy, the call takes the general path)."""
+        lock = self.dispatcher.model_lock
+        if held is LockMode.UPDATE:
+            return held  # exclusive: covers reads too
+        if held is LockMode.ANALYSIS:
+            lock.release_read()
+        if mode is LockMode.ANALYSIS:
+            return mode if lock.try_acquire_read() else None
+        return mode if lock.try_acquire_write() else None
+
+    def _updated(self) -> None:
+        on_update = self.dispatcher.on_update
+        if on_update is not None:
+            on_update()
+
+    def _handle_message(self, message: Message) -> None:
+        if isinstance(message, Request):
+            self._handle(message.msgid, message.method, message.params)
+        elif isinstance(message, Notification):
+            self._handle(None, message.method, message.params)
+        else:
+            log.debug("ignoring a response sent by %s", self.peer)
 
     # -- calls -------------------------------------------------------------------------
 
