@@ -1,0 +1,244 @@
+"""The server's inline path: many calls in one read, each answered as the general path
+would answer it, under a model lock taken once per read and given up for writers.
+Real servers on 127.0.0.1, raw pipelined frames."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgpack
+import pytest
+import pytest_asyncio
+
+from runtime import types as t
+from runtime.errors import ARGUMENT_ERROR, NO_METHOD_ERROR
+from runtime.locks import LockMode
+from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.server import RpcServer
+
+
+class Model:
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+        self.updates = 0
+        self.delay = 0.0
+        self.threads: list[str] = []
+
+    def echo(self, value: bytes) -> bytes:
+        return value
+
+    def put(self, key: str, value: int) -> bool:
+        self.values[key] = value
+        return True
+
+    def three(self, number: int, text: str, anything: Any) -> list[Any]:
+        return [number, text, anything]
+
+    def fail(self) -> int:
+        raise ValueError("no such thing")
+
+    def bad_result(self) -> int:
+        return "not an int"  # type: ignore[return-value]
+
+    def work(self) -> int:
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.delay)
+        return len(self.threads)
+
+
+@pytest_asyncio.fixture
+async def served() -> AsyncIterator[tuple[RpcServer, Model]]:
+    model = Model()
+
+    def updated() -> None:
+        model.updates += 1
+
+    handlers = {
+        "echo": Handler(model.echo, LockMode.ANALYSIS, (t.Raw(),), t.Raw()),
+        "put": Handler(model.put, LockMode.UPDATE, (t.String(), t.Int()), t.Bool()),
+        "three": Handler(
+            model.three, LockMode.ANALYSIS, (t.Int(), t.String(), t.Object()), t.Object()
+        ),
+        "fail": Handler(model.fail, LockMode.ANALYSIS, (), t.Int()),
+        "bad_result": Handler(model.bad_result, LockMode.UPDATE, (), t.Int()),
+        "work": Handler(model.work, LockMode.NOLOCK, (), t.Int()),
+    }
+    dispatcher = Dispatcher(handlers, cluster_name="c", on_update=updated)
+    rpc = RpcServer(dispatcher, "127.0.0.1", 0, threads=2)
+    await rpc.start()
+    yield rpc, model
+    await rpc.close()
+
+
+class RawPeer:
+    """A client that writes many frames at once and reads replies by msgid (old-spec raw
+    values come back as bytes: strings are decoded here, binary values stay bytes)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.unpacker = msgpack.Unpacker(raw=True)
+
+    async def send(self, frames: list[list[Any]]) -> None:
+        self.writer.write(b"".join(msgpack.packb(f, use_bin_type=False) for f in frames))
+        await self.writer.drain()
+
+    async def replies(self, count: int, timeout: float = 5.0) -> dict[int, tuple[Any, Any]]:
+        out: dict[int, tuple[Any, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while len(out) < count:
+            data = await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic())
+            assert data, "the server closed the connection"
+            self.unpacker.feed(data)
+            for kind, msgid, error, result in self.unpacker:
+                assert kind == 1
+                out[msgid] = (_text(error), _text(result))
+        return out
+
+    async def call(self, method: str, params: list[Any], msgid: int = 0) -> tuple[Any, Any]:
+        await self.send([[0, msgid, method, params]])
+        return (await self.replies(1))[msgid]
+
+
+def _text(value: Any) -> Any:
+    """Old-spec raw values that are UTF-8 text, as str (binary ones stay bytes)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    if isinstance(value, dict):
+        return {_text(k): _text(v) for k, v in value.items()}
+    return value
+
+
+@pytest_asyncio.fixture
+async def peer(served: tuple[RpcServer, Model]) -> AsyncIterator[RawPeer]:
+    rpc, _ = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+    client = RawPeer(reader, writer)
+    # First calls run on workers; after them every method is known fast and runs inline.
+    warm_up: list[tuple[str, list[Any]]] = [
+        ("echo", ["c", b"x"]), ("put", ["c", "k", 0]), ("three", ["c", 1, "a", None]),
+        ("fail", ["c"]), ("bad_result", ["c"]), ("work", ["c"]),
+    ]  # fmt: skip
+    for method, params in warm_up:
+        await client.call(method, params)
+    yield client
+    writer.close()
+
+
+@pytest.mark.asyncio
+async def test_one_read_answers_every_kind_of_call_as_the_general_path_does(
+    served: tuple[RpcServer, Model], peer: RawPeer
+) -> None:
+    rpc, model = served
+    assert all(rpc.timings[m].fast for m in ("echo", "put", "three", "fail", "bad_result"))
+    updates_before = model.updates
+    frames = [
+        [0, 1, "echo", ["c", b"\xff\x00binary"]],
+        [0, 2, "echo", ["c", 7]],  # wrong type
+        [0, 3, "echo", ["other", b"x"]],  # another cluster
+        [0, 4, "nothing", ["c"]],  # unknown method
+        [0, 5, "fail", ["c"]],  # the method raises
+        [0, 6, "put", ["c", "key", 42]],
+        [0, 7, "bad_result", ["c"]],  # the result does not fit its type
+        [0, 8, "echo", ["c", b"x", b"y"]],  # one argument too many
+        [2, "put", ["c", "note", 1]],  # a notification: run, never answered
+        [0, 9, "three", ["c", 5, "text", {"any": [1, 2]}]],
+        [0, 10, "put", ["c", b"\xff", 1]],  # a string that is not UTF-8
+        [0, 11, "echo", ["c", b"last"]],
+    ]
+    await peer.send(frames)
+    replies = await peer.replies(11)
+    assert replies[1] == (None, b"\xff\x00binary")
+    assert replies[2][0] == ARGUMENT_ERROR and "argument 1" in replies[2][1]
+    assert "cluster name mismatch" in replies[3][0]
+    assert replies[4] == (NO_METHOD_ERROR, "nothing")
+    assert replies[5] == ("ValueError: no such thing", None)
+    assert replies[6] == (None, True)
+    assert replies[7][0].startswith("TypeError: bad_result returned a bad value")
+    assert replies[8][0] == ARGUMENT_ERROR
+    assert replies[9] == (None, [5, "text", {"any": [1, 2]}])
+    assert replies[10][0] == ARGUMENT_ERROR and "UTF-8" in replies[10][1]
+    assert replies[11] == (None, "last")
+    assert model.values == {"k": 0, "key": 42, "note": 1}
+    # put, bad_result (it ran) and the notified put count as updates; the refused put not.
+    assert model.updates - updates_before == 3
+    # The read gave the model lock back.
+    lock = rpc.dispatcher.model_lock
+    assert lock.try_acquire_write()
+    lock.release_write()
+    assert await peer.call("echo", ["c", b"again"], msgid=12) == (None, "again")
+
+
+@pytest.mark.asyncio
+async def test_a_waiting_writer_gets_the_lock_while_reads_keep_coming(
+    served: tuple[RpcServer, Model], peer: RawPeer
+) -> None:
+    rpc, _ = served
+    lock = rpc.dispatcher.model_lock
+    stop = asyncio.Event()
+    answered = 0
+
+    async def read_load() -> None:
+        nonlocal answered
+        msgid = 100
+        while not stop.is_set():
+            batch = [[0, msgid + i, "echo", ["c", b"x"]] for i in range(64)]
+            msgid += 64
+            await peer.send(batch)
+            answered += len(await peer.replies(64))
+
+    load = asyncio.create_task(read_load())
+    await asyncio.sleep(0.2)
+    acquired = threading.Event()
+    waited: list[float] = []
+
+    def writer() -> None:
+        started = time.monotonic()
+        with lock.write():
+            waited.append(time.monotonic() - started)
+            acquired.set()
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=writer)
+    before = answered
+    thread.start()
+    await asyncio.get_running_loop().run_in_executor(None, acquired.wait, 5.0)
+    await asyncio.sleep(0.2)
+    stop.set()
+    await load
+    thread.join(5)
+    assert acquired.is_set() and waited[0] < 1.0, waited
+    assert answered > before, "reads went on after the writer"
+
+
+@pytest.mark.asyncio
+async def test_a_method_turning_slow_leaves_the_inline_path(
+    served: tuple[RpcServer, Model], peer: RawPeer
+) -> None:
+    rpc, model = served
+    for msgid in range(1, 9):
+        await peer.call("work", ["c"], msgid=msgid)
+    assert _runs_inline(rpc, "work")
+    model.threads.clear()
+    model.delay = 0.005  # five times the inline limit
+    await peer.send([[0, 100 + i, "work", ["c"]] for i in range(16)])
+    replies = await peer.replies(16)
+    assert all(error is None for error, _ in replies.values())
+    assert not _runs_inline(rpc, "work")
+    model.threads.clear()
+    await peer.send([[0, 200 + i, "work", ["c"]] for i in range(4)])
+    await peer.replies(4)
+    assert model.threads and all(name.startswith("rpc") for name in model.threads), model.threads
+
+
+def _runs_inline(rpc: RpcServer, method: str) -> bool:
+    return rpc.timings[method].fast
