@@ -159,6 +159,10 @@ class Forwarder:
         self.timeout = timeout
         self.rng = rng or random.Random()
         self.stats = ProxyStats()
+        #: Routes whose calls go to one server (relayed, failing over when they may).
+        self._single = {
+            name: _fails_over(r) or r.routing is Routing.RANDOM for name, r in self.routes.items()
+        }
         #: Views already resolved, by the cluster name as it came off the wire (``str`` or
         #: ``bytes``); views live as long as the proxy.
         self._known: dict[str | bytes, ClusterView] = {}
@@ -170,7 +174,7 @@ class Forwarder:
         known = type(name) is bytes or type(name) is str
         view = self._known.get(name) if known else None  # type: ignore[arg-type]
         if view is not None:
-            single = _fails_over(route) or route.routing is Routing.RANDOM
+            single = self._single[method]
             if single and self._relay(route, view, params, done):
                 return
             if not single and self._fan_out(route, view, params, done):
@@ -211,13 +215,18 @@ class Forwarder:
         targets = self._targets(route, view, params)
         if targets is None:
             return False
-        candidates = targets if route.routing is Routing.CHT else self._shuffled(targets)
-        tries = candidates if _fails_over(route) else candidates[:1]
+        if route.routing is Routing.CHT:  # a cht read with ``pass``: every replica in turn
+            tries = targets
+        else:  # random: one server (another if it fails, for analysis calls)
+            shuffled = self._shuffled(targets)
+            tries = shuffled if _fails_over(route) else shuffled[:1]
+        relay = _Relay(self, route, view, tries, params, done)
         client = self.caller.client(*tries[0])
-        if not client.connected:
-            return False
-        self.stats.request_count += 1
-        _Relay(self, route, view, tries, params, done).send(client)
+        if not client.call_soon(route.name, params, relay.reply, timeout=self.timeout):
+            return False  # no open connection: ``forward`` connects
+        stats = self.stats
+        stats.request_count += 1
+        stats.forward_count += 1
         return True
 
     async def forward(self, method: str, params: list[Any]) -> object:
@@ -370,18 +379,21 @@ class _Relay:
         self.params = params
         self.done = done
         self.attempt = 0
-        self.failures: list[str] = []
+        self.failures: list[str] | None = None
 
     def send(self, client: AsyncClient) -> None:
         self.forwarder.stats.forward_count += 1
         timeout = self.forwarder.timeout
-        if not client.call_soon(self.route.name, self.params, self._reply, timeout=timeout):
-            self._reply(ConnectionLost("connection closed"), None)
+        if not client.call_soon(self.route.name, self.params, self.reply, timeout=timeout):
+            self.reply(ConnectionLost("connection closed"), None)
 
-    def _reply(self, error: RPCError | None, result: object) -> None:
+    def reply(self, error: RPCError | None, result: object) -> None:
+        """The current candidate's answer: pass it on, or try the next candidate."""
         if error is None:
             self.done(None, result)
             return
+        if self.failures is None:
+            self.failures = []
         node = self.tries[self.attempt]
         if not isinstance(error, _TRANSPORT_ERRORS):
             self._fail(ForwardError(_wire_error_of(error)))
@@ -416,9 +428,9 @@ class _Relay:
         if error is None:
             self.done(None, task.result())
         elif isinstance(error, RPCError):
-            self._reply(error, None)
+            self.reply(error, None)
         else:
-            self._reply(ConnectionLost(str(error)), None)
+            self.reply(ConnectionLost(str(error)), None)
 
     def _fail(self, error: ForwardError) -> None:
         self.forwarder.stats.error_count += 1

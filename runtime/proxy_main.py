@@ -18,6 +18,7 @@ ZooKeeper); ``get_proxy_status`` shows the states (``state``, ``state.<part>``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
@@ -40,7 +41,7 @@ from runtime.membership.static import StaticMembership
 from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
 from runtime.proxy import ClusterView, Forwarder
 from runtime.routing import Route, Routing
-from runtime.rpc.dispatch import Dispatcher, Done, Handler
+from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.pool import ClientPool
 from runtime.rpc.server import RpcServer
 from runtime.serving import log_file_path, run_on_event_loop, serve_until_signalled
@@ -171,12 +172,14 @@ class ProxyApp:
         async def forward(*params: Any) -> object:
             return await forwarder.forward(name, list(params))
 
-        def start(params: list[Any], done: Done) -> None:
-            forwarder.start(name, params, done)
-
         raw = (_t.Object(),) * (route.signature.arity + 1)
         return Handler(
-            forward, LockMode.NOLOCK, raw, _t.Object(), takes_cluster_name=False, start=start
+            forward,
+            LockMode.NOLOCK,
+            raw,
+            _t.Object(),
+            takes_cluster_name=False,
+            start=functools.partial(forwarder.start, name),
         )
 
     async def _view(self, name: str) -> ClusterView:

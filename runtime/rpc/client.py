@@ -26,6 +26,7 @@ from runtime.errors import (
     WIRE_ERRORS,
     ConnectError,
     ConnectionLost,
+    MessageTooLarge,
     ProtocolError,
     RemoteError,
     RPCError,
@@ -58,18 +59,9 @@ def _expire(future: asyncio.Future[Any], where: str) -> None:
         future.set_exception(RPCTimeout(f"{where}: request timed out"))
 
 
-class _Waiter:
-    """A pending :meth:`AsyncClient.call_soon`: its callback and what to say on timeout."""
-
-    __slots__ = ("callback", "where")
-
-    def __init__(self, callback: ReplyCallback, where: str) -> None:
-        self.callback = callback
-        self.where = where
-
-    def finish(self, error: RPCError | None, result: Any) -> None:
-        self.callback(error, result)
-
+#: A pending :meth:`AsyncClient.call_soon`: its callback, and the method (for the timeout
+#: message). A plain tuple: cheaper than an object per relayed call.
+_Waiter = tuple[ReplyCallback, str]
 
 _Pending = dict[int, "asyncio.Future[Any] | _Waiter"]
 
@@ -106,31 +98,48 @@ class _ClientProtocol(asyncio.Protocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
     def data_received(self, data: bytes) -> None:
+        decoder = self.decoder
+        replies: list[tuple[int, Any, Any]] = []
         try:
-            messages = self.decoder.feed(data)
-        except ProtocolError as error:
-            self._fail_all(ConnectionLost(f"bad reply from server: {error}"))
+            decoder.push(data)
+            for obj in decoder.unpacker:
+                # The common reply, read without a record object.
+                if type(obj) is list and len(obj) == 4 and obj[0] == 1:
+                    msgid = obj[1]
+                    if type(msgid) is not int or not 0 <= msgid < MSGID_LIMIT:
+                        raise ProtocolError(f"msgid must be a uint32, not {msgid!r}")
+                    replies.append((msgid, obj[2], obj[3]))
+                    continue
+                message = decoder.message(obj)
+                if isinstance(message, Response):  # a server never sends anything else
+                    replies.append((message.msgid, message.error, message.result))
+        except (
+            ProtocolError,
+            MessageTooLarge,
+            ValueError,
+            TypeError,
+            msgpack.UnpackException,
+        ) as bad:
+            problem = decoder.stream_error(bad)
+            self._fail_all(ConnectionLost(f"bad reply from server: {problem}"))
             assert self.transport is not None
             self.transport.abort()
             return
-        for message in messages:
-            if isinstance(message, Response):
-                waiting = self.pending.pop(message.msgid, None)
-                if waiting is None:
-                    continue
-                if type(waiting) is _Waiter:
-                    failure = None
-                    if message.error is not None:
-                        failure = error_for(message.error, message.result)
-                    waiting.finish(failure, message.result)
-                    continue
-                assert isinstance(waiting, asyncio.Future)
-                if waiting.done():
-                    continue
-                if message.error is None:
-                    waiting.set_result(message.result)
-                else:
-                    waiting.set_exception(error_for(message.error, message.result))
+        pending = self.pending
+        for msgid, error, result in replies:
+            waiting = pending.pop(msgid, None)
+            if waiting is None:
+                continue
+            if type(waiting) is tuple:
+                waiting[0](None if error is None else error_for(error, result), result)
+                continue
+            assert isinstance(waiting, asyncio.Future)
+            if waiting.done():
+                continue
+            if error is None:
+                waiting.set_result(result)
+            else:
+                waiting.set_exception(error_for(error, result))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_all(ConnectionLost(f"connection closed by the server ({exc or 'EOF'})"))
@@ -141,10 +150,11 @@ class _ClientProtocol(asyncio.Protocol):
         pending = list(self.pending.values())
         self.pending.clear()
         for waiting in pending:
-            if isinstance(waiting, _Waiter):
-                waiting.finish(error, None)
-            elif not waiting.done():
-                waiting.set_exception(error)
+            if isinstance(waiting, asyncio.Future):
+                if not waiting.done():
+                    waiting.set_exception(error)
+            else:
+                waiting[0](error, None)
 
 
 class AsyncClient:
@@ -244,21 +254,28 @@ class AsyncClient:
         connects). ``callback`` runs on the loop, exactly once, with an :class:`RPCError`
         on failure (``RPCTimeout`` after ``timeout`` seconds, ``ConnectionLost`` ...).
         """
-        protocol = self._live()
-        if protocol is None:
+        protocol = self._protocol
+        if protocol is None or protocol.transport is None or protocol.lost.done():
             return False
         msgid = next(self._ids) % MSGID_LIMIT
-        self._pending[msgid] = _Waiter(callback, method)
-        protocol.send(protocol.pack([0, msgid, method, params]))
+        self._pending[msgid] = (callback, method)
+        out = protocol.out  # as protocol.send does
+        if not out:
+            protocol.loop.call_soon(protocol._flush)
+        out.append(protocol.pack([0, msgid, method, params]))
         limit = self.timeout if timeout is _UNSET else timeout
         if limit is not None:
-            self._add_deadline(protocol.loop, msgid, limit)
+            deadline = protocol.loop.time() + limit
+            deadlines = self._deadlines
+            if self._sweeper is not None and deadlines and deadline >= deadlines[-1][0]:
+                deadlines.append((deadline, msgid))  # in order, and a timer is armed
+            else:
+                self._add_deadline(protocol.loop, msgid, deadline)
         return True
 
-    def _add_deadline(self, loop: asyncio.AbstractEventLoop, msgid: int, limit: float) -> None:
+    def _add_deadline(self, loop: asyncio.AbstractEventLoop, msgid: int, deadline: float) -> None:
         """Deadlines of ``call_soon`` calls share one timer (a timer per call costs more
         than the rest of a relayed call's bookkeeping)."""
-        deadline = loop.time() + limit
         deadlines = self._deadlines
         if deadlines and deadline < deadlines[-1][0]:
             # Out of order (a shorter timeout than the calls before it): keep it sorted.
@@ -280,10 +297,11 @@ class AsyncClient:
         while deadlines and deadlines[0][0] <= now:
             _, msgid = deadlines.popleft()
             waiting = self._pending.get(msgid)
-            if type(waiting) is _Waiter:
+            if type(waiting) is tuple:
                 del self._pending[msgid]
-                where = f"{waiting.where} to {self.host}:{self.port}"
-                waiting.finish(RPCTimeout(f"{where}: request timed out"), None)
+                callback, method = waiting
+                where = f"{method} to {self.host}:{self.port}"
+                callback(RPCTimeout(f"{where}: request timed out"), None)
         # Drop entries whose calls have been answered, so the queue stays short.
         while deadlines and deadlines[0][1] not in self._pending:
             deadlines.popleft()

@@ -114,6 +114,9 @@ class InlinePlan:
     lock: LockMode
     arity: int
     run: Callable[[list[Any]], Any]
+    #: For a ``start`` handler whose arguments are the wire values (the proxy's rows):
+    #: ``start(params, done)`` with every param, the cluster name first; ``run`` unused.
+    start: Callable[[list[Any], Done], None] | None = None
 
 
 _RUN_TEMPLATE = """\
@@ -132,6 +135,10 @@ _ENCODE_RESULT = """\
         log.error("%s returned a value that does not fit its type: %s", name, error)
         raise BadResult(name, error) from None
 """
+
+
+def _unused(params: list[Any]) -> Any:
+    raise AssertionError("a start handler is started, not run")
 
 
 def _runner(name: str, handler: Handler) -> Callable[[list[Any]], Any]:
@@ -214,12 +221,18 @@ class Dispatcher:
         self.version += 1
 
     def inline_plan(self, method: str) -> InlinePlan | None:
-        """How the inline path runs ``method``; None when it cannot (unknown method, no
-        cluster name, ``async`` or ``start`` handlers): such calls take :meth:`prepare`."""
+        """How the inline path runs ``method``; None when it cannot (unknown method,
+        ``async`` handlers, and all but ``start`` handlers without a cluster name): such
+        calls take :meth:`prepare`."""
         handler = self.handlers.get(method)
-        if handler is None or handler.is_async or handler.start is not None:
+        if handler is None:
             return None
-        if not handler.takes_cluster_name:
+        if handler.start is not None:  # used instead of func, which may be async
+            if handler.takes_cluster_name or not handler.passes_args:
+                return None
+            arity = len(handler.arg_types)
+            return InlinePlan(method, handler, handler.lock, arity, _unused, handler.start)
+        if handler.is_async or not handler.takes_cluster_name:
             return None
         arity = len(handler.arg_types) + 1
         return InlinePlan(method, handler, handler.lock, arity, _runner(method, handler))

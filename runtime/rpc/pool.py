@@ -25,7 +25,11 @@ class ClientPool:
         self._turn = itertools.count()
 
     def client(self, host: str, port: int) -> AsyncClient:
-        clients = self._clients.setdefault((host, port), [])
+        clients = self._clients.get((host, port))
+        if clients is None:
+            clients = self._clients[(host, port)] = []
+        elif len(clients) == 1 == self.max_per_host:
+            return clients[0]
         if len(clients) < self.max_per_host:
             clients.append(AsyncClient(host, port, timeout=self.timeout))
             return clients[-1]

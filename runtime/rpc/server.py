@@ -114,13 +114,14 @@ class _Timing:
 class _Inline:
     """A method's :class:`InlinePlan` with this server's timing of it."""
 
-    __slots__ = ("arity", "lock", "plan", "run", "timing")
+    __slots__ = ("arity", "lock", "plan", "run", "start", "timing")
 
     def __init__(self, plan: InlinePlan, timing: _Timing) -> None:
         self.plan = plan
         self.lock = plan.lock
         self.arity = plan.arity
         self.run = plan.run
+        self.start = plan.start
         self.timing = timing
 
     def call(self, params: list[Any]) -> Call:
@@ -158,6 +159,7 @@ class RpcServer:
         #: Fast calls waiting on the loop for a lock a worker holds, in arrival order.
         self.blocked: deque[tuple[_Connection, int | None, Call]] = deque()
         self._retry_handle: asyncio.TimerHandle | None = None
+        self._to_flush: list[_Connection] = []
         self.pending = 0
         self._idle = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -244,10 +246,26 @@ class RpcServer:
             plan = self.dispatcher.inline_plan(raw_name.decode("utf-8"))
         except UnicodeDecodeError:
             plan = None
-        entry = None if plan is None else _Inline(plan, self.timing(plan.name))
+        if plan is None:
+            entry = None
+        else:  # start handlers are not timed: they never run inline, only start there
+            entry = _Inline(plan, _Timing() if plan.start else self.timing(plan.name))
         if len(self.inline) < _INLINE_CACHE_SIZE:
             self.inline[raw_name] = entry
         return entry
+
+    def flush_soon(self, connection: _Connection) -> None:
+        """Write ``connection``'s replies at the end of this loop iteration. Connections
+        share one callback per iteration: a relaying proxy answers many connections from
+        one upstream read."""
+        self._to_flush.append(connection)
+        if len(self._to_flush) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        to_flush, self._to_flush = self._to_flush, []
+        for connection in to_flush:
+            connection._flush()
 
     def timing(self, method: str) -> _Timing:
         timing = self.timings.get(method)
@@ -256,8 +274,9 @@ class RpcServer:
         return timing
 
     def call_started(self) -> None:
+        if not self.pending:
+            self._idle.clear()
         self.pending += 1
-        self._idle.clear()
 
     def call_finished(self) -> None:
         self.pending -= 1
@@ -425,6 +444,18 @@ class _Connection(asyncio.Protocol):
                                             self._reply(msgid, None, result)  # the error reply
                                             pack = self.pack
                                         continue
+                            elif (
+                                entry is not None
+                                and entry.start is not None
+                                and len(params) == entry.arity
+                                and type(msgid) is int
+                                and 0 <= msgid < limit
+                            ):
+                                if held is not None:
+                                    _release(lock, held)
+                                    held = None
+                                self._start_inline(msgid, entry, params)
+                                continue
                     # The general path: give up the lock this read holds first.
                     if held is not None:
                         _release(lock, held)
@@ -447,6 +478,23 @@ class _Connection(asyncio.Protocol):
                 lock.release_read()
             elif held is _UPDATE:
                 lock.release_write()
+
+    def _start_inline(self, msgid: int, entry: _Inline, params: list[Any]) -> None:
+        """Start a ``start`` handler's call (the proxy's relay) with the wire params."""
+        self._start_pending()
+
+        def done(error: BaseException | None, result: Any) -> None:
+            self._end_pending()
+            if error is None:
+                self._reply(msgid, None, result)
+            else:
+                self._fail(msgid, entry.call(params), error)
+
+        assert entry.start is not None
+        try:
+            entry.start(params, done)
+        except Exception as error:
+            done(error, None)
 
     def _lock_for(self, mode: LockMode, held: LockMode | None) -> LockMode | None:
         """Switch the lock an inline run holds to one ``mode`` calls can run under; returns
@@ -606,14 +654,20 @@ class _Connection(asyncio.Protocol):
 
     def _start_pending(self) -> None:
         self.in_flight += 1
-        self.server.call_started()
+        server = self.server
+        if not server.pending:  # as server.call_started() does
+            server._idle.clear()
+        server.pending += 1
         if self.in_flight >= self.server.max_in_flight and not self.paused and self.transport:
             self.paused = True
             self.transport.pause_reading()
 
     def _end_pending(self) -> None:
         self.in_flight -= 1
-        self.server.call_finished()
+        server = self.server
+        server.pending -= 1  # as server.call_finished() does
+        if not server.pending:
+            server._idle.set()
         self.last_activity = time.monotonic()
         if self.paused and self.in_flight < self.server.max_in_flight // 2 + 1 and self.transport:
             self.paused = False
@@ -633,7 +687,7 @@ class _Connection(asyncio.Protocol):
             self.out.append(self.pack([1, msgid, f"cannot pack the result: {problem}", None]))
         if not self.flush_scheduled and not self.in_read:
             self.flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            self.server.flush_soon(self)
 
     def _flush(self) -> None:
         self.flush_scheduled = False
