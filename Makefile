@@ -32,6 +32,7 @@ bench: venv oracle
 	$(BIN)/pip install -q -e '.[uvloop]'
 	$(BIN)/python -m bench.parse
 	$(BIN)/python -m bench.rpc
+	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.kvs
 	$(BIN)/python -m bench.cluster
 	$(BIN)/python -m bench.mix

@@ -17,7 +17,16 @@ Where a call runs (the concurrency policy):
   ``threads`` worker threads, where waiting for the lock is fine.
   A slow call therefore occupies a worker, not the loop: other connections keep being
   served. One slow inline run is enough to send that method to the workers from then on.
-- ``async def`` handlers (the proxy's) run as tasks on the loop.
+- ``async def`` handlers run as tasks on the loop; ``start`` handlers (the proxy's
+  relay) are started on the loop and answer through a callback.
+
+How a read is answered: requests for methods known to be fast, with the right argument
+count and the accepted cluster name, take the *inline path* (``_serve_read``): no record
+objects, a function compiled per method that decodes, calls and encodes
+(:class:`~runtime.rpc.dispatch.InlinePlan`), and the model lock taken once for the read's
+run of such calls and given back at the end of the read, before any other call, or as
+soon as a writer waits. Everything else (errors included) takes the general path, which
+answers exactly as the inline path would.
 
 Limits: a message larger than ``max_message_size`` or bytes that are not
 MessagePack-RPC close only that connection (one warning line); at most ``max_in_flight``
