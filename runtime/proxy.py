@@ -211,7 +211,12 @@ class Forwarder:
         return True
 
     def _relay(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
-        """Send to the first candidate over an open connection; False to take the slow way."""
+        """Send to the first candidate over an open connection; False to take the slow way.
+
+        Nothing is allocated for failing over unless the first candidate fails: the reply
+        callback is a partial of :meth:`_relayed`, which hands a failure to a
+        :class:`_Relay` that tries the rest.
+        """
         targets = self._targets(route, view, params)
         if targets is None:
             return False
@@ -220,14 +225,30 @@ class Forwarder:
         else:  # random: one server (another if it fails, for analysis calls)
             shuffled = self._shuffled(targets)
             tries = shuffled if _fails_over(route) else shuffled[:1]
-        relay = _Relay(self, route, view, tries, params, done)
+        reply = functools.partial(self._relayed, route, view, tries, params, done)
         client = self.caller.client(*tries[0])
-        if not client.call_soon(route.name, params, relay.reply, timeout=self.timeout):
+        if not client.call_soon(route.name, params, reply, timeout=self.timeout):
             return False  # no open connection: ``forward`` connects
         stats = self.stats
         stats.request_count += 1
         stats.forward_count += 1
         return True
+
+    def _relayed(
+        self,
+        route: Route,
+        view: ClusterView,
+        tries: list[Node],
+        params: list[Any],
+        done: Done,
+        error: RPCError | None,
+        result: object,
+    ) -> None:
+        """The first candidate's answer to a relayed call."""
+        if error is None:
+            done(None, result)
+        else:
+            _Relay(self, route, view, tries, params, done).reply(error, None)
 
     async def forward(self, method: str, params: list[Any]) -> object:
         """Forward ``method`` with wire ``params`` (cluster name first); returns the folded

@@ -39,6 +39,7 @@ are executed and never answered; the server never sends one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import time
@@ -463,7 +464,12 @@ class _Connection(asyncio.Protocol):
                                 if held is not None:
                                     _release(lock, held)
                                     held = None
-                                self._start_inline(msgid, entry, params)
+                                self._start_pending()
+                                done = functools.partial(self._started_done, msgid, entry, params)
+                                try:
+                                    entry.start(params, done)
+                                except Exception as error:
+                                    done(error, None)
                                 continue
                     # The general path: give up the lock this read holds first.
                     if held is not None:
@@ -488,22 +494,20 @@ class _Connection(asyncio.Protocol):
             elif held is _UPDATE:
                 lock.release_write()
 
-    def _start_inline(self, msgid: int, entry: _Inline, params: list[Any]) -> None:
-        """Start a ``start`` handler's call (the proxy's relay) with the wire params."""
-        self._start_pending()
-
-        def done(error: BaseException | None, result: Any) -> None:
-            self._end_pending()
-            if error is None:
-                self._reply(msgid, None, result)
-            else:
-                self._fail(msgid, entry.call(params), error)
-
-        assert entry.start is not None
-        try:
-            entry.start(params, done)
-        except Exception as error:
-            done(error, None)
+    def _started_done(
+        self,
+        msgid: int,
+        entry: _Inline,
+        params: list[Any],
+        error: BaseException | None,
+        result: Any,
+    ) -> None:
+        """How a ``start`` handler started on the inline path (the proxy's relay) ends."""
+        self._end_pending()
+        if error is None:
+            self._reply(msgid, None, result)
+        else:
+            self._fail(msgid, entry.call(params), error)
 
     def _lock_for(self, mode: LockMode, held: LockMode | None) -> LockMode | None:
         """Switch the lock an inline run holds to one ``mode`` calls can run under; returns
