@@ -164,31 +164,15 @@ class Decoder:
         """Check one unpacked object and turn it into a record; ProtocolError if malformed.
         Method names are decoded once per connection."""
         names = self._names
-        # The common case, a well-formed request, without the general checks.
-        if (
-            type(obj) is list
-            and len(obj) == 4
-            and obj[0] == 0
-            and type(obj[1]) is int
-            and 0 <= obj[1] < MSGID_LIMIT
-            and type(obj[3]) is list
-        ):
-            name = names.get(obj[2]) if type(obj[2]) is bytes else None
-            if name is not None:
-                return Request(obj[1], name, obj[3])
-            message = to_message(obj)
-            if len(names) < _NAME_CACHE_SIZE and type(obj[2]) is bytes:
-                names[obj[2]] = message.method  # type: ignore[union-attr]
-            return message
-        if (
-            type(obj) is list
-            and len(obj) == 4
-            and obj[0] == 1
-            and type(obj[1]) is int
-            and 0 <= obj[1] < MSGID_LIMIT
-        ):
-            return Response(obj[1], obj[2], obj[3])  # the common reply
-        return to_message(obj)
+        if type(obj) is list and len(obj) == 4 and obj[0] == 0 and type(obj[2]) is bytes:
+            name = names.get(obj[2])  # a known method: only the msgid and params to check
+            msgid, params = obj[1], obj[3]
+            if name is not None and type(params) is list:
+                return Request(_msgid(msgid), name, params)
+        message = to_message(obj)
+        if isinstance(message, Request) and len(names) < _NAME_CACHE_SIZE:
+            names[obj[2]] = message.method  # type: ignore[index]
+        return message
 
     def feed(self, data: bytes) -> list[Message]:
         """Add bytes and return the whole messages they complete."""
