@@ -267,6 +267,11 @@ class AsyncClient:
         if limit is not None:
             deadline = protocol.loop.time() + limit
             deadlines = self._deadlines
+            pending = self._pending
+            # Drop the answered calls at the head: replies mostly come back in order, so the
+            # queue stays about as long as the calls in flight (not every call of a timeout).
+            while deadlines and deadlines[0][1] not in pending:
+                deadlines.popleft()
             if self._sweeper is not None and deadlines and deadline >= deadlines[-1][0]:
                 deadlines.append((deadline, msgid))  # in order, and a timer is armed
             else:

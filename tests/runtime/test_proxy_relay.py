@@ -208,6 +208,34 @@ async def test_call_soon_needs_a_connection_and_reports_every_outcome(cluster: C
 
 
 @pytest.mark.asyncio
+async def test_call_soon_keeps_deadlines_only_for_calls_in_flight(cluster: Cluster) -> None:
+    """Answered calls leave the deadline queue as new ones come: under steady load it holds
+    about the calls in flight, not every call of the last ``timeout`` seconds."""
+    servers, _, _, _, _ = cluster
+    client = AsyncClient("127.0.0.1", servers[0].port, timeout=30)
+    await client.call("get", ["c", "k"])
+    answered = 0
+    for _ in range(50):  # 50 waves of 40 calls, each wave answered before the next
+        done = asyncio.Event()
+        left = 40
+
+        def record(error: RPCError | None, result: object) -> None:
+            nonlocal left, answered
+            assert error is None and result == b"a:k"
+            answered += 1
+            left -= 1
+            if not left:
+                done.set()
+
+        for _ in range(40):
+            assert client.call_soon("get", ["c", "k"], record)
+        await asyncio.wait_for(done.wait(), 5)
+    assert answered == 2000
+    assert len(client._deadlines) <= 40 + 1
+    await client.close()
+
+
+@pytest.mark.asyncio
 async def test_fan_out_folds_every_answer_in_node_order(cluster: Cluster) -> None:
     _, stores, view, forwarder, pool = cluster
     await _start(forwarder, "get", ["c", "k"])  # learn the view
