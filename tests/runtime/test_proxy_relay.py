@@ -214,23 +214,20 @@ async def test_call_soon_keeps_deadlines_only_for_calls_in_flight(cluster: Clust
     servers, _, _, _, _ = cluster
     client = AsyncClient("127.0.0.1", servers[0].port, timeout=30)
     await client.call("get", ["c", "k"])
-    answered = 0
+    outcomes: list[tuple[RPCError | None, object]] = []
+    wave_done = asyncio.Event()
+
+    def record(error: RPCError | None, result: object) -> None:
+        outcomes.append((error, result))
+        if len(outcomes) % 40 == 0:
+            wave_done.set()
+
     for _ in range(50):  # 50 waves of 40 calls, each wave answered before the next
-        done = asyncio.Event()
-        left = 40
-
-        def record(error: RPCError | None, result: object) -> None:
-            nonlocal left, answered
-            assert error is None and result == b"a:k"
-            answered += 1
-            left -= 1
-            if not left:
-                done.set()
-
+        wave_done.clear()
         for _ in range(40):
             assert client.call_soon("get", ["c", "k"], record)
-        await asyncio.wait_for(done.wait(), 5)
-    assert answered == 2000
+        await asyncio.wait_for(wave_done.wait(), 5)
+    assert outcomes == [(None, b"a:k")] * 2000
     assert len(client._deadlines) <= 40 + 1
     await client.close()
 
