@@ -5,8 +5,9 @@ proxy with a static server list (``--servers``), then measures, with the load ge
 of ``bench.kvs``: a ``cht(2)`` update (``put``), a ``cht`` analysis (``get``) and a
 broadcast (``clear``), at 16 concurrent clients and 64 pipelined calls, direct to one
 server and through the proxy to 1, 2, 3 and 4 servers. It prints calls/s, p50, the
-proxy/direct ratio and the latency the proxy adds, and rewrites the ``## Cluster``
-section of ``bench/RESULTS.md`` unless ``--no-write``. Not part of the test suite.
+proxy/direct ratio, the latency the proxy adds and the proxy's resident memory after its
+runs, and rewrites the ``## Cluster`` section of ``bench/RESULTS.md`` unless
+``--no-write``. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     rows: list[tuple[str, str, str, dict[str, Any]]] = []
+    proxy_rss: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as datadir, ExitStack() as stack:
         servers = [
             stack.enter_context(
@@ -75,12 +77,25 @@ def main(argv: list[str] | None = None) -> int:
                             f"{result['calls_per_s']:8.0f}/s  p50 {result['p50_us']:.0f} us",
                             flush=True,
                         )
+                proxy_rss[count] = _rss_mib(proxy_pid)
+                print(f"proxy x{count} resident after its runs: {proxy_rss[count]:.0f} MiB")
     if not args.no_write:
-        _write(rows, args.seconds)
+        _write(rows, args.seconds, proxy_rss)
     return 0
 
 
-def _write(rows: list[tuple[str, str, str, dict[str, Any]]], seconds: float) -> None:
+def _rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` (VmRSS from /proc), MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _write(
+    rows: list[tuple[str, str, str, dict[str, Any]]], seconds: float, proxy_rss: dict[int, float]
+) -> None:
     direct = {(m, s): r for m, s, where, r in rows if where.startswith("direct")}
     lines = [
         SECTION,
@@ -101,6 +116,8 @@ def _write(rows: list[tuple[str, str, str, dict[str, Any]]], seconds: float) -> 
             f"{ratio(r['calls_per_s'], base['calls_per_s'])} | {r['p50_us']:.0f} | "
             f"{added:.0f} | {r['server_cpu_us_per_call']:.1f} |"
         )
+    resident = ", ".join(f"{mib:.0f} MiB ({count} server(s))" for count, mib in proxy_rss.items())
+    lines += ["", f"Proxy resident memory after all its runs: {resident}."]
     replace_section(SECTION, "\n".join(lines) + "\n")
 
 
