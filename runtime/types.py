@@ -49,6 +49,9 @@ class Descriptor(Generic[T]):
     """Converts one IDL type between wire values and Python values."""
 
     __slots__ = ()
+    #: Values of exactly this type decode and encode to themselves (None: no such type).
+    #: Compiled dispatch code checks it before calling :meth:`decode` / :meth:`encode`.
+    as_is: type | None = None
 
     def decode(self, wire: object) -> T:
         """Wire value (strings as bytes) → Python value; raises WireTypeError."""
@@ -61,6 +64,7 @@ class Descriptor(Generic[T]):
 
 class Bool(Descriptor[bool]):
     __slots__ = ()
+    as_is = bool
 
     def decode(self, wire: object) -> bool:
         if wire is True or wire is False:
@@ -99,6 +103,7 @@ class Float(Descriptor[float]):
     """``float``/``double``: ints accepted from the wire, always sent as floats."""
 
     __slots__ = ()
+    as_is = float
 
     def decode(self, wire: object) -> float:
         if type(wire) is float:
@@ -113,6 +118,7 @@ class Float(Descriptor[float]):
 
 class String(Descriptor[str]):
     __slots__ = ()
+    as_is = str
 
     def decode(self, wire: object) -> str:
         if type(wire) is bytes:
@@ -132,6 +138,7 @@ class String(Descriptor[str]):
 
 class Raw(Descriptor[bytes]):
     __slots__ = ()
+    as_is = bytes
 
     def decode(self, wire: object) -> bytes:
         if type(wire) is bytes or isinstance(wire, bytes):

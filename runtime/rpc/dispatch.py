@@ -119,16 +119,17 @@ class InlinePlan:
     start: Callable[[list[Any], Done], None] | None = None
 
 
-_RUN_TEMPLATE = """\
-def run(params):
-    try:
-        {decode}
-    except WireTypeError:
-        return BAD_ARGUMENTS
-    result = func({arguments})
-{encode}
+_DECODE_ARGUMENT = """\
+    a{i} = params[{n}]
+    if type(a{i}) is not as_is{i}:
+        try:
+            a{i} = decode{i}(a{i})
+        except WireTypeError:
+            return BAD_ARGUMENTS
 """
 _ENCODE_RESULT = """\
+    if type(result) is result_as_is:
+        return result
     try:
         return encode(result)
     except WireTypeError as error:
@@ -137,14 +138,19 @@ _ENCODE_RESULT = """\
 """
 
 
+class _Never:
+    """A type no wire value has: for descriptors that convert every value."""
+
+
 def _unused(params: list[Any]) -> Any:
     raise AssertionError("a start handler is started, not run")
 
 
 def _runner(name: str, handler: Handler) -> Callable[[list[Any]], Any]:
     """Compile ``params -> wire result`` for one method: straight-line code with one
-    decoder call per argument (none for ``object`` arguments) and the return type's
-    encoder, so a call pays for no loops, lists or ``*args``."""
+    decoder call per argument and the return type's encoder, each skipped for a value of
+    the type the descriptor passes as it is (``Descriptor.as_is``: bytes for ``raw``...)
+    and for ``object``, so a call pays for no loops, lists or ``*args``."""
     namespace: dict[str, Any] = {
         "func": handler.func,
         "name": name,
@@ -153,24 +159,25 @@ def _runner(name: str, handler: Handler) -> Callable[[list[Any]], Any]:
         "BAD_ARGUMENTS": BAD_ARGUMENTS,
         "BadResult": BadResult,
     }
-    decode: list[str] = []
+    lines = ["def run(params):"]
     arguments: list[str] = []
     for index, descriptor in enumerate(handler.arg_types):
         if type(descriptor) is Object:
             arguments.append(f"params[{index + 1}]")
-        else:
-            namespace[f"decode{index}"] = descriptor.decode
-            decode.append(f"a{index} = decode{index}(params[{index + 1}])")
-            arguments.append(f"a{index}")
+            continue
+        namespace[f"decode{index}"] = descriptor.decode
+        namespace[f"as_is{index}"] = descriptor.as_is or _Never
+        lines.append(_DECODE_ARGUMENT.format(i=index, n=index + 1))
+        arguments.append(f"a{index}")
+    lines.append(f"    result = func({', '.join(arguments)})")
     ret = handler.ret_type
     if ret is None or type(ret) is Object:
-        encode = "    return result"
+        lines.append("    return result")
     else:
         namespace["encode"] = ret.encode
-        encode = _ENCODE_RESULT
-    source = _RUN_TEMPLATE.format(
-        decode="; ".join(decode) or "pass", arguments=", ".join(arguments), encode=encode
-    )
+        namespace["result_as_is"] = ret.as_is or _Never
+        lines.append(_ENCODE_RESULT)
+    source = "\n".join(lines)
     exec(compile(source, f"<run {name}>", "exec"), namespace)
     run: Callable[[list[Any]], Any] = namespace["run"]
     return run

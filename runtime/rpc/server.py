@@ -83,7 +83,6 @@ PROBE_EVERY = 16
 RETRY_BLOCKED_SECONDS = 0.0005
 #: Method names (known or not) whose inline plans a server keeps.
 _INLINE_CACHE_SIZE = 256
-_MISSING: Any = object()
 _ANALYSIS, _UPDATE, _NOLOCK = LockMode.ANALYSIS, LockMode.UPDATE, LockMode.NOLOCK
 
 
@@ -122,20 +121,22 @@ class _Timing:
 
 
 class _Inline:
-    """A method's :class:`InlinePlan` with this server's timing of it."""
+    """A method's :class:`InlinePlan` with this server's timing of it; without a plan, the
+    entry of a name the inline path cannot run (it matches no call: arity -1)."""
 
     __slots__ = ("arity", "lock", "plan", "run", "start", "timing")
 
-    def __init__(self, plan: InlinePlan, timing: _Timing) -> None:
+    def __init__(self, plan: InlinePlan | None, timing: _Timing) -> None:
         self.plan = plan
-        self.lock = plan.lock
-        self.arity = plan.arity
-        self.run = plan.run
-        self.start = plan.start
         self.timing = timing
+        self.lock = LockMode.NOLOCK if plan is None else plan.lock
+        self.arity = -1 if plan is None else plan.arity
+        self.run = _never_run if plan is None else plan.run
+        self.start = None if plan is None else plan.start
 
     def call(self, params: list[Any]) -> Call:
         """A record of one call, for the rare replies that need one (errors)."""
+        assert self.plan is not None
         return Call(self.plan.name, self.plan.handler, [], params[0])
 
 
@@ -163,7 +164,7 @@ class RpcServer:
         self.timings: dict[str, _Timing] = {}
         #: Raw method name → how the inline path runs it (None: it cannot), for
         #: ``inline_version`` of the dispatcher's table.
-        self.inline: dict[bytes, _Inline | None] = {}
+        self.inline: dict[bytes, _Inline] = {}
         self.inline_version = -1
         self.connections: set[_Connection] = set()
         #: Fast calls waiting on the loop for a lock a worker holds, in arrival order.
@@ -250,14 +251,15 @@ class RpcServer:
                 RETRY_BLOCKED_SECONDS, self.retry_blocked
             )
 
-    def inline_entry(self, raw_name: bytes) -> _Inline | None:
-        """How the inline path runs the method called ``raw_name`` (None: it cannot)."""
+    def inline_entry(self, raw_name: bytes) -> _Inline:
+        """How the inline path runs the method called ``raw_name`` (an entry matching no
+        call when it cannot)."""
         try:
             plan = self.dispatcher.inline_plan(raw_name.decode("utf-8"))
         except UnicodeDecodeError:
             plan = None
         if plan is None:
-            entry = None
+            entry = _Inline(None, _Timing())
         else:  # start handlers are not timed: they never run inline, only start there
             entry = _Inline(plan, _Timing() if plan.start else self.timing(plan.name))
         if len(self.inline) < _INLINE_CACHE_SIZE:
@@ -402,12 +404,11 @@ class _Connection(asyncio.Protocol):
                     if inline_ok and type(obj) is list and len(obj) == 4:
                         kind, msgid, raw_name, params = obj
                         if kind == 0 and type(raw_name) is bytes and type(params) is list:
-                            entry = inline.get(raw_name, _MISSING)
-                            if entry is _MISSING:
+                            entry = inline.get(raw_name)
+                            if entry is None:
                                 entry = server.inline_entry(raw_name)
                             if (
-                                entry is not None
-                                and entry.timing.fast
+                                entry.timing.fast
                                 and len(params) == entry.arity
                                 and params[0] == accepted
                                 and type(msgid) is int
@@ -455,8 +456,7 @@ class _Connection(asyncio.Protocol):
                                             pack = self.pack
                                         continue
                             elif (
-                                entry is not None
-                                and entry.start is not None
+                                entry.start is not None
                                 and len(params) == entry.arity
                                 and type(msgid) is int
                                 and 0 <= msgid < limit
@@ -717,6 +717,10 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.idle_handle = self.loop.call_later(max(timeout - idle_for, 0.05), self._check_idle)
+
+
+def _never_run(params: list[Any]) -> Any:
+    raise AssertionError("an entry without a plan matches no call")
 
 
 def _release(lock: RWLock, held: LockMode) -> None:

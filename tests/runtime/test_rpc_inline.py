@@ -44,6 +44,12 @@ class Model:
     def bad_result(self) -> int:
         return "not an int"  # type: ignore[return-value]
 
+    def half(self, value: float) -> float:
+        return value / 2 if value != 7 else 3
+
+    def blob(self) -> bytes:
+        return bytearray(b"made")  # type: ignore[return-value]
+
     def work(self) -> int:
         self.threads.append(threading.current_thread().name)
         time.sleep(self.delay)
@@ -66,6 +72,8 @@ async def served() -> AsyncIterator[tuple[RpcServer, Model]]:
         "fail": Handler(model.fail, LockMode.ANALYSIS, (), t.Int()),
         "bad_result": Handler(model.bad_result, LockMode.UPDATE, (), t.Int()),
         "work": Handler(model.work, LockMode.NOLOCK, (), t.Int()),
+        "half": Handler(model.half, LockMode.ANALYSIS, (t.Float(),), t.Float()),
+        "blob": Handler(model.blob, LockMode.ANALYSIS, (), t.Raw()),
     }
     dispatcher = Dispatcher(handlers, cluster_name="c", on_update=updated)
     rpc = RpcServer(dispatcher, "127.0.0.1", 0, threads=2)
@@ -127,6 +135,7 @@ async def peer(served: tuple[RpcServer, Model]) -> AsyncIterator[RawPeer]:
     warm_up: list[tuple[str, list[Any]]] = [
         ("echo", ["c", b"x"]), ("put", ["c", "k", 0]), ("three", ["c", 1, "a", None]),
         ("fail", ["c"]), ("bad_result", ["c"]), ("work", ["c"]),
+        ("half", ["c", 1.0]), ("blob", ["c"]),
     ]  # fmt: skip
     for method, params in warm_up:
         await client.call(method, params)
@@ -176,6 +185,30 @@ async def test_one_read_answers_every_kind_of_call_as_the_general_path_does(
     assert lock.try_acquire_write()
     lock.release_write()
     assert await peer.call("echo", ["c", b"again"], msgid=12) == (None, "again")
+
+
+@pytest.mark.asyncio
+async def test_values_not_of_the_exact_type_are_still_converted(
+    served: tuple[RpcServer, Model], peer: RawPeer
+) -> None:
+    """The compiled runners pass values of the exact type through and convert the rest
+    by the declared type, both ways."""
+    rpc, _ = served
+    assert _runs_inline(rpc, "half") and _runs_inline(rpc, "blob")
+    await peer.send(
+        [
+            [0, 1, "half", ["c", 5.0]],  # a double as a double
+            [0, 2, "half", ["c", 5]],  # an int for a double: decoded as 5.0
+            [0, 3, "half", ["c", 7]],  # the method returns the int 3: sent as 3.0
+            [0, 4, "half", ["c", True]],  # a bool is not a double
+            [0, 5, "blob", ["c"]],  # a bytearray result: sent as raw
+        ]
+    )
+    replies = await peer.replies(5)
+    assert replies[1] == (None, 2.5) and replies[2] == (None, 2.5)
+    assert replies[3] == (None, 3.0) and type(replies[3][1]) is float
+    assert replies[4][0] == ARGUMENT_ERROR
+    assert replies[5] == (None, "made")
 
 
 @pytest.mark.asyncio
