@@ -219,7 +219,8 @@ class Dispatcher:
         self.model_lock = model_lock or RWLock()
         self.on_update = on_update
         #: The cluster name of the last good call, as sent: equal names skip the check.
-        self.accepted_name: object = None
+        #: A fresh object until then, equal to nothing a client can send (not even nil).
+        self.accepted_name: object = object()
         #: Bumped when the table changes (inline plans built before are stale).
         self.version = 0
 

@@ -162,10 +162,11 @@ async def test_one_read_answers_every_kind_of_call_as_the_general_path_does(
         [2, "put", ["c", "note", 1]],  # a notification: run, never answered
         [0, 9, "three", ["c", 5, "text", {"any": [1, 2]}]],
         [0, 10, "put", ["c", b"\xff", 1]],  # a string that is not UTF-8
-        [0, 11, "echo", ["c", b"last"]],
+        [0, 11, "echo", [None, b"x"]],  # nil for the cluster name
+        [0, 12, "echo", ["c", b"last"]],
     ]
     await peer.send(frames)
-    replies = await peer.replies(11)
+    replies = await peer.replies(12)
     assert replies[1] == (None, b"\xff\x00binary")
     assert replies[2][0] == ARGUMENT_ERROR and "argument 1" in replies[2][1]
     assert "cluster name mismatch" in replies[3][0]
@@ -176,7 +177,8 @@ async def test_one_read_answers_every_kind_of_call_as_the_general_path_does(
     assert replies[8][0] == ARGUMENT_ERROR
     assert replies[9] == (None, [5, "text", {"any": [1, 2]}])
     assert replies[10][0] == ARGUMENT_ERROR and "UTF-8" in replies[10][1]
-    assert replies[11] == (None, "last")
+    assert replies[11][0] == ARGUMENT_ERROR and "cluster name" in replies[11][1]
+    assert replies[12] == (None, "last")
     assert model.values == {"k": 0, "key": 42, "note": 1}
     # put, bad_result (it ran) and the notified put count as updates; the refused put not.
     assert model.updates - updates_before == 3
@@ -184,7 +186,7 @@ async def test_one_read_answers_every_kind_of_call_as_the_general_path_does(
     lock = rpc.dispatcher.model_lock
     assert lock.try_acquire_write()
     lock.release_write()
-    assert await peer.call("echo", ["c", b"again"], msgid=12) == (None, "again")
+    assert await peer.call("echo", ["c", b"again"], msgid=13) == (None, "again")
 
 
 @pytest.mark.asyncio
