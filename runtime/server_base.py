@@ -14,6 +14,12 @@ config, implements the IDL methods, and fills in the hooks the framework calls:
 - :meth:`updated` is what a method calls after changing the model when the framework does
   not count it itself (``#@nolock`` methods that learn): it feeds ``update_count`` and the
   mixer's ``--interval_count`` trigger. ``#@update`` methods are counted by the framework.
+- ``model_lock_for`` names ``#@nolock`` methods that need the whole model anyway (Jubatus
+  declares some engines' methods ``#@nolock`` and locks inside them): the framework then
+  takes its model lock for them, shared or alone, as for ``#@analysis`` / ``#@update``,
+  while clients and proxies still see ``#@nolock``. The server only *tries* that lock on
+  its event loop; a method that waits for a lock of its own there stalls every
+  connection.
 
 The built-in RPCs themselves (``get_config``, ``save``, ``load``, ``get_status``) live in
 :mod:`runtime.service_host`, which calls these hooks under the model lock.
@@ -22,10 +28,11 @@ The built-in RPCs themselves (``get_config``, ``save``, ``load``, ``get_status``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from runtime.errors import ConfigError
+from runtime.locks import LockMode
 from runtime.mix.mixable import Mixable
 
 
@@ -34,6 +41,9 @@ class ServerBase:
 
     #: Version of the model payload written by :meth:`pack`; bump it when the layout changes.
     user_data_version: ClassVar[int] = 1
+    #: ``#@nolock`` methods the framework runs under its model lock anyway, with the mode
+    #: (``ANALYSIS`` shared, ``UPDATE`` alone and counted); see the module docstring.
+    model_lock_for: ClassVar[Mapping[str, LockMode]] = {}
 
     def __init__(self, config_json: str) -> None:
         try:

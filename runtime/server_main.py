@@ -16,6 +16,7 @@ soon as it has registered. ``do_mix`` on a standalone server is a clear error.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
 import os
@@ -145,7 +146,7 @@ class ServerApp:
                 "this server is standalone (no --zookeeper): there is no mixer"
             )
         serv.update_listener = self.host.on_update
-        table = {**handlers, **self.host.handlers(), **mix_rows}
+        table = {**with_model_locks(handlers, serv), **self.host.handlers(), **mix_rows}
         self.dispatcher = Dispatcher(
             table,
             cluster_name=settings.name or None,
@@ -284,6 +285,23 @@ def _release_and_close(zk: Any, lock: Any) -> None:
     finally:
         zk.stop()
         zk.close()
+
+
+def with_model_locks(handlers: Mapping[str, Handler], serv: ServerBase) -> dict[str, Handler]:
+    """The dispatch table with the model lock ``serv.model_lock_for`` declares for some of
+    its ``#@nolock`` methods; ValueError when it names a method that is not ``#@nolock``."""
+    table = dict(handlers)
+    for name, mode in type(serv).model_lock_for.items():
+        row = table.get(name)
+        if row is None:
+            raise ValueError(f"{type(serv).__name__}.model_lock_for names {name!r}: no such method")
+        if row.lock is not LockMode.NOLOCK:
+            raise ValueError(
+                f"{type(serv).__name__}.model_lock_for names {name!r}, which the IDL declares "
+                f"#@{row.lock.value}: only #@nolock methods can be given the model lock"
+            )
+        table[name] = dataclasses.replace(row, lock=mode)
+    return table
 
 
 def run_server(

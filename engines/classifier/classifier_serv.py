@@ -6,22 +6,26 @@ classifier config (``method``, ``parameter``, ``converter``), or in a cluster wi
 ``--zookeeper HOST:PORT --name NAME`` behind ``jubaclassifier_proxy``, where the servers mix
 their models.
 
-Every method is ``#@nolock`` in the IDL, as in Jubatus: the model guards itself with its own
-read/write lock (``train``, ``set_label``, ``delete_label`` and ``clear`` write; ``classify``
-and ``get_labels`` read), and the mixer takes the same lock through
-:class:`~runtime.mix.locked.LockedMixable`. ``train`` and the other writers count as updates
-for the mixer's ``--interval_count`` trigger.
+The IDL declares every method ``#@nolock``, as Jubatus does (its driver locks inside), so
+clients and proxies see what they see with Jubatus. Each method needs the whole model, so
+``model_lock_for`` has the framework take its model lock for them: ``train``,
+``set_label``, ``clear`` and ``delete_label`` alone (counted as updates for the mixer's
+``--interval_count`` trigger), ``classify`` and ``get_labels`` shared. The mixer, ``save``
+and ``load`` take the same lock. The server only tries that lock on its event loop: a
+``classify`` that arrives while a mix applies its diff waits in a queue, and the server
+goes on reading and answering meanwhile.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from typing import ClassVar
 
 from engines.classifier import classifier_types as types
 from engines.classifier.model import ClassifierModel
 from runtime.datum import Datum
-from runtime.locks import RWLock
-from runtime.mix.locked import LockedMixable
+from runtime.locks import LockMode
 from runtime.mix.mixable import Mixable
 from runtime.server_base import ServerBase
 
@@ -31,57 +35,47 @@ class ClassifierServ(ServerBase):
 
     #: 2: the payload holds master and unmixed parts of the model separately.
     user_data_version = 2
+    model_lock_for: ClassVar[Mapping[str, LockMode]] = {
+        "train": LockMode.UPDATE,
+        "classify": LockMode.ANALYSIS,
+        "get_labels": LockMode.ANALYSIS,
+        "set_label": LockMode.UPDATE,
+        "clear": LockMode.UPDATE,
+        "delete_label": LockMode.UPDATE,
+    }
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
         self.model = ClassifierModel(self.config)
-        self.lock = RWLock()
 
     def train(self, data: list[types.LabeledDatum]) -> int:
-        with self.lock.write():
-            trained = self.model.train([(example.label, example.data) for example in data])
-        self.updated()
-        return trained
+        return self.model.train([(example.label, example.data) for example in data])
 
     def classify(self, data: list[Datum]) -> list[list[types.EstimateResult]]:
-        with self.lock.read():
-            results = self.model.classify(data)
+        results = self.model.classify(data)
         return [[types.EstimateResult(label, score) for label, score in row] for row in results]
 
     def get_labels(self) -> dict[str, int]:
-        with self.lock.read():
-            return self.model.get_labels()
+        return self.model.get_labels()
 
     def set_label(self, new_label: str) -> bool:
-        with self.lock.write():
-            added = self.model.set_label(new_label)
-        self.updated()
-        return added
+        return self.model.set_label(new_label)
 
     def clear(self) -> bool:
-        with self.lock.write():
-            cleared = self.model.clear()
-        self.updated()
-        return cleared
+        return self.model.clear()
 
     def delete_label(self, target_label: str) -> bool:
-        with self.lock.write():
-            deleted = self.model.delete_label(target_label)
-        self.updated()
-        return deleted
+        return self.model.delete_label(target_label)
 
     def get_status(self) -> dict[str, str]:
-        with self.lock.read():
-            return self.model.get_status()
+        return self.model.get_status()
 
     def pack(self) -> object:
         # A deep copy: the model may change while the framework writes the file.
-        with self.lock.read():
-            return copy.deepcopy(self.model.pack())
+        return copy.deepcopy(self.model.pack())
 
     def unpack(self, payload: object) -> None:
-        with self.lock.write():
-            self.model.unpack(payload)
+        self.model.unpack(payload)
 
     def mixable(self) -> Mixable:
-        return LockedMixable(self.model, self.lock)
+        return self.model  # the mixer calls it under the framework's model lock

@@ -1,16 +1,19 @@
 """A small real classifier (multiclass perceptron) behind the generated classifier server.
 
 Used by the interop tests: the official ``jubatus.classifier.client.Classifier`` must be
-able to drive a Jubako server built from ``idl/classifier.idl``. ``train`` is
-``#@nolock`` in the IDL (as in Jubatus), so the model guards itself with a lock.
+able to drive a Jubako server built from ``idl/classifier.idl``. The IDL says ``#@nolock``
+(as Jubatus does); ``model_lock_for`` has the framework's model lock guard the model.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Mapping
+from typing import ClassVar
 
 import classifier_types as types
+from engines.classifier.classifier_serv import ClassifierServ as EngineServ
 from runtime.datum import Datum
+from runtime.locks import LockMode
 from runtime.server_base import ServerBase
 
 
@@ -23,9 +26,11 @@ def features(datum: Datum) -> dict[str, float]:
 class ClassifierServ(ServerBase):
     """Multiclass perceptron over string and number features."""
 
+    #: The same methods, the same locks as the shipped classifier's.
+    model_lock_for: ClassVar[Mapping[str, LockMode]] = EngineServ.model_lock_for
+
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
-        self._lock = threading.Lock()
         self._weights: dict[str, dict[str, float]] = {}
         self._counts: dict[str, int] = {}
 
@@ -34,59 +39,52 @@ class ClassifierServ(ServerBase):
         return sum(weights.get(f, 0.0) * x for f, x in vector.items())
 
     def train(self, data: list[types.LabeledDatum]) -> int:
-        with self._lock:
-            for example in data:
-                self._weights.setdefault(example.label, {})
-                self._counts[example.label] = self._counts.get(example.label, 0) + 1
-                vector = features(example.data)
-                best = max(self._weights, key=lambda label: self._score(label, vector))
-                if best != example.label or len(self._weights) == 1:
-                    for f, x in vector.items():
-                        row = self._weights[example.label]
-                        row[f] = row.get(f, 0.0) + x
-                        if best != example.label:
-                            wrong = self._weights[best]
-                            wrong[f] = wrong.get(f, 0.0) - x
-            return len(data)
+        for example in data:
+            self._weights.setdefault(example.label, {})
+            self._counts[example.label] = self._counts.get(example.label, 0) + 1
+            vector = features(example.data)
+            best = max(self._weights, key=lambda label: self._score(label, vector))
+            if best != example.label or len(self._weights) == 1:
+                for f, x in vector.items():
+                    row = self._weights[example.label]
+                    row[f] = row.get(f, 0.0) + x
+                    if best != example.label:
+                        wrong = self._weights[best]
+                        wrong[f] = wrong.get(f, 0.0) - x
+        return len(data)
 
     def classify(self, data: list[Datum]) -> list[list[types.EstimateResult]]:
-        with self._lock:
-            return [
-                [
-                    types.EstimateResult(label, self._score(label, features(d)))
-                    for label in sorted(self._weights)
-                ]
-                for d in data
+        return [
+            [
+                types.EstimateResult(label, self._score(label, features(d)))
+                for label in sorted(self._weights)
             ]
+            for d in data
+        ]
 
     def get_labels(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
+        return dict(self._counts)
 
     def set_label(self, new_label: str) -> bool:
-        with self._lock:
-            if new_label in self._weights:
-                return False
-            self._weights[new_label] = {}
-            self._counts[new_label] = 0
-            return True
+        if new_label in self._weights:
+            return False
+        self._weights[new_label] = {}
+        self._counts[new_label] = 0
+        return True
 
     def clear(self) -> bool:
-        with self._lock:
-            self._weights, self._counts = {}, {}
-            return True
+        self._weights, self._counts = {}, {}
+        return True
 
     def delete_label(self, target_label: str) -> bool:
-        with self._lock:
-            self._counts.pop(target_label, None)
-            return self._weights.pop(target_label, None) is not None
+        self._counts.pop(target_label, None)
+        return self._weights.pop(target_label, None) is not None
 
     def get_status(self) -> dict[str, str]:
         return {"num_classes": str(len(self._weights))}
 
     def pack(self) -> object:
-        with self._lock:
-            return {"weights": self._weights, "counts": self._counts}
+        return {"weights": self._weights, "counts": self._counts}
 
     def unpack(self, payload: object) -> None:
         if not isinstance(payload, dict):
@@ -97,5 +95,4 @@ class ClassifierServ(ServerBase):
             for label, row in text["weights"].items()
         }
         counts = {label.decode(): int(n) for label, n in text["counts"].items()}
-        with self._lock:
-            self._weights, self._counts = weights, counts
+        self._weights, self._counts = weights, counts
