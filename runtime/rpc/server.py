@@ -378,7 +378,8 @@ class _Connection(asyncio.Protocol):
         The inline path: a well-formed request for a method known to be fast, with the
         right argument count and the accepted cluster name, runs right here, with no
         record objects, under the model lock this read holds for its whole run of such
-        calls (taken once; given up when a writer waits, or before any other call).
+        calls (taken once; given up when a writer waits, and before any other call, a
+        ``#@nolock`` one included: it may take the model lock itself, as ``load`` does).
         Everything else goes through :meth:`_handle`.
         """
         server = self.server
@@ -417,7 +418,12 @@ class _Connection(asyncio.Protocol):
                                 mode = entry.lock
                                 if mode is held:  # a writer waiting makes readers let go
                                     runnable = mode is not analysis or not lock.waiting_writers
-                                elif mode is nolock or held is update:
+                                elif mode is nolock:
+                                    if held is not None:  # it may take the lock itself (load)
+                                        _release(lock, held)
+                                        held = None
+                                    runnable = True
+                                elif held is update:
                                     runnable = True
                                 elif held is None:
                                     if mode is analysis:

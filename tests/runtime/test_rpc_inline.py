@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from runtime import types as t
 from runtime.errors import ARGUMENT_ERROR, NO_METHOD_ERROR
-from runtime.locks import LockMode
+from runtime.locks import LockMode, RWLock
 from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.server import RpcServer
 
@@ -27,6 +27,8 @@ class Model:
         self.updates = 0
         self.delay = 0.0
         self.threads: list[str] = []
+        self.lock: RWLock | None = None
+        self.swaps = 0
 
     def echo(self, value: bytes) -> bytes:
         return value
@@ -49,6 +51,13 @@ class Model:
 
     def blob(self) -> bytes:
         return bytearray(b"made")  # type: ignore[return-value]
+
+    def swap(self) -> bool:
+        """A ``#@nolock`` method that takes the model lock itself, as ``load`` does."""
+        assert self.lock is not None
+        with self.lock.write():
+            self.swaps += 1
+        return True
 
     def work(self) -> int:
         self.threads.append(threading.current_thread().name)
@@ -74,8 +83,10 @@ async def served() -> AsyncIterator[tuple[RpcServer, Model]]:
         "work": Handler(model.work, LockMode.NOLOCK, (), t.Int()),
         "half": Handler(model.half, LockMode.ANALYSIS, (t.Float(),), t.Float()),
         "blob": Handler(model.blob, LockMode.ANALYSIS, (), t.Raw()),
+        "swap": Handler(model.swap, LockMode.NOLOCK, (), t.Bool()),
     }
     dispatcher = Dispatcher(handlers, cluster_name="c", on_update=updated)
+    model.lock = dispatcher.model_lock
     rpc = RpcServer(dispatcher, "127.0.0.1", 0, threads=2)
     await rpc.start()
     yield rpc, model
@@ -135,7 +146,7 @@ async def peer(served: tuple[RpcServer, Model]) -> AsyncIterator[RawPeer]:
     warm_up: list[tuple[str, list[Any]]] = [
         ("echo", ["c", b"x"]), ("put", ["c", "k", 0]), ("three", ["c", 1, "a", None]),
         ("fail", ["c"]), ("bad_result", ["c"]), ("work", ["c"]),
-        ("half", ["c", 1.0]), ("blob", ["c"]),
+        ("half", ["c", 1.0]), ("blob", ["c"]), ("swap", ["c"]),
     ]  # fmt: skip
     for method, params in warm_up:
         await client.call(method, params)
@@ -211,6 +222,23 @@ async def test_values_not_of_the_exact_type_are_still_converted(
     assert replies[3] == (None, 3.0) and type(replies[3][1]) is float
     assert replies[4][0] == ARGUMENT_ERROR
     assert replies[5] == (None, "made")
+
+
+@pytest.mark.asyncio
+async def test_a_nolock_method_that_takes_the_model_lock_runs_after_reads_in_one_read(
+    served: tuple[RpcServer, Model], peer: RawPeer
+) -> None:
+    """The read's model lock is given up before a ``#@nolock`` call: such a method may take
+    the lock itself (``load`` takes it alone), which would otherwise wait for ever."""
+    rpc, model = served
+    assert _runs_inline(rpc, "swap") and _runs_inline(rpc, "echo")
+    swaps_before = model.swaps
+    await peer.send(
+        [[0, 1, "echo", ["c", b"x"]], [0, 2, "swap", ["c"]], [0, 3, "echo", ["c", b"y"]]]
+    )
+    replies = await peer.replies(3, timeout=3)
+    assert replies == {1: (None, "x"), 2: (None, True), 3: (None, "y")}
+    assert model.swaps == swaps_before + 1
 
 
 @pytest.mark.asyncio
