@@ -92,11 +92,14 @@ class ServiceHost:
     def handlers(self) -> dict[str, Handler]:
         """Dispatch rows of the built-ins.
 
-        ``save`` and ``load`` take the model lock themselves, for the shortest time.
+        ``save`` is ``#@analysis``, as in Jubatus: the framework holds the shared lock while
+        the file is written (so the server only ever *tries* it on its event loop).
+        ``load`` takes the exclusive lock itself, only to swap the verified model in; it
+        reads and checks the file first, without the lock.
         """
         return {
             "get_config": handler(sig.GET_CONFIG, self.get_config, LockMode.NOLOCK),
-            "save": handler(sig.SAVE, self.save, LockMode.NOLOCK),
+            "save": handler(sig.SAVE, self.save, LockMode.ANALYSIS),
             "load": handler(sig.LOAD, self.load, LockMode.NOLOCK),
             "get_status": handler(sig.GET_STATUS, self.get_status, LockMode.ANALYSIS),
         }
@@ -116,17 +119,17 @@ class ServiceHost:
         return model_path(Path(self.settings.datadir), self.server_id, self.service_type, model_id)
 
     def save(self, model_id: str) -> dict[str, str]:
-        """Write the model to ``<datadir>/<ip>_<port>_<type>_<id>.jubatus`` atomically."""
+        """Write the model to ``<datadir>/<ip>_<port>_<type>_<id>.jubatus`` atomically
+        (the caller holds the model's shared lock: the row is ``#@analysis``)."""
         path = self._path(model_id)
-        with self.model_lock.read():
-            write_model_file(
-                path,
-                service_type=self.service_type,
-                model_id=model_id,
-                config_json=self.serv.config_json,
-                user_data_version=self.serv.user_data_version,
-                payload=self.serv.pack(),
-            )
+        write_model_file(
+            path,
+            service_type=self.service_type,
+            model_id=model_id,
+            config_json=self.serv.config_json,
+            user_data_version=self.serv.user_data_version,
+            payload=self.serv.pack(),
+        )
         self.last_saved = str(int(time.time()))
         self.last_saved_path = str(path)
         log.info("saved model %r to %s", model_id, path)
