@@ -9,6 +9,7 @@ the model in, so a bad file never touches the running model.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import os
@@ -94,13 +95,16 @@ class ServiceHost:
 
         ``save`` is ``#@analysis``, as in Jubatus: the framework holds the shared lock while
         the file is written (so the server only ever *tries* it on its event loop).
-        ``load`` takes the exclusive lock itself, only to swap the verified model in; it
-        reads and checks the file first, without the lock.
+        ``load`` takes the exclusive lock itself, only to swap the verified model in (it
+        reads and checks the file first, without the lock), and always runs on a worker:
+        it may wait for that lock.
         """
         return {
             "get_config": handler(sig.GET_CONFIG, self.get_config, LockMode.NOLOCK),
             "save": handler(sig.SAVE, self.save, LockMode.ANALYSIS),
-            "load": handler(sig.LOAD, self.load, LockMode.NOLOCK),
+            "load": dataclasses.replace(
+                handler(sig.LOAD, self.load, LockMode.NOLOCK), on_worker=True
+            ),
             "get_status": handler(sig.GET_STATUS, self.get_status, LockMode.ANALYSIS),
         }
 

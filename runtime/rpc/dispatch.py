@@ -58,6 +58,9 @@ class Handler:
     ret_type: Descriptor[Any] | None
     takes_cluster_name: bool = True
     start: Callable[[list[Any], Done], None] | None = None
+    #: Always run on a worker thread, however fast it has been (a method that may wait
+    #: for a lock of its own or for I/O, such as ``load``).
+    on_worker: bool = False
     is_async: bool = field(init=False, default=False)
     #: Every argument is ``object``: the wire values are the arguments (the proxy's rows).
     passes_args: bool = field(init=False, default=False)
@@ -240,7 +243,7 @@ class Dispatcher:
                 return None
             arity = len(handler.arg_types)
             return InlinePlan(method, handler, handler.lock, arity, _unused, handler.start)
-        if handler.is_async or not handler.takes_cluster_name:
+        if handler.is_async or handler.on_worker or not handler.takes_cluster_name:
             return None
         arity = len(handler.arg_types) + 1
         return InlinePlan(method, handler, handler.lock, arity, _runner(method, handler))

@@ -574,8 +574,8 @@ class _Connection(asyncio.Protocol):
             task.add_done_callback(lambda t: self._async_done(msgid, call, t))
             return
         timing = self.server.timings.get(method) or self.server.timing(method)
-        fast = timing.fast
-        if fast or timing.should_probe():
+        fast = timing.fast and not handler.on_worker
+        if fast or (timing.should_probe() and not handler.on_worker):
             if fast and self.server.blocked:  # keep the order: behind calls waiting for a lock
                 self.server.defer(self, msgid, call)
                 return

@@ -84,6 +84,7 @@ async def served() -> AsyncIterator[tuple[RpcServer, Model]]:
         "half": Handler(model.half, LockMode.ANALYSIS, (t.Float(),), t.Float()),
         "blob": Handler(model.blob, LockMode.ANALYSIS, (), t.Raw()),
         "swap": Handler(model.swap, LockMode.NOLOCK, (), t.Bool()),
+        "on_worker": Handler(model.work, LockMode.NOLOCK, (), t.Int(), on_worker=True),
     }
     dispatcher = Dispatcher(handlers, cluster_name="c", on_update=updated)
     model.lock = dispatcher.model_lock
@@ -305,3 +306,17 @@ async def test_a_method_turning_slow_leaves_the_inline_path(
 
 def _runs_inline(rpc: RpcServer, method: str) -> bool:
     return rpc.timings[method].fast
+
+
+@pytest.mark.asyncio
+async def test_an_on_worker_method_never_runs_on_the_loop(
+    served: tuple[RpcServer, Model], peer: RawPeer
+) -> None:
+    _, model = served
+    model.threads.clear()
+    for msgid in range(1, 21):  # however fast it proves to be
+        assert (await peer.call("on_worker", ["c"], msgid=msgid))[0] is None
+    await peer.send([[0, 100 + i, "on_worker", ["c"]] for i in range(16)])
+    await peer.replies(16)
+    assert len(model.threads) == 36
+    assert all(name.startswith("rpc") for name in model.threads), set(model.threads)
