@@ -400,7 +400,7 @@ class _Relay:
         self.params = params
         self.done = done
         self.attempt = 0
-        self.failures: list[str] | None = None
+        self.failures: list[str] = []
 
     def send(self, client: AsyncClient) -> None:
         self.forwarder.stats.forward_count += 1
@@ -413,8 +413,6 @@ class _Relay:
         if error is None:
             self.done(None, result)
             return
-        if self.failures is None:
-            self.failures = []
         node = self.tries[self.attempt]
         if not isinstance(error, _TRANSPORT_ERRORS):
             self._fail(ForwardError(_wire_error_of(error)))

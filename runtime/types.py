@@ -131,7 +131,7 @@ class String(Descriptor[str]):
         raise _fail("string", wire)
 
     def encode(self, value: str) -> object:
-        if type(value) is str or isinstance(value, str):
+        if isinstance(value, str):
             return value
         raise _fail("string", value)
 
@@ -141,15 +141,13 @@ class Raw(Descriptor[bytes]):
     as_is = bytes
 
     def decode(self, wire: object) -> bytes:
-        if type(wire) is bytes or isinstance(wire, bytes):
+        if isinstance(wire, bytes):
             return wire
         if isinstance(wire, str):
             return wire.encode("utf-8")
         raise _fail("raw", wire)
 
     def encode(self, value: bytes) -> object:
-        if type(value) is bytes:
-            return value
         if isinstance(value, bytes | bytearray):
             return bytes(value)
         raise _fail("raw", value)

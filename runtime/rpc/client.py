@@ -259,28 +259,18 @@ class AsyncClient:
             return False
         msgid = next(self._ids) % MSGID_LIMIT
         self._pending[msgid] = (callback, method)
-        out = protocol.out  # as protocol.send does
-        if not out:
-            protocol.loop.call_soon(protocol._flush)
-        out.append(protocol.pack([0, msgid, method, params]))
+        protocol.send(protocol.pack([0, msgid, method, params]))
         limit = self.timeout if timeout is _UNSET else timeout
         if limit is not None:
-            deadline = protocol.loop.time() + limit
-            deadlines = self._deadlines
-            pending = self._pending
-            # Drop the answered calls at the head: replies mostly come back in order, so the
-            # queue stays about as long as the calls in flight (not every call of a timeout).
-            while deadlines and deadlines[0][1] not in pending:
-                deadlines.popleft()
-            if self._sweeper is not None and deadlines and deadline >= deadlines[-1][0]:
-                deadlines.append((deadline, msgid))  # in order, and a timer is armed
-            else:
-                self._add_deadline(protocol.loop, msgid, deadline)
+            self._add_deadline(protocol.loop, msgid, protocol.loop.time() + limit)
         return True
 
     def _add_deadline(self, loop: asyncio.AbstractEventLoop, msgid: int, deadline: float) -> None:
         """Deadlines of ``call_soon`` calls share one timer (a timer per call costs more
         than the rest of a relayed call's bookkeeping)."""
+        # Replies mostly come back in order, so dropping the answered calls at the head
+        # keeps the queue about as long as the calls in flight, not every call of a timeout.
+        self._drop_answered()
         deadlines = self._deadlines
         if deadlines and deadline < deadlines[-1][0]:
             # Out of order (a shorter timeout than the calls before it): keep it sorted.
@@ -292,6 +282,12 @@ class AsyncClient:
                 self._sweeper.cancel()
             self._sweep_at = deadline
             self._sweeper = loop.call_at(deadline, self._sweep)
+
+    def _drop_answered(self) -> None:
+        """Drop the deadlines at the head of the queue whose calls have been answered."""
+        deadlines, pending = self._deadlines, self._pending
+        while deadlines and deadlines[0][1] not in pending:
+            deadlines.popleft()
 
     def _sweep(self) -> None:
         """Time out every ``call_soon`` call past its deadline; re-arm for the next."""
@@ -307,9 +303,7 @@ class AsyncClient:
                 callback, method = waiting
                 where = f"{method} to {self.host}:{self.port}"
                 callback(RPCTimeout(f"{where}: request timed out"), None)
-        # Drop entries whose calls have been answered, so the queue stays short.
-        while deadlines and deadlines[0][1] not in self._pending:
-            deadlines.popleft()
+        self._drop_answered()
         if deadlines:
             self._sweep_at = deadlines[0][0]
             self._sweeper = loop.call_at(self._sweep_at, self._sweep)

@@ -86,7 +86,7 @@ class Call:
     ran_seconds: float = 0.0
 
 
-#: What :attr:`InlinePlan.invoke` returns when an argument does not decode (the method
+#: What :attr:`InlinePlan.run` returns when an argument does not decode (the method
 #: did not run; the general path then builds the error reply).
 BAD_ARGUMENTS: Any = object()
 

@@ -162,8 +162,8 @@ class RpcServer:
         self.idle_timeout = idle_timeout
         self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="rpc")
         self.timings: dict[str, _Timing] = {}
-        #: Raw method name → how the inline path runs it (None: it cannot), for
-        #: ``inline_version`` of the dispatcher's table.
+        #: Raw method name → how the inline path runs it (an entry that matches no call
+        #: when it cannot), for ``inline_version`` of the dispatcher's table.
         self.inline: dict[bytes, _Inline] = {}
         self.inline_version = -1
         self.connections: set[_Connection] = set()
@@ -360,11 +360,8 @@ class _Connection(asyncio.Protocol):
             self._serve_read()
         finally:
             self.in_read = False
-        out = self.out
-        if out and not self.closed:
-            assert self.transport is not None
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
+        if self.out:
+            self._flush()
 
     def _abort(self, error: Exception) -> None:
         log.warning("closing connection from %s: %s", self.peer, error)
@@ -432,8 +429,8 @@ class _Connection(asyncio.Protocol):
                                         runnable = lock.try_acquire_write()
                                     if runnable:
                                         held = mode
-                                else:
-                                    held = self._lock_for(mode, held)
+                                else:  # held for reading, and an update comes
+                                    held = self._upgrade()
                                     runnable = held is not None
                                 if runnable:
                                     countdown -= 1
@@ -489,16 +486,11 @@ class _Connection(asyncio.Protocol):
                 except Exception:
                     log.exception("internal error answering a message from %s", self.peer)
         except Exception as error:  # from the unpacker, or a malformed message
-            if held is not None:
-                _release(lock, held)
-                held = None
             self._abort(decoder.stream_error(error))
         finally:
             self.sample_countdown = countdown
-            if held is _ANALYSIS:
-                lock.release_read()
-            elif held is _UPDATE:
-                lock.release_write()
+            if held is not None:
+                _release(lock, held)
 
     def _started_done(
         self,
@@ -515,17 +507,12 @@ class _Connection(asyncio.Protocol):
         else:
             self._fail(msgid, entry.call(params), error)
 
-    def _lock_for(self, mode: LockMode, held: LockMode | None) -> LockMode | None:
-        """Switch the lock an inline run holds to one ``mode`` calls can run under; returns
-        what is held afterwards (None: the lock is busy, the call takes the general path)."""
+    def _upgrade(self) -> LockMode | None:
+        """Trade the read lock an inline run holds for the write lock; returns what is held
+        afterwards (None: the lock is busy, the call takes the general path)."""
         lock = self.dispatcher.model_lock
-        if held is LockMode.UPDATE:
-            return held  # exclusive: covers reads too
-        if held is LockMode.ANALYSIS:
-            lock.release_read()
-        if mode is LockMode.ANALYSIS:
-            return mode if lock.try_acquire_read() else None
-        return mode if lock.try_acquire_write() else None
+        lock.release_read()
+        return _UPDATE if lock.try_acquire_write() else None
 
     def _updated(self) -> None:
         on_update = self.dispatcher.on_update
