@@ -89,13 +89,15 @@ _ANALYSIS, _UPDATE, _NOLOCK = LockMode.ANALYSIS, LockMode.UPDATE, LockMode.NOLOC
 class _Timing:
     """Running estimate of one method's duration."""
 
-    __slots__ = ("estimate", "fast", "runs")
+    __slots__ = ("entries", "estimate", "fast", "runs")
 
     def __init__(self) -> None:
         self.estimate = 0.0
         self.runs = 0
         #: Timed at least once and estimated under FAST_CALL_SECONDS: runs inline.
         self.fast = False
+        #: The inline entries of this method, told when ``fast`` changes.
+        self.entries: list[_Inline] = []
 
     def record(self, seconds: float, *, on_loop: bool = False) -> None:
         """Add one run. A fast run timed on the loop thread sets the estimate: it is exact.
@@ -108,7 +110,11 @@ class _Timing:
             self.estimate = seconds
         else:
             self.estimate = self.estimate * 0.8 + seconds * 0.2
-        self.fast = self.estimate < FAST_CALL_SECONDS
+        fast = self.estimate < FAST_CALL_SECONDS
+        if fast is not self.fast:
+            self.fast = fast
+            for entry in self.entries:
+                entry.ready_arity = entry.arity if fast else -1
 
     def should_probe(self) -> bool:
         """Whether a method that looks slow, but not very, should run once on the loop to be
@@ -124,13 +130,17 @@ class _Inline:
     """A method's :class:`InlinePlan` with this server's timing of it; without a plan, the
     entry of a name the inline path cannot run (it matches no call: arity -1)."""
 
-    __slots__ = ("arity", "lock", "plan", "run", "start", "timing")
+    __slots__ = ("arity", "lock", "plan", "ready_arity", "run", "start", "timing")
 
     def __init__(self, plan: InlinePlan | None, timing: _Timing) -> None:
         self.plan = plan
         self.timing = timing
         self.lock = LockMode.NOLOCK if plan is None else plan.lock
         self.arity = -1 if plan is None else plan.arity
+        #: ``arity`` while the method is known to be fast, else -1 (no call has it): one
+        #: comparison checks both on the inline path. Kept by ``timing`` once the server
+        #: caches the entry.
+        self.ready_arity = self.arity if timing.fast else -1
         self.run = _never_run if plan is None else plan.run
         self.start = None if plan is None else plan.start
 
@@ -251,9 +261,11 @@ class RpcServer:
                 RETRY_BLOCKED_SECONDS, self.retry_blocked
             )
 
-    def inline_entry(self, raw_name: bytes) -> _Inline:
+    def inline_entry(self, raw_name: object) -> _Inline:
         """How the inline path runs the method called ``raw_name`` (an entry matching no
-        call when it cannot)."""
+        call when it cannot: a name that is not a string is not cached)."""
+        if type(raw_name) is not bytes:
+            return _Inline(None, _Timing())
         try:
             plan = self.dispatcher.inline_plan(raw_name.decode("utf-8"))
         except UnicodeDecodeError:
@@ -264,7 +276,15 @@ class RpcServer:
             entry = _Inline(plan, _Timing() if plan.start else self.timing(plan.name))
         if len(self.inline) < _INLINE_CACHE_SIZE:
             self.inline[raw_name] = entry
+            entry.timing.entries.append(entry)
         return entry
+
+    def clear_inline(self) -> None:
+        """Forget the inline entries (the dispatcher's table changed)."""
+        self.inline.clear()
+        for timing in self.timings.values():
+            timing.entries.clear()
+        self.inline_version = self.dispatcher.version
 
     def flush_soon(self, connection: _Connection) -> None:
         """Write ``connection``'s replies at the end of this loop iteration. Connections
@@ -382,13 +402,14 @@ class _Connection(asyncio.Protocol):
         server = self.server
         dispatcher = self.dispatcher
         if server.inline_version != dispatcher.version:
-            server.inline.clear()
-            server.inline_version = dispatcher.version
+            server.clear_inline()
         inline = server.inline
         lock = dispatcher.model_lock
         decoder = self.decoder
-        out = self.out
-        pack = self.pack
+        # The replies of this read's inline calls, packed together: before any other reply
+        # is written (the order is kept) and at the end of the read.
+        replies: list[tuple[int, int, None, Any]] = []
+        reply = replies.append
         # Refreshed after every call that takes the general path (it may change them).
         inline_ok = not self.debug and not server.blocked
         accepted = dispatcher.accepted_name
@@ -399,85 +420,89 @@ class _Connection(asyncio.Protocol):
         try:
             for obj in decoder.unpacker:
                 try:
-                    if inline_ok and type(obj) is list and len(obj) == 4:
+                    try:  # a request is [0, msgid, method, params]
                         kind, msgid, raw_name, params = obj
-                        if kind == 0 and type(raw_name) is bytes and type(params) is list:
-                            entry = inline.get(raw_name)
-                            if entry is None:
-                                entry = server.inline_entry(raw_name)
-                            if (
-                                entry.timing.fast
-                                and len(params) == entry.arity
-                                and params[0] == accepted
-                                and type(msgid) is int
-                                and 0 <= msgid < limit
-                            ):
-                                mode = entry.lock
-                                if mode is held:  # a writer waiting makes readers let go
-                                    runnable = mode is not analysis or not lock.waiting_writers
-                                elif mode is nolock:
-                                    if held is not None:  # it may take the lock itself (load)
-                                        _release(lock, held)
-                                        held = None
-                                    runnable = True
-                                elif held is update:
-                                    runnable = True
-                                elif held is None:
-                                    if mode is analysis:
-                                        runnable = lock.try_acquire_read()
-                                    else:
-                                        runnable = lock.try_acquire_write()
-                                    if runnable:
-                                        held = mode
-                                else:  # held for reading, and an update comes
-                                    held = self._upgrade()
-                                    runnable = held is not None
-                                if runnable:
-                                    countdown -= 1
-                                    try:
-                                        if countdown:
-                                            result = entry.run(params)
-                                        else:  # time one inline call in SAMPLE_EVERY
-                                            countdown = SAMPLE_EVERY
-                                            started = time.perf_counter()
-                                            result = entry.run(params)
-                                            entry.timing.record(
-                                                time.perf_counter() - started, on_loop=True
-                                            )
-                                    except Exception as error:
-                                        if mode is update and type(error) is BadResult:
-                                            self._updated()  # the method did run
-                                        self._fail(msgid, entry.call(params), error)
-                                        continue
-                                    if result is not bad_arguments:
-                                        if mode is update:
-                                            self._updated()
-                                        try:
-                                            out.append(pack([1, msgid, None, result]))
-                                        except (TypeError, ValueError, OverflowError):
-                                            self._reply(msgid, None, result)  # the error reply
-                                            pack = self.pack
-                                        continue
-                            elif (
-                                entry.start is not None
-                                and len(params) == entry.arity
-                                and type(msgid) is int
-                                and 0 <= msgid < limit
-                            ):
-                                if held is not None:
+                    except (TypeError, ValueError):  # not a sequence of four
+                        kind = None
+                    if kind == 0 and inline_ok and type(params) is list:
+                        try:
+                            entry = inline[raw_name]
+                        except (KeyError, TypeError):  # new, or not even hashable
+                            entry = server.inline_entry(raw_name)
+                        if (
+                            len(params) == entry.ready_arity  # -1 unless known to be fast
+                            and params[0] == accepted
+                            and type(msgid) is int
+                            and 0 <= msgid < limit
+                        ):
+                            mode = entry.lock
+                            if mode is held:  # a writer waiting makes readers let go
+                                runnable = mode is not analysis or not lock.waiting_writers
+                            elif mode is nolock:
+                                if held is not None:  # it may take the lock itself (load)
                                     _release(lock, held)
                                     held = None
-                                self._start_pending()
-                                done = functools.partial(self._started_done, msgid, entry, params)
+                                runnable = True
+                            elif held is update:
+                                runnable = True
+                            elif held is None:
+                                if mode is analysis:
+                                    runnable = lock.try_acquire_read()
+                                else:
+                                    runnable = lock.try_acquire_write()
+                                if runnable:
+                                    held = mode
+                            else:  # held for reading, and an update comes
+                                held = self._upgrade()
+                                runnable = held is not None
+                            if runnable:
+                                countdown -= 1
                                 try:
-                                    entry.start(params, done)
+                                    if countdown:
+                                        result = entry.run(params)
+                                    else:  # time one inline call in SAMPLE_EVERY
+                                        countdown = SAMPLE_EVERY
+                                        started = time.perf_counter()
+                                        result = entry.run(params)
+                                        entry.timing.record(
+                                            time.perf_counter() - started, on_loop=True
+                                        )
                                 except Exception as error:
-                                    done(error, None)
-                                continue
+                                    if mode is update and type(error) is BadResult:
+                                        self._updated()  # the method did run
+                                    if replies:
+                                        self._pack_replies(replies)
+                                    self._fail(msgid, entry.call(params), error)
+                                    continue
+                                if result is not bad_arguments:
+                                    if mode is update:
+                                        self._updated()
+                                    reply((1, msgid, None, result))
+                                    continue
+                        elif (
+                            entry.start is not None
+                            and len(params) == entry.arity
+                            and type(msgid) is int
+                            and 0 <= msgid < limit
+                        ):
+                            if held is not None:
+                                _release(lock, held)
+                                held = None
+                            if replies:
+                                self._pack_replies(replies)
+                            self._start_pending()
+                            done = functools.partial(self._started_done, msgid, entry, params)
+                            try:
+                                entry.start(params, done)
+                            except Exception as error:
+                                done(error, None)
+                            continue
                     # The general path: give up the lock this read holds first.
                     if held is not None:
                         _release(lock, held)
                         held = None
+                    if replies:
+                        self._pack_replies(replies)
                     self._handle_message(decoder.message(obj))
                     inline_ok = not self.debug and not server.blocked
                     accepted = dispatcher.accepted_name
@@ -491,6 +516,25 @@ class _Connection(asyncio.Protocol):
             self.sample_countdown = countdown
             if held is not None:
                 _release(lock, held)
+            if replies:
+                self._pack_replies(replies)
+
+    def _pack_replies(self, replies: list[tuple[int, int, None, Any]]) -> None:
+        """Add the inline calls' ``replies`` to the output, packed in one call (as an
+        array, whose header is cut off), and empty the list."""
+        count = len(replies)
+        try:
+            if count == 1:
+                packed = self.pack(replies[0])
+            else:  # fixarray header under 16 items, array 16 under 65536, else array 32
+                packed = self.pack(replies)[1 if count < 16 else 3 if count < 0x10000 else 5 :]
+        except (TypeError, ValueError, OverflowError):  # a result that does not pack
+            self.pack = response_packer().pack  # a packer that failed may hold a partial value
+            for _, msgid, _, result in replies:
+                self._reply(msgid, None, result)  # the error reply for those that fail
+        else:
+            self.out.append(packed)
+        replies.clear()
 
     def _started_done(
         self,

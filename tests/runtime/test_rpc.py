@@ -277,6 +277,10 @@ async def test_a_slow_call_does_not_hold_up_other_connections(
         msgpack.packb({"not": "an array"}),
         msgpack.packb([0, "id", "get", ["c", "k"]]),
         msgpack.packb([0, 1, 2, ["c"]]),
+        msgpack.packb([0, 1, ["get"], ["c", "k"]]),  # a method name that is not hashable
+        msgpack.packb([0, 1, None, ["c", "k"]]),
+        msgpack.packb(b"\x00get"),  # a string of four bytes, not an array of four items
+        msgpack.packb({0: 1, 2: 3, 4: 5, 6: 7}),
     ],
 )
 async def test_garbage_closes_only_that_connection(

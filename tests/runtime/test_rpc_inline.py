@@ -46,6 +46,9 @@ class Model:
     def bad_result(self) -> int:
         return "not an int"  # type: ignore[return-value]
 
+    def unpackable(self, kind: int) -> Any:
+        return {kind} if kind else kind  # a set does not pack
+
     def half(self, value: float) -> float:
         return value / 2 if value != 7 else 3
 
@@ -81,6 +84,7 @@ async def served() -> AsyncIterator[tuple[RpcServer, Model]]:
         "fail": Handler(model.fail, LockMode.ANALYSIS, (), t.Int()),
         "bad_result": Handler(model.bad_result, LockMode.UPDATE, (), t.Int()),
         "work": Handler(model.work, LockMode.NOLOCK, (), t.Int()),
+        "unpackable": Handler(model.unpackable, LockMode.ANALYSIS, (t.Int(),), t.Object()),
         "half": Handler(model.half, LockMode.ANALYSIS, (t.Float(),), t.Float()),
         "blob": Handler(model.blob, LockMode.ANALYSIS, (), t.Raw()),
         "swap": Handler(model.swap, LockMode.NOLOCK, (), t.Bool()),
@@ -147,7 +151,7 @@ async def peer(served: tuple[RpcServer, Model]) -> AsyncIterator[RawPeer]:
     warm_up: list[tuple[str, list[Any]]] = [
         ("echo", ["c", b"x"]), ("put", ["c", "k", 0]), ("three", ["c", 1, "a", None]),
         ("fail", ["c"]), ("bad_result", ["c"]), ("work", ["c"]),
-        ("half", ["c", 1.0]), ("blob", ["c"]), ("swap", ["c"]),
+        ("half", ["c", 1.0]), ("blob", ["c"]), ("swap", ["c"]), ("unpackable", ["c", 0]),
     ]  # fmt: skip
     for method, params in warm_up:
         await client.call(method, params)
@@ -199,6 +203,39 @@ async def test_one_read_answers_every_kind_of_call_as_the_general_path_does(
     assert lock.try_acquire_write()
     lock.release_write()
     assert await peer.call("echo", ["c", b"again"], msgid=13) == (None, "again")
+
+
+@pytest.mark.asyncio
+async def test_replies_keep_the_order_of_the_calls_and_a_result_that_does_not_pack_fails_alone(
+    peer: RawPeer,
+) -> None:
+    # Inline replies are packed together per run of calls: one that cannot be packed must
+    # not take its neighbours with it, and replies go out in the order the calls came.
+    frames: list[list[Any]] = []
+    for msgid in range(40):
+        if msgid in (7, 30):
+            frames.append([0, msgid, "unpackable", ["c", 1]])
+        elif msgid == 20:
+            frames.append([0, msgid, "echo", ["c", 5]])  # wrong type: the general path
+        else:
+            frames.append([0, msgid, "unpackable", ["c", 0]])
+    await peer.send(frames)
+    order: list[int] = []
+    unpacker = msgpack.Unpacker(raw=False)
+    replies: dict[int, tuple[Any, Any]] = {}
+    while len(order) < 40:
+        data = await asyncio.wait_for(peer.reader.read(65536), 5)
+        assert data, "the server closed the connection"
+        unpacker.feed(data)
+        for _, msgid, error, result in unpacker:
+            order.append(msgid)
+            replies[msgid] = (error, result)
+    assert order == list(range(40))
+    for msgid in (7, 30):
+        assert replies[msgid][0].startswith("cannot pack the result")
+    assert replies[20][0] == ARGUMENT_ERROR
+    assert all(replies[m] == (None, 0) for m in range(40) if m not in (7, 20, 30))
+    assert await peer.call("echo", ["c", b"after"], msgid=99) == (None, "after")  # as text
 
 
 @pytest.mark.asyncio
