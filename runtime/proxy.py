@@ -38,6 +38,7 @@ import functools
 import logging
 import random
 import time
+import typing
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,7 +55,7 @@ from runtime.errors import (
 )
 from runtime.locks import LockMode
 from runtime.routing import Route, Routing
-from runtime.rpc.client import AsyncClient
+from runtime.rpc.client import AsyncClient, ReplyCallback
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ class Forwarder:
         #: Views already resolved, by the cluster name as it came off the wire (``str`` or
         #: ``bytes``); views live as long as the proxy.
         self._known: dict[str | bytes, ClusterView] = {}
+        self._on_relay_error = self._relay_failed  # bound once: relays pass it on every call
 
     def start(self, method: str, params: list[Any], done: Done) -> None:
         """Forward like :meth:`forward`; report through ``done`` (see the module docstring)."""
@@ -213,42 +215,44 @@ class Forwarder:
     def _relay(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
         """Send to the first candidate over an open connection; False to take the slow way.
 
-        Nothing is allocated for failing over unless the first candidate fails: the reply
-        callback is a partial of :meth:`_relayed`, which hands a failure to a
-        :class:`_Relay` that tries the rest.
+        Nothing is allocated for failing over: the answer goes straight to ``done``, and a
+        failure to :meth:`_relay_failed` (one bound method for every call), which works out
+        the other candidates only then.
         """
         targets = self._targets(route, view, params)
         if targets is None:
             return False
-        if route.routing is Routing.CHT:  # a cht read with ``pass``: every replica in turn
-            tries = targets
-        else:  # random: one server (another if it fails, for analysis calls)
-            shuffled = self._shuffled(targets)
-            tries = shuffled if _fails_over(route) else shuffled[:1]
-        reply = functools.partial(self._relayed, route, view, tries, params, done)
-        client = self.caller.client(*tries[0])
-        if not client.call_soon(route.name, params, reply, timeout=self.timeout):
+        # cht (a read with ``pass``): the first replica; random: any up-to-date server.
+        first = targets[0] if route.routing is Routing.CHT else self.rng.choice(targets)
+        client = self.caller.client(*first)
+        if not client.call_soon(
+            route.name, params, done, timeout=self.timeout, on_error=self._on_relay_error
+        ):
             return False  # no open connection: ``forward`` connects
         stats = self.stats
         stats.request_count += 1
         stats.forward_count += 1
         return True
 
-    def _relayed(
+    def _relay_failed(
         self,
-        route: Route,
-        view: ClusterView,
-        tries: list[Node],
-        params: list[Any],
-        done: Done,
-        error: RPCError | None,
-        result: object,
+        error: RPCError,
+        node: Node,
+        method: str,
+        params: Sequence[object],
+        callback: ReplyCallback,
     ) -> None:
-        """The first candidate's answer to a relayed call."""
-        if error is None:
-            done(None, result)
-        else:
-            _Relay(self, route, view, tries, params, done).reply(error, None)
+        """A relayed call's first server failed: the rest of the candidates, as ``forward``
+        orders them (the ring's order for cht, a shuffle for random), are tried in turn by
+        a :class:`_Relay`; an update sent by ``random`` is not retried."""
+        route = self.routes[method]
+        wire_params = list(params)
+        view = self._known[typing.cast(str | bytes, wire_params[0])]  # relays need a known view
+        others = [n for n in self._targets(route, view, wire_params) or () if n != node]
+        if route.routing is not Routing.CHT:
+            others = self._shuffled(others) if _fails_over(route) else []
+        done = typing.cast(Done, callback)  # what _relay passed: a Done
+        _Relay(self, route, view, [node, *others], wire_params, done).reply(error, None)
 
     async def forward(self, method: str, params: list[Any]) -> object:
         """Forward ``method`` with wire ``params`` (cluster name first); returns the folded

@@ -11,11 +11,9 @@ bytes); generated code decodes it with the method's descriptors.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import itertools
 import socket
 import typing
-from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -35,6 +33,7 @@ from runtime.errors import (
 from runtime.rpc.protocol import MSGID_LIMIT, Decoder, Response, pack_request
 
 _UNSET: Any = object()
+_NEVER = float("inf")
 
 
 def error_for(error: Any, result: Any) -> RPCError:
@@ -59,16 +58,32 @@ def _expire(future: asyncio.Future[Any], where: str) -> None:
         future.set_exception(RPCTimeout(f"{where}: request timed out"))
 
 
-#: A pending :meth:`AsyncClient.call_soon`: its callback, and the method (for the timeout
-#: message). A plain tuple: cheaper than an object per relayed call.
-_Waiter = tuple[ReplyCallback, str]
+#: What a :meth:`AsyncClient.call_soon` call given ``on_error`` calls when it fails, instead
+#: of its callback: ``on_error(error, (host, port), method, params, callback)``. One bound
+#: method serves every call: a relay fails over without a closure per call.
+FailureHandler = Callable[[RPCError, tuple[str, int], str, Sequence[object], ReplyCallback], None]
+
+#: A pending :meth:`AsyncClient.call_soon`: its callback, the method (for the timeout
+#: message), its params and failure handler (for ``on_error``), and its deadline on the
+#: loop's clock (``inf``: none). A plain tuple: cheaper than an object per relayed call.
+_Waiter = tuple[ReplyCallback, str, Sequence[object], FailureHandler | None, float]
 
 _Pending = dict[int, "asyncio.Future[Any] | _Waiter"]
 
 
+def _fail_waiter(waiting: _Waiter, error: RPCError, node: tuple[str, int]) -> None:
+    """Report a failed ``call_soon`` call to its failure handler, or else its callback."""
+    callback, method, params, on_error, _ = waiting
+    if on_error is None:
+        callback(error, None)
+    else:
+        on_error(error, node, method, params, callback)
+
+
 class _ClientProtocol(asyncio.Protocol):
-    def __init__(self, pending: _Pending, max_size: int) -> None:
+    def __init__(self, pending: _Pending, max_size: int, node: tuple[str, int]) -> None:
         self.pending = pending
+        self.node = node
         self.decoder = Decoder(max_size)
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
@@ -131,7 +146,10 @@ class _ClientProtocol(asyncio.Protocol):
             if waiting is None:
                 continue
             if type(waiting) is tuple:
-                waiting[0](None if error is None else error_for(error, result), result)
+                if error is None:
+                    waiting[0](None, result)
+                else:
+                    _fail_waiter(waiting, error_for(error, result), self.node)
                 continue
             assert isinstance(waiting, asyncio.Future)
             if waiting.done():
@@ -154,7 +172,7 @@ class _ClientProtocol(asyncio.Protocol):
                 if not waiting.done():
                     waiting.set_exception(error)
             else:
-                waiting[0](error, None)
+                _fail_waiter(waiting, error, self.node)
 
 
 class AsyncClient:
@@ -173,13 +191,14 @@ class AsyncClient:
         self.timeout = timeout
         self.max_message_size = max_message_size
         self._pending: _Pending = {}
-        #: ``(deadline, msgid)`` of ``call_soon`` calls in deadline order, one timer for all.
-        self._deadlines: deque[tuple[float, int]] = deque()
+        #: One timer for the deadlines of every ``call_soon`` call (kept in their waiters),
+        #: set for the earliest of them; ``_sweep_at`` is inf while none is set.
         self._sweeper: asyncio.TimerHandle | None = None
-        self._sweep_at = 0.0
+        self._sweep_at = _NEVER
         self._protocol: _ClientProtocol | None = None
         self._connecting: asyncio.Lock | None = None
         self._ids = itertools.count()
+        self._node = (host, port)
 
     def _live(self) -> _ClientProtocol | None:
         p = self._protocol
@@ -190,6 +209,12 @@ class AsyncClient:
     @property
     def connected(self) -> bool:
         return self._live() is not None
+
+    @property
+    def queued(self) -> int:
+        """Requests sent in this loop iteration, waiting for its one write."""
+        protocol = self._protocol
+        return 0 if protocol is None else len(protocol.out)
 
     async def _connection(self) -> _ClientProtocol:
         live = self._live()
@@ -204,7 +229,9 @@ class AsyncClient:
             loop = asyncio.get_running_loop()
             try:
                 connect = loop.create_connection(
-                    lambda: _ClientProtocol(self._pending, self.max_message_size),
+                    lambda: _ClientProtocol(
+                        self._pending, self.max_message_size, (self.host, self.port)
+                    ),
                     self.host,
                     self.port,
                 )
@@ -246,67 +273,64 @@ class AsyncClient:
         callback: ReplyCallback,
         *,
         timeout: float | None = _UNSET,
+        on_error: FailureHandler | None = None,
     ) -> bool:
         """Send a call now and have ``callback(error, result)`` called with its outcome.
 
         The cheap path for relaying calls (no task, no future): it needs a live connection
         and returns False, sending nothing, when there is none (use :meth:`call`, which
         connects). ``callback`` runs on the loop, exactly once, with an :class:`RPCError`
-        on failure (``RPCTimeout`` after ``timeout`` seconds, ``ConnectionLost`` ...).
+        on failure (``RPCTimeout`` after ``timeout`` seconds, ``ConnectionLost`` ...); with
+        ``on_error``, a failure goes there instead (see :data:`FailureHandler`).
         """
         protocol = self._protocol
         if protocol is None or protocol.transport is None or protocol.lost.done():
             return False
         msgid = next(self._ids) % MSGID_LIMIT
-        self._pending[msgid] = (callback, method)
-        protocol.send(protocol.pack([0, msgid, method, params]))
         limit = self.timeout if timeout is _UNSET else timeout
-        if limit is not None:
-            self._add_deadline(protocol.loop, msgid, protocol.loop.time() + limit)
+        loop = protocol.loop
+        deadline = _NEVER if limit is None else loop.time() + limit
+        self._pending[msgid] = (callback, method, params, on_error, deadline)
+        protocol.send(protocol.pack([0, msgid, method, params]))
+        if deadline < self._sweep_at:  # the earliest deadline
+            self._set_timer(loop, deadline)
         return True
 
-    def _add_deadline(self, loop: asyncio.AbstractEventLoop, msgid: int, deadline: float) -> None:
-        """Deadlines of ``call_soon`` calls share one timer (a timer per call costs more
-        than the rest of a relayed call's bookkeeping)."""
-        # Replies mostly come back in order, so dropping the answered calls at the head
-        # keeps the queue about as long as the calls in flight, not every call of a timeout.
-        self._drop_answered()
-        deadlines = self._deadlines
-        if deadlines and deadline < deadlines[-1][0]:
-            # Out of order (a shorter timeout than the calls before it): keep it sorted.
-            bisect.insort(deadlines, (deadline, msgid))
-        else:
-            deadlines.append((deadline, msgid))
-        if self._sweeper is None or deadline < self._sweep_at:
-            if self._sweeper is not None:
-                self._sweeper.cancel()
-            self._sweep_at = deadline
-            self._sweeper = loop.call_at(deadline, self._sweep)
-
-    def _drop_answered(self) -> None:
-        """Drop the deadlines at the head of the queue whose calls have been answered."""
-        deadlines, pending = self._deadlines, self._pending
-        while deadlines and deadlines[0][1] not in pending:
-            deadlines.popleft()
+    def _set_timer(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Have :meth:`_sweep` run at ``deadline`` (instead of later)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._sweep_at = deadline
+        self._sweeper = loop.call_at(deadline, self._sweep)
 
     def _sweep(self) -> None:
-        """Time out every ``call_soon`` call past its deadline; re-arm for the next."""
+        """Time out every ``call_soon`` call past its deadline; set the timer for the next.
+
+        One pass over the calls in flight, about once per timeout under steady load (the
+        earliest deadline of calls still waiting is then about a timeout away): nothing
+        is kept per call beyond its waiter, whatever the rate of calls.
+        """
         self._sweeper = None
-        deadlines = self._deadlines
+        self._sweep_at = _NEVER
         loop = asyncio.get_running_loop()
         now = loop.time()
-        while deadlines and deadlines[0][0] <= now:
-            _, msgid = deadlines.popleft()
-            waiting = self._pending.get(msgid)
+        expired: list[int] = []
+        earliest = _NEVER
+        for msgid, waiting in self._pending.items():
             if type(waiting) is tuple:
+                deadline = waiting[4]
+                if deadline <= now:
+                    expired.append(msgid)
+                elif deadline < earliest:
+                    earliest = deadline
+        for msgid in expired:  # callbacks may send new calls: the pass above is over
+            late = self._pending.get(msgid)
+            if type(late) is tuple:
                 del self._pending[msgid]
-                callback, method = waiting
-                where = f"{method} to {self.host}:{self.port}"
-                callback(RPCTimeout(f"{where}: request timed out"), None)
-        self._drop_answered()
-        if deadlines:
-            self._sweep_at = deadlines[0][0]
-            self._sweeper = loop.call_at(self._sweep_at, self._sweep)
+                where = f"{late[1]} to {self.host}:{self.port}"
+                _fail_waiter(late, RPCTimeout(f"{where}: request timed out"), self._node)
+        if earliest < self._sweep_at:  # a callback above may have set it already
+            self._set_timer(loop, earliest)
 
     async def close(self) -> None:
         protocol = self._protocol
@@ -314,6 +338,7 @@ class AsyncClient:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+            self._sweep_at = _NEVER
         if protocol is not None and protocol.transport is not None:
             protocol.transport.close()
             await protocol.lost

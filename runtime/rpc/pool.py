@@ -1,13 +1,16 @@
 """A pool of :class:`~runtime.rpc.client.AsyncClient` keyed by address.
 
 The proxy's fan-out and the mixer call many servers; one pipelined connection per server
-(or up to ``max_per_host``, used round-robin) carries all their calls. A client whose
-connection failed is dropped, so the next call connects afresh.
+carries their calls, and up to ``max_per_host`` when many calls come at once: a client
+takes the calls of a loop iteration until ``batch`` of them wait to be written, then the
+next client takes over. Few calls at a time thus share one write (fewer system calls on
+both ends), and a burst is cut into batches the server can answer while the next ones
+are still on their way. A client whose connection failed is dropped, so the next call
+connects afresh.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,22 +21,36 @@ from runtime.rpc.client import AsyncClient
 class ClientPool:
     """Clients by ``(host, port)``; ``await pool.call(host, port, method, params)``."""
 
-    def __init__(self, *, timeout: float | None = 10.0, max_per_host: int = 1) -> None:
+    def __init__(
+        self, *, timeout: float | None = 10.0, max_per_host: int = 1, batch: int = 32
+    ) -> None:
         self.timeout = timeout
         self.max_per_host = max(1, max_per_host)
+        self.batch = max(1, batch)
         self._clients: dict[tuple[str, int], list[AsyncClient]] = {}
-        self._turn = itertools.count()
+        #: The client taking calls now, per address (an index into its list).
+        self._current: dict[tuple[str, int], int] = {}
 
     def client(self, host: str, port: int) -> AsyncClient:
-        clients = self._clients.get((host, port))
+        """The client for the next call to ``host:port`` (it may not be connected yet)."""
+        address = (host, port)
+        clients = self._clients.get(address)
         if clients is None:
-            clients = self._clients[(host, port)] = []
-        elif len(clients) == 1 == self.max_per_host:
-            return clients[0]
-        if len(clients) < self.max_per_host:
+            client = AsyncClient(host, port, timeout=self.timeout)
+            self._clients[address] = [client]
+            self._current[address] = 0
+            return client
+        index = self._current[address]
+        client = clients[index]
+        if client.queued < self.batch or self.max_per_host == 1:
+            return client
+        index += 1  # this one has a full batch for this loop iteration: the next takes over
+        if index == len(clients) < self.max_per_host:
             clients.append(AsyncClient(host, port, timeout=self.timeout))
-            return clients[-1]
-        return clients[next(self._turn) % len(clients)]
+        elif index >= len(clients):
+            index = 0
+        self._current[address] = index
+        return clients[index]
 
     async def call(
         self,
@@ -55,6 +72,10 @@ class ClientPool:
         clients = self._clients.get((host, port), [])
         if client in clients:
             clients.remove(client)
+            if not clients:
+                del self._clients[(host, port)]
+            elif self._current[(host, port)] >= len(clients):
+                self._current[(host, port)] = 0
         await client.close()
 
     async def close(self) -> None:
@@ -62,3 +83,4 @@ class ClientPool:
             for client in clients:
                 await client.close()
         self._clients.clear()
+        self._current.clear()

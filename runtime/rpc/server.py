@@ -339,6 +339,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.peer = "?"
         self.last_activity = time.monotonic()
+        #: Whether idle connections are closed (else last_activity is not kept).
+        self.tracks_idle = server.idle_timeout > 0
         self.idle_handle: asyncio.TimerHandle | None = None
 
     # -- transport events --------------------------------------------------------------
@@ -368,7 +370,8 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = time.monotonic()
+        if self.tracks_idle:
+            self.last_activity = time.monotonic()
         try:
             self.decoder.push(data)
         except MessageTooLarge as error:
@@ -546,10 +549,17 @@ class _Connection(asyncio.Protocol):
     ) -> None:
         """How a ``start`` handler started on the inline path (the proxy's relay) ends."""
         self._end_pending()
-        if error is None:
-            self._reply(msgid, None, result)
-        else:
+        if error is not None:
             self._fail(msgid, entry.call(params), error)
+        elif not self.closed:  # as _reply, inline: a relaying proxy comes here for every call
+            try:
+                self.out.append(self.pack([1, msgid, None, result]))
+            except (TypeError, ValueError, OverflowError):
+                self._reply(msgid, None, result)  # packs it again, fails, and sends the error
+                return
+            if not self.flush_scheduled and not self.in_read:
+                self.flush_scheduled = True
+                self.server.flush_soon(self)
 
     def _upgrade(self) -> LockMode | None:
         """Trade the read lock an inline run holds for the write lock; returns what is held
@@ -718,7 +728,8 @@ class _Connection(asyncio.Protocol):
         server.pending -= 1  # as server.call_finished() does
         if not server.pending:
             server._idle.set()
-        self.last_activity = time.monotonic()
+        if self.tracks_idle:
+            self.last_activity = time.monotonic()
         if self.paused and self.in_flight < self.server.max_in_flight // 2 + 1 and self.transport:
             self.paused = False
             if not self.closed:

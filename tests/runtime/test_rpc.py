@@ -20,6 +20,7 @@ from runtime.errors import (
     MessageTooLarge,
     ProtocolError,
     RemoteError,
+    RPCError,
     RPCTimeout,
     TypeMismatch,
     UnknownMethod,
@@ -417,5 +418,36 @@ async def test_pool_reuses_and_drops_failed_clients(server: tuple[RpcServer, Ser
     assert len(pool._clients[("127.0.0.1", rpc.port)]) == 1
     with pytest.raises(ConnectError):
         await pool.call("127.0.0.1", 1, "echo", ["c", 1])
-    assert pool._clients[("127.0.0.1", 1)] == []
+    assert ("127.0.0.1", 1) not in pool._clients
+    await pool.close()
+
+
+@pytest.mark.asyncio
+async def test_pool_hands_a_client_a_batch_of_calls_then_the_next(
+    server: tuple[RpcServer, Service],
+) -> None:
+    rpc, _ = server
+    address = ("127.0.0.1", rpc.port)
+    pool = ClientPool(timeout=5, max_per_host=2, batch=3)
+    first = pool.client(*address)
+    assert await first.call("echo", ["c", 0]) == 0
+    answers: list[object] = []
+
+    def record(error: RPCError | None, result: object) -> None:
+        answers.append(error or result)
+
+    for value in range(3):  # one loop iteration: these share one write
+        client = pool.client(*address)
+        assert client is first and client.call_soon("echo", ["c", value], record)
+    second = pool.client(*address)  # the first has a full batch: another takes over
+    assert second is not first and not second.connected
+    assert await second.call("echo", ["c", 9]) == 9
+    assert pool.client(*address) is second, "an empty queue keeps its client"
+    for value in range(3):
+        assert pool.client(*address).call_soon("echo", ["c", value], record)
+    assert pool.client(*address) is first, "past max_per_host, back to the first"
+    while len(answers) < 6:
+        await asyncio.sleep(0.01)
+    assert sorted(answers) == [0, 0, 1, 1, 2, 2]  # type: ignore[type-var]
+    assert len(pool._clients[address]) == 2
     await pool.close()
