@@ -88,6 +88,11 @@ class _ClientProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
         self.lost = self.loop.create_future()
+        #: Connected and not lost yet (what call_soon checks: cheaper than the future).
+        self.open = False
+        #: The loop's time when this loop iteration's first request was queued: the
+        #: requests written together share it as the start of their timeouts.
+        self.batch_time = 0.0
         self.out: list[bytes] = []
         #: Packs requests in the old spec, as ``pack_request`` does (one Packer per
         #: connection: cheaper than a new one per call).
@@ -107,6 +112,7 @@ class _ClientProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = typing.cast(asyncio.Transport, transport)
+        self.open = True
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -160,6 +166,7 @@ class _ClientProtocol(asyncio.Protocol):
                 waiting.set_exception(error_for(error, result))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
         self._fail_all(ConnectionLost(f"connection closed by the server ({exc or 'EOF'})"))
         if not self.lost.done():
             self.lost.set_result(None)
@@ -284,14 +291,18 @@ class AsyncClient:
         ``on_error``, a failure goes there instead (see :data:`FailureHandler`).
         """
         protocol = self._protocol
-        if protocol is None or protocol.transport is None or protocol.lost.done():
+        if protocol is None or not protocol.open:
             return False
         msgid = next(self._ids) % MSGID_LIMIT
-        limit = self.timeout if timeout is _UNSET else timeout
         loop = protocol.loop
-        deadline = _NEVER if limit is None else loop.time() + limit
+        out = protocol.out  # as protocol.send, inline: a proxy comes here for every call
+        if not out:
+            loop.call_soon(protocol._flush)
+            protocol.batch_time = loop.time()
+        limit = self.timeout if timeout is _UNSET else timeout
+        deadline = _NEVER if limit is None else protocol.batch_time + limit
         self._pending[msgid] = (callback, method, params, on_error, deadline)
-        protocol.send(protocol.pack([0, msgid, method, params]))
+        out.append(protocol.pack([0, msgid, method, params]))
         if deadline < self._sweep_at:  # the earliest deadline
             self._set_timer(loop, deadline)
         return True

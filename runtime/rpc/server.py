@@ -548,7 +548,15 @@ class _Connection(asyncio.Protocol):
         result: Any,
     ) -> None:
         """How a ``start`` handler started on the inline path (the proxy's relay) ends."""
-        self._end_pending()
+        self.in_flight -= 1  # as _end_pending, inline: a relaying proxy comes here for every call
+        server = self.server
+        server.pending -= 1
+        if not server.pending:
+            server._idle.set()
+        if self.tracks_idle:
+            self.last_activity = time.monotonic()
+        if self.paused:
+            self._resume_if_drained()
         if error is not None:
             self._fail(msgid, entry.call(params), error)
         elif not self.closed:  # as _reply, inline: a relaying proxy comes here for every call
@@ -730,7 +738,12 @@ class _Connection(asyncio.Protocol):
             server._idle.set()
         if self.tracks_idle:
             self.last_activity = time.monotonic()
-        if self.paused and self.in_flight < self.server.max_in_flight // 2 + 1 and self.transport:
+        if self.paused:
+            self._resume_if_drained()
+
+    def _resume_if_drained(self) -> None:
+        """Read again once half the calls a paused connection waits for are answered."""
+        if self.in_flight < self.server.max_in_flight // 2 + 1 and self.transport:
             self.paused = False
             if not self.closed:
                 self.transport.resume_reading()
