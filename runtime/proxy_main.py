@@ -154,6 +154,8 @@ class ProxyApp:
             max_message_size=settings.max_message_size,
             idle_timeout=settings.timeout,
         )
+        # Answers relayed from one server's read go out at once, not an iteration later.
+        self.pool.after_read = self.rpc.flush_now
         #: Subsystems started in order and stopped in reverse; states in get_proxy_status.
         self.system = System(
             f"{service_type}-proxy",

@@ -81,9 +81,16 @@ def _fail_waiter(waiting: _Waiter, error: RPCError, node: tuple[str, int]) -> No
 
 
 class _ClientProtocol(asyncio.Protocol):
-    def __init__(self, pending: _Pending, max_size: int, node: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        pending: _Pending,
+        max_size: int,
+        node: tuple[str, int],
+        after_read: Callable[[], None] | None,
+    ) -> None:
         self.pending = pending
         self.node = node
+        self.after_read = after_read
         self.decoder = Decoder(max_size)
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
@@ -164,6 +171,8 @@ class _ClientProtocol(asyncio.Protocol):
                 waiting.set_result(result)
             else:
                 waiting.set_exception(error_for(error, result))
+        if self.after_read is not None and replies:
+            self.after_read()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
@@ -192,11 +201,15 @@ class AsyncClient:
         *,
         timeout: float | None = 10.0,
         max_message_size: int = 64 * 1024 * 1024,
+        after_read: Callable[[], None] | None = None,
     ) -> None:
+        """``after_read``: called after the replies of each read were handed to their
+        callbacks (a proxy writes the answers they produced there)."""
         self.host = host
         self.port = port
         self.timeout = timeout
         self.max_message_size = max_message_size
+        self.after_read = after_read
         self._pending: _Pending = {}
         #: One timer for the deadlines of every ``call_soon`` call (kept in their waiters),
         #: set for the earliest of them; ``_sweep_at`` is inf while none is set.
@@ -237,7 +250,7 @@ class AsyncClient:
             try:
                 connect = loop.create_connection(
                     lambda: _ClientProtocol(
-                        self._pending, self.max_message_size, (self.host, self.port)
+                        self._pending, self.max_message_size, self._node, self.after_read
                     ),
                     self.host,
                     self.port,

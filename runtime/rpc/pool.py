@@ -11,7 +11,7 @@ connects afresh.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from runtime.errors import ConnectError, ConnectionLost
@@ -25,6 +25,8 @@ class ClientPool:
         self, *, timeout: float | None = 10.0, max_per_host: int = 1, batch: int = 32
     ) -> None:
         self.timeout = timeout
+        #: Given to the clients made from now on (see :class:`AsyncClient`).
+        self.after_read: Callable[[], None] | None = None
         self.max_per_host = max(1, max_per_host)
         self.batch = max(1, batch)
         self._clients: dict[tuple[str, int], list[AsyncClient]] = {}
@@ -36,7 +38,7 @@ class ClientPool:
         address = (host, port)
         clients = self._clients.get(address)
         if clients is None:
-            client = AsyncClient(host, port, timeout=self.timeout)
+            client = AsyncClient(host, port, timeout=self.timeout, after_read=self.after_read)
             self._clients[address] = [client]
             self._current[address] = 0
             return client
@@ -46,7 +48,9 @@ class ClientPool:
             return client
         index += 1  # this one has a full batch for this loop iteration: the next takes over
         if index == len(clients) < self.max_per_host:
-            clients.append(AsyncClient(host, port, timeout=self.timeout))
+            clients.append(
+                AsyncClient(host, port, timeout=self.timeout, after_read=self.after_read)
+            )
         elif index >= len(clients):
             index = 0
         self._current[address] = index

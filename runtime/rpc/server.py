@@ -181,6 +181,7 @@ class RpcServer:
         self.blocked: deque[tuple[_Connection, int | None, Call]] = deque()
         self._retry_handle: asyncio.TimerHandle | None = None
         self._to_flush: list[_Connection] = []
+        self._flush_handle: asyncio.Handle | None = None
         self.pending = 0
         self._idle = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -292,9 +293,18 @@ class RpcServer:
         one upstream read."""
         self._to_flush.append(connection)
         if len(self._to_flush) == 1:
-            asyncio.get_running_loop().call_soon(self._flush_all)
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_all)
+
+    def flush_now(self) -> None:
+        """Write the replies :meth:`flush_soon` holds now, not at the end of the loop
+        iteration: for a relaying proxy, when a server's read has answered all it can."""
+        if self._to_flush:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush_all()
 
     def _flush_all(self) -> None:
+        self._flush_handle = None
         to_flush, self._to_flush = self._to_flush, []
         for connection in to_flush:
             connection._flush()
