@@ -45,6 +45,7 @@ import socket
 import time
 import typing
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -181,6 +182,9 @@ class RpcServer:
         self.blocked: deque[tuple[_Connection, int | None, Call]] = deque()
         self._retry_handle: asyncio.TimerHandle | None = None
         self._to_flush: list[_Connection] = []
+        #: How the inline path takes and gives back a read of the model lock (set on the
+        #: first read, on the loop's thread: see :meth:`claim_read_ops`).
+        self.read_ops: tuple[Callable[[], bool], Callable[[], None]] | None = None
         self._flush_handle: asyncio.Handle | None = None
         self.pending = 0
         self._idle = asyncio.Event()
@@ -286,6 +290,16 @@ class RpcServer:
         for timing in self.timings.values():
             timing.entries.clear()
         self.inline_version = self.dispatcher.version
+
+    def claim_read_ops(self) -> tuple[Callable[[], bool], Callable[[], None]]:
+        """The loop's reads of the model lock: without its mutex when this thread can claim
+        them (``RWLock.claim_loop_reads``), else the ordinary ones."""
+        lock = self.dispatcher.model_lock
+        if lock.claim_loop_reads():
+            self.read_ops = (lock.try_acquire_loop_read, lock.release_loop_read)
+        else:
+            self.read_ops = (lock.try_acquire_read, lock.release_read)
+        return self.read_ops
 
     def flush_soon(self, connection: _Connection) -> None:
         """Write ``connection``'s replies at the end of this loop iteration. Connections
@@ -418,6 +432,7 @@ class _Connection(asyncio.Protocol):
             server.clear_inline()
         inline = server.inline
         lock = dispatcher.model_lock
+        try_read, release_read = server.read_ops or server.claim_read_ops()
         decoder = self.decoder
         # The replies of this read's inline calls, packed together: before any other reply
         # is written (the order is kept) and at the end of the read.
@@ -453,14 +468,14 @@ class _Connection(asyncio.Protocol):
                                 runnable = mode is not analysis or not lock.waiting_writers
                             elif mode is nolock:
                                 if held is not None:  # it may take the lock itself (load)
-                                    _release(lock, held)
+                                    _release(lock, held, release_read)
                                     held = None
                                 runnable = True
                             elif held is update:
                                 runnable = True
                             elif held is None:
                                 if mode is analysis:
-                                    runnable = lock.try_acquire_read()
+                                    runnable = try_read()
                                 else:
                                     runnable = lock.try_acquire_write()
                                 if runnable:
@@ -499,7 +514,7 @@ class _Connection(asyncio.Protocol):
                             and 0 <= msgid < limit
                         ):
                             if held is not None:
-                                _release(lock, held)
+                                _release(lock, held, release_read)
                                 held = None
                             if replies:
                                 self._pack_replies(replies)
@@ -512,7 +527,7 @@ class _Connection(asyncio.Protocol):
                             continue
                     # The general path: give up the lock this read holds first.
                     if held is not None:
-                        _release(lock, held)
+                        _release(lock, held, release_read)
                         held = None
                     if replies:
                         self._pack_replies(replies)
@@ -528,7 +543,7 @@ class _Connection(asyncio.Protocol):
         finally:
             self.sample_countdown = countdown
             if held is not None:
-                _release(lock, held)
+                _release(lock, held, release_read)
             if replies:
                 self._pack_replies(replies)
 
@@ -583,7 +598,7 @@ class _Connection(asyncio.Protocol):
         """Trade the read lock an inline run holds for the write lock; returns what is held
         afterwards (None: the lock is busy, the call takes the general path)."""
         lock = self.dispatcher.model_lock
-        lock.release_read()
+        (self.server.read_ops or self.server.claim_read_ops())[1]()
         return _UPDATE if lock.try_acquire_write() else None
 
     def _updated(self) -> None:
@@ -794,10 +809,11 @@ def _never_run(params: list[Any]) -> Any:
     raise AssertionError("an entry without a plan matches no call")
 
 
-def _release(lock: RWLock, held: LockMode) -> None:
-    """Give up the model lock an inline run holds (``held`` is what it took)."""
+def _release(lock: RWLock, held: LockMode, release_read: Callable[[], None]) -> None:
+    """Give up the model lock an inline run holds (``held`` is what it took; a read is
+    given back with ``release_read``, the server's way of taking it)."""
     if held is LockMode.ANALYSIS:
-        lock.release_read()
+        release_read()
     else:
         lock.release_write()
 
