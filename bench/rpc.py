@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.seconds, args.warmup = (0.6, 0.2) if args.quick else (1.0, 0.3)
     if args.rounds is None:
-        args.rounds = 1 if args.quick else 2
+        args.rounds = 1 if args.quick else 3
     args.command_line = "python -m bench.rpc" + (" " + shlex.join(argv) if argv else "")
     if argv is None and len(sys.argv) > 1:
         args.command_line = "python -m bench.rpc " + shlex.join(sys.argv[1:])

@@ -407,8 +407,12 @@ class _Connection(asyncio.Protocol):
             self._serve_read()
         finally:
             self.in_read = False
-        if self.out:
-            self._flush()
+        out = self.out
+        if out:  # as _flush, inline: every read comes here
+            if self.transport is not None and not self.closed:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+            self.flush_scheduled = False
 
     def _abort(self, error: Exception) -> None:
         log.warning("closing connection from %s: %s", self.peer, error)
@@ -434,6 +438,7 @@ class _Connection(asyncio.Protocol):
         lock = dispatcher.model_lock
         try_read, release_read = server.read_ops or server.claim_read_ops()
         decoder = self.decoder
+        out = self.out
         # The replies of this read's inline calls, packed together: before any other reply
         # is written (the order is kept) and at the end of the read.
         replies: list[tuple[int, int, None, Any]] = []
@@ -542,10 +547,19 @@ class _Connection(asyncio.Protocol):
             self._abort(decoder.stream_error(error))
         finally:
             self.sample_countdown = countdown
-            if held is not None:
-                _release(lock, held, release_read)
+            if held is analysis:
+                release_read()
+            elif held is not None:
+                lock.release_write()
             if replies:
-                self._pack_replies(replies)
+                if len(replies) == 1:  # the usual single-call read: no array to cut
+                    try:
+                        out.append(self.pack(replies[0]))
+                        replies.clear()
+                    except (TypeError, ValueError, OverflowError):
+                        self._pack_replies(replies)  # sends the error reply
+                else:
+                    self._pack_replies(replies)
 
     def _pack_replies(self, replies: list[tuple[int, int, None, Any]]) -> None:
         """Add the inline calls' ``replies`` to the output, packed in one call (as an
