@@ -188,7 +188,7 @@ class Forwarder:
 
     def _targets(self, route: Route, view: ClusterView, params: list[Any]) -> list[Node] | None:
         """The servers of a call as ``forward`` picks them; None to let ``forward`` explain."""
-        if route.routing is Routing.CHT:
+        if route.routing is _CHT:
             key = params[1] if len(params) > 1 else ""
             if type(key) is bytes:
                 try:
@@ -221,24 +221,11 @@ class Forwarder:
         failure to :meth:`_relay_failed` (one bound method for every call), which works out
         the other candidates only then.
         """
-        if route.routing is _CHT:  # a read with ``pass``: the first replica
-            key = params[1] if len(params) > 1 else ""
-            if type(key) is bytes:
-                try:
-                    key = key.decode("utf-8")
-                except UnicodeDecodeError:
-                    return False
-            elif type(key) is not str:
-                return False
-            targets = view.replicas(key, route.replicas)
-            if not targets:
-                return False
-            first = targets[0]
-        else:  # random: any up-to-date server
-            targets = view.actives()
-            if not targets:
-                return False
-            first = self.rng.choice(targets)
+        targets = self._targets(route, view, params)
+        if targets is None:
+            return False
+        # cht (a read with ``pass``): the first replica; random: any up-to-date server.
+        first = targets[0] if route.routing is _CHT else self.rng.choice(targets)
         client = self.caller.client(first[0], first[1])
         if not client.call_soon(
             route.name, params, done, timeout=self.timeout, on_error=self._on_relay_error

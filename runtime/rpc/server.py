@@ -407,12 +407,8 @@ class _Connection(asyncio.Protocol):
             self._serve_read()
         finally:
             self.in_read = False
-        out = self.out
-        if out:  # as _flush, inline: every read comes here
-            if self.transport is not None and not self.closed:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
-            self.flush_scheduled = False
+        if self.out:
+            self._flush()
 
     def _abort(self, error: Exception) -> None:
         log.warning("closing connection from %s: %s", self.peer, error)
@@ -438,7 +434,6 @@ class _Connection(asyncio.Protocol):
         lock = dispatcher.model_lock
         try_read, release_read = server.read_ops or server.claim_read_ops()
         decoder = self.decoder
-        out = self.out
         # The replies of this read's inline calls, packed together: before any other reply
         # is written (the order is kept) and at the end of the read.
         replies: list[tuple[int, int, None, Any]] = []
@@ -547,19 +542,10 @@ class _Connection(asyncio.Protocol):
             self._abort(decoder.stream_error(error))
         finally:
             self.sample_countdown = countdown
-            if held is analysis:
-                release_read()
-            elif held is not None:
-                lock.release_write()
+            if held is not None:
+                _release(lock, held, release_read)
             if replies:
-                if len(replies) == 1:  # the usual single-call read: no array to cut
-                    try:
-                        out.append(self.pack(replies[0]))
-                        replies.clear()
-                    except (TypeError, ValueError, OverflowError):
-                        self._pack_replies(replies)  # sends the error reply
-                else:
-                    self._pack_replies(replies)
+                self._pack_replies(replies)
 
     def _pack_replies(self, replies: list[tuple[int, int, None, Any]]) -> None:
         """Add the inline calls' ``replies`` to the output, packed in one call (as an
@@ -587,26 +573,11 @@ class _Connection(asyncio.Protocol):
         result: Any,
     ) -> None:
         """How a ``start`` handler started on the inline path (the proxy's relay) ends."""
-        self.in_flight -= 1  # as _end_pending, inline: a relaying proxy comes here for every call
-        server = self.server
-        server.pending -= 1
-        if not server.pending:
-            server._idle.set()
-        if self.tracks_idle:
-            self.last_activity = time.monotonic()
-        if self.paused:
-            self._resume_if_drained()
-        if error is not None:
+        self._end_pending()
+        if error is None:
+            self._reply(msgid, None, result)
+        else:
             self._fail(msgid, entry.call(params), error)
-        elif not self.closed:  # as _reply, inline: a relaying proxy comes here for every call
-            try:
-                self.out.append(self.pack([1, msgid, None, result]))
-            except (TypeError, ValueError, OverflowError):
-                self._reply(msgid, None, result)  # packs it again, fails, and sends the error
-                return
-            if not self.flush_scheduled and not self.in_read:
-                self.flush_scheduled = True
-                self.server.flush_soon(self)
 
     def _upgrade(self) -> LockMode | None:
         """Trade the read lock an inline run holds for the write lock; returns what is held
