@@ -8,7 +8,8 @@ server and through the proxy to 1, 2, 3 and 4 servers, every target in turn for 
 cell (``--rounds`` times; the best round counts), so the ratios are side by side. It
 prints calls/s, p50, the proxy/direct ratio, the latency the proxy adds, the proxy's
 resident memory after its runs and the targets for ``get``, and rewrites the
-``## Cluster`` section of ``bench/RESULTS.md`` unless ``--no-write``. Not part of the
+``## Cluster`` section of ``bench/RESULTS.md`` unless ``--no-write`` (or ``--methods``
+names a subset). Not part of the
 test suite.
 """
 
@@ -37,8 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=2, help="rounds (best one counts)")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="comma-separated subset of put,get,clear"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    methods = [m for m in args.methods.split(",") if m]
+    if not methods or not set(methods) <= set(METHODS):
+        parser.error(f"--methods: choose from {','.join(METHODS)}")
     best: dict[tuple[str, str, str], dict[str, Any]] = {}
     proxy_rss: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as datadir, ExitStack() as stack:
@@ -64,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             targets.append((f"proxy, {count} server(s)", proxy))
-        for method in METHODS:
+        for method in methods:
             for shape, connections, depth in SHAPES:
                 for _ in range(args.rounds):  # every target in turn, side by side
                     for where, (pid, port) in targets:
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [(method, shape, where, r) for (method, shape, where), r in best.items()]
     summary = _summary(rows)
     print("\n".join(summary))
-    if not args.no_write:
+    if not args.no_write and len(methods) == len(METHODS):  # a subset leaves RESULTS.md be
         _write(rows, args.seconds, args.rounds, proxy_rss, summary)
     return 0
 

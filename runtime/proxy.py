@@ -74,8 +74,12 @@ class ClusterView(Protocol):
         """Servers whose model is up to date (random and broadcast targets), sorted."""
         ...
 
-    def replicas(self, key: str, count: int) -> list[Node]:
-        """The ``count`` distinct servers after ``key`` on the consistent-hash ring."""
+    def replicas(self, key: str | bytes, count: int) -> Sequence[Node]:
+        """The ``count`` distinct servers after ``key`` on the consistent-hash ring.
+
+        ``key`` is as it came off the wire (text, or bytes from old clients); a key that
+        is not UTF-8 text raises :class:`TypeMismatch`. The sequence may be shared: do not
+        change it."""
         ...
 
     def mark_failed(self, node: Node) -> None:
@@ -162,9 +166,11 @@ class Forwarder:
         self.timeout = timeout
         self.rng = rng or random.Random()
         self.stats = ProxyStats()
-        #: Routes whose calls go to one server (relayed, failing over when they may).
-        self._single = {
-            name: _fails_over(r) or r.routing is Routing.RANDOM for name, r in self.routes.items()
+        #: Each route, and whether its calls go to one server (relayed, failing over when
+        #: they may): what :meth:`start` looks up first.
+        self._plans = {
+            name: (r, _fails_over(r) or r.routing is Routing.RANDOM)
+            for name, r in self.routes.items()
         }
         #: Views already resolved, by the cluster name as it came off the wire (``str`` or
         #: ``bytes``); views live as long as the proxy.
@@ -173,12 +179,12 @@ class Forwarder:
 
     def start(self, method: str, params: list[Any], done: Done) -> None:
         """Forward like :meth:`forward`; report through ``done`` (see the module docstring)."""
-        route = self.routes[method]
-        name = params[0] if params else None
-        known = type(name) is bytes or type(name) is str
-        view = self._known.get(name) if known else None  # type: ignore[arg-type]
+        route, single = self._plans[method]
+        try:
+            view = self._known.get(params[0])
+        except (IndexError, TypeError):  # no cluster name, or not even hashable
+            view = None
         if view is not None:
-            single = self._single[method]
             if single and self._relay(route, view, params, done):
                 return
             if not single and self._fan_out(route, view, params, done):
@@ -186,18 +192,13 @@ class Forwarder:
         task = asyncio.ensure_future(self.forward(method, params))
         task.add_done_callback(lambda t: _report(t, done))
 
-    def _targets(self, route: Route, view: ClusterView, params: list[Any]) -> list[Node] | None:
+    def _targets(self, route: Route, view: ClusterView, params: list[Any]) -> Sequence[Node] | None:
         """The servers of a call as ``forward`` picks them; None to let ``forward`` explain."""
         if route.routing is _CHT:
-            key = params[1] if len(params) > 1 else ""
-            if type(key) is bytes:
-                try:
-                    key = key.decode("utf-8")
-                except UnicodeDecodeError:
-                    return None
-            elif type(key) is not str:
+            try:
+                nodes = view.replicas(params[1] if len(params) > 1 else "", route.replicas)
+            except TypeMismatch:  # not a text key
                 return None
-            nodes = view.replicas(key, route.replicas)
         else:
             nodes = view.actives()
         return nodes or None
@@ -226,8 +227,7 @@ class Forwarder:
             return False
         # cht (a read with ``pass``): the first replica; random: any up-to-date server.
         first = targets[0] if route.routing is _CHT else self.rng.choice(targets)
-        client = self.caller.client(first[0], first[1])
-        if not client.call_soon(
+        if not self.caller.client(first[0], first[1]).call_soon(
             route.name, params, done, timeout=self.timeout, on_error=self._on_relay_error
         ):
             return False  # no open connection: ``forward`` connects
@@ -261,12 +261,12 @@ class Forwarder:
         wire result or raises :class:`ForwardError` carrying the error for the client."""
         self.stats.request_count += 1
         route = self.routes[method]
-        name = _text(params[0], "cluster name")
+        name = text_param(params[0], "cluster name")
         view = await self.clusters(name)
         self._known[params[0]] = view  # by the raw name (bytes from old clients)
         try:
             if route.routing is Routing.CHT:
-                key = _text(params[1], "key") if len(params) > 1 else ""
+                key = text_param(params[1], "key") if len(params) > 1 else ""
                 nodes = view.replicas(key, route.replicas)
             else:
                 nodes = view.actives()
@@ -281,7 +281,7 @@ class Forwarder:
             self.stats.error_count += 1
             raise
 
-    def _shuffled(self, nodes: list[Node]) -> list[Node]:
+    def _shuffled(self, nodes: Sequence[Node]) -> list[Node]:
         order = list(nodes)
         self.rng.shuffle(order)
         return order
@@ -291,7 +291,7 @@ class Forwarder:
         return await self.caller.call(node[0], node[1], method, params, timeout=self.timeout)
 
     async def _one(
-        self, route: Route, view: ClusterView, candidates: list[Node], params: list[Any]
+        self, route: Route, view: ClusterView, candidates: Sequence[Node], params: list[Any]
     ) -> object:
         """Call one server; analysis calls fail over to the next candidate on a transport error."""
         tries = candidates if _fails_over(route) else candidates[:1]
@@ -310,7 +310,7 @@ class Forwarder:
         raise ForwardError(_summary(len(failures), len(tries), failures))
 
     async def _all(
-        self, route: Route, view: ClusterView, nodes: list[Node], params: list[Any]
+        self, route: Route, view: ClusterView, nodes: Sequence[Node], params: list[Any]
     ) -> object:
         """Call every node; all must answer, then fold in node order."""
         outcomes = await asyncio.gather(
@@ -350,7 +350,12 @@ class _FanOut:
     __slots__ = ("done", "forwarder", "left", "nodes", "outcomes", "route", "view")
 
     def __init__(
-        self, forwarder: Forwarder, route: Route, view: ClusterView, nodes: list[Node], done: Done
+        self,
+        forwarder: Forwarder,
+        route: Route,
+        view: ClusterView,
+        nodes: Sequence[Node],
+        done: Done,
     ) -> None:
         self.forwarder = forwarder
         self.route = route
@@ -481,7 +486,8 @@ def _summary(failed: int, total: int, failures: list[str]) -> str:
     return f"error occurred in {failed} out of {total} requests: " + "; ".join(failures)
 
 
-def _text(value: object, what: str) -> str:
+def text_param(value: object, what: str) -> str:
+    """A string parameter as text (old clients send bytes); TypeMismatch otherwise."""
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8")

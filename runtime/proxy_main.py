@@ -39,7 +39,7 @@ from runtime.membership import paths
 from runtime.membership.base import Membership, Node, Snapshot
 from runtime.membership.static import StaticMembership
 from runtime.membership.zookeeper import ZooKeeperMembership, connect_client
-from runtime.proxy import ClusterView, Forwarder
+from runtime.proxy import ClusterView, Forwarder, text_param
 from runtime.routing import Route, Routing
 from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.pool import ClientPool
@@ -84,13 +84,13 @@ class MembershipView(ClusterView):
         self._ring = Ring()
         self._by_name: dict[str, Node] = {}
         self._ring_snapshot: Snapshot | None = None
-        #: Replica lists of recent keys for the current ring (cleared when it changes).
-        self._recent: dict[tuple[str, int], list[Node]] = {}
+        #: Replicas of recent keys (as sent) for the current ring (cleared when it changes).
+        self._recent: dict[tuple[str | bytes, int], tuple[Node, ...]] = {}
 
     def actives(self) -> list[Node]:
         return self.membership.actives()
 
-    def replicas(self, key: str, count: int) -> list[Node]:
+    def replicas(self, key: str | bytes, count: int) -> Sequence[Node]:
         snapshot = self.membership.snapshot()
         if snapshot is not self._ring_snapshot:  # membership changed: rebuild the ring
             members = tuple(snapshot.cht)
@@ -100,14 +100,21 @@ class MembershipView(ClusterView):
                 self._by_name = {f"{host}_{port}": (host, port) for host, port in members}
             self._ring_snapshot = snapshot
             self._recent.clear()
-        found = self._recent.get((key, count))
-        if found is None:
-            by_name = self._by_name
-            found = [by_name[name] for name in self._ring.nodes_for(key, count)]
-            if len(self._recent) >= RECENT_KEYS:
-                self._recent.clear()
-            self._recent[(key, count)] = found
-        return list(found)
+        try:
+            found = self._recent.get((key, count))
+        except TypeError:  # not even hashable: _find says what it is
+            found = None
+        return found if found is not None else self._find(key, count)
+
+    def _find(self, key: str | bytes, count: int) -> tuple[Node, ...]:
+        """Look ``key`` up on the ring and remember its replicas (by the key as sent)."""
+        by_name = self._by_name
+        names = self._ring.nodes_for(text_param(key, "key"), count)
+        found = tuple(by_name[name] for name in names)
+        if len(self._recent) >= RECENT_KEYS:
+            self._recent.clear()
+        self._recent[(key, count)] = found
+        return found
 
     def mark_failed(self, node: Node) -> None:
         self.membership.mark_down(*node)

@@ -9,7 +9,7 @@ fold (the aggregator's name in :data:`runtime.aggregators.AGGREGATORS`).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.locks import LockMode
@@ -32,7 +32,8 @@ class Route:
     lock: LockMode
     aggregator: str
     replicas: int = 0
+    #: The method's name (the signature's; a field: a proxy reads it for every call).
+    name: str = field(init=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        return self.signature.name
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.signature.name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import socket
 import typing
 from collections.abc import Callable, Sequence
@@ -31,6 +32,8 @@ from runtime.errors import (
     RPCTimeout,
 )
 from runtime.rpc.protocol import MSGID_LIMIT, Decoder, Response, pack_request
+
+log = logging.getLogger(__name__)
 
 _UNSET: Any = object()
 _NEVER = float("inf")
@@ -80,6 +83,15 @@ def _fail_waiter(waiting: _Waiter, error: RPCError, node: tuple[str, int]) -> No
         on_error(error, node, method, params, callback)
 
 
+def _settle(future: asyncio.Future[Any], error: object, result: object) -> None:
+    """Give a ``call`` its reply (unless it timed out already)."""
+    if not future.done():
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error_for(error, result))
+
+
 class _ClientProtocol(asyncio.Protocol):
     def __init__(
         self,
@@ -127,20 +139,35 @@ class _ClientProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         decoder = self.decoder
-        replies: list[tuple[int, Any, Any]] = []
+        pending = self.pending
+        answered = False
         try:
             decoder.push(data)
             for obj in decoder.unpacker:
                 # The common reply, read without a record object.
                 if type(obj) is list and len(obj) == 4 and obj[0] == 1:
-                    msgid = obj[1]
+                    _, msgid, error, result = obj
                     if type(msgid) is not int or not 0 <= msgid < MSGID_LIMIT:
                         raise ProtocolError(f"msgid must be a uint32, not {msgid!r}")
-                    replies.append((msgid, obj[2], obj[3]))
+                else:
+                    message = decoder.message(obj)
+                    if not isinstance(message, Response):  # a server never sends these
+                        continue
+                    msgid, error, result = message.msgid, message.error, message.result
+                answered = True
+                waiting = pending.pop(msgid, None)
+                if waiting is None:
                     continue
-                message = decoder.message(obj)
-                if isinstance(message, Response):  # a server never sends anything else
-                    replies.append((message.msgid, message.error, message.result))
+                try:
+                    if type(waiting) is tuple:
+                        if error is None:
+                            waiting[0](None, result)
+                        else:
+                            _fail_waiter(waiting, error_for(error, result), self.node)
+                    else:
+                        _settle(typing.cast("asyncio.Future[Any]", waiting), error, result)
+                except Exception:  # a callback's own failure: the replies after it still count
+                    log.exception("a reply's callback failed (msgid %d)", msgid)
         except (
             ProtocolError,
             MessageTooLarge,
@@ -152,26 +179,7 @@ class _ClientProtocol(asyncio.Protocol):
             self._fail_all(ConnectionLost(f"bad reply from server: {problem}"))
             assert self.transport is not None
             self.transport.abort()
-            return
-        pending = self.pending
-        for msgid, error, result in replies:
-            waiting = pending.pop(msgid, None)
-            if waiting is None:
-                continue
-            if type(waiting) is tuple:
-                if error is None:
-                    waiting[0](None, result)
-                else:
-                    _fail_waiter(waiting, error_for(error, result), self.node)
-                continue
-            assert isinstance(waiting, asyncio.Future)
-            if waiting.done():
-                continue
-            if error is None:
-                waiting.set_result(result)
-            else:
-                waiting.set_exception(error_for(error, result))
-        if self.after_read is not None and replies:
+        if answered and self.after_read is not None:
             self.after_read()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -216,6 +224,9 @@ class AsyncClient:
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_at = _NEVER
         self._protocol: _ClientProtocol | None = None
+        #: Requests sent in this loop iteration, waiting for its one write (the last
+        #: connection's queue: a pool reads its length for every call).
+        self.outbox: list[bytes] = []
         self._connecting: asyncio.Lock | None = None
         self._ids = itertools.count()
         self._node = (host, port)
@@ -229,12 +240,6 @@ class AsyncClient:
     @property
     def connected(self) -> bool:
         return self._live() is not None
-
-    @property
-    def queued(self) -> int:
-        """Requests sent in this loop iteration, waiting for its one write."""
-        protocol = self._protocol
-        return 0 if protocol is None else len(protocol.out)
 
     async def _connection(self) -> _ClientProtocol:
         live = self._live()
@@ -261,6 +266,7 @@ class AsyncClient:
             except OSError as error:
                 raise ConnectError(f"cannot connect to {self.host}:{self.port}: {error}") from None
             self._protocol = protocol
+            self.outbox = protocol.out
             return protocol
 
     async def call(

@@ -30,30 +30,27 @@ class ClientPool:
         self.max_per_host = max(1, max_per_host)
         self.batch = max(1, batch)
         self._clients: dict[tuple[str, int], list[AsyncClient]] = {}
-        #: The client taking calls now, per address (an index into its list).
-        self._current: dict[tuple[str, int], int] = {}
+        #: The client taking calls now, per address.
+        self._current: dict[tuple[str, int], AsyncClient] = {}
 
     def client(self, host: str, port: int) -> AsyncClient:
         """The client for the next call to ``host:port`` (it may not be connected yet)."""
         address = (host, port)
-        clients = self._clients.get(address)
-        if clients is None:
-            client = AsyncClient(host, port, timeout=self.timeout, after_read=self.after_read)
-            self._clients[address] = [client]
-            self._current[address] = 0
+        client = self._current.get(address)
+        if client is not None and len(client.outbox) < self.batch:
             return client
-        index = self._current[address]
-        client = clients[index]
-        if client.queued < self.batch or self.max_per_host == 1:
-            return client
-        index += 1  # this one has a full batch for this loop iteration: the next takes over
+        return self._next_client(address, client)
+
+    def _next_client(self, address: tuple[str, int], full: AsyncClient | None) -> AsyncClient:
+        """A new address's first client, or the one after ``full`` (which has a full batch
+        for this loop iteration), made while there are fewer than ``max_per_host``."""
+        clients = self._clients.setdefault(address, [])
+        index = clients.index(full) + 1 if full in clients else len(clients)
         if index == len(clients) < self.max_per_host:
-            clients.append(
-                AsyncClient(host, port, timeout=self.timeout, after_read=self.after_read)
-            )
+            clients.append(AsyncClient(*address, timeout=self.timeout, after_read=self.after_read))
         elif index >= len(clients):
             index = 0
-        self._current[address] = index
+        self._current[address] = clients[index]
         return clients[index]
 
     async def call(
@@ -73,13 +70,15 @@ class ClientPool:
             raise
 
     async def discard(self, host: str, port: int, client: AsyncClient) -> None:
-        clients = self._clients.get((host, port), [])
+        address = (host, port)
+        clients = self._clients.get(address, [])
         if client in clients:
             clients.remove(client)
             if not clients:
-                del self._clients[(host, port)]
-            elif self._current[(host, port)] >= len(clients):
-                self._current[(host, port)] = 0
+                del self._clients[address]
+                self._current.pop(address, None)
+            elif self._current.get(address) is client:
+                self._current[address] = clients[0]
         await client.close()
 
     async def close(self) -> None:

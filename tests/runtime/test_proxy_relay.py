@@ -81,7 +81,7 @@ class FixedView:
     def actives(self) -> list[Node]:
         return list(self.nodes)
 
-    def replicas(self, key: str, count: int) -> list[Node]:
+    def replicas(self, key: str | bytes, count: int) -> list[Node]:
         return self.nodes[:count]
 
     def mark_failed(self, node: Node) -> None:

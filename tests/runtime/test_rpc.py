@@ -451,3 +451,40 @@ async def test_pool_hands_a_client_a_batch_of_calls_then_the_next(
     assert sorted(answers) == [0, 0, 1, 1, 2, 2]  # type: ignore[type-var]
     assert len(pool._clients[address]) == 2
     await pool.close()
+
+
+@pytest.mark.asyncio
+async def test_a_discarded_client_is_not_handed_out_again(
+    server: tuple[RpcServer, Service],
+) -> None:
+    rpc, _ = server
+    pool = ClientPool(timeout=5)
+    first = pool.client("127.0.0.1", rpc.port)
+    assert await first.call("echo", ["c", 1]) == 1
+    await pool.discard("127.0.0.1", rpc.port, first)
+    second = pool.client("127.0.0.1", rpc.port)
+    assert second is not first
+    assert await pool.call("127.0.0.1", rpc.port, "echo", ["c", 2]) == 2
+    await pool.close()
+
+
+@pytest.mark.asyncio
+async def test_a_failing_callback_costs_no_other_reply(server: tuple[RpcServer, Service]) -> None:
+    rpc, _ = server
+    answers: list[object] = []
+
+    def record(error: RPCError | None, result: object) -> None:
+        if result == 1:
+            raise RuntimeError("a broken callback")
+        answers.append(error or result)
+
+    async with AsyncClient("127.0.0.1", rpc.port, timeout=5) as client:
+        assert await client.call("echo", ["c", 0]) == 0
+        for value in (1, 2, 3):  # one write; their answers come back in one read
+            assert client.call_soon("echo", ["c", value], record)
+        async with asyncio.timeout(5):
+            while len(answers) < 2:
+                await asyncio.sleep(0.01)
+        assert answers == [2, 3]
+        assert client.connected, "the connection outlives the callback's failure"
+        assert await client.call("echo", ["c", 4]) == 4
