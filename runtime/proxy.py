@@ -101,6 +101,9 @@ class Caller(Protocol):
 #: the error being a :class:`ForwardError` (or what ``forward`` raised).
 Done = Callable[[BaseException | None, object], None]
 
+#: How calls of one method start: ``starter(params, done)`` (see :meth:`Forwarder.starter`).
+Starter = Callable[[list[Any], Done], None]
+
 
 @dataclass
 class ProxyStats:
@@ -166,29 +169,73 @@ class Forwarder:
         self.timeout = timeout
         self.rng = rng or random.Random()
         self.stats = ProxyStats()
-        #: Each route, and whether its calls go to one server (relayed, failing over when
-        #: they may): what :meth:`start` looks up first.
-        self._plans = {
-            name: (r, _fails_over(r) or r.routing is Routing.RANDOM)
-            for name, r in self.routes.items()
-        }
         #: Views already resolved, by the cluster name as it came off the wire (``str`` or
         #: ``bytes``); views live as long as the proxy.
         self._known: dict[str | bytes, ClusterView] = {}
         self._on_relay_error = self._relay_failed  # bound once: relays pass it on every call
+        #: How each method's calls start (see :meth:`starter`), made once per route.
+        self._starters: dict[str, Starter] = {
+            name: self._relay_starter(r)
+            if _fails_over(r) or r.routing is Routing.RANDOM
+            else functools.partial(self._start_fan_out, r)
+            for name, r in self.routes.items()
+        }
 
     def start(self, method: str, params: list[Any], done: Done) -> None:
         """Forward like :meth:`forward`; report through ``done`` (see the module docstring)."""
-        route, single = self._plans[method]
+        self._starters[method](params, done)
+
+    def starter(self, method: str) -> Starter:
+        """``start`` for one method, ``starter(method)(params, done)``: what a proxy's
+        server calls for every call of ``method``."""
+        return self._starters[method]
+
+    def _relay_starter(self, route: Route) -> Starter:
+        """How a call of ``route`` (a single-server one) starts: it goes to its first
+        candidate over an open connection, with everything each call needs bound here;
+        what cannot be relayed so (an unknown cluster name, no server, a key that is not
+        text, no open connection) takes the slow way, through ``forward``.
+
+        Nothing is allocated for failing over: the answer goes straight to ``done``, and a
+        failure to :meth:`_relay_failed` (one bound method for every call), which works out
+        the other candidates only then.
+        """
+        known, stats, timeout = self._known, self.stats, self.timeout
+        client_for, on_error, choice = self.caller.client, self._on_relay_error, self.rng.choice
+        method, count, cht = route.name, route.replicas, route.routing is _CHT
+
+        def relay(params: list[Any], done: Done) -> None:
+            try:
+                view = known[params[0]]
+                if cht:  # a read with ``pass``: the first replica
+                    first = view.replicas(params[1] if len(params) > 1 else "", count)[0]
+                else:  # random: any up-to-date server
+                    first = choice(view.actives())
+            except (LookupError, TypeError):  # no view yet, no server, a name or key not text
+                self._start_slowly(method, params, done)
+                return
+            if client_for(first[0], first[1]).call_soon(
+                method, params, done, timeout=timeout, on_error=on_error
+            ):
+                stats.request_count += 1
+                stats.forward_count += 1
+            else:  # no open connection: ``forward`` connects
+                self._start_slowly(method, params, done)
+
+        return relay
+
+    def _start_fan_out(self, route: Route, params: list[Any], done: Done) -> None:
+        """How a call to several servers starts: sent to every target over open
+        connections (:class:`_FanOut`), else the slow way."""
         try:
             view = self._known.get(params[0])
         except (IndexError, TypeError):  # no cluster name, or not even hashable
             view = None
-        if view is not None:
-            if single and self._relay(route, view, params, done):
-                return
-            if not single and self._fan_out(route, view, params, done):
-                return
+        if view is None or not self._fan_out(route, view, params, done):
+            self._start_slowly(route.name, params, done)
+
+    def _start_slowly(self, method: str, params: list[Any], done: Done) -> None:
+        """Run :meth:`forward` as a task and report its outcome through ``done``."""
         task = asyncio.ensure_future(self.forward(method, params))
         task.add_done_callback(lambda t: _report(t, done))
 
@@ -213,27 +260,6 @@ class Forwarder:
             return False
         self.stats.request_count += 1
         _FanOut(self, route, view, nodes, done).send(clients, params)
-        return True
-
-    def _relay(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
-        """Send to the first candidate over an open connection; False to take the slow way.
-
-        Nothing is allocated for failing over: the answer goes straight to ``done``, and a
-        failure to :meth:`_relay_failed` (one bound method for every call), which works out
-        the other candidates only then.
-        """
-        targets = self._targets(route, view, params)
-        if targets is None:
-            return False
-        # cht (a read with ``pass``): the first replica; random: any up-to-date server.
-        first = targets[0] if route.routing is _CHT else self.rng.choice(targets)
-        if not self.caller.client(first[0], first[1]).call_soon(
-            route.name, params, done, timeout=self.timeout, on_error=self._on_relay_error
-        ):
-            return False  # no open connection: ``forward`` connects
-        stats = self.stats
-        stats.request_count += 1
-        stats.forward_count += 1
         return True
 
     def _relay_failed(

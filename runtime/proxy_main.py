@@ -18,7 +18,6 @@ ZooKeeper); ``get_proxy_status`` shows the states (``state``, ``state.<part>``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import sys
@@ -188,7 +187,7 @@ class ProxyApp:
             raw,
             _t.Object(),
             takes_cluster_name=False,
-            start=functools.partial(forwarder.start, name),
+            start=forwarder.starter(name),
         )
 
     async def _view(self, name: str) -> ClusterView:
