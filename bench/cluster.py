@@ -37,7 +37,7 @@ METHODS = ("put", "get", "clear")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=2, help="rounds (best one counts)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (best one counts)")
     parser.add_argument(
         "--methods", default=",".join(METHODS), help="comma-separated subset of put,get,clear"
     )
