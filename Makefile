@@ -35,6 +35,7 @@ bench: venv oracle
 	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.kvs
 	$(BIN)/python -m bench.cluster
+	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.mix
 
 venv: $(VENV)/.installed
