@@ -17,7 +17,8 @@ from types import ModuleType
 
 import pytest
 
-from runtime.errors import RemoteError
+from runtime.errors import RemoteError, TypeMismatch
+from runtime.rpc.client import Client
 from runtime.testing import ManagedZooKeeper, ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,6 +91,11 @@ def test_static_cluster(kvs_dir: Path, kvs: ModuleType, tmp_path: Path) -> None:
         members = ",".join(f"127.0.0.1:{s.port}" for s in servers)
         proxies = [_proxy(stack, kvs_dir, "--servers", members) for _ in range(2)]
         _check_cluster(kvs, proxies, servers)
+        with Client("127.0.0.1", proxies[0].port, timeout=10) as raw:
+            for bad_key in (b"\xff\xfe", 5, ["key1"]):  # hashed keys must be text
+                with pytest.raises(TypeMismatch):
+                    raw.call("get", ["c1", bad_key])
+            assert raw.call("get", ["c1", "key1"]) == b"value1", "the proxy still serves"
         failed_reads, failed_writes = _kill_one_and_read(kvs, proxies[0], servers[0])
         assert failed_reads == 0
         assert 0 < failed_writes < 50
