@@ -9,8 +9,7 @@ cell (``--rounds`` times; the best round counts), so the ratios are side by side
 prints calls/s, p50, the proxy/direct ratio, the latency the proxy adds, the proxy's
 resident memory after its runs and the targets for ``get``, and rewrites the
 ``## Cluster`` section of ``bench/RESULTS.md`` unless ``--no-write`` (or ``--methods``
-names a subset). Not part of the
-test suite.
+names a subset). Not part of the test suite.
 """
 
 from __future__ import annotations
