@@ -48,13 +48,6 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
         help="bind to the IPv4 address of this interface (ignored with --listen_addr)",
     )
     add("-c", "--thread", type=int, default=defaults.thread, help="worker threads")
-    add(
-        "-t",
-        "--timeout",
-        type=float,
-        default=defaults.timeout,
-        help="close connections idle this many seconds; 0 never (default)",
-    )
     add("-l", "--logdir", default=defaults.logdir, help="write the log to a file in this directory")
     add("-g", "--log_config", default=defaults.log_config, help="accepted for compatibility")
     add(
@@ -69,13 +62,6 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
         type=float,
         default=defaults.zookeeper_timeout,
         help="ZooKeeper session timeout in seconds",
-    )
-    add(
-        "-I",
-        "--interconnect_timeout",
-        type=float,
-        default=defaults.interconnect_timeout,
-        help="timeout in seconds of server-to-server and proxy-to-server calls",
     )
     add(
         "--max-message-size",
@@ -115,6 +101,20 @@ def server_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=f"{prog}: a Jubako server")
     _common(parser, defaults)
     add = parser.add_argument
+    add(
+        "-t",
+        "--timeout",
+        type=float,
+        default=defaults.timeout,
+        help="close client connections idle this many seconds; 0 never (default)",
+    )
+    add(
+        "-I",
+        "--interconnect_timeout",
+        type=float,
+        default=defaults.interconnect_timeout,
+        help="timeout in seconds of server-to-server calls (mix)",
+    )
     add("-d", "--datadir", default=defaults.datadir, help="where save/load keep model files")
     add("-f", "--configpath", default=defaults.configpath, help="JSON config file")
     add(
@@ -155,6 +155,28 @@ def proxy_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=f"{prog}: a Jubako proxy")
     _common(parser, defaults)
     add = parser.add_argument
+    add(
+        "-t",
+        "--timeout",
+        type=float,
+        default=defaults.timeout,
+        help="seconds a forwarded call may take before it fails (or, for a read, goes to "
+        "the next replica); default 10",
+    )
+    add(
+        "-I",
+        "--interconnect_timeout",
+        dest="timeout",
+        type=float,
+        default=defaults.timeout,
+        help="the same as --timeout (Jubatus's name for it)",
+    )
+    add(
+        "--idle_timeout",
+        type=float,
+        default=defaults.idle_timeout,
+        help="close client connections idle this many seconds; 0 never (default)",
+    )
     add("-z", "--zookeeper", default=defaults.zookeeper, help="HOST:PORT of ZooKeeper")
     add(
         "--servers",

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import yaml
 
@@ -82,18 +82,24 @@ class ServerSettings:
 class ProxySettings:
     """Everything a proxy main needs."""
 
+    #: Other names of settings: Jubatus's flag for the forwarding timeout.
+    ALIASES: ClassVar[Mapping[str, str]] = {"interconnect_timeout": "timeout"}
+
     rpc_port: int = 9199
     listen_addr: str = ""
     listen_if: str = ""
     thread: int = 4
-    timeout: float = 0.0
+    #: Seconds a forwarded call may take (Jubatus spells it ``--interconnect_timeout``).
+    timeout: float = 10.0
+    #: Seconds before an idle client connection is closed; 0 never (``--timeout`` on a
+    #: Jubatus proxy).
+    idle_timeout: float = 0.0
     logdir: str = ""
     log_config: str = ""
     log_level: str = "INFO"
     zookeeper: str = ""
     servers: str = ""
     zookeeper_timeout: float = 10.0
-    interconnect_timeout: float = 10.0
     pool_expire: float = 60.0
     pool_size: int = 0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
@@ -103,8 +109,12 @@ class ProxySettings:
     def validate(self) -> ProxySettings:
         _port("rpc_port", self.rpc_port, allow_zero=True)
         _at_least("thread", self.thread, 1)
-        _at_least("timeout", self.timeout, 0)
-        _at_least("interconnect_timeout", self.interconnect_timeout, 0.001)
+        if not self.timeout > 0:
+            raise ConfigError(
+                f"timeout: {self.timeout} is not a time a forwarded call may take (give seconds"
+                " > 0; --idle_timeout closes idle client connections)"
+            )
+        _at_least("idle_timeout", self.idle_timeout, 0)
         _at_least("zookeeper_timeout", self.zookeeper_timeout, 1)
         _at_least("pool_size", self.pool_size, 0)
         if bool(self.zookeeper) == bool(self.servers):
@@ -165,6 +175,7 @@ def resolve_with_sources(
 ) -> tuple[T, dict[str, str]]:
     """:func:`resolve_settings`, plus where each setting that is not a default came from."""
     kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    aliases: Mapping[str, str] = getattr(cls, "ALIASES", {})
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
     layers: list[tuple[str, Mapping[str, object]]] = []
@@ -175,10 +186,11 @@ def resolve_with_sources(
     layers.append(("environment " + ENV_PREFIX + "*", from_env))
     layers.append(("command line", flags))
     for source, layer in layers:
-        for key, value in layer.items():
+        for name, value in layer.items():
+            key = aliases.get(name, name)
             if key not in kinds:
-                raise ConfigError(f"{key} (from {source}): unknown setting")
-            values[key] = _convert(key, kinds[key], value, source)
+                raise ConfigError(f"{name} (from {source}): unknown setting")
+            values[key] = _convert(name, kinds[key], value, source)
             sources[key] = source
     return cls(**values), sources
 

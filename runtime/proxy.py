@@ -18,9 +18,11 @@ The rules, chosen to be honest and deterministic:
 - Everything else (updates, ``nolock`` calls, broadcasts, ``cht`` folds) is all-or-error:
   if any server fails, the client gets an error naming each failed server and why, never
   a partial result reported as success.
-- A server that cannot be reached is reported to the cluster view (``mark_failed``) so
-  static membership can skip it for a while; ZooKeeper membership drops it when its
-  session ends.
+- A server that cannot be reached or times out is reported to the cluster view
+  (``mark_failed``): for a while, random calls skip it and ``cht`` reads try it last
+  (``readers``), so they stop waiting on it; ``pass`` is then the first live replica's
+  answer, which failover would have given anyway. Writes still go to it and fail, naming
+  it. ZooKeeper membership drops it when its session ends.
 
 Two ways in: ``await forward(...)`` and ``start(..., done)``. ``start`` relays a call that
 goes to one server (the failover cases above) without a task or a future when a connection
@@ -80,6 +82,11 @@ class ClusterView(Protocol):
         ``key`` is as it came off the wire (text, or bytes from old clients); a key that
         is not UTF-8 text raises :class:`TypeMismatch`. The sequence may be shared: do not
         change it."""
+        ...
+
+    def readers(self, key: str | bytes, count: int) -> Sequence[Node]:
+        """:meth:`replicas` in the order a read tries them: a view may move servers it
+        knows to be failing last. Shared like :meth:`replicas`."""
         ...
 
     def mark_failed(self, node: Node) -> None:
@@ -208,7 +215,7 @@ class Forwarder:
             try:
                 view = known[params[0]]
                 if cht:  # a read with ``pass``: the first replica
-                    first = view.replicas(params[1] if len(params) > 1 else "", count)[0]
+                    first = view.readers(params[1] if len(params) > 1 else "", count)[0]
                 else:  # random: any up-to-date server
                     first = choice(view.actives())
             except (LookupError, TypeError):  # no view yet, no server, a name or key not text
@@ -242,8 +249,9 @@ class Forwarder:
     def _targets(self, route: Route, view: ClusterView, params: list[Any]) -> Sequence[Node] | None:
         """The servers of a call as ``forward`` picks them; None to let ``forward`` explain."""
         if route.routing is _CHT:
+            find = view.readers if _fails_over(route) else view.replicas
             try:
-                nodes = view.replicas(params[1] if len(params) > 1 else "", route.replicas)
+                nodes = find(params[1] if len(params) > 1 else "", route.replicas)
             except TypeMismatch:  # not a text key
                 return None
         else:
@@ -293,7 +301,8 @@ class Forwarder:
         try:
             if route.routing is Routing.CHT:
                 key = text_param(params[1], "key") if len(params) > 1 else ""
-                nodes = view.replicas(key, route.replicas)
+                find = view.readers if _fails_over(route) else view.replicas
+                nodes = find(key, route.replicas)
             else:
                 nodes = view.actives()
             if not nodes:

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: How many keys' replica lists a view remembers (a hashed key costs an MD5 and a search).
 RECENT_KEYS = 4096
 
+#: Seconds between looks at which servers are still marked down, while any is.
+DOWN_RECHECK = 1.0
+
 #: The built-ins every proxy forwards, with Jubatus's routing and aggregation.
 BUILTIN_ROUTES: tuple[Route, ...] = (
     Route(sig.GET_CONFIG, Routing.RANDOM, LockMode.ANALYSIS, "pass"),
@@ -75,7 +78,12 @@ def parse_servers(text: str) -> list[Node]:
 
 
 class MembershipView(ClusterView):
-    """A :class:`ClusterView` over a :class:`Membership`, with a cached hash ring."""
+    """A :class:`ClusterView` over a :class:`Membership`, with a cached hash ring.
+
+    A server the proxy failed to reach is marked down in the membership (for its retry
+    interval) and moved to the end of the read order of its keys (:meth:`readers`), so
+    reads stop waiting on it; writes still go to it (:meth:`replicas`) and fail, naming it.
+    """
 
     def __init__(self, membership: Membership) -> None:
         self.membership = membership
@@ -83,27 +91,45 @@ class MembershipView(ClusterView):
         self._ring = Ring()
         self._by_name: dict[str, Node] = {}
         self._ring_snapshot: Snapshot | None = None
-        #: Replicas of recent keys (as sent) for the current ring (cleared when it changes).
+        #: Replicas of recent keys (as sent) in ring order, for the current ring.
         self._recent: dict[tuple[str | bytes, int], tuple[Node, ...]] = {}
+        #: The same in read order: servers marked down last.
+        self._readers: dict[tuple[str | bytes, int], tuple[Node, ...]] = {}
+        self._demoted: frozenset[Node] = frozenset()
+        self._recheck: asyncio.TimerHandle | None = None
 
     def actives(self) -> list[Node]:
         return self.membership.actives()
 
     def replicas(self, key: str | bytes, count: int) -> Sequence[Node]:
-        snapshot = self.membership.snapshot()
-        if snapshot is not self._ring_snapshot:  # membership changed: rebuild the ring
-            members = tuple(snapshot.cht)
-            if members != self._ring_members:
-                self._ring = Ring(f"{host}_{port}" for host, port in members)
-                self._ring_members = members
-                self._by_name = {f"{host}_{port}": (host, port) for host, port in members}
-            self._ring_snapshot = snapshot
-            self._recent.clear()
+        if self.membership.snapshot() is not self._ring_snapshot:
+            self._rebuild()
         try:
             found = self._recent.get((key, count))
         except TypeError:  # not even hashable: _find says what it is
             found = None
         return found if found is not None else self._find(key, count)
+
+    def readers(self, key: str | bytes, count: int) -> Sequence[Node]:
+        if self.membership.snapshot() is not self._ring_snapshot:
+            self._rebuild()
+        try:
+            found = self._readers.get((key, count))
+        except TypeError:  # not even hashable: _find says what it is
+            found = None
+        return found if found is not None else self._find_readers(key, count)
+
+    def _rebuild(self) -> None:
+        """Membership changed: a new ring if its members did, and nothing remembered."""
+        snapshot = self.membership.snapshot()
+        members = tuple(snapshot.cht)
+        if members != self._ring_members:
+            self._ring = Ring(f"{host}_{port}" for host, port in members)
+            self._ring_members = members
+            self._by_name = {f"{host}_{port}": (host, port) for host, port in members}
+        self._ring_snapshot = snapshot
+        self._recent.clear()
+        self._readers.clear()
 
     def _find(self, key: str | bytes, count: int) -> tuple[Node, ...]:
         """Look ``key`` up on the ring and remember its replicas (by the key as sent)."""
@@ -115,8 +141,39 @@ class MembershipView(ClusterView):
         self._recent[(key, count)] = found
         return found
 
+    def _find_readers(self, key: str | bytes, count: int) -> tuple[Node, ...]:
+        """``key``'s replicas with the ones marked down moved last, remembered."""
+        found = tuple(self.replicas(key, count))
+        demoted = self._demoted
+        if demoted and not demoted.isdisjoint(found):
+            found = tuple(sorted(found, key=demoted.__contains__))  # stable: ring order kept
+        if len(self._readers) >= RECENT_KEYS:
+            self._readers.clear()
+        self._readers[(key, count)] = found
+        return found
+
     def mark_failed(self, node: Node) -> None:
         self.membership.mark_down(*node)
+        if node not in self._demoted:
+            self._refresh_demoted()
+
+    def _refresh_demoted(self) -> None:
+        """Read orders follow the servers marked down; rechecked while there are any (a
+        server's mark ends after the membership's retry interval)."""
+        demoted = frozenset(self.membership.down())
+        if demoted != self._demoted:
+            self._demoted = demoted
+            self._readers.clear()
+        if demoted and self._recheck is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a synchronous caller): the next failure refreshes
+                return
+            self._recheck = loop.call_later(DOWN_RECHECK, self._on_recheck)
+
+    def _on_recheck(self) -> None:
+        self._recheck = None
+        self._refresh_demoted()
 
 
 class ProxyApp:
@@ -133,7 +190,7 @@ class ProxyApp:
         self.settings = settings
         self.service_type = service_type
         self.prog = prog
-        self.pool = ClientPool(timeout=settings.interconnect_timeout, max_per_host=4)
+        self.pool = ClientPool(timeout=settings.timeout, max_per_host=4)
         self._views: dict[str, MembershipView] = {}
         self._starting: dict[str, asyncio.Task[MembershipView]] = {}
         self._static: MembershipView | None = None
@@ -144,7 +201,7 @@ class ProxyApp:
             [*BUILTIN_ROUTES, *routes],
             self._view,
             self.pool,
-            timeout=settings.interconnect_timeout,
+            timeout=settings.timeout,
         )
         handlers = {n: self._forwarding_handler(r) for n, r in self.forwarder.routes.items()}
         handlers["get_proxy_status"] = Handler(
@@ -158,7 +215,7 @@ class ProxyApp:
             settings.rpc_port,
             threads=settings.thread,
             max_message_size=settings.max_message_size,
-            idle_timeout=settings.timeout,
+            idle_timeout=settings.idle_timeout,
         )
         # Answers relayed from one server's read go out at once, not an iteration later.
         self.pool.after_read = self.rpc.flush_now
@@ -241,7 +298,8 @@ class ProxyApp:
             "zookeeper": s.zookeeper,
             "servers": s.servers,
             "zookeeper_timeout": str(s.zookeeper_timeout),
-            "interconnect_timeout": str(s.interconnect_timeout),
+            "interconnect_timeout": str(s.timeout),
+            "idle_timeout": str(s.idle_timeout),
             "session_pool_expire": str(s.pool_expire),
             "session_pool_size": str(s.pool_size),
             "request_count": str(stats.request_count + 1),

@@ -114,6 +114,10 @@ class Membership(Protocol):
         """``host:port`` could not be reached: leave it out of ``actives()`` for a while."""
         ...
 
+    def down(self) -> list[Node]:
+        """Servers marked down and still within their retry interval, sorted."""
+        ...
+
     def mark_up(self, host: str, port: int) -> None:
         """``host:port`` answered again: offer it at once."""
         ...

@@ -186,6 +186,9 @@ class ZooKeeperMembership:
         self._down.mark_down((host, port))
         self._watchers.notify(self.snapshot())
 
+    def down(self) -> list[Node]:
+        return self._down.down()
+
     def mark_up(self, host: str, port: int) -> None:
         if self._down.mark_up((host, port)):
             log.info("%s:%d is up again", host, port)

@@ -41,7 +41,7 @@ def _server(stack: ExitStack, kvs_dir: Path, tmp: Path, *extra: str) -> ServerPr
 
 
 def _proxy(stack: ExitStack, kvs_dir: Path, *membership: str) -> ServerProcess:
-    args = ["--rpc-port", "0", "--interconnect_timeout", "2", *membership]
+    args = ["--rpc-port", "0", "--timeout", "2", *membership]
     return stack.enter_context(ServerProcess(kvs_dir / "kvs_proxy.py", args, cwd=kvs_dir))
 
 
@@ -101,6 +101,45 @@ def test_static_cluster(kvs_dir: Path, kvs: ModuleType, tmp_path: Path) -> None:
         assert 0 < failed_writes < 50
         for proxy in proxies:
             assert proxy.stop(signal.SIGTERM) == 0
+
+
+def test_proxy_timeout_bounds_a_call_to_a_server_that_stopped_answering(
+    kvs_dir: Path, kvs: ModuleType, tmp_path: Path
+) -> None:
+    """``--timeout`` on the proxy is per forwarded call: with one of two servers stopped
+    (SIGSTOP: connected, silent), a read fails over after it and later reads do not wait
+    on that server; writes fail after it, naming the server."""
+    timeout = 0.5
+    with ExitStack() as stack:
+        servers = [_server(stack, kvs_dir, tmp_path) for _ in range(2)]
+        members = ",".join(f"127.0.0.1:{s.port}" for s in servers)
+        args = ["--rpc-port", "0", "--timeout", str(timeout), "--servers", members]
+        proxy = stack.enter_context(ServerProcess(kvs_dir / "kvs_proxy.py", args, cwd=kvs_dir))
+        keys = [f"key{i}" for i in range(20)]
+        with kvs.Kvs("127.0.0.1", proxy.port, "c1", timeout=30) as client:
+            for key in keys:
+                assert client.put(key, key.upper()) is True
+            assert client.get_proxy_status()[f"127.0.0.1_{proxy.port}"]["timeout"] == "0.5"
+            stopped = servers[0]
+            stopped.send_signal(signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                assert [client.get(key) for key in keys] == [key.upper() for key in keys]
+                reads = time.monotonic() - started
+                started = time.monotonic()
+                with pytest.raises(RemoteError) as failed:
+                    client.put("key0", "new")
+                write = time.monotonic() - started
+            finally:
+                stopped.send_signal(signal.SIGCONT)
+            assert f"127.0.0.1:{stopped.port}" in str(failed.value)
+            assert "error occurred in 1 out of 2 requests" in str(failed.value)
+            assert timeout * 0.8 <= write < timeout + 3, write
+            # the first read that meets the stopped server waits one timeout; after that
+            # the proxy reads its keys from the other replica first
+            assert reads < 2 * timeout + 2, reads
+            assert client.put("key0", "back") is True
+            assert client.get("key0") == "back"
 
 
 @pytest.mark.zookeeper

@@ -134,3 +134,39 @@ def test_out_of_range_values_name_where_they_came_from(
         parse_server_args("srv", argv, environ=environ)
     assert stopped.value.code == 2
     assert message.format(path=file) in capsys.readouterr().err
+
+
+def test_proxy_timeout_is_per_forwarded_call_and_idle_close_has_its_own_flag(
+    tmp_path: Path,
+) -> None:
+    servers = ["--servers", "127.0.0.1:1"]
+    defaults = parse_proxy_args("px", servers, environ={})
+    assert (defaults.timeout, defaults.idle_timeout) == (10.0, 0.0)
+    assert parse_proxy_args("px", [*servers, "--timeout", "2.5"], environ={}).timeout == 2.5
+    assert parse_proxy_args("px", [*servers, "-t", "3"], environ={}).timeout == 3.0
+    # Jubatus's name for the same thing; the later flag wins, as argparse does
+    assert parse_proxy_args("px", [*servers, "-I", "4"], environ={}).timeout == 4.0
+    assert parse_proxy_args("px", [*servers, "-t", "3", "-I", "4"], environ={}).timeout == 4.0
+    idle = parse_proxy_args("px", [*servers, "--idle_timeout", "30"], environ={})
+    assert (idle.timeout, idle.idle_timeout) == (10.0, 30.0)
+    file = tmp_path / "proxy.json"
+    file.write_text(json.dumps({"servers": "127.0.0.1:1", "interconnect_timeout": 6}))
+    assert parse_proxy_args("px", ["--settings", str(file)], environ={}).timeout == 6.0
+    environ = {"JUBAKO_SERVERS": "127.0.0.1:1", "JUBAKO_INTERCONNECT_TIMEOUT": "7"}
+    assert parse_proxy_args("px", [], environ=environ).timeout == 7.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_a_proxy_timeout_that_is_not_a_time_is_refused_with_a_hint(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse_proxy_args("px", ["--servers", "127.0.0.1:1", "-t", value], environ={})
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "timeout:" in err and "--idle_timeout" in err and "(from command line)" in err
+
+
+def test_a_server_keeps_jubatus_meaning_of_timeout() -> None:
+    settings = parse_server_args("srv", ["-t", "30", "-I", "5"], environ={})
+    assert (settings.timeout, settings.interconnect_timeout) == (30.0, 5.0)

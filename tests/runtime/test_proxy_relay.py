@@ -84,6 +84,9 @@ class FixedView:
     def replicas(self, key: str | bytes, count: int) -> list[Node]:
         return self.nodes[:count]
 
+    def readers(self, key: str | bytes, count: int) -> list[Node]:
+        return self.nodes[:count]
+
     def mark_failed(self, node: Node) -> None:
         self.failed.append(node)
 
