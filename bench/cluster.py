@@ -3,9 +3,10 @@
 ``python -m bench.cluster [--seconds S]`` starts kvs servers from ``examples/kvs`` and a
 proxy with a static server list (``--servers``), then measures, with the load generator
 of ``bench.kvs``: a ``cht(2)`` update (``put``), a ``cht`` analysis (``get``) and a
-broadcast (``clear``), at 16 concurrent clients and 64 pipelined calls, direct to one
-server and through the proxy to 1, 2, 3 and 4 servers, every target in turn for each
-cell (``--rounds`` times; the best round counts), so the ratios are side by side. It
+broadcast (``clear``), at 1 client (one call at a time: the latency of the hop), 16
+concurrent clients and 64 pipelined calls, direct to one server and through the proxy to
+1, 2, 3 and 4 servers, every target in turn for each cell (``--rounds`` times; the best
+round counts), so the ratios are side by side. It
 prints calls/s, p50, the proxy/direct ratio, the latency the proxy adds, the proxy's
 resident memory after its runs and the targets for ``get``, and rewrites the
 ``## Cluster`` section of ``bench/RESULTS.md`` unless ``--no-write`` (or ``--methods``
@@ -29,7 +30,12 @@ from bench.rpc import machine_note, ratio
 SECTION = "## Cluster"
 LISTENING = r"listening on [\d.]+:(\d+)"
 EXAMPLE = REPO / "examples" / "kvs"
-SHAPES = (("16 clients", 16, 1), ("pipelined 64", 1, 64))
+SHAPES = (("1 client", 1, 1), ("16 clients", 16, 1), ("pipelined 64", 1, 64))
+#: Shapes whose calls/s the throughput target is about; 1 client waits on each answer.
+LOADED = ("16 clients", "pipelined 64")
+#: Shapes whose added p50 is the proxy's own hop; with 64 calls in flight the p50 is
+#: 64 ÷ calls/s (Little's law), so there it restates the throughput.
+HOP = ("1 client", "16 clients")
 METHODS = ("put", "get", "clear")
 
 
@@ -96,20 +102,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(rows: list[tuple[str, str, str, dict[str, Any]]]) -> list[str]:
-    """The targets of ``get`` (a cht analysis call) through the proxy, met or missed."""
+    """The targets of ``get`` (a cht analysis call) through the proxy, met or missed:
+    calls/s ≥ 0.5 x direct under load (16 clients, pipelined), and ≤ 300 µs added to the
+    p50 of a call that does not queue behind others (1 client) or barely does (16
+    clients). The pipelined added p50 is shown, not judged (see ``HOP``)."""
     direct = {(m, s): r for m, s, where, r in rows if where.startswith("direct")}
-    lines = ["Targets (`get` through the proxy, 1-4 servers):", ""]
+    lines = [
+        "Targets (`get` through the proxy, 1-4 servers): calls/s >= 0.5 x direct at 16 clients"
+        " and pipelined; p50 added <= 300 µs at 1 and 16 clients (pipelined, 64 calls in"
+        " flight, the p50 is 64 / calls/s: shown, judged by its calls/s):",
+        "",
+    ]
     for method, shape, where, r in rows:
         if method != "get" or where.startswith("direct"):
             continue
         base = direct[(method, shape)]
         share = r["calls_per_s"] / base["calls_per_s"]
         added = r["p50_us"] - base["p50_us"]
-        verdict = "met" if share >= 0.5 and added <= 300 else "missed"
-        lines.append(
-            f"- {shape}, {where}: {share:.2f} x direct (>= 0.5), p50 +{added:.0f} µs (<= 300):"
-            f" {verdict}"
-        )
+        checks = []
+        if shape in LOADED:
+            checks.append((f"{share:.2f} x direct", share >= 0.5))
+        if shape in HOP:
+            checks.append((f"p50 +{added:.0f} µs", added <= 300))
+        else:
+            checks.append((f"(p50 +{added:.0f} µs)", True))
+        verdict = "met" if all(ok for _, ok in checks) else "missed"
+        lines.append(f"- {shape}, {where}: {', '.join(text for text, _ in checks)}: {verdict}")
     return lines
 
 
