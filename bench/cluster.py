@@ -121,7 +121,7 @@ def _summary(rows: list[tuple[str, str, str, dict[str, Any]]]) -> list[str]:
         added = r["p50_us"] - base["p50_us"]
         checks = []
         if shape in LOADED:
-            checks.append((f"{share:.2f} x direct", share >= 0.5))
+            checks.append((f"{share:.3f} x direct", share >= 0.5))
         if shape in HOP:
             checks.append((f"p50 +{added:.0f} µs", added <= 300))
         else:
