@@ -121,6 +121,7 @@ class _ClientProtocol(asyncio.Protocol):
         """Queue a request; everything queued in one loop iteration goes out in one write."""
         if not self.out:
             self.loop.call_soon(self._flush)
+            self.batch_time = self.loop.time()  # call_soon deadlines count from here
         self.out.append(frame)
 
     def _flush(self) -> None:

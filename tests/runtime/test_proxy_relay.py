@@ -247,6 +247,31 @@ async def test_call_soon_keeps_nothing_per_answered_call(cluster: Cluster) -> No
 
 
 @pytest.mark.asyncio
+async def test_call_soon_joining_a_batch_that_call_started_gets_its_whole_timeout(
+    cluster: Cluster,
+) -> None:
+    """``call`` and ``call_soon`` in one loop iteration share a write; the deadline of the
+    ``call_soon`` counts from that batch, not from an older one (it used to count from the
+    connection's last ``call_soon`` batch, or from 0: the call timed out at once)."""
+    servers, _, _, _, _ = cluster
+    client = AsyncClient("127.0.0.1", servers[0].port, timeout=30)
+    await client.call("get", ["c", "k"])  # connected; no call_soon yet
+    outcomes: list[tuple[RPCError | None, object]] = []
+    for _ in range(2):  # a connection that never saw call_soon, then one that did
+        slow = asyncio.ensure_future(client.call("sleep", ["c", 0.2]))
+        await asyncio.sleep(0)  # ``call`` has queued its request: the batch is open
+        assert client.outbox, "the call's request waits for this iteration's write"
+        record = lambda e, r: outcomes.append((e, r))  # noqa: E731
+        assert client.call_soon("get", ["c", "k"], record, timeout=0.25)
+        await slow
+        while len(outcomes) < 1:
+            await asyncio.sleep(0.01)
+        assert outcomes.pop() == (None, b"a:k")
+        await asyncio.sleep(0.3)  # the next batch starts over a timeout after this one
+    await client.close()
+
+
+@pytest.mark.asyncio
 async def test_fan_out_folds_every_answer_in_node_order(cluster: Cluster) -> None:
     _, stores, view, forwarder, pool = cluster
     await _start(forwarder, "get", ["c", "k"])  # learn the view
