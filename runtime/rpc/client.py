@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 _UNSET: Any = object()
 _NEVER = float("inf")
+#: Seconds :meth:`AsyncClient.close` lets a connection send what it still holds before it
+#: drops it (a server that stopped reading would keep it open for ever).
+CLOSE_GRACE = 1.0
 
 
 def error_for(error: Any, result: Any) -> RPCError:
@@ -230,6 +233,8 @@ class AsyncClient:
         self.outbox: list[bytes] = []
         self._connecting: asyncio.Lock | None = None
         self._ids = itertools.count()
+        #: Set by :meth:`close`: no more connections (calls fail with ConnectError).
+        self.closed = False
         self._node = (host, port)
 
     def _live(self) -> _ClientProtocol | None:
@@ -252,6 +257,7 @@ class AsyncClient:
             live = self._live()
             if live is not None:
                 return live
+            self._refuse_if_closed()  # closed while this call waited for another's connect
             loop = asyncio.get_running_loop()
             try:
                 connect = loop.create_connection(
@@ -266,9 +272,17 @@ class AsyncClient:
                 raise ConnectError(f"connect to {self.host}:{self.port} timed out") from None
             except OSError as error:
                 raise ConnectError(f"cannot connect to {self.host}:{self.port}: {error}") from None
+            if self.closed:  # closed while connecting: this connection is nobody's
+                assert protocol.transport is not None
+                protocol.transport.abort()
+                self._refuse_if_closed()
             self._protocol = protocol
             self.outbox = protocol.out
             return protocol
+
+    def _refuse_if_closed(self) -> None:
+        if self.closed:
+            raise ConnectError(f"client to {self.host}:{self.port} is closed")
 
     async def call(
         self, method: str, params: Sequence[object], *, timeout: float | None = _UNSET
@@ -276,10 +290,11 @@ class AsyncClient:
         """Call ``method`` with wire ``params``; raises an :class:`RPCError` subclass."""
         protocol = await self._connection()
         msgid = next(self._ids) % MSGID_LIMIT
+        frame = protocol.pack([0, msgid, method, list(params)])  # first: it may raise
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[msgid] = future
         assert protocol.transport is not None
-        protocol.send(protocol.pack([0, msgid, method, list(params)]))
+        protocol.send(frame)
         limit = self.timeout if timeout is _UNSET else timeout
         # A timer per call is much cheaper than asyncio.wait_for (which spawns a task).
         timer = None
@@ -314,6 +329,7 @@ class AsyncClient:
         if protocol is None or not protocol.open:
             return False
         msgid = next(self._ids) % MSGID_LIMIT
+        frame = protocol.pack([0, msgid, method, params])  # first: it may raise
         loop = protocol.loop
         out = protocol.out  # as protocol.send, inline: a proxy comes here for every call
         if not out:
@@ -322,7 +338,7 @@ class AsyncClient:
         limit = self.timeout if timeout is _UNSET else timeout
         deadline = _NEVER if limit is None else protocol.batch_time + limit
         self._pending[msgid] = (callback, method, params, on_error, deadline)
-        out.append(protocol.pack([0, msgid, method, params]))
+        out.append(frame)
         if deadline < self._sweep_at:  # the earliest deadline
             self._set_timer(loop, deadline)
         return True
@@ -364,6 +380,13 @@ class AsyncClient:
             self._set_timer(loop, earliest)
 
     async def close(self) -> None:
+        """Close the connection for good; calls still waiting fail at once with
+        ConnectionLost (no answer is read after this).
+
+        What the connection still has to send gets :data:`CLOSE_GRACE` seconds, then the
+        connection is dropped.
+        """
+        self.closed = True
         protocol = self._protocol
         self._protocol = None
         if self._sweeper is not None:
@@ -371,8 +394,14 @@ class AsyncClient:
             self._sweeper = None
             self._sweep_at = _NEVER
         if protocol is not None and protocol.transport is not None:
+            protocol.open = False
+            protocol._fail_all(ConnectionLost(f"connection to {self.host}:{self.port} closed"))
             protocol.transport.close()
-            await protocol.lost
+            try:
+                await asyncio.wait_for(asyncio.shield(protocol.lost), CLOSE_GRACE)
+            except TimeoutError:
+                protocol.transport.abort()
+                await protocol.lost
 
     async def __aenter__(self) -> Self:
         return self

@@ -32,6 +32,8 @@ class ClientPool:
         self._clients: dict[tuple[str, int], list[AsyncClient]] = {}
         #: The client taking calls now, per address.
         self._current: dict[tuple[str, int], AsyncClient] = {}
+        #: Set by :meth:`close`: from then on every client handed out is a closed one.
+        self.closed = False
 
     def client(self, host: str, port: int) -> AsyncClient:
         """The client for the next call to ``host:port`` (it may not be connected yet)."""
@@ -44,6 +46,10 @@ class ClientPool:
     def _next_client(self, address: tuple[str, int], full: AsyncClient | None) -> AsyncClient:
         """A new address's first client, or the one after ``full`` (which has a full batch
         for this loop iteration), made while there are fewer than ``max_per_host``."""
+        if self.closed:  # a caller failing over while the pool closes: nothing connects
+            dead = AsyncClient(*address, timeout=self.timeout)
+            dead.closed = True
+            return dead
         clients = self._clients.setdefault(address, [])
         index = clients.index(full) + 1 if full in clients else len(clients)
         if index == len(clients) < self.max_per_host:
@@ -82,8 +88,11 @@ class ClientPool:
         await client.close()
 
     async def close(self) -> None:
-        for clients in self._clients.values():
-            for client in clients:
-                await client.close()
+        """Close every client. Calls still waiting fail, and their callbacks (a proxy
+        failing over) get only closed clients from now on."""
+        self.closed = True
+        clients = [client for per_address in self._clients.values() for client in per_address]
         self._clients.clear()
         self._current.clear()
+        for client in clients:
+            await client.close()

@@ -305,3 +305,26 @@ async def test_fan_out_with_a_dead_member_names_it_and_reports_no_success(
     assert f"127.0.0.1:{view.nodes[1][1]}" in str(caught.value.wire_error)
     assert "error occurred in 1 out of 2 requests" in str(caught.value.wire_error)
     assert view.failed == [view.nodes[1]]
+
+
+@pytest.mark.asyncio
+async def test_closing_the_pool_under_a_relay_that_fails_over_connects_nothing(
+    cluster: Cluster,
+) -> None:
+    """The pool closes with a relayed read in flight to server a; its failover to b (a
+    server the pool has no client for) neither changes the pool under ``close`` nor opens
+    a connection: the call ends with an error and no connection stays open."""
+    servers, _, view, forwarder, pool = cluster
+    forwarder._known["c"] = view
+    a = view.nodes[0]
+    await pool.call(*a, "get", ["c", "warm"])  # a connected pool client for a only
+    outcome: asyncio.Future[tuple[BaseException | None, object]] = (
+        asyncio.get_running_loop().create_future()
+    )
+    forwarder.start("lookup", ["c", "k"], lambda e, r: outcome.set_result((e, r)))
+    await asyncio.sleep(0.05)  # relayed to a, which takes 2 s
+    await pool.close()
+    error, result = await asyncio.wait_for(outcome, 3)
+    assert isinstance(error, ForwardError) and result is None
+    await asyncio.sleep(0.1)
+    assert [len(server.connections) for server in servers] == [0, 0]
