@@ -134,6 +134,10 @@ class Decoder:
         )
         #: Method names seen, raw → text (a connection uses a handful).
         self._names: dict[bytes, str] = {}
+        #: Bytes pushed so far, and how many of them the unpacker has read: ``tell() <
+        #: fed`` while messages are left unread, or one is not whole yet.
+        self.fed = 0
+        self.tell = self._unpacker.tell
 
     @property
     def unpacker(self) -> msgpack.Unpacker:
@@ -149,6 +153,7 @@ class Decoder:
             raise MessageTooLarge(
                 f"a message is larger than the limit of {self.max_message_size} bytes"
             ) from None
+        self.fed += len(data)
 
     def stream_error(self, error: Exception) -> ProtocolError | MessageTooLarge:
         """What an exception raised while iterating :attr:`unpacker` means."""

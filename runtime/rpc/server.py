@@ -30,7 +30,11 @@ answers exactly as the inline path would.
 
 Limits: a message larger than ``max_message_size`` or bytes that are not
 MessagePack-RPC close only that connection (one warning line); at most ``max_in_flight``
-calls per connection wait for workers before the server stops reading from it; an idle
+calls per connection wait for workers before the server stops reading from it; the
+server also stops reading from a client that does not read its answers (the connection's
+unsent output past asyncio's high-water mark) until they drain, and serves at most
+:data:`MAX_SERVED_PER_PASS` buffered requests before it looks again, so a client that
+pipelines without reading costs the server a bounded amount of memory; an idle
 connection is closed after ``idle_timeout`` seconds (0, the default, never closes: the
 official Jubatus client never reconnects). TCP keepalive finds dead peers. Notifications
 are executed and never answered; the server never sends one.
@@ -47,6 +51,7 @@ import typing
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from typing import Any
 
 from runtime.errors import MessageTooLarge, ProtocolError
@@ -77,6 +82,9 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 1024
 #: Inline calls are timed one in this many.
 SAMPLE_EVERY = 8
+#: Requests one pass over a connection's buffered input answers before the loop runs
+#: again (other connections, and a check that this client reads its answers).
+MAX_SERVED_PER_PASS = 256
 #: A method timed on workers under this may be probed on the loop, one call in PROBE_EVERY.
 PROBE_LIMIT_SECONDS = 0.02
 PROBE_EVERY = 16
@@ -359,7 +367,13 @@ class _Connection(asyncio.Protocol):
         #: SAMPLE_EVERY: enough to notice a method turning slow).
         self.sample_countdown = 1
         self.in_flight = 0
+        #: Not reading because ``max_in_flight`` calls wait for answers ...
         self.paused = False
+        #: ... or because the client does not read its answers (the transport's output is
+        #: past its high-water mark).
+        self.write_blocked = False
+        self.reading = True
+        self.more_scheduled = False
         self.closed = False
         self.peer = "?"
         self.last_activity = time.monotonic()
@@ -401,6 +415,58 @@ class _Connection(asyncio.Protocol):
         except MessageTooLarge as error:
             self._abort(error)
             return
+        self._serve_pass()
+        decoder = self.decoder
+        if decoder.tell() < decoder.fed:  # stopped at MAX_SERVED_PER_PASS, or mid-message
+            self._serve_more_soon()
+
+    def _serve_more_soon(self) -> None:
+        """Come back to the unread input on a later loop iteration, while the connection
+        may read."""
+        if not self.more_scheduled and self.reading and not self.closed:
+            self.more_scheduled = True
+            self.loop.call_soon(self._serve_more)
+
+    def _serve_more(self) -> None:
+        """Serve what the last pass left unread; again later if this pass made progress
+        and left some still (a message that is not whole yet waits for the next read)."""
+        self.more_scheduled = False
+        decoder = self.decoder
+        before = decoder.tell()
+        if not self.reading or self.closed or before == decoder.fed:
+            return
+        self._serve_pass()
+        if before < decoder.tell() < decoder.fed:
+            self._serve_more_soon()
+
+    def pause_writing(self) -> None:
+        """asyncio: the client does not read its answers fast enough; read no more
+        requests from it until it does."""
+        log.info("client %s is not reading its answers: not reading its requests", self.peer)
+        self.write_blocked = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_blocked = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read from the client unless it waits on too many calls or does not read."""
+        reading = not (self.paused or self.write_blocked)
+        if reading == self.reading or self.transport is None:
+            return
+        self.reading = reading
+        if self.closed:
+            return
+        if reading:
+            self.transport.resume_reading()
+            self._serve_more_soon()
+        else:
+            self.transport.pause_reading()
+
+    def _serve_pass(self) -> None:
+        """Answer what the input holds, up to :data:`MAX_SERVED_PER_PASS` requests, and
+        write the replies."""
         self.in_read = True
         self.debug = log.isEnabledFor(logging.DEBUG)
         try:
@@ -446,7 +512,7 @@ class _Connection(asyncio.Protocol):
         limit = MSGID_LIMIT
         countdown = self.sample_countdown
         try:
-            for obj in decoder.unpacker:
+            for obj in islice(decoder.unpacker, MAX_SERVED_PER_PASS):
                 try:
                     try:  # a request is [0, msgid, method, params]
                         kind, msgid, raw_name, params = obj
@@ -736,9 +802,9 @@ class _Connection(asyncio.Protocol):
         if not server.pending:  # as server.call_started() does
             server._idle.clear()
         server.pending += 1
-        if self.in_flight >= self.server.max_in_flight and not self.paused and self.transport:
+        if self.in_flight >= self.server.max_in_flight and not self.paused:
             self.paused = True
-            self.transport.pause_reading()
+            self._update_reading()
 
     def _end_pending(self) -> None:
         self.in_flight -= 1
@@ -753,10 +819,9 @@ class _Connection(asyncio.Protocol):
 
     def _resume_if_drained(self) -> None:
         """Read again once half the calls a paused connection waits for are answered."""
-        if self.in_flight < self.server.max_in_flight // 2 + 1 and self.transport:
+        if self.in_flight < self.server.max_in_flight // 2 + 1:
             self.paused = False
-            if not self.closed:
-                self.transport.resume_reading()
+            self._update_reading()
 
     # -- output ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from runtime import types as t
 from runtime.errors import ARGUMENT_ERROR, NO_METHOD_ERROR
 from runtime.locks import LockMode, RWLock
 from runtime.rpc.dispatch import Dispatcher, Handler
-from runtime.rpc.server import RpcServer
+from runtime.rpc.server import MAX_SERVED_PER_PASS, RpcServer
 
 
 class Model:
@@ -357,3 +357,60 @@ async def test_an_on_worker_method_never_runs_on_the_loop(
     await peer.replies(16)
     assert len(model.threads) == 36
     assert all(name.startswith("rpc") for name in model.threads), set(model.threads)
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_does_not_read_its_answers_is_not_read_either(
+    served: tuple[RpcServer, Model], peer: RawPeer
+) -> None:
+    """Pipelining without reading: the server stops reading once the answers pile up (it
+    used to read on and keep every answer, gigabytes for a hostile client), serves other
+    clients meanwhile, and answers every request once the client reads."""
+    rpc, _ = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+    payload = b"x" * 4096
+    batch = b"".join(
+        msgpack.packb([0, i, "echo", ["c", payload]], use_bin_type=False) for i in range(256)
+    )
+    sent = 0
+    blocked = False
+    while sent < 64 * 1024:  # 256 MiB of answers if nothing pushed back
+        writer.write(batch)
+        sent += 256
+        try:
+            await asyncio.wait_for(writer.drain(), 1.0)
+        except TimeoutError:
+            blocked = True
+            break
+    assert blocked, f"the server read all {sent} requests without their answers being read"
+    local = writer.get_extra_info("sockname")
+    (slow,) = [c for c in rpc.connections if c.peer == f"{local[0]}:{local[1]}"]
+    assert (slow.reading, slow.write_blocked) == (False, True)
+    assert slow.transport is not None
+    kept = slow.transport.get_write_buffer_size()
+    assert kept < 4 * 1024 * 1024, f"{kept} bytes of answers kept for a client that reads none"
+    assert (await peer.call("echo", ["c", b"still serving"]))[1] == "still serving"
+
+    unpacker = msgpack.Unpacker(raw=True)
+    answered = 0
+    reading = asyncio.ensure_future(writer.drain())  # the rest goes out as the server reads
+    while answered < sent:
+        data = await asyncio.wait_for(reader.read(1 << 20), 10)
+        assert data, "the server closed the connection"
+        unpacker.feed(data)
+        for kind, msgid, error, result in unpacker:
+            assert (kind, msgid, error, result) == (1, answered % 256, None, payload)
+            answered += 1
+    await reading
+    assert (slow.reading, slow.write_blocked) == (True, False)
+    writer.close()
+
+
+@pytest.mark.asyncio
+async def test_a_read_of_more_requests_than_one_pass_serves_is_answered_whole(
+    served: tuple[RpcServer, Model], peer: RawPeer
+) -> None:
+    count = MAX_SERVED_PER_PASS * 4 + 3  # one write: the server comes back for the rest
+    await peer.send([[0, 1000 + i, "echo", ["c", b"%d" % i]] for i in range(count)])
+    replies = await peer.replies(count)
+    assert replies == {1000 + i: (None, str(i)) for i in range(count)}
