@@ -112,6 +112,9 @@ class _ClientProtocol(asyncio.Protocol):
         self.lost = self.loop.create_future()
         #: Connected and not lost yet (what call_soon checks: cheaper than the future).
         self.open = False
+        #: The server does not read our requests as fast as they come: the transport holds
+        #: unsent bytes past its high-water mark.
+        self.backlogged = False
         #: The loop's time when this loop iteration's first request was queued: the
         #: requests written together share it as the start of their timeouts.
         self.batch_time = 0.0
@@ -140,6 +143,12 @@ class _ClientProtocol(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+    def pause_writing(self) -> None:
+        self.backlogged = True
+
+    def resume_writing(self) -> None:
+        self.backlogged = False
 
     def data_received(self, data: bytes) -> None:
         decoder = self.decoder
@@ -303,6 +312,10 @@ class AsyncClient:
             timer = asyncio.get_running_loop().call_later(limit, _expire, future, where)
         try:
             return await future
+        except RPCTimeout:
+            if protocol.backlogged and protocol.open and protocol is self._protocol:
+                self._drop_stalled(protocol)
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
@@ -376,8 +389,31 @@ class AsyncClient:
                 del self._pending[msgid]
                 where = f"{late[1]} to {self.host}:{self.port}"
                 _fail_waiter(late, RPCTimeout(f"{where}: request timed out"), self._node)
+        protocol = self._protocol
+        if expired and protocol is not None and protocol.backlogged and protocol.open:
+            self._drop_stalled(protocol)
         if earliest < self._sweep_at:  # a callback above may have set it already
             self._set_timer(loop, earliest)
+
+    def _drop_stalled(self, protocol: _ClientProtocol) -> None:
+        """Calls timed out while the server had not even read what was sent before them:
+        it stopped reading (a hung process). Drop the connection, and the requests it
+        still holds, instead of queueing every later call behind them until it reads
+        again; the calls still waiting fail now, and the next call connects afresh."""
+        assert protocol.transport is not None
+        unsent = protocol.transport.get_write_buffer_size()
+        log.warning(
+            "%s:%d is not reading requests (%d bytes unsent, calls timed out): "
+            "dropping the connection", self.host, self.port, unsent,
+        )  # fmt: skip
+        self._protocol = None
+        self.outbox = []
+        protocol.open = False
+        protocol.out.clear()
+        stalled = f"{self.host}:{self.port} stopped reading requests ({unsent} bytes unsent)"
+        protocol._fail_all(ConnectionLost(stalled))
+        protocol.pending = {}  # the calls of the next connection are not this one's to fail
+        protocol.transport.abort()
 
     async def close(self) -> None:
         """Close the connection for good; calls still waiting fail at once with

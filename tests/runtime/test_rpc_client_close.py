@@ -1,5 +1,6 @@
 """Closing clients and pools over real sockets on 127.0.0.1: close() returns even when the
-server stopped reading, the calls still waiting fail at once, and nothing connects after."""
+server stopped reading, the calls still waiting fail at once, and nothing connects after;
+a client drops a connection whose server stopped reading once calls on it time out."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from runtime.errors import ConnectError, ConnectionLost, RPCError
+from runtime.errors import ConnectError, ConnectionLost, RPCError, RPCTimeout
 from runtime.rpc.client import CLOSE_GRACE, AsyncClient
 
 Outcomes = list[tuple[str, RPCError | None]]
@@ -103,4 +104,49 @@ async def test_params_that_do_not_pack_leave_no_call_behind() -> None:
     await asyncio.sleep(0.4)  # past the timeout: no late callback either
     assert called == []
     await client.close()
+    server.close()
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_stopped_reading_loses_its_connection_at_the_first_timeout() -> None:
+    """Requests to a hung server used to pile up in the client for as long as it hung."""
+    loop = asyncio.get_running_loop()
+    peers: list[_Hung] = []
+
+    def accept() -> _Hung:
+        peers.append(_Hung())
+        return peers[-1]
+
+    server = await loop.create_server(accept, "127.0.0.1", 0)
+    client = AsyncClient("127.0.0.1", server.sockets[0].getsockname()[1], timeout=0.4)
+    with pytest.raises(RPCTimeout):
+        await client.call("ping", [], timeout=0.05)  # connects; nobody answers
+    outcomes: Outcomes = []
+    started = time.monotonic()
+    for _ in range(16):  # one write of 16 MiB: the kernel takes some, the rest waits here
+        assert client.call_soon("big", [b"x" * (1 << 20)], lambda e, r: outcomes.append(("big", e)))
+    await asyncio.sleep(0.2)
+    assert client.call_soon("late", [], lambda e, r: outcomes.append(("late", e)))
+    while len(outcomes) < 17 and time.monotonic() - started < 5:
+        await asyncio.sleep(0.02)
+    waited = time.monotonic() - started
+    assert [name for name, _ in outcomes] == ["big"] * 16 + ["late"]
+    assert all(isinstance(error, RPCTimeout) for _, error in outcomes[:16]), outcomes
+    # The late call fails with the big ones' timeout, not after a timeout of its own.
+    assert isinstance(outcomes[16][1], ConnectionLost), outcomes[16][1]
+    assert "stopped reading requests" in str(outcomes[16][1])
+    assert waited < 0.4 + 0.2 + 0.15, waited
+    assert not client.connected
+    with pytest.raises(RPCTimeout):  # the next call connects afresh
+        await client.call("ping", [], timeout=0.05)
+    assert len(peers) == 2
+    with pytest.raises(RPCTimeout):  # an awaited call that times out unsent drops it too
+        await client.call("big", [b"x" * (16 << 20)], timeout=0.2)
+    assert not client.connected
+    with pytest.raises(RPCTimeout):
+        await client.call("ping", [], timeout=0.05)
+    assert len(peers) == 3
+    await client.close()
+    for peer in peers:
+        peer.transport.abort()
     server.close()
