@@ -37,6 +37,7 @@ bench: venv oracle
 	$(BIN)/python -m bench.cluster
 	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.mix
+	$(BIN)/python -m bench.stalled
 
 venv: $(VENV)/.installed
 
