@@ -53,6 +53,9 @@ class _Sink(asyncio.Transport):
     def is_closing(self) -> bool:
         return False
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
 
 class _Rig:
     """A proxy whose upstream connections and client connections are in memory."""

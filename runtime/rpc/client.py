@@ -112,9 +112,10 @@ class _ClientProtocol(asyncio.Protocol):
         self.lost = self.loop.create_future()
         #: Connected and not lost yet (what call_soon checks: cheaper than the future).
         self.open = False
-        #: The server does not read our requests as fast as they come: the transport holds
-        #: unsent bytes past its high-water mark.
-        self.backlogged = False
+        #: When our requests last backed up (the transport past its high-water mark) with
+        #: no answer received since, and the bytes received by then (see :meth:`stalled`).
+        self.backed_up_at: float | None = None
+        self.received_then = 0
         #: The loop's time when this loop iteration's first request was queued: the
         #: requests written together share it as the start of their timeouts.
         self.batch_time = 0.0
@@ -145,10 +146,24 @@ class _ClientProtocol(asyncio.Protocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
     def pause_writing(self) -> None:
-        self.backlogged = True
+        if self.backed_up_at is None or self.decoder.fed != self.received_then:
+            self.backed_up_at = self.loop.time()
+            self.received_then = self.decoder.fed
 
-    def resume_writing(self) -> None:
-        self.backlogged = False
+    # resume_writing is left alone: uvloop calls it as soon as libuv has taken the bytes,
+    # which says nothing of the server reading them. Only an answer clears the backlog.
+
+    def stalled(self, silence: float) -> bool:
+        """Whether our requests backed up and the server has answered nothing since, for
+        ``silence`` seconds or more: a hung process, not a busy one (a busy one still
+        answers)."""
+        since = self.backed_up_at
+        if since is None or not self.open:
+            return False
+        if self.decoder.fed != self.received_then:  # answers came after it backed up
+            self.backed_up_at = None
+            return False
+        return self.loop.time() - since >= silence
 
     def data_received(self, data: bytes) -> None:
         decoder = self.decoder
@@ -202,14 +217,23 @@ class _ClientProtocol(asyncio.Protocol):
             self.lost.set_result(None)
 
     def _fail_all(self, error: RPCError) -> None:
-        pending = list(self.pending.values())
-        self.pending.clear()
-        for waiting in pending:
+        _fail_pending(self.pending, error, self.node)
+
+
+def _fail_pending(pending: _Pending, error: RPCError, node: tuple[str, int]) -> None:
+    """Fail every call in ``pending`` with ``error`` and empty it; a callback that raises
+    is logged and costs no other call its outcome."""
+    waiters = list(pending.values())
+    pending.clear()
+    for waiting in waiters:
+        try:
             if isinstance(waiting, asyncio.Future):
                 if not waiting.done():
                     waiting.set_exception(error)
             else:
-                _fail_waiter(waiting, error, self.node)
+                _fail_waiter(waiting, error, node)
+        except Exception:
+            log.exception("a failed call's callback failed")
 
 
 class AsyncClient:
@@ -313,8 +337,9 @@ class AsyncClient:
         try:
             return await future
         except RPCTimeout:
-            if protocol.backlogged and protocol.open and protocol is self._protocol:
-                self._drop_stalled(protocol)
+            if self.timeout is not None and protocol is self._protocol:
+                if protocol.stalled(self.timeout / 2):
+                    self._drop_stalled(protocol)
             raise
         finally:
             if timer is not None:
@@ -388,32 +413,38 @@ class AsyncClient:
             if type(late) is tuple:
                 del self._pending[msgid]
                 where = f"{late[1]} to {self.host}:{self.port}"
-                _fail_waiter(late, RPCTimeout(f"{where}: request timed out"), self._node)
+                try:
+                    _fail_waiter(late, RPCTimeout(f"{where}: request timed out"), self._node)
+                except Exception:  # costs no other call its outcome, nor the next sweep
+                    log.exception("a timed-out call's callback failed")
         protocol = self._protocol
-        if expired and protocol is not None and protocol.backlogged and protocol.open:
-            self._drop_stalled(protocol)
+        if expired and protocol is not None and self.timeout is not None:
+            if protocol.stalled(self.timeout / 2):
+                self._drop_stalled(protocol)
         if earliest < self._sweep_at:  # a callback above may have set it already
             self._set_timer(loop, earliest)
 
     def _drop_stalled(self, protocol: _ClientProtocol) -> None:
-        """Calls timed out while the server had not even read what was sent before them:
-        it stopped reading (a hung process). Drop the connection, and the requests it
-        still holds, instead of queueing every later call behind them until it reads
-        again; the calls still waiting fail now, and the next call connects afresh."""
+        """Calls timed out on a connection whose server has answered nothing since our
+        requests backed up, for half the client's timeout or more: a hung process (see
+        :meth:`_ClientProtocol.stalled`). Drop the connection and the requests it holds,
+        instead of queueing every later call behind them until it reads again; the calls
+        still waiting fail now, and the next call connects afresh."""
         assert protocol.transport is not None
-        unsent = protocol.transport.get_write_buffer_size()
+        silent = protocol.loop.time() - (protocol.backed_up_at or 0)
         log.warning(
-            "%s:%d is not reading requests (%d bytes unsent, calls timed out): "
-            "dropping the connection", self.host, self.port, unsent,
+            "%s:%d has answered nothing for %.1f s since requests backed up: "
+            "dropping the connection", self.host, self.port, silent,
         )  # fmt: skip
+        waiting = protocol.pending
+        protocol.pending = {}  # the calls of the next connection are not this one's to fail
         self._protocol = None
         self.outbox = []
         protocol.open = False
         protocol.out.clear()
-        stalled = f"{self.host}:{self.port} stopped reading requests ({unsent} bytes unsent)"
-        protocol._fail_all(ConnectionLost(stalled))
-        protocol.pending = {}  # the calls of the next connection are not this one's to fail
         protocol.transport.abort()
+        stalled = f"{self.host}:{self.port} stopped reading requests ({silent:.1f} s silent)"
+        _fail_pending(waiting, ConnectionLost(stalled), self._node)
 
     async def close(self) -> None:
         """Close the connection for good; calls still waiting fail at once with

@@ -134,10 +134,8 @@ class Decoder:
         )
         #: Method names seen, raw → text (a connection uses a handful).
         self._names: dict[bytes, str] = {}
-        #: Bytes pushed so far, and how many of them the unpacker has read: ``tell() <
-        #: fed`` while messages are left unread, or one is not whole yet.
+        #: Bytes pushed so far (a client reads it to tell a silent server from a busy one).
         self.fed = 0
-        self.tell = self._unpacker.tell
 
     @property
     def unpacker(self) -> msgpack.Unpacker:

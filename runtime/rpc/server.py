@@ -31,13 +31,14 @@ answers exactly as the inline path would.
 Limits: a message larger than ``max_message_size`` or bytes that are not
 MessagePack-RPC close only that connection (one warning line); at most ``max_in_flight``
 calls per connection wait for workers before the server stops reading from it; the
-server also stops reading from a client that does not read its answers (the connection's
-unsent output past asyncio's high-water mark) until they drain, and serves at most
-:data:`MAX_SERVED_PER_PASS` buffered requests before it looks again, so a client that
-pipelines without reading costs the server a bounded amount of memory; an idle
-connection is closed after ``idle_timeout`` seconds (0, the default, never closes: the
-official Jubatus client never reconnects). TCP keepalive finds dead peers. Notifications
-are executed and never answered; the server never sends one.
+server also stops reading from a client that does not read its answers, once
+``max_message_size`` bytes of them wait to be sent, until they drain (checked every
+:data:`MAX_SERVED_PER_PASS` requests), so a client that pipelines without reading costs
+the server a bounded amount of memory; a client's EOF closes its connection once what it
+sent is answered; an idle connection is closed after ``idle_timeout`` seconds (0, the
+default, never closes: the official Jubatus client never reconnects), dropped if its
+answers still wait for it to read. TCP keepalive finds dead peers. Notifications are
+executed and never answered; the server never sends one.
 """
 
 from __future__ import annotations
@@ -373,7 +374,13 @@ class _Connection(asyncio.Protocol):
         #: past its high-water mark).
         self.write_blocked = False
         self.reading = True
-        self.more_scheduled = False
+        #: Requests left in the decoder when the connection stopped reading, and whether a
+        #: pass over them is scheduled (once it may read again).
+        self.unserved = False
+        self.serve_scheduled = False
+        #: The client sent its EOF: close once everything it sent is answered.
+        self.eof = False
+        self.closing = False
         self.closed = False
         self.peer = "?"
         self.last_activity = time.monotonic()
@@ -393,6 +400,9 @@ class _Connection(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Answers may wait to be sent up to the size a request may have: a client may
+        # send a batch that large before it reads (then reading it stops: pause_writing).
+        self.transport.set_write_buffer_limits(high=self.server.max_message_size)
         if self.server.idle_timeout > 0:
             self.idle_handle = self.loop.call_later(self.server.idle_timeout, self._check_idle)
 
@@ -403,7 +413,8 @@ class _Connection(asyncio.Protocol):
             self.idle_handle.cancel()
 
     def close(self) -> None:
-        if self.transport is not None and not self.closed:
+        if self.transport is not None and not self.closed and not self.closing:
+            self.closing = True  # no more passes over the input
             self._flush()
             self.transport.close()
 
@@ -415,29 +426,47 @@ class _Connection(asyncio.Protocol):
         except MessageTooLarge as error:
             self._abort(error)
             return
-        self._serve_pass()
-        decoder = self.decoder
-        if decoder.tell() < decoder.fed:  # stopped at MAX_SERVED_PER_PASS, or mid-message
-            self._serve_more_soon()
+        if self._serve_pass():  # stopped at MAX_SERVED_PER_PASS: more may wait
+            self._serve_rest()
 
-    def _serve_more_soon(self) -> None:
-        """Come back to the unread input on a later loop iteration, while the connection
-        may read."""
-        if not self.more_scheduled and self.reading and not self.closed:
-            self.more_scheduled = True
-            self.loop.call_soon(self._serve_more)
+    def eof_received(self) -> bool:
+        """asyncio: the client sent all it will send. Its requests are answered first; the
+        connection closes once they are (True keeps the transport open until then)."""
+        self.eof = True
+        self._close_if_answered()
+        return True
 
-    def _serve_more(self) -> None:
-        """Serve what the last pass left unread; again later if this pass made progress
-        and left some still (a message that is not whole yet waits for the next read)."""
-        self.more_scheduled = False
-        decoder = self.decoder
-        before = decoder.tell()
-        if not self.reading or self.closed or before == decoder.fed:
-            return
-        self._serve_pass()
-        if before < decoder.tell() < decoder.fed:
-            self._serve_more_soon()
+    def _close_if_answered(self) -> None:
+        if self.eof and not self.in_flight and not self.unserved:
+            self.close()
+
+    def _serve_pass(self) -> bool:
+        """Answer what the input holds, up to :data:`MAX_SERVED_PER_PASS` requests, and
+        write the replies; True when it stopped at that limit (more requests may wait)."""
+        self.in_read = True
+        self.debug = log.isEnabledFor(logging.DEBUG)
+        try:
+            full = self._serve_read()
+        finally:
+            self.in_read = False
+        if self.out:
+            self._flush()  # past the high-water mark, this pauses reading (pause_writing)
+        return full
+
+    def _serve_rest(self) -> None:
+        """Serve pass after pass while the connection may read; what is left when it may
+        not waits in the decoder for :meth:`_update_reading` to let it read again."""
+        while self.reading and not self.closing and not self.closed:
+            if not self._serve_pass():
+                self.unserved = False
+                self._close_if_answered()
+                return
+        self.unserved = True
+
+    def _serve_unserved(self) -> None:
+        self.serve_scheduled = False
+        if self.unserved:
+            self._serve_rest()
 
     def pause_writing(self) -> None:
         """asyncio: the client does not read its answers fast enough; read no more
@@ -447,6 +476,8 @@ class _Connection(asyncio.Protocol):
         self._update_reading()
 
     def resume_writing(self) -> None:
+        if self.tracks_idle:  # the client reads: not idle
+            self.last_activity = time.monotonic()
         self.write_blocked = False
         self._update_reading()
 
@@ -456,25 +487,15 @@ class _Connection(asyncio.Protocol):
         if reading == self.reading or self.transport is None:
             return
         self.reading = reading
-        if self.closed:
+        if self.closed or self.closing:
             return
-        if reading:
-            self.transport.resume_reading()
-            self._serve_more_soon()
-        else:
+        if not reading:
             self.transport.pause_reading()
-
-    def _serve_pass(self) -> None:
-        """Answer what the input holds, up to :data:`MAX_SERVED_PER_PASS` requests, and
-        write the replies."""
-        self.in_read = True
-        self.debug = log.isEnabledFor(logging.DEBUG)
-        try:
-            self._serve_read()
-        finally:
-            self.in_read = False
-        if self.out:
-            self._flush()
+            return
+        self.transport.resume_reading()
+        if self.unserved and not self.serve_scheduled:
+            self.serve_scheduled = True
+            self.loop.call_soon(self._serve_unserved)
 
     def _abort(self, error: Exception) -> None:
         log.warning("closing connection from %s: %s", self.peer, error)
@@ -482,8 +503,9 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.abort()
 
-    def _serve_read(self) -> None:
-        """Answer every message the last read completed.
+    def _serve_read(self) -> bool:
+        """Answer the messages the input holds, up to :data:`MAX_SERVED_PER_PASS`; True
+        when it stopped at that limit.
 
         The inline path: a well-formed request for a method known to be fast, with the
         right argument count and the accepted cluster name, runs right here, with no
@@ -511,8 +533,10 @@ class _Connection(asyncio.Protocol):
         analysis, update, nolock, bad_arguments = _ANALYSIS, _UPDATE, _NOLOCK, BAD_ARGUMENTS
         limit = MSGID_LIMIT
         countdown = self.sample_countdown
+        served = 0
         try:
-            for obj in islice(decoder.unpacker, MAX_SERVED_PER_PASS):
+            # ``served`` is read after the loop: whether this pass stopped at the limit.
+            for served, obj in enumerate(islice(decoder.unpacker, MAX_SERVED_PER_PASS), 1):  # noqa: B007
                 try:
                     try:  # a request is [0, msgid, method, params]
                         kind, msgid, raw_name, params = obj
@@ -606,12 +630,14 @@ class _Connection(asyncio.Protocol):
                     log.exception("internal error answering a message from %s", self.peer)
         except Exception as error:  # from the unpacker, or a malformed message
             self._abort(decoder.stream_error(error))
+            return False
         finally:
             self.sample_countdown = countdown
             if held is not None:
                 _release(lock, held, release_read)
             if replies:
                 self._pack_replies(replies)
+        return served == MAX_SERVED_PER_PASS
 
     def _pack_replies(self, replies: list[tuple[int, int, None, Any]]) -> None:
         """Add the inline calls' ``replies`` to the output, packed in one call (as an
@@ -816,6 +842,8 @@ class _Connection(asyncio.Protocol):
             self.last_activity = time.monotonic()
         if self.paused:
             self._resume_if_drained()
+        if self.eof:  # after the caller has added this call's answer to the output
+            self.loop.call_soon(self._close_if_answered)
 
     def _resume_if_drained(self) -> None:
         """Read again once half the calls a paused connection waits for are answered."""
@@ -849,6 +877,11 @@ class _Connection(asyncio.Protocol):
         timeout = self.server.idle_timeout
         idle_for = time.monotonic() - self.last_activity
         if self.in_flight == 0 and idle_for >= timeout:
+            if self.write_blocked:  # close() would wait for it to read: drop it
+                self._abort(
+                    ConnectionError(f"it has read none of its answers for {idle_for:.1f} s")
+                )
+                return
             log.info("closing idle connection from %s after %.1f s", self.peer, idle_for)
             self.close()
             return

@@ -327,4 +327,9 @@ async def test_closing_the_pool_under_a_relay_that_fails_over_connects_nothing(
     error, result = await asyncio.wait_for(outcome, 3)
     assert isinstance(error, ForwardError) and result is None
     await asyncio.sleep(0.1)
-    assert [len(server.connections) for server in servers] == [0, 0]
+    assert len(servers[1].connections) == 0
+    # a's end of the closed connection stays until a has answered the call it runs.
+    deadline = time.monotonic() + 3
+    while servers[0].connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert len(servers[0].connections) == 0

@@ -5,12 +5,18 @@ a client drops a connection whose server stopped reading once calls on it time o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+import typing
 
 import pytest
 
+from runtime import types as t
 from runtime.errors import ConnectError, ConnectionLost, RPCError, RPCTimeout
+from runtime.locks import LockMode
 from runtime.rpc.client import CLOSE_GRACE, AsyncClient
+from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.server import RpcServer
 
 Outcomes = list[tuple[str, RPCError | None]]
 
@@ -19,9 +25,9 @@ class _Hung(asyncio.Protocol):
     """A server that accepts and never reads."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.pause_reading()
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = typing.cast(asyncio.Transport, transport)
+        self.transport.pause_reading()
 
 
 class _Counting(asyncio.Protocol):
@@ -123,25 +129,32 @@ async def test_a_server_that_stopped_reading_loses_its_connection_at_the_first_t
         await client.call("ping", [], timeout=0.05)  # connects; nobody answers
     outcomes: Outcomes = []
     started = time.monotonic()
+    def buggy(error: RPCError | None, result: object) -> None:
+        outcomes.append(("buggy", error))
+        raise RuntimeError("a callback's own bug")
+
     for _ in range(16):  # one write of 16 MiB: the kernel takes some, the rest waits here
         assert client.call_soon("big", [b"x" * (1 << 20)], lambda e, r: outcomes.append(("big", e)))
     await asyncio.sleep(0.2)
+    assert client.call_soon("buggy", [], buggy)
     assert client.call_soon("late", [], lambda e, r: outcomes.append(("late", e)))
-    while len(outcomes) < 17 and time.monotonic() - started < 5:
+    while len(outcomes) < 18 and time.monotonic() - started < 5:
         await asyncio.sleep(0.02)
     waited = time.monotonic() - started
-    assert [name for name, _ in outcomes] == ["big"] * 16 + ["late"]
+    assert [name for name, _ in outcomes] == ["big"] * 16 + ["buggy", "late"]
     assert all(isinstance(error, RPCTimeout) for _, error in outcomes[:16]), outcomes
-    # The late call fails with the big ones' timeout, not after a timeout of its own.
-    assert isinstance(outcomes[16][1], ConnectionLost), outcomes[16][1]
-    assert "stopped reading requests" in str(outcomes[16][1])
+    # The later calls fail with the big ones' timeout, not after a timeout of their own,
+    # and a callback that raises costs the others nothing.
+    for _, error in outcomes[16:]:
+        assert isinstance(error, ConnectionLost), error
+        assert "stopped reading requests" in str(error)
     assert waited < 0.4 + 0.2 + 0.15, waited
     assert not client.connected
     with pytest.raises(RPCTimeout):  # the next call connects afresh
         await client.call("ping", [], timeout=0.05)
     assert len(peers) == 2
     with pytest.raises(RPCTimeout):  # an awaited call that times out unsent drops it too
-        await client.call("big", [b"x" * (16 << 20)], timeout=0.2)
+        await client.call("big", [b"x" * (16 << 20)], timeout=0.3)
     assert not client.connected
     with pytest.raises(RPCTimeout):
         await client.call("ping", [], timeout=0.05)
@@ -150,3 +163,36 @@ async def test_a_server_that_stopped_reading_loses_its_connection_at_the_first_t
     for peer in peers:
         peer.transport.abort()
     server.close()
+
+
+@pytest.mark.asyncio
+async def test_a_busy_server_that_still_answers_keeps_its_connection() -> None:
+    """A live server that stops reading at ``max_in_flight`` while slow calls run: our
+    requests back up and calls time out, but answers keep coming, so nothing is dropped."""
+
+    def slow(value: bytes) -> int:
+        time.sleep(0.03)
+        return len(value)
+
+    handlers = {"slow": Handler(slow, LockMode.NOLOCK, (t.Raw(),), t.Int(), on_worker=True)}
+    rpc = RpcServer(Dispatcher(handlers, cluster_name="c"), threads=2, max_in_flight=4)
+    await rpc.start()
+    client = AsyncClient("127.0.0.1", rpc.port, timeout=0.4)  # 0.2 s of silence would drop
+    with contextlib.suppress(RPCTimeout):
+        await client.call("slow", ["c", b""], timeout=2)
+    outcomes: Outcomes = []
+    for _ in range(60):  # 60 x 256 KiB, answered 2 at a time every 30 ms: ~0.9 s
+        sent = client.call_soon(
+            "slow", ["c", b"x" * (256 << 10)], lambda e, r: outcomes.append(("slow", e))
+        )
+        assert sent
+    deadline = time.monotonic() + 10
+    while len(outcomes) < 60 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    errors = [type(error).__name__ for _, error in outcomes if error is not None]
+    assert len(outcomes) == 60
+    assert "RPCTimeout" in errors, "no call timed out: the test did not test anything"
+    assert "ConnectionLost" not in errors, errors
+    assert client.connected
+    await client.close()
+    await rpc.close(1)

@@ -5,6 +5,8 @@ Real servers on 127.0.0.1, raw pipelined frames."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -359,51 +361,137 @@ async def test_an_on_worker_method_never_runs_on_the_loop(
     assert all(name.startswith("rpc") for name in model.threads), set(model.threads)
 
 
+@contextlib.asynccontextmanager
+async def _small_server(rpc: RpcServer, **options: Any) -> AsyncIterator[RpcServer]:
+    """Another server over ``rpc``'s methods whose messages, and unsent answers per
+    connection, are limited to 1 MiB."""
+    small = RpcServer(rpc.dispatcher, "127.0.0.1", 0, max_message_size=1 << 20, **options)
+    await small.start()
+    try:
+        yield small
+    finally:
+        await small.close(0.5)
+
+
+def _echoes(count: int, payload: bytes) -> bytes:
+    return b"".join(
+        msgpack.packb([0, i, "echo", ["c", payload]], use_bin_type=False) for i in range(count)
+    )
+
+
+async def _write_until_blocked(writer: asyncio.StreamWriter, batch: bytes, most: int) -> int:
+    """Write ``batch`` until the server stops reading (or ``most`` times); times written."""
+    for written in range(1, most + 1):
+        writer.write(batch)
+        try:
+            await asyncio.wait_for(writer.drain(), 1.0)
+        except TimeoutError:
+            return written
+    raise AssertionError(f"the server read {most} batches without their answers being read")
+
+
+async def _read_answers(
+    reader: asyncio.StreamReader, count: int, payload: bytes, batch: int
+) -> None:
+    """Read ``count`` echo answers of ``payload`` for msgids 0 to ``batch`` - 1, sent over
+    and over (a fresh server answers its first calls on workers: in any order)."""
+    unpacker = msgpack.Unpacker(raw=True)
+    msgids: collections.Counter[int] = collections.Counter()
+    while sum(msgids.values()) < count:
+        data = await asyncio.wait_for(reader.read(1 << 20), 10)
+        assert data, f"the server closed the connection after {msgids.total()} answers"
+        unpacker.feed(data)
+        for kind, msgid, error, result in unpacker:
+            assert (kind, error, result) == (1, None, payload)
+            msgids[msgid] += 1
+    assert msgids == {i: count // batch for i in range(batch)}
+
+
+def _connection_of(rpc: RpcServer, writer: asyncio.StreamWriter) -> Any:
+    local = writer.get_extra_info("sockname")
+    (connection,) = [c for c in rpc.connections if c.peer == f"{local[0]}:{local[1]}"]
+    return connection
+
+
 @pytest.mark.asyncio
 async def test_a_client_that_does_not_read_its_answers_is_not_read_either(
-    served: tuple[RpcServer, Model], peer: RawPeer
+    served: tuple[RpcServer, Model],
 ) -> None:
     """Pipelining without reading: the server stops reading once the answers pile up (it
     used to read on and keep every answer, gigabytes for a hostile client), serves other
     clients meanwhile, and answers every request once the client reads."""
-    rpc, _ = served
-    reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
     payload = b"x" * 4096
-    batch = b"".join(
-        msgpack.packb([0, i, "echo", ["c", payload]], use_bin_type=False) for i in range(256)
-    )
-    sent = 0
-    blocked = False
-    while sent < 64 * 1024:  # 256 MiB of answers if nothing pushed back
-        writer.write(batch)
-        sent += 256
-        try:
-            await asyncio.wait_for(writer.drain(), 1.0)
-        except TimeoutError:
-            blocked = True
-            break
-    assert blocked, f"the server read all {sent} requests without their answers being read"
-    local = writer.get_extra_info("sockname")
-    (slow,) = [c for c in rpc.connections if c.peer == f"{local[0]}:{local[1]}"]
-    assert (slow.reading, slow.write_blocked) == (False, True)
-    assert slow.transport is not None
-    kept = slow.transport.get_write_buffer_size()
-    assert kept < 4 * 1024 * 1024, f"{kept} bytes of answers kept for a client that reads none"
-    assert (await peer.call("echo", ["c", b"still serving"]))[1] == "still serving"
+    async with _small_server(served[0]) as rpc:
+        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+        batches = await _write_until_blocked(writer, _echoes(256, payload), 1024)  # 1 GiB
+        slow = _connection_of(rpc, writer)
+        assert (slow.reading, slow.write_blocked) == (False, True)
+        kept = slow.transport.get_write_buffer_size()
+        # The limit, and at most one pass of answers beyond it.
+        assert kept < (1 << 20) + MAX_SERVED_PER_PASS * 4200, f"{kept} bytes of answers kept"
+        other = RawPeer(*await asyncio.open_connection("127.0.0.1", rpc.port))
+        assert (await other.call("echo", ["c", b"still serving"]))[1] == "still serving"
+        other.writer.close()
+        sending = asyncio.ensure_future(writer.drain())  # the rest goes out as it reads
+        await _read_answers(reader, batches * 256, payload, 256)
+        await sending
+        assert (slow.reading, slow.write_blocked) == (True, False)
+        writer.close()
 
-    unpacker = msgpack.Unpacker(raw=True)
-    answered = 0
-    reading = asyncio.ensure_future(writer.drain())  # the rest goes out as the server reads
-    while answered < sent:
-        data = await asyncio.wait_for(reader.read(1 << 20), 10)
-        assert data, "the server closed the connection"
-        unpacker.feed(data)
-        for kind, msgid, error, result in unpacker:
-            assert (kind, msgid, error, result) == (1, answered % 256, None, payload)
-            answered += 1
-    await reading
-    assert (slow.reading, slow.write_blocked) == (True, False)
-    writer.close()
+
+@pytest.mark.asyncio
+async def test_a_client_that_pipelines_fast_and_reads_is_served_to_the_end(
+    served: tuple[RpcServer, Model],
+) -> None:
+    """Small requests as fast as they can go, answers read as they come: nothing piles up
+    unserved (reads of more requests than one pass serves are served whole)."""
+    async with _small_server(served[0]) as rpc:
+        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+        batch = _echoes(1000, b"x")  # 15 bytes a request
+        rounds = 200  # 3 MB of requests: three times the limit of one message
+
+        async def send() -> None:
+            for _ in range(rounds):
+                writer.write(batch)
+                await writer.drain()
+
+        sending = asyncio.ensure_future(send())
+        await _read_answers(reader, rounds * 1000, b"x", 1000)
+        await sending
+        writer.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("count", "payload"),
+    [(20000, b"x"), (2000, b"y" * 4096)],  # many requests a read; more answers than kept
+)
+async def test_a_client_that_half_closes_gets_every_answer_then_eof(
+    served: tuple[RpcServer, Model], count: int, payload: bytes
+) -> None:
+    async with _small_server(served[0]) as rpc:
+        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+        writer.write(_echoes(count, payload))
+        writer.write_eof()
+        await asyncio.sleep(0.3)  # the server has the EOF before the client reads
+        await _read_answers(reader, count, payload, count)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # then the server closes
+        writer.close()
+
+
+@pytest.mark.asyncio
+async def test_an_idle_timeout_drops_a_client_that_reads_none_of_its_answers(
+    served: tuple[RpcServer, Model],
+) -> None:
+    async with _small_server(served[0], idle_timeout=0.3) as rpc:
+        _, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+        with contextlib.suppress(ConnectionResetError):  # dropped while still writing
+            await _write_until_blocked(writer, _echoes(256, b"z" * 4096), 1024)
+        deadline = time.monotonic() + 3
+        while rpc.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not rpc.connections, "a connection blocked on its client outlived the idle timeout"
+        writer.close()
 
 
 @pytest.mark.asyncio
