@@ -31,7 +31,7 @@ from runtime.errors import (
     RPCError,
     RPCTimeout,
 )
-from runtime.rpc.protocol import MSGID_LIMIT, Decoder, Response, pack_request
+from runtime.rpc.protocol import MSGID_LIMIT, Decoder, Response, pack_request, unsent
 
 log = logging.getLogger(__name__)
 
@@ -154,16 +154,21 @@ class _ClientProtocol(asyncio.Protocol):
     # which says nothing of the server reading them. Only an answer clears the backlog.
 
     def stalled(self, silence: float) -> bool:
-        """Whether our requests backed up and the server has answered nothing since, for
-        ``silence`` seconds or more: a hung process, not a busy one (a busy one still
-        answers)."""
+        """Whether our requests backed up, are not all read yet, and the server has
+        answered nothing for ``silence`` seconds or more: a hung process. A server that
+        read them all, or still answers, is busy, not hung (answers re-arm the watch)."""
         since = self.backed_up_at
         if since is None or not self.open:
             return False
-        if self.decoder.fed != self.received_then:  # answers came after it backed up
+        assert self.transport is not None
+        if not unsent(self.transport):  # it read everything we sent
             self.backed_up_at = None
             return False
-        return self.loop.time() - since >= silence
+        now = self.loop.time()
+        if self.decoder.fed != self.received_then:  # it answered since: watch from now
+            self.backed_up_at, self.received_then = now, self.decoder.fed
+            return False
+        return now - since >= silence
 
     def data_received(self, data: bytes) -> None:
         decoder = self.decoder

@@ -9,7 +9,12 @@ and its clients do, so old clients read our frames. Decoding keeps raw values as
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import fcntl
+import struct
+import termios
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,3 +190,21 @@ class Decoder:
             return [message(obj) for obj in self._unpacker]
         except (ProtocolError, ValueError, msgpack.UnpackException, TypeError) as error:
             raise self.stream_error(error) from None
+
+
+#: The ioctl that reads how much of a socket's output the peer has not taken (Linux).
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+
+
+def unsent(transport: asyncio.BaseTransport) -> int:
+    """Bytes written to ``transport`` that the peer has not taken yet: held by the
+    transport, and in the kernel's send queue (not acknowledged; uvloop's transports do
+    not count what they handed to libuv, the kernel queue does)."""
+    held = typing.cast(asyncio.WriteTransport, transport).get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is not None and _OUTQ is not None:
+        try:
+            held += struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+        except OSError:  # closed meanwhile
+            pass
+    return held

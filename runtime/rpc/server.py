@@ -73,6 +73,7 @@ from runtime.rpc.protocol import (
     Notification,
     Request,
     response_packer,
+    unsent,
 )
 
 log = logging.getLogger(__name__)
@@ -387,6 +388,10 @@ class _Connection(asyncio.Protocol):
         #: Whether idle connections are closed (else last_activity is not kept).
         self.tracks_idle = server.idle_timeout > 0
         self.idle_handle: asyncio.TimerHandle | None = None
+        #: Bytes of answers written to the transport, and how many of them the client
+        #: had taken at the last idle check (more now: it reads).
+        self.written = 0
+        self.idle_taken = 0
 
     # -- transport events --------------------------------------------------------------
 
@@ -870,22 +875,37 @@ class _Connection(asyncio.Protocol):
         self.flush_scheduled = False
         if self.out and self.transport is not None and not self.closed:
             data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+            self.written += len(data)
             self.transport.write(data)
         self.out.clear()
 
     def _check_idle(self) -> None:
         timeout = self.server.idle_timeout
-        idle_for = time.monotonic() - self.last_activity
+        now = time.monotonic()
+        assert self.transport is not None
+        waiting = unsent(self.transport)
+        taken = self.written - waiting  # answers the client has taken so far
+        if taken > self.idle_taken:
+            self.last_activity = now
+        self.idle_taken = taken
+        idle_for = now - self.last_activity
         if self.in_flight == 0 and idle_for >= timeout:
-            if self.write_blocked:  # close() would wait for it to read: drop it
+            if waiting:  # close() would wait for it to read: drop it
                 self._abort(
                     ConnectionError(f"it has read none of its answers for {idle_for:.1f} s")
                 )
                 return
             log.info("closing idle connection from %s after %.1f s", self.peer, idle_for)
             self.close()
+            # Answers the transport does not show (uvloop hands them to libuv) may still
+            # wait for a client that does not read: drop it if it is not gone by then.
+            self.idle_handle = self.loop.call_later(timeout, self._abort_if_open)
             return
         self.idle_handle = self.loop.call_later(max(timeout - idle_for, 0.05), self._check_idle)
+
+    def _abort_if_open(self) -> None:
+        if not self.closed:
+            self._abort(ConnectionError("closed as idle, and its answers are still unread"))
 
 
 def _never_run(params: list[Any]) -> Any:

@@ -9,6 +9,7 @@ import contextlib
 import time
 import typing
 
+import msgpack
 import pytest
 
 from runtime import types as t
@@ -196,3 +197,74 @@ async def test_a_busy_server_that_still_answers_keeps_its_connection() -> None:
     assert client.connected
     await client.close()
     await rpc.close(1)
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_read_everything_and_runs_a_long_call_keeps_its_connection() -> None:
+    """The requests backed up once, but the server read them all: a call timing out
+    behind its long call is no sign of a hung server."""
+
+    def slow(value: bytes) -> int:
+        time.sleep(1.2)
+        return len(value)
+
+    handlers = {
+        "slow": Handler(slow, LockMode.UPDATE, (t.Raw(),), t.Int(), on_worker=True),
+        "ping": Handler(lambda: 1, LockMode.ANALYSIS, (), t.Int()),
+    }
+    rpc = RpcServer(Dispatcher(handlers, cluster_name="c"), threads=2)
+    await rpc.start()
+    client = AsyncClient("127.0.0.1", rpc.port, timeout=0.6)  # 0.3 s of silence would drop
+    assert await client.call("ping", ["c"]) == 1
+    big = asyncio.ensure_future(client.call("slow", ["c", b"x" * (32 << 20)], timeout=10))
+    await asyncio.sleep(0.3)  # read by the server, running under the write lock
+    with pytest.raises(RPCTimeout):
+        await client.call("ping", ["c"])  # waits behind the lock
+    assert await big == 32 << 20
+    assert client.connected
+    await client.close()
+    await rpc.close(1)
+
+
+class _AnswersOnceThenHangs(asyncio.Protocol):
+    """Answers the first request 0.2 s later, and reads nothing after it."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+        self.unpacker = msgpack.Unpacker(raw=True, max_buffer_size=1 << 30)
+
+    def data_received(self, data: bytes) -> None:
+        self.unpacker.feed(data)
+        for request in self.unpacker:
+            self.transport.pause_reading()
+            answer = msgpack.packb([1, request[1], None, 1])
+            asyncio.get_running_loop().call_later(0.2, self.transport.write, answer)
+            return
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_answers_once_and_then_hangs_loses_its_connection() -> None:
+    loop = asyncio.get_running_loop()
+    peers: list[_AnswersOnceThenHangs] = []
+
+    def accept() -> _AnswersOnceThenHangs:
+        peers.append(_AnswersOnceThenHangs())
+        return peers[-1]
+
+    server = await loop.create_server(accept, "127.0.0.1", 0)
+    client = AsyncClient("127.0.0.1", server.sockets[0].getsockname()[1], timeout=0.5)
+    outcomes: Outcomes = []
+    with pytest.raises(RPCTimeout):
+        await client.call("ping", [], timeout=0.05)  # connects; the answer comes too late
+    for _ in range(8):  # 32 MiB: backs up; the one answer comes after it did
+        assert client.call_soon("big", [b"x" * (4 << 20)], lambda e, r: outcomes.append(("big", e)))
+    deadline = time.monotonic() + 5
+    while client.connected and time.monotonic() < deadline:
+        with contextlib.suppress(RPCError):
+            await client.call("ping", [])
+    assert not client.connected, "a server that stopped reading kept its connection"
+    assert time.monotonic() < deadline
+    await client.close()
+    for peer in peers:
+        peer.transport.abort()
+    server.close()

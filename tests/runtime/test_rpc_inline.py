@@ -502,3 +502,25 @@ async def test_a_read_of_more_requests_than_one_pass_serves_is_answered_whole(
     await peer.send([[0, 1000 + i, "echo", ["c", b"%d" % i]] for i in range(count)])
     replies = await peer.replies(count)
     assert replies == {1000 + i: (None, str(i)) for i in range(count)}
+
+
+@pytest.mark.asyncio
+async def test_an_idle_timeout_drops_a_client_that_reads_nothing_below_the_limit(
+    served: tuple[RpcServer, Model],
+) -> None:
+    """8 MiB of answers never read, far under the 64 MiB limit (so reading never stopped):
+    close() would wait for the client for ever; the idle timeout drops it instead."""
+    rpc = RpcServer(served[0].dispatcher, "127.0.0.1", 0, idle_timeout=0.3)
+    await rpc.start()
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+        writer.write(_echoes(2048, b"w" * 4096))
+        deadline = time.monotonic() + 3
+        while not rpc.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        while rpc.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not rpc.connections, "a client that reads nothing outlived its idle timeout"
+        writer.transport.abort()
+    finally:
+        await rpc.close(0.5)
