@@ -875,7 +875,8 @@ class _Connection(asyncio.Protocol):
         self.flush_scheduled = False
         if self.out and self.transport is not None and not self.closed:
             data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
-            self.written += len(data)
+            if self.tracks_idle:  # the idle check reads what the client has taken
+                self.written += len(data)
             self.transport.write(data)
         self.out.clear()
 
