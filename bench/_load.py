@@ -34,6 +34,15 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def resident_mib(pid: int) -> float:
+    """Resident memory of ``pid`` (VmRSS from /proc), MiB; NaN if not shown."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 @dataclass
 class Window:
     """What is counted: only replies that arrive while ``measuring`` is set."""

@@ -24,6 +24,7 @@ import tempfile
 from contextlib import ExitStack
 from typing import Any
 
+from bench._load import resident_mib
 from bench.kvs import REPO, _load, _process
 from bench.results import replace_section
 from bench.rpc import machine_note, ratio
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         if key not in best or result["calls_per_s"] > best[key]["calls_per_s"]:
                             best[key] = result
         for count, (_, (pid, _)) in enumerate(targets[1:], start=1):
-            proxy_rss[count] = _rss_mib(pid)
+            proxy_rss[count] = resident_mib(pid)
     rows = [(method, shape, where, r) for (method, shape, where), r in best.items()]
     summary = _summary(rows, paired)
     print("\n".join(summary))
@@ -145,15 +146,6 @@ def _summary(
         verdict = "met" if all(ok for _, ok in checks) else "missed"
         lines.append(f"- {shape}, {where}: {', '.join(text for text, _ in checks)}: {verdict}")
     return lines
-
-
-def _rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` (VmRSS from /proc), MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _write(

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import msgpack
 
+from bench._load import resident_mib
 from bench.results import replace_section
 from bench.rpc import machine_note
 from runtime.testing import ServerProcess
@@ -42,15 +43,6 @@ REPO = Path(__file__).resolve().parent.parent
 KVS = REPO / "examples" / "kvs"
 SECTION = "## Stalled peers"
 SAMPLE_SECONDS = 2.0
-
-
-def resident_mib(pid: int) -> float:
-    """The resident memory of process ``pid`` in MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def _start(stack: ExitStack, script: str, *args: str) -> ServerProcess:

@@ -342,9 +342,8 @@ class AsyncClient:
         try:
             return await future
         except RPCTimeout:
-            if self.timeout is not None and protocol is self._protocol:
-                if protocol.stalled(self.timeout / 2):
-                    self._drop_stalled(protocol)
+            if protocol is self._protocol:
+                self._drop_if_stalled(protocol)
             raise
         finally:
             if timer is not None:
@@ -422,19 +421,19 @@ class AsyncClient:
                     _fail_waiter(late, RPCTimeout(f"{where}: request timed out"), self._node)
                 except Exception:  # costs no other call its outcome, nor the next sweep
                     log.exception("a timed-out call's callback failed")
-        protocol = self._protocol
-        if expired and protocol is not None and self.timeout is not None:
-            if protocol.stalled(self.timeout / 2):
-                self._drop_stalled(protocol)
+        if expired and self._protocol is not None:
+            self._drop_if_stalled(self._protocol)
         if earliest < self._sweep_at:  # a callback above may have set it already
             self._set_timer(loop, earliest)
 
-    def _drop_stalled(self, protocol: _ClientProtocol) -> None:
-        """Calls timed out on a connection whose server has answered nothing since our
-        requests backed up, for half the client's timeout or more: a hung process (see
-        :meth:`_ClientProtocol.stalled`). Drop the connection and the requests it holds,
+    def _drop_if_stalled(self, protocol: _ClientProtocol) -> None:
+        """Calls timed out: if the server has answered nothing since our requests backed
+        up, for half the client's timeout or more (a hung process, see
+        :meth:`_ClientProtocol.stalled`), drop the connection and the requests it holds,
         instead of queueing every later call behind them until it reads again; the calls
         still waiting fail now, and the next call connects afresh."""
+        if self.timeout is None or not protocol.stalled(self.timeout / 2):
+            return
         assert protocol.transport is not None
         silent = protocol.loop.time() - (protocol.backed_up_at or 0)
         log.warning(

@@ -31,6 +31,21 @@ class _Hung(asyncio.Protocol):
         self.transport.pause_reading()
 
 
+_Peer = typing.TypeVar("_Peer", bound=asyncio.Protocol)
+
+
+async def _serve(peer: type[_Peer]) -> tuple[asyncio.Server, list[_Peer]]:
+    """A server on 127.0.0.1 whose connections are ``peer`` protocols, kept in the list."""
+    peers: list[_Peer] = []
+
+    def accept() -> _Peer:
+        peers.append(peer())
+        return peers[-1]
+
+    server = await asyncio.get_running_loop().create_server(accept, "127.0.0.1", 0)
+    return server, peers
+
+
 class _Counting(asyncio.Protocol):
     """A server that only counts the connections open to it."""
 
@@ -45,14 +60,7 @@ class _Counting(asyncio.Protocol):
 
 @pytest.mark.asyncio
 async def test_close_drops_a_connection_whose_server_stopped_reading() -> None:
-    loop = asyncio.get_running_loop()
-    peers: list[_Hung] = []
-
-    def accept() -> _Hung:
-        peers.append(_Hung())
-        return peers[-1]
-
-    server = await loop.create_server(accept, "127.0.0.1", 0)
+    server, peers = await _serve(_Hung)
     client = AsyncClient("127.0.0.1", server.sockets[0].getsockname()[1], timeout=30)
     with pytest.raises(RPCError):
         await client.call("ping", [], timeout=0.05)  # connects; nobody answers
@@ -117,14 +125,7 @@ async def test_params_that_do_not_pack_leave_no_call_behind() -> None:
 @pytest.mark.asyncio
 async def test_a_server_that_stopped_reading_loses_its_connection_at_the_first_timeout() -> None:
     """Requests to a hung server used to pile up in the client for as long as it hung."""
-    loop = asyncio.get_running_loop()
-    peers: list[_Hung] = []
-
-    def accept() -> _Hung:
-        peers.append(_Hung())
-        return peers[-1]
-
-    server = await loop.create_server(accept, "127.0.0.1", 0)
+    server, peers = await _serve(_Hung)
     client = AsyncClient("127.0.0.1", server.sockets[0].getsockname()[1], timeout=0.4)
     with pytest.raises(RPCTimeout):
         await client.call("ping", [], timeout=0.05)  # connects; nobody answers
@@ -244,14 +245,7 @@ class _AnswersOnceThenHangs(asyncio.Protocol):
 
 @pytest.mark.asyncio
 async def test_a_server_that_answers_once_and_then_hangs_loses_its_connection() -> None:
-    loop = asyncio.get_running_loop()
-    peers: list[_AnswersOnceThenHangs] = []
-
-    def accept() -> _AnswersOnceThenHangs:
-        peers.append(_AnswersOnceThenHangs())
-        return peers[-1]
-
-    server = await loop.create_server(accept, "127.0.0.1", 0)
+    server, peers = await _serve(_AnswersOnceThenHangs)
     client = AsyncClient("127.0.0.1", server.sockets[0].getsockname()[1], timeout=0.5)
     outcomes: Outcomes = []
     with pytest.raises(RPCTimeout):
