@@ -66,10 +66,10 @@ async def serve_ceiling(batched: bool) -> None:
 
 
 async def serve_jubako(threads: int, lock: str) -> None:
-    from runtime import types as t
-    from runtime.locks import LockMode, RWLock
     from runtime.rpc.dispatch import Dispatcher, Handler
+    from runtime.rpc.locks import LockMode, RWLock
     from runtime.rpc.server import RpcServer
+    from runtime.wire import types as t
 
     def echo(value: bytes) -> bytes:
         return value

@@ -19,10 +19,11 @@ from typing import Any
 import msgpack
 
 from bench._servers import CeilingProtocol
-from runtime import types as t
-from runtime.locks import LockMode, RWLock
+from runtime.rpc.connection import Connection
 from runtime.rpc.dispatch import Dispatcher, Handler
-from runtime.rpc.server import RpcServer, _Connection
+from runtime.rpc.locks import LockMode, RWLock
+from runtime.rpc.server import RpcServer
+from runtime.wire import types as t
 
 
 class _NullTransport(asyncio.Transport):
@@ -55,7 +56,7 @@ async def _measure(mode: LockMode, reads: int) -> list[tuple[str, float, float]]
         {"echo": Handler(_echo, mode, (t.Raw(),), t.Raw())}, model_lock=RWLock()
     )
     server = RpcServer(dispatcher)
-    connection = _Connection(server)
+    connection = Connection(server)
     connection.connection_made(_NullTransport())
     ceiling = CeilingProtocol()
     ceiling.connection_made(_NullTransport())

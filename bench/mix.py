@@ -27,8 +27,8 @@ from bench.rpc import machine_note, ratio
 from engines.classifier import classifier_types as types
 from engines.classifier.classifier_client import Classifier
 from engines.classifier.model import ClassifierModel
-from runtime.datum import Datum
 from runtime.testing import ManagedZooKeeper, ServerProcess
+from runtime.wire.datum import Datum
 
 SECTION = "## Mix"
 REPO = Path(__file__).resolve().parents[1]

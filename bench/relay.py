@@ -23,14 +23,14 @@ from typing import Any
 
 import msgpack
 
-from runtime import types as t
-from runtime.cli import parse_proxy_args
-from runtime.locks import LockMode
-from runtime.proxy_main import ProxyApp
-from runtime.routing import Route, Routing
+from runtime.process.cli import parse_proxy_args
+from runtime.proxy.main import ProxyApp
+from runtime.proxy.routing import Route, Routing
 from runtime.rpc.client import AsyncClient, _ClientProtocol
-from runtime.rpc.server import _Connection
-from runtime.signature import Signature
+from runtime.rpc.connection import Connection
+from runtime.rpc.locks import LockMode
+from runtime.wire import types as t
+from runtime.wire.signature import Signature
 
 GET = Signature("get", (t.String(),), t.String())
 UPSTREAM = ("127.0.0.1", 9)
@@ -76,9 +76,9 @@ class _Rig:
             clients.append(client)
             self.upstream.append((sink, protocol))
         pool._clients[UPSTREAM], pool._current[UPSTREAM] = clients, clients[0]
-        self.clients: list[tuple[_Connection, _Sink]] = []
+        self.clients: list[tuple[Connection, _Sink]] = []
         for _ in range(connections):
-            connection, sink = _Connection(self.app.rpc), _Sink()
+            connection, sink = Connection(self.app.rpc), _Sink()
             connection.connection_made(sink)
             self.clients.append((connection, sink))
         self.unpacker = msgpack.Unpacker(raw=False)

@@ -9,6 +9,10 @@ It prints calls/s, p50/p99 latency and server CPU per call, the ratios Jubako/ms
 and Jubako/ceiling, and (unless ``--no-write`` or ``--quick``) rewrites the ``## RPC``
 section of ``bench/RESULTS.md``.
 
+``--compare-with DIR`` adds ``jubako@base``: the same Jubako server run from another
+checkout (e.g. ``git worktree add /tmp/base HEAD~3``), measured in the same rounds, so a
+change to the server is judged side by side with the code before it.
+
 Load shapes: ``sequential`` (one connection, one call in flight), ``16 connections``
 (one call in flight on each), ``pipelined`` (64 calls in flight on one connection).
 Payloads: 8 B, 1 KiB, 64 KiB, echoed back. Not part of the test suite.
@@ -69,7 +73,9 @@ class Server:
 
 
 @contextmanager
-def started(label: str, command: Sequence[str], log_dir: Path) -> Iterator[Server]:
+def started(
+    label: str, command: Sequence[str], log_dir: Path, cwd: Path = REPO
+) -> Iterator[Server]:
     """Run a server process that prints ``PORT <n>``; stop it on exit.
 
     Its stderr goes to a file in ``log_dir`` (a pipe nobody reads would fill up and
@@ -77,8 +83,9 @@ def started(label: str, command: Sequence[str], log_dir: Path) -> Iterator[Serve
     """
     log_path = log_dir / (label.replace("/", "_").replace("+", "_") + ".log")
     with open(log_path, "w") as log_file:
+        env = {**os.environ, "PYTHONPATH": str(cwd)} if cwd != REPO else None
         process = subprocess.Popen(
-            list(command), cwd=REPO, stdout=subprocess.PIPE, stderr=log_file, text=True
+            list(command), cwd=cwd, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env
         )
     try:
         assert process.stdout is not None
@@ -130,9 +137,10 @@ def measure(
     return result
 
 
-def server_commands(threads: int) -> list[tuple[str, list[str]]]:
+def server_commands(threads: int, base: Path | None) -> list[tuple[str, list[str], Path]]:
+    jubako = [sys.executable, "-m", "bench._servers", "jubako", "--threads", str(threads)]
     commands = [
-        ("jubako", [sys.executable, "-m", "bench._servers", "jubako", "--threads", str(threads)]),
+        ("jubako", jubako),
         (
             "jubako/nolock",
             [sys.executable, "-m", "bench._servers", "jubako", "--lock", "nolock"],
@@ -145,7 +153,10 @@ def server_commands(threads: int) -> list[tuple[str, list[str]]]:
         commands.append(
             ("jubako+uvloop", [sys.executable, "-m", "bench._servers", "jubako", "--uvloop"])
         )
-    return commands
+    placed = [(label, command, REPO) for label, command in commands]
+    if base is not None:
+        placed.insert(1, ("jubako@base", jubako, base))
+    return placed
 
 
 def best(previous: Measurement | None, current: Measurement) -> Measurement:
@@ -215,6 +226,8 @@ def render(results: Results, labels: list[str], args: argparse.Namespace, note: 
         ("CPU: Jubako / ceiling", "jubako", "ceiling", "server_cpu_us_per_call"),
         ("no lock / Jubako", "jubako/nolock", "jubako", "calls_per_s"),
         ("uvloop / Jubako", "jubako+uvloop", "jubako", "calls_per_s"),
+        ("Jubako / Jubako@base", "jubako", "jubako@base", "calls_per_s"),
+        ("CPU: Jubako / Jubako@base", "jubako", "jubako@base", "server_cpu_us_per_call"),
     ]
     columns = [c for c in columns if c[1] in labels and c[2] in labels]
     lines += [
@@ -298,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (best one counts)")
     parser.add_argument("--payloads", default="", help="comma-separated subset, e.g. 8,1024")
     parser.add_argument("--servers", default="", help="comma-separated subset of server labels")
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="another checkout whose Jubako server runs beside this one as jubako@base",
+    )
     args = parser.parse_args(argv)
     args.seconds, args.warmup = (0.6, 0.2) if args.quick else (1.0, 0.3)
     if args.rounds is None:
@@ -320,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-rpc-")))
         chosen = set(args.servers.split(",")) if args.servers else None
         servers = [
-            stack.enter_context(started(label, command, log_dir))
-            for label, command in server_commands(args.threads)
+            stack.enter_context(started(label, command, log_dir, cwd))
+            for label, command, cwd in server_commands(args.threads, args.compare_with)
             if chosen is None or label in chosen
         ]
         labels = [s.label for s in servers]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from jenerator.model import Aggregator, Lock, Routing
+from jenerator.model import ANNOTATION_KINDS, Aggregator, Lock, Routing
 
 
 @dataclass(frozen=True)
@@ -41,5 +41,4 @@ KIND_NAMES: dict[type[enum.Enum], str] = {
 
 def kind_of(name: str) -> type[enum.Enum] | None:
     """The kind (``Routing``, ``Lock`` or ``Aggregator``) of ``#@name``; ``None`` if unknown."""
-    spec = ANNOTATIONS.get(name)
-    return None if spec is None else spec.kind
+    return ANNOTATION_KINDS.get(name)

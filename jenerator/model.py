@@ -11,9 +11,10 @@ Type expressions are small frozen nodes: :class:`PrimitiveType` (``int``, ``stri
 :class:`NullableType` and :class:`NamedType`.
 
 A :class:`Method` keeps its ``#@`` annotations as written (:class:`Annotation`); the derived
-properties ``routing``, ``lock``, ``aggregator`` and ``cht_replicas`` read them through the
-annotation table in :mod:`jenerator.annotations` and give ``None`` where the method has no
-such annotation. Whether a method has exactly one of each is the validator's question.
+properties ``routing``, ``lock``, ``aggregator`` and ``cht_replicas`` read them through
+:data:`ANNOTATION_KINDS` (each ``#@`` name is the value of one of the three enums) and give
+``None`` where the method has no such annotation. Whether a method has exactly one of
+each is the validator's question.
 
 Every node carries a :class:`Span` pointing back at its source; spans never take part in
 equality, so a model printed and parsed again compares equal to the original. ``doc`` holds
@@ -75,6 +76,12 @@ class Aggregator(enum.Enum):
     ADD = "add"
     IGNORE = "ignore"
 
+
+#: The kind of every ``#@`` name: the enum it is a value of. The annotation table
+#: (:mod:`jenerator.annotations`, which imports this module) adds what each takes.
+ANNOTATION_KINDS: dict[str, type[enum.Enum]] = {
+    member.value: kind for kind in (Routing, Lock, Aggregator) for member in kind
+}
 
 #: Default replica count of a bare ``#@cht``.
 DEFAULT_CHT_REPLICAS = 2
@@ -235,10 +242,8 @@ class Method:
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
     def _first(self, kind: type[enum.Enum]) -> Annotation | None:
-        from jenerator.annotations import kind_of
-
         for annotation in self.annotations:
-            if kind_of(annotation.name) is kind:
+            if ANNOTATION_KINDS.get(annotation.name) is kind:
                 return annotation
         return None
 

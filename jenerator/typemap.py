@@ -1,9 +1,10 @@
 """IDL type expressions → Python annotation text and runtime wire-descriptor expressions.
 
 Walks types in Python so templates never recurse. Descriptor expressions refer to the
-runtime module as ``_t`` (``from runtime import types as _t``), to :class:`~runtime.datum.Datum`
-as ``Datum``, and to generated classes by their class names; the caller says how a
-generated class is reached from the module being written (``prefix``, e.g. ``"types."``).
+runtime module as ``_t`` (``from runtime.wire import types as _t``), to
+:class:`~runtime.wire.datum.Datum` as ``Datum``, and to generated classes by their class
+names; the caller says how a generated class is reached from the module being written
+(``prefix``, e.g. ``"types."``).
 """
 
 from __future__ import annotations

@@ -1,3 +1,55 @@
-"""Jubako runtime: what generated servers, proxies and clients import."""
+"""Jubako runtime: what generated servers, proxies and clients import.
 
-__version__ = "0.1.0"
+A service author imports from here and nowhere else::
+
+    from runtime import Datum, ServerBase
+
+- :class:`ServerBase`: the base of a ``*_serv`` class (config, status, save hooks);
+- :class:`Datum`: Jubatus's datum;
+- :class:`Mixable`, :class:`DiffError`: the contract of a model that mixes in a cluster;
+- :class:`LockMode`: the lock a method takes (``#@analysis``, ``#@update``, ``#@nolock``);
+- :class:`Client`, :class:`AsyncClient`: raw MessagePack-RPC clients (the generated
+  ``NAME_client`` classes are the usual way to call a service);
+- the errors a caller handles (:mod:`runtime.errors` draws the whole tree).
+
+Everything else lives in the folders named after its concern (``docs/architecture.md``
+has the map) and may move between releases.
+"""
+
+from runtime.errors import (
+    ClusterError,
+    ConfigError,
+    JubakoError,
+    ModelFileError,
+    RemoteError,
+    RPCError,
+    RPCTimeout,
+    TypeMismatch,
+    UnknownMethod,
+)
+from runtime.mix.mixable import DiffError, Mixable
+from runtime.rpc.client import AsyncClient, Client
+from runtime.rpc.locks import LockMode
+from runtime.server.base import ServerBase
+from runtime.version import __version__
+from runtime.wire.datum import Datum
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ClusterError",
+    "ConfigError",
+    "Datum",
+    "DiffError",
+    "JubakoError",
+    "LockMode",
+    "Mixable",
+    "ModelFileError",
+    "RPCError",
+    "RPCTimeout",
+    "RemoteError",
+    "ServerBase",
+    "TypeMismatch",
+    "UnknownMethod",
+    "__version__",
+]

@@ -24,10 +24,7 @@ from typing import ClassVar
 
 from engines.classifier import classifier_types as types
 from engines.classifier.model import ClassifierModel
-from runtime.datum import Datum
-from runtime.locks import LockMode
-from runtime.mix.mixable import Mixable
-from runtime.server_base import ServerBase
+from runtime import Datum, LockMode, Mixable, ServerBase
 
 
 class ClassifierServ(ServerBase):

@@ -34,17 +34,9 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 
-from engines.classifier.converter import Converter, DatumLike, DocumentFrequencies, read_counts
-from engines.classifier.linear import (
-    LinearMethod,
-    Table,
-    WeightDiff,
-    WeightTable,
-    create_method,
-    mix_weight_diffs,
-    read_table,
-    squared_norm,
-)
+from engines.common.converter import Converter, DatumLike, DocumentFrequencies, read_counts
+from engines.common.linear import LinearMethod, create_method, squared_norm
+from engines.common.storage import Table, WeightDiff, WeightTable, mix_weight_diffs, read_table
 from runtime.errors import ConfigError, ModelFileError
 from runtime.mix.mixable import DiffError, read_fields, read_int, read_map
 

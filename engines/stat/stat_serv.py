@@ -8,8 +8,7 @@ servers mix their per-key totals for ``entropy`` as Jubatus's stat does.
 from __future__ import annotations
 
 from engines.stat.model import StatModel
-from runtime.mix.mixable import Mixable
-from runtime.server_base import ServerBase
+from runtime import Mixable, ServerBase
 
 
 class StatServ(ServerBase):

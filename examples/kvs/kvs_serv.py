@@ -8,7 +8,7 @@ exclusive, ``#@nolock`` none).
 
 from __future__ import annotations
 
-from runtime.server_base import ServerBase
+from runtime import ServerBase
 
 
 class KvsServ(ServerBase):
@@ -36,7 +36,7 @@ class KvsServ(ServerBase):
         self._entries = {}
         return True
 
-    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+    # Hooks the framework calls; see runtime.server.base.ServerBase for the contract.
 
     def get_status(self) -> dict[str, str]:
         """Status keys of this service, added to the built-in ``get_status``."""

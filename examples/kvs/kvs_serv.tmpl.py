@@ -8,7 +8,7 @@ IDL annotation names (``#@analysis`` shared, ``#@update`` exclusive, ``#@nolock`
 
 from __future__ import annotations
 
-from runtime.server_base import ServerBase
+from runtime import ServerBase
 
 
 class KvsServ(ServerBase):
@@ -35,7 +35,7 @@ consistent hashing; each key lives on two servers."""
         """Remove every key on every server."""
         raise NotImplementedError("kvs.clear")
 
-    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+    # Hooks the framework calls; see runtime.ServerBase for the contract.
 
     def get_status(self) -> dict[str, str]:
         """Status keys of this service, added to the built-in ``get_status``."""

@@ -9,7 +9,7 @@ IDL annotation names (``#@analysis`` shared, ``#@update`` exclusive, ``#@nolock`
 from __future__ import annotations
 
 import bandit_types as types
-from runtime.server_base import ServerBase
+from runtime import ServerBase
 
 
 class BanditServ(ServerBase):
@@ -47,7 +47,7 @@ class BanditServ(ServerBase):
         """Forget every arm and every player."""
         raise NotImplementedError("bandit.clear")
 
-    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+    # Hooks the framework calls; see runtime.ServerBase for the contract.
 
     def get_status(self) -> dict[str, str]:
         """Status keys of this service, added to the built-in ``get_status``."""

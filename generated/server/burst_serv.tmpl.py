@@ -9,7 +9,7 @@ IDL annotation names (``#@analysis`` shared, ``#@update`` exclusive, ``#@nolock`
 from __future__ import annotations
 
 import burst_types as types
-from runtime.server_base import ServerBase
+from runtime import ServerBase
 
 
 class BurstServ(ServerBase):
@@ -60,7 +60,7 @@ often in a stream of documents."""
         """Forget every document and keyword."""
         raise NotImplementedError("burst.clear")
 
-    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+    # Hooks the framework calls; see runtime.ServerBase for the contract.
 
     def get_status(self) -> dict[str, str]:
         """Status keys of this service, added to the built-in ``get_status``."""

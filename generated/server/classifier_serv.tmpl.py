@@ -9,8 +9,7 @@ IDL annotation names (``#@analysis`` shared, ``#@update`` exclusive, ``#@nolock`
 from __future__ import annotations
 
 import classifier_types as types
-from runtime.datum import Datum
-from runtime.server_base import ServerBase
+from runtime import Datum, ServerBase
 
 
 class ClassifierServ(ServerBase):
@@ -45,7 +44,7 @@ may run side by side."""
         """Remove a label and what was learnt for it; true when some server had it."""
         raise NotImplementedError("classifier.delete_label")
 
-    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+    # Hooks the framework calls; see runtime.ServerBase for the contract.
 
     def get_status(self) -> dict[str, str]:
         """Status keys of this service, added to the built-in ``get_status``."""

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import clustering_types as types
-from runtime.client_base import AsyncClientBase, ClientBase
-from runtime.datum import Datum
+from runtime.rpc.service_client import AsyncClientBase, ClientBase
+from runtime.wire.datum import Datum
 
 __all__ = [
     "AsyncClustering",

@@ -9,7 +9,7 @@ IDL annotation names (``#@analysis`` shared, ``#@update`` exclusive, ``#@nolock`
 from __future__ import annotations
 
 import graph_types as types
-from runtime.server_base import ServerBase
+from runtime import ServerBase
 
 
 class GraphServ(ServerBase):
@@ -96,7 +96,7 @@ paths over preset queries."""
         """Server to server: keep a replica of the edge ``edge_id`` here."""
         raise NotImplementedError("graph.create_edge_here")
 
-    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+    # Hooks the framework calls; see runtime.ServerBase for the contract.
 
     def get_status(self) -> dict[str, str]:
         """Status keys of this service, added to the built-in ``get_status``."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import typing
 
-from runtime import types as _t
-from runtime.signature import Signature
+from runtime.wire import types as _t
+from runtime.wire.signature import Signature
 
 __all__ = [
     "KVS_CLEAR",

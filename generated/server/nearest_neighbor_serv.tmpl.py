@@ -9,8 +9,7 @@ IDL annotation names (``#@analysis`` shared, ``#@update`` exclusive, ``#@nolock`
 from __future__ import annotations
 
 import nearest_neighbor_types as types
-from runtime.datum import Datum
-from runtime.server_base import ServerBase
+from runtime import Datum, ServerBase
 
 
 class NearestNeighborServ(ServerBase):
@@ -48,7 +47,7 @@ class NearestNeighborServ(ServerBase):
         """The ids of every stored row."""
         raise NotImplementedError("nearest_neighbor.get_all_rows")
 
-    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+    # Hooks the framework calls; see runtime.ServerBase for the contract.
 
     def get_status(self) -> dict[str, str]:
         """Status keys of this service, added to the built-in ``get_status``."""

@@ -11,9 +11,9 @@ import sys
 import typing
 
 import recommender_types as types
-from runtime.locks import LockMode
-from runtime.proxy_main import run_proxy
-from runtime.routing import Route, Routing
+from runtime.proxy.main import run_proxy
+from runtime.proxy.routing import Route, Routing
+from runtime.rpc.locks import LockMode
 
 __all__ = ["ROUTES", "SERVICE_TYPE", "main"]
 

@@ -9,8 +9,7 @@ IDL annotation names (``#@analysis`` shared, ``#@update`` exclusive, ``#@nolock`
 from __future__ import annotations
 
 import recommender_types as types
-from runtime.datum import Datum
-from runtime.server_base import ServerBase
+from runtime import Datum, ServerBase
 
 
 class RecommenderServ(ServerBase):
@@ -80,7 +79,7 @@ class RecommenderServ(ServerBase):
         """The L2 norm of a row."""
         raise NotImplementedError("recommender.calc_l2norm")
 
-    # Hooks the framework calls; see runtime.server_base.ServerBase for the contract.
+    # Hooks the framework calls; see runtime.ServerBase for the contract.
 
     def get_status(self) -> dict[str, str]:
         """Status keys of this service, added to the built-in ``get_status``."""

@@ -13,10 +13,10 @@ import sys
 import typing
 
 import regression_types as types
-from runtime.datum import Datum
-from runtime.locks import LockMode
 from runtime.rpc.dispatch import Handler
-from runtime.server_main import handler, run_server
+from runtime.rpc.locks import LockMode
+from runtime.server.main import handler, run_server
+from runtime.wire.datum import Datum
 
 __all__ = ["SERVICE_TYPE", "RegressionService", "handlers", "main"]
 

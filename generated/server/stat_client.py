@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import stat_types as types
-from runtime.client_base import AsyncClientBase, ClientBase
+from runtime.rpc.service_client import AsyncClientBase, ClientBase
 
 __all__ = [
     "AsyncStat",

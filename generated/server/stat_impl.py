@@ -13,9 +13,9 @@ import sys
 import typing
 
 import stat_types as types
-from runtime.locks import LockMode
 from runtime.rpc.dispatch import Handler
-from runtime.server_main import handler, run_server
+from runtime.rpc.locks import LockMode
+from runtime.server.main import handler, run_server
 
 __all__ = ["SERVICE_TYPE", "StatService", "handlers", "main"]
 

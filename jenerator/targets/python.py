@@ -19,10 +19,12 @@ def build(idl: Idl, options: Options) -> list[OutputFile]:
     """Every file of the client package for ``idl``."""
     ctx = build_context(idl, options.source_name, "types.")
     folder = "/".join([*(options.namespace or "").split("."), ctx.base_name]).strip("/")
-    client_block = ImportBlock().from_("runtime.client_base", "AsyncClientBase", "ClientBase")
+    client_block = ImportBlock().from_(
+        "runtime.rpc.service_client", "AsyncClientBase", "ClientBase"
+    )
     client_block.from_(".", "types")
     if ctx.methods_need_datum:
-        client_block.from_("runtime.datum", "Datum")
+        client_block.from_("runtime.wire.datum", "Datum")
     clients = sorted(n for s in ctx.services for n in (s.class_name, f"Async{s.class_name}"))
     init_block = ImportBlock()
     if clients:

@@ -41,10 +41,10 @@ def build(idl: Idl, options: Options) -> list[OutputFile]:
 
 
 def _client(ctx: IdlContext, options: Options) -> str:
-    block = ImportBlock().from_("runtime.client_base", "AsyncClientBase", "ClientBase")
+    block = ImportBlock().from_("runtime.rpc.service_client", "AsyncClientBase", "ClientBase")
     sibling_import(block, options.namespace, f"{ctx.base_name}_types", "types")
     if ctx.methods_need_datum:
-        block.from_("runtime.datum", "Datum")
+        block.from_("runtime.wire.datum", "Datum")
     return client_module(ctx, block)
 
 
@@ -59,12 +59,12 @@ def client_module(ctx: IdlContext, block: ImportBlock) -> str:
 
 def _impl(ctx: IdlContext, service: ServiceContext, options: Options) -> str:
     block = ImportBlock().std("sys").std("typing")
-    block.from_("runtime.locks", "LockMode")
+    block.from_("runtime.rpc.locks", "LockMode")
     block.from_("runtime.rpc.dispatch", "Handler")
-    block.from_("runtime.server_main", "handler", "run_server")
+    block.from_("runtime.server.main", "handler", "run_server")
     sibling_import(block, options.namespace, f"{ctx.base_name}_types", "types")
     if ctx.methods_need_datum:
-        block.from_("runtime.datum", "Datum")
+        block.from_("runtime.wire.datum", "Datum")
     rows = [
         layout(
             call(
@@ -92,9 +92,9 @@ def _impl(ctx: IdlContext, service: ServiceContext, options: Options) -> str:
 
 def _proxy(ctx: IdlContext, service: ServiceContext, options: Options) -> str:
     block = ImportBlock().std("sys").std("typing")
-    block.from_("runtime.locks", "LockMode")
-    block.from_("runtime.routing", "Route", "Routing")
-    block.from_("runtime.proxy_main", "run_proxy")
+    block.from_("runtime.rpc.locks", "LockMode")
+    block.from_("runtime.proxy.routing", "Route", "Routing")
+    block.from_("runtime.proxy.main", "run_proxy")
     sibling_import(block, options.namespace, f"{ctx.base_name}_types", "types")
     rows = []
     for m in service.proxied_methods:
@@ -107,9 +107,9 @@ def _proxy(ctx: IdlContext, service: ServiceContext, options: Options) -> str:
 
 
 def _serv_template(ctx: IdlContext, service: ServiceContext, options: Options) -> str:
-    block = ImportBlock().from_("runtime.server_base", "ServerBase")
+    # The names a service author uses come from the runtime package itself.
+    public = ["Datum", "ServerBase"] if ctx.methods_need_datum else ["ServerBase"]
+    block = ImportBlock().from_("runtime", *public)
     if ctx.methods_need_types:
         sibling_import(block, options.namespace, f"{ctx.base_name}_types", "types")
-    if ctx.methods_need_datum:
-        block.from_("runtime.datum", "Datum")
     return render("server/serv_tmpl.py.j2", ctx=ctx, service=service, imports=block.render())

@@ -42,14 +42,14 @@ from typing import Protocol
 
 import msgpack
 
-from runtime import types as _t
+from runtime.cluster.membership import Node
 from runtime.errors import JubakoError, MembershipError, RPCError
-from runtime.locks import LockMode, RWLock
-from runtime.membership.base import Node
 from runtime.mix.mixable import DiffError, Mixable, fold_diffs
 from runtime.rpc.dispatch import Handler
+from runtime.rpc.locks import LockMode, RWLock
 from runtime.rpc.pool import ClientPool
-from runtime.signature import DO_MIX
+from runtime.wire import types as _t
+from runtime.wire.signature import DO_MIX
 
 __all__ = ["LinearMixer", "MixError", "MixSettings", "standalone_handlers"]
 
@@ -69,7 +69,7 @@ class MixError(JubakoError):
 
 
 class MasterLock(Protocol):
-    """The ZooKeeper master lock (``runtime.zk_lock.ZkLock``): blocking calls."""
+    """The ZooKeeper master lock (``runtime.cluster.zookeeper.lock.ZkLock``): blocking calls."""
 
     def try_acquire(self) -> bool: ...
 
@@ -171,7 +171,7 @@ class LinearMixer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
-    # -- lifecycle (a runtime.lifecycle subsystem) -------------------------------------------
+    # -- lifecycle (a runtime.process.lifecycle subsystem) ------------------------------
 
     async def start(self) -> None:
         """Start the loop; its first tick catches up with the cluster."""

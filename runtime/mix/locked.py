@@ -8,8 +8,8 @@ mixer must take that lock too. ``LockedMixable(model, lock)`` does so: the read 
 
 from __future__ import annotations
 
-from runtime.locks import RWLock
 from runtime.mix.mixable import Mixable
+from runtime.rpc.locks import RWLock
 
 
 class LockedMixable:

@@ -33,8 +33,8 @@ from runtime.errors import (
     UnknownMethod,
     WireTypeError,
 )
-from runtime.locks import LockMode, RWLock
-from runtime.types import Descriptor, Object
+from runtime.rpc.locks import LockMode, RWLock
+from runtime.wire.types import Descriptor, Object
 
 log = logging.getLogger(__name__)
 

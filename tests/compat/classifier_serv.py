@@ -12,9 +12,7 @@ from typing import ClassVar
 
 import classifier_types as types
 from engines.classifier.classifier_serv import ClassifierServ as EngineServ
-from runtime.datum import Datum
-from runtime.locks import LockMode
-from runtime.server_base import ServerBase
+from runtime import Datum, LockMode, ServerBase
 
 
 def features(datum: Datum) -> dict[str, float]:

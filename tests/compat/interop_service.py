@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from runtime import types as t
-from runtime.datum import Datum
-from runtime.locks import LockMode, RWLock
 from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.locks import LockMode, RWLock
 from runtime.rpc.server import RpcServer
+from runtime.wire import types as t
+from runtime.wire.datum import Datum
 
 CLUSTER = "compat"
 CONFIG = '{"method": "echo"}'

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from engines.classifier import classifier_types as types
 from engines.classifier.classifier_client import Classifier
-from runtime.datum import Datum
 from runtime.testing import ServerProcess
+from runtime.wire.datum import Datum
 
 REPO = Path(__file__).resolve().parents[2]
 IMPL = REPO / "engines" / "classifier" / "classifier_impl.py"

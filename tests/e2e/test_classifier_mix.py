@@ -17,8 +17,8 @@ import pytest
 from kazoo.client import KazooClient
 
 from engines.classifier.classifier_client import Classifier
+from runtime.cluster.zookeeper import paths
 from runtime.errors import RemoteError
-from runtime.membership import paths
 from runtime.testing import ManagedZooKeeper, ServerProcess, TcpRelay
 from tests.e2e.classifier_cluster import (
     IMPL,

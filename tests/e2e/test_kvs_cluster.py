@@ -149,8 +149,8 @@ def test_zookeeper_cluster_survives_a_killed_server(
     cluster = ["--zookeeper", zk_hosts, "--name", "c1", "--zookeeper_timeout", "2"]
     with ExitStack() as stack:
         subprocess.run(
-            [sys.executable, "-m", "runtime.zk_config", "-c", "write", "-t", "kvs", "-n", "c1",
-             "-f", str(kvs_dir / "config.json"), "-z", zk_hosts],
+            [sys.executable, "-m", "runtime.tools.jubaconfig", "-c", "write", "-t", "kvs",
+             "-n", "c1", "-f", str(kvs_dir / "config.json"), "-z", zk_hosts],
             check=True,
         )  # fmt: skip
         servers = [_server(stack, kvs_dir, tmp_path, *cluster) for _ in range(3)]
@@ -192,8 +192,8 @@ def test_serving_continues_while_zookeeper_is_down_and_registration_recovers(
     cluster = ["--zookeeper", hosts, "--name", "c1", "--zookeeper_timeout", "2"]
     with ExitStack() as stack:
         subprocess.run(
-            [sys.executable, "-m", "runtime.zk_config", "-c", "write", "-t", "kvs", "-n", "c1",
-             "-f", str(kvs_dir / "config.json"), "-z", hosts],
+            [sys.executable, "-m", "runtime.tools.jubaconfig", "-c", "write", "-t", "kvs",
+             "-n", "c1", "-f", str(kvs_dir / "config.json"), "-z", hosts],
             check=True,
         )  # fmt: skip
         servers = [_server(stack, kvs_dir, tmp_path, *cluster) for _ in range(2)]

@@ -9,7 +9,7 @@ from types import ModuleType
 import pytest
 
 from runtime.errors import RemoteError, UnknownMethod
-from runtime.persistence import write_model_file
+from runtime.server.persistence import write_model_file
 from runtime.testing import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from runtime.local_cluster import STATE_FILE, pid_alive
+from runtime.tools.local_cluster import STATE_FILE, pid_alive
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ KVS = REPO / "examples" / "kvs"
 
 def jubako(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.jubako_cli", *args],
+        [sys.executable, "-m", "runtime.tools.jubako", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -38,7 +38,7 @@ from jenerator.model import (
 )
 from jenerator.targets import Options, generate
 from jenerator.writer import write_all
-from runtime.datum import Datum
+from runtime.wire.datum import Datum
 
 REPO = Path(__file__).resolve().parents[2]
 IDLS = sorted([*(REPO / "idl").glob("*.idl"), *(REPO / "tests/jenerator/cases/ok").glob("*.idl")])

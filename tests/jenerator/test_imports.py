@@ -3,15 +3,15 @@ from jenerator.targets.imports import ImportBlock, isort_order, sibling_import
 
 def test_sections_and_order() -> None:
     block = ImportBlock().std("typing").std("sys")
-    block.from_("runtime.server_main", "run_server", "handler")
-    block.from_("runtime.locks", "LockMode")
+    block.from_("runtime.server.main", "run_server", "handler")
+    block.from_("runtime.rpc.locks", "LockMode")
     block.from_(".", "types")
     sibling_import(block, None, "kvs_types", "types")
     assert block.render() == (
         "import sys\nimport typing\n\n"
         "import kvs_types as types\n"
-        "from runtime.locks import LockMode\n"
-        "from runtime.server_main import handler, run_server\n\n"
+        "from runtime.rpc.locks import LockMode\n"
+        "from runtime.server.main import handler, run_server\n\n"
         "from . import types"
     )
 

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from runtime.client_base import AsyncClientBase, ClientBase
+from runtime.rpc.service_client import AsyncClientBase, ClientBase
 
 from . import types
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from runtime import types as _t
-from runtime.signature import Signature
+from runtime.wire import types as _t
+from runtime.wire.signature import Signature
 
 __all__ = [
     "BANDIT_CLEAR",

@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-from runtime.client_base import AsyncClientBase, ClientBase
-from runtime.datum import Datum
+from runtime.rpc.service_client import AsyncClientBase, ClientBase
+from runtime.wire.datum import Datum
 
 from . import types
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from runtime import types as _t
-from runtime.datum import Datum
-from runtime.signature import Signature
+from runtime.wire import types as _t
+from runtime.wire.datum import Datum
+from runtime.wire.signature import Signature
 
 __all__ = [
     "REGRESSION_CLEAR",

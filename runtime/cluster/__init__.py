@@ -1,0 +1,1 @@
+"""Where a cluster's servers are: the hash ring, membership (a static list or ZooKeeper)."""

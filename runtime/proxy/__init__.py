@@ -1,0 +1,1 @@
+"""The proxy: routing rows, forwarding, aggregation, and its main."""

@@ -1,0 +1,533 @@
+"""The proxy's forwarding logic: pick servers by route, call them, fold the answers.
+
+A :class:`Forwarder` serves every cluster name of one service type. For each call it looks
+up the method's :class:`~runtime.proxy.routing.Route`, asks the cluster's
+:class:`ClusterView` which servers to use, forwards the parameters unchanged (cluster name
+included) through a connection pool, and folds the answers with the route's aggregator.
+
+The rules, chosen to be honest and deterministic:
+
+- ``random``: one up-to-date server chosen at random. ``cht(n)``: the ``n`` distinct
+  servers after the key (the first argument) on the ring. ``broadcast``: every up-to-date
+  server. Answers fold in ring/member order, never arrival order, so ``pass`` is the
+  first replica's answer.
+- An ``analysis`` call that reaches only one server (``random``, or ``cht`` with ``pass``)
+  fails over: when its server cannot be reached or times out, the next replica (or another
+  random server) is tried. A server that answers with an error is not retried: the error is
+  the answer.
+- Everything else (updates, ``nolock`` calls, broadcasts, ``cht`` folds) is all-or-error:
+  if any server fails, the client gets an error naming each failed server and why, never
+  a partial result reported as success.
+- A server that cannot be reached or times out is reported to the cluster view
+  (``mark_failed``): for a while, random calls skip it and ``cht`` reads try it last
+  (``readers``), so they stop waiting on it; ``pass`` is then the first live replica's
+  answer, which failover would have given anyway. Writes still go to it and fail, naming
+  it. ZooKeeper membership drops it when its session ends.
+
+Two ways in: ``await forward(...)`` and ``start(..., done)``. ``start`` relays a call that
+goes to one server (the failover cases above) without a task or a future when a connection
+to that server is open: the request goes out at once and the reply, or the next
+candidate's, is handed to ``done``. Anything else runs ``forward`` as a task. Both follow
+the same rules.
+
+This module does no socket I/O of its own beyond the pool and never blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+import typing
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runtime.errors import (
+    ConnectError,
+    ConnectionLost,
+    RemoteError,
+    RPCError,
+    RPCTimeout,
+    TypeMismatch,
+    UnknownMethod,
+)
+from runtime.proxy.aggregators import AGGREGATORS
+from runtime.proxy.routing import Route, Routing
+from runtime.rpc.client import AsyncClient, ReplyCallback
+from runtime.rpc.locks import LockMode
+
+log = logging.getLogger(__name__)
+
+#: A server as ``(host, port)``.
+Node = tuple[str, int]
+
+_CHT = Routing.CHT  # a module constant: an enum member looked up on its class costs more
+
+_TRANSPORT_ERRORS = (ConnectError, ConnectionLost, RPCTimeout, OSError, asyncio.TimeoutError)
+
+
+class ClusterView(Protocol):
+    """What the proxy needs to know about one cluster."""
+
+    def actives(self) -> list[Node]:
+        """Servers whose model is up to date (random and broadcast targets), sorted."""
+        ...
+
+    def replicas(self, key: str | bytes, count: int) -> Sequence[Node]:
+        """The ``count`` distinct servers after ``key`` on the consistent-hash ring.
+
+        ``key`` is as it came off the wire (text, or bytes from old clients); a key that
+        is not UTF-8 text raises :class:`TypeMismatch`. The sequence may be shared: do not
+        change it."""
+        ...
+
+    def readers(self, key: str | bytes, count: int) -> Sequence[Node]:
+        """:meth:`replicas` in the order a read tries them: a view may move servers it
+        knows to be failing last. Shared like :meth:`replicas`."""
+        ...
+
+    def mark_failed(self, node: Node) -> None:
+        """``node`` could not be reached; skip it for a while if the view can."""
+        ...
+
+
+class Caller(Protocol):
+    """The pool the forwarder calls through."""
+
+    async def call(
+        self, host: str, port: int, method: str, params: Sequence[object], *, timeout: float
+    ) -> object: ...
+
+    def client(self, host: str, port: int) -> AsyncClient: ...
+
+
+#: How :meth:`Forwarder.start` reports: ``done(None, result)`` or ``done(error, None)``,
+#: the error being a :class:`ForwardError` (or what ``forward`` raised).
+Done = Callable[[BaseException | None, object], None]
+
+#: How calls of one method start: ``starter(params, done)`` (see :meth:`Forwarder.starter`).
+Starter = Callable[[list[Any], Done], None]
+
+
+@dataclass
+class ProxyStats:
+    """Counters reported by ``get_proxy_status``."""
+
+    started: float = field(default_factory=time.time)
+    request_count: int = 0
+    forward_count: int = 0
+    error_count: int = 0
+    failover_count: int = 0
+
+
+class ForwardError(RPCError):
+    """A forwarded call failed; ``wire_error`` is the error value the client receives."""
+
+    def __init__(self, wire_error: object) -> None:
+        super().__init__(str(wire_error))
+        self.wire_error = wire_error
+
+
+def node_name(node: Node) -> str:
+    return f"{node[0]}:{node[1]}"
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, RPCTimeout | asyncio.TimeoutError):
+        return "timeout error in proxy"
+    if isinstance(error, ConnectError | ConnectionLost | OSError):
+        return "connect error in proxy"
+    if isinstance(error, UnknownMethod):
+        return "unknown method"
+    if isinstance(error, TypeMismatch):
+        return "type mismatch"
+    return str(error)
+
+
+def _wire_error_of(error: BaseException) -> object:
+    """The error value to pass on for a single server's error answer."""
+    if isinstance(error, UnknownMethod):
+        return 1
+    if isinstance(error, TypeMismatch):
+        return 2
+    if isinstance(error, RemoteError):
+        return error.message
+    return _reason(error)
+
+
+class Forwarder:
+    """Forwards calls of one service type to the servers of the named cluster."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        clusters: Callable[[str], Awaitable[ClusterView]],
+        caller: Caller,
+        *,
+        timeout: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.routes = {r.name: r for r in routes if r.routing is not Routing.INTERNAL}
+        self.clusters = clusters
+        self.caller = caller
+        self.timeout = timeout
+        self.rng = rng or random.Random()
+        self.stats = ProxyStats()
+        #: Views already resolved, by the cluster name as it came off the wire (``str`` or
+        #: ``bytes``); views live as long as the proxy.
+        self._known: dict[str | bytes, ClusterView] = {}
+        self._on_relay_error = self._relay_failed  # bound once: relays pass it on every call
+        #: How each method's calls start (see :meth:`starter`), made once per route.
+        self._starters: dict[str, Starter] = {
+            name: self._relay_starter(r)
+            if _fails_over(r) or r.routing is Routing.RANDOM
+            else functools.partial(self._start_fan_out, r)
+            for name, r in self.routes.items()
+        }
+
+    def start(self, method: str, params: list[Any], done: Done) -> None:
+        """Forward like :meth:`forward`; report through ``done`` (see the module docstring)."""
+        self._starters[method](params, done)
+
+    def starter(self, method: str) -> Starter:
+        """``start`` for one method, ``starter(method)(params, done)``: what a proxy's
+        server calls for every call of ``method``."""
+        return self._starters[method]
+
+    def _relay_starter(self, route: Route) -> Starter:
+        """How a call of ``route`` (a single-server one) starts: it goes to its first
+        candidate over an open connection, with everything each call needs bound here;
+        what cannot be relayed so (an unknown cluster name, no server, a key that is not
+        text, no open connection) takes the slow way, through ``forward``.
+
+        Nothing is allocated for failing over: the answer goes straight to ``done``, and a
+        failure to :meth:`_relay_failed` (one bound method for every call), which works out
+        the other candidates only then.
+        """
+        known, stats, timeout = self._known, self.stats, self.timeout
+        client_for, on_error, choice = self.caller.client, self._on_relay_error, self.rng.choice
+        method, count, cht = route.name, route.replicas, route.routing is _CHT
+
+        def relay(params: list[Any], done: Done) -> None:
+            try:
+                view = known[params[0]]
+                if cht:  # a read with ``pass``: the first replica
+                    first = view.readers(params[1] if len(params) > 1 else "", count)[0]
+                else:  # random: any up-to-date server
+                    first = choice(view.actives())
+            except (LookupError, TypeError):  # no view yet, no server, a name or key not text
+                self._start_slowly(method, params, done)
+                return
+            if client_for(first[0], first[1]).call_soon(
+                method, params, done, timeout=timeout, on_error=on_error
+            ):
+                stats.request_count += 1
+                stats.forward_count += 1
+            else:  # no open connection: ``forward`` connects
+                self._start_slowly(method, params, done)
+
+        return relay
+
+    def _start_fan_out(self, route: Route, params: list[Any], done: Done) -> None:
+        """How a call to several servers starts: sent to every target over open
+        connections (:class:`_FanOut`), else the slow way."""
+        try:
+            view = self._known.get(params[0])
+        except (IndexError, TypeError):  # no cluster name, or not even hashable
+            view = None
+        if view is None or not self._fan_out(route, view, params, done):
+            self._start_slowly(route.name, params, done)
+
+    def _start_slowly(self, method: str, params: list[Any], done: Done) -> None:
+        """Run :meth:`forward` as a task and report its outcome through ``done``."""
+        task = asyncio.ensure_future(self.forward(method, params))
+        task.add_done_callback(lambda t: _report(t, done))
+
+    def _targets(self, route: Route, view: ClusterView, params: list[Any]) -> Sequence[Node] | None:
+        """The servers of a call as ``forward`` picks them; None to let ``forward`` explain."""
+        if route.routing is _CHT:
+            find = view.readers if _fails_over(route) else view.replicas
+            try:
+                nodes = find(params[1] if len(params) > 1 else "", route.replicas)
+            except TypeMismatch:  # not a text key
+                return None
+        else:
+            nodes = view.actives()
+        return nodes or None
+
+    def _fan_out(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
+        """Send to every target over open connections; False to take the slow way."""
+        nodes = self._targets(route, view, params)
+        if nodes is None:
+            return False
+        clients = [self.caller.client(*node) for node in nodes]
+        if not all(client.connected for client in clients):
+            return False
+        self.stats.request_count += 1
+        _FanOut(self, route, view, nodes, done).send(clients, params)
+        return True
+
+    def _relay_failed(
+        self,
+        error: RPCError,
+        node: Node,
+        method: str,
+        params: Sequence[object],
+        callback: ReplyCallback,
+    ) -> None:
+        """A relayed call's first server failed: the rest of the candidates, as ``forward``
+        orders them (the ring's order for cht, a shuffle for random), are tried in turn by
+        a :class:`_Relay`; an update sent by ``random`` is not retried."""
+        route = self.routes[method]
+        wire_params = list(params)
+        view = self._known[typing.cast(str | bytes, wire_params[0])]  # relays need a known view
+        others = [n for n in self._targets(route, view, wire_params) or () if n != node]
+        if route.routing is not Routing.CHT:
+            others = self._shuffled(others) if _fails_over(route) else []
+        done = typing.cast(Done, callback)  # what _relay passed: a Done
+        _Relay(self, route, view, [node, *others], wire_params, done).reply(error, None)
+
+    async def forward(self, method: str, params: list[Any]) -> object:
+        """Forward ``method`` with wire ``params`` (cluster name first); returns the folded
+        wire result or raises :class:`ForwardError` carrying the error for the client."""
+        self.stats.request_count += 1
+        route = self.routes[method]
+        name = text_param(params[0], "cluster name")
+        view = await self.clusters(name)
+        self._known[params[0]] = view  # by the raw name (bytes from old clients)
+        try:
+            if route.routing is Routing.CHT:
+                key = text_param(params[1], "key") if len(params) > 1 else ""
+                find = view.readers if _fails_over(route) else view.replicas
+                nodes = find(key, route.replicas)
+            else:
+                nodes = view.actives()
+            if not nodes:
+                raise ForwardError(f"no server found: {name}")
+            if route.routing is Routing.RANDOM:
+                return await self._one(route, view, self._shuffled(nodes), params)
+            if route.routing is Routing.CHT and _fails_over(route):
+                return await self._one(route, view, nodes, params)
+            return await self._all(route, view, nodes, params)
+        except ForwardError:
+            self.stats.error_count += 1
+            raise
+
+    def _shuffled(self, nodes: Sequence[Node]) -> list[Node]:
+        order = list(nodes)
+        self.rng.shuffle(order)
+        return order
+
+    async def _call(self, node: Node, method: str, params: list[Any]) -> object:
+        self.stats.forward_count += 1
+        return await self.caller.call(node[0], node[1], method, params, timeout=self.timeout)
+
+    async def _one(
+        self, route: Route, view: ClusterView, candidates: Sequence[Node], params: list[Any]
+    ) -> object:
+        """Call one server; analysis calls fail over to the next candidate on a transport error."""
+        tries = candidates if _fails_over(route) else candidates[:1]
+        failures: list[str] = []
+        for attempt, node in enumerate(tries):
+            if attempt:
+                self.stats.failover_count += 1
+            try:
+                return await self._call(node, route.name, params)
+            except _TRANSPORT_ERRORS as error:
+                view.mark_failed(node)
+                failures.append(f"{node_name(node)}: {_reason(error)}")
+                log.warning("%s to %s failed: %s", route.name, node_name(node), _reason(error))
+            except RPCError as error:
+                raise ForwardError(_wire_error_of(error)) from None
+        raise ForwardError(_summary(len(failures), len(tries), failures))
+
+    async def _all(
+        self, route: Route, view: ClusterView, nodes: Sequence[Node], params: list[Any]
+    ) -> object:
+        """Call every node; all must answer, then fold in node order."""
+        outcomes = await asyncio.gather(
+            *(self._call(node, route.name, params) for node in nodes), return_exceptions=True
+        )
+        return _fold_all(route, view, nodes, outcomes)
+
+
+def _fold_all(
+    route: Route, view: ClusterView, nodes: Sequence[Node], outcomes: Sequence[object]
+) -> object:
+    """Every answer folded in node order, or ForwardError naming each server that failed."""
+    failures: list[str] = []
+    remote: list[BaseException] = []
+    results: list[object] = []
+    for node, outcome in zip(nodes, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, _TRANSPORT_ERRORS):
+                view.mark_failed(node)
+            else:
+                remote.append(outcome)
+            failures.append(f"{node_name(node)}: {_reason(outcome)}")
+        else:
+            results.append(outcome)
+    if failures:
+        log.warning("%s: %s", route.name, _summary(len(failures), len(nodes), failures))
+        if len(nodes) == 1 and remote:
+            raise ForwardError(_wire_error_of(remote[0]))
+        raise ForwardError(_summary(len(failures), len(nodes), failures))
+    return AGGREGATORS[route.aggregator](results)
+
+
+class _FanOut:
+    """One call relayed to several servers: every answer is awaited by a countdown, then
+    folded as ``forward`` folds them; reports once through ``done``."""
+
+    __slots__ = ("done", "forwarder", "left", "nodes", "outcomes", "route", "view")
+
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        route: Route,
+        view: ClusterView,
+        nodes: Sequence[Node],
+        done: Done,
+    ) -> None:
+        self.forwarder = forwarder
+        self.route = route
+        self.view = view
+        self.nodes = nodes
+        self.done = done
+        self.outcomes: list[object] = [None] * len(nodes)
+        self.left = len(nodes)
+
+    def send(self, clients: list[AsyncClient], params: list[Any]) -> None:
+        timeout = self.forwarder.timeout
+        for index, client in enumerate(clients):
+            self.forwarder.stats.forward_count += 1
+            answer = functools.partial(self._answer, index)
+            if not client.call_soon(self.route.name, params, answer, timeout=timeout):
+                answer(ConnectionLost("connection closed"), None)
+
+    def _answer(self, index: int, error: RPCError | None, result: object) -> None:
+        self.outcomes[index] = error if error is not None else result
+        self.left -= 1
+        if self.left:
+            return
+        try:
+            folded = _fold_all(self.route, self.view, self.nodes, self.outcomes)
+        except ForwardError as failure:
+            self.forwarder.stats.error_count += 1
+            self.done(failure, None)
+        except Exception as failure:  # an aggregator that cannot fold these answers
+            self.forwarder.stats.error_count += 1
+            self.done(ForwardError(f"{self.route.name}: cannot fold the answers: {failure}"), None)
+        else:
+            self.done(None, folded)
+
+
+class _Relay:
+    """One relayed call: tries its candidates in order, reports once through ``done``."""
+
+    __slots__ = ("attempt", "done", "failures", "forwarder", "params", "route", "tries", "view")
+
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        route: Route,
+        view: ClusterView,
+        tries: list[Node],
+        params: list[Any],
+        done: Done,
+    ) -> None:
+        self.forwarder = forwarder
+        self.route = route
+        self.view = view
+        self.tries = tries
+        self.params = params
+        self.done = done
+        self.attempt = 0
+        self.failures: list[str] = []
+
+    def send(self, client: AsyncClient) -> None:
+        self.forwarder.stats.forward_count += 1
+        timeout = self.forwarder.timeout
+        if not client.call_soon(self.route.name, self.params, self.reply, timeout=timeout):
+            self.reply(ConnectionLost("connection closed"), None)
+
+    def reply(self, error: RPCError | None, result: object) -> None:
+        """The current candidate's answer: pass it on, or try the next candidate."""
+        if error is None:
+            self.done(None, result)
+            return
+        node = self.tries[self.attempt]
+        if not isinstance(error, _TRANSPORT_ERRORS):
+            self._fail(ForwardError(_wire_error_of(error)))
+            return
+        self.view.mark_failed(node)
+        self.failures.append(f"{node_name(node)}: {_reason(error)}")
+        log.warning("%s to %s failed: %s", self.route.name, node_name(node), _reason(error))
+        self.attempt += 1
+        if self.attempt >= len(self.tries):
+            self._fail(ForwardError(_summary(len(self.failures), len(self.tries), self.failures)))
+            return
+        self.forwarder.stats.failover_count += 1
+        node = self.tries[self.attempt]
+        client = self.forwarder.caller.client(*node)
+        if client.connected:
+            self.send(client)
+            return
+        # No open connection to the next candidate: connect on the slow path.
+        task = asyncio.ensure_future(
+            self.forwarder.caller.call(
+                node[0], node[1], self.route.name, self.params, timeout=self.forwarder.timeout
+            )
+        )
+        self.forwarder.stats.forward_count += 1
+        task.add_done_callback(self._connected_reply)
+
+    def _connected_reply(self, task: asyncio.Future[object]) -> None:
+        if task.cancelled():
+            self._fail(ForwardError("cancelled: the proxy is shutting down"))
+            return
+        error = task.exception()
+        if error is None:
+            self.done(None, task.result())
+        elif isinstance(error, RPCError):
+            self.reply(error, None)
+        else:
+            self.reply(ConnectionLost(str(error)), None)
+
+    def _fail(self, error: ForwardError) -> None:
+        self.forwarder.stats.error_count += 1
+        self.done(error, None)
+
+
+def _report(task: asyncio.Future[object], done: Done) -> None:
+    if task.cancelled():
+        done(ForwardError("cancelled: the proxy is shutting down"), None)
+        return
+    error = task.exception()
+    done(error, None) if error is not None else done(None, task.result())
+
+
+def _fails_over(route: Route) -> bool:
+    """Only reads that need one answer may be retried elsewhere."""
+    return route.lock is LockMode.ANALYSIS and (
+        route.routing is Routing.RANDOM or route.aggregator == "pass"
+    )
+
+
+def _summary(failed: int, total: int, failures: list[str]) -> str:
+    return f"error occurred in {failed} out of {total} requests: " + "; ".join(failures)
+
+
+def text_param(value: object, what: str) -> str:
+    """A string parameter as text (old clients send bytes); TypeMismatch otherwise."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TypeMismatch(f"{what} is not valid UTF-8") from None
+    if isinstance(value, str):
+        return value
+    raise TypeMismatch(f"{what} must be a string, not {type(value).__name__}")

@@ -1,0 +1,392 @@
+"""The main of every generated proxy: flags → membership → forwarding server → serve.
+
+``run_proxy`` is what a generated ``*_proxy.py`` calls with its routing rows. A proxy
+serves every cluster name of its service type. Membership is either a static list
+(``--servers h:p,h:p``, no ZooKeeper: every cluster name maps to that list) or ZooKeeper
+(``--zookeeper``: one watched view per cluster name, created on its first call).
+
+Besides the service's methods the proxy answers the built-ins: ``get_config`` (one random
+server), ``save`` (every server; maps merged), ``load`` (every server; all must succeed),
+``get_status`` (every server; maps merged) and ``get_proxy_status`` (its own status).
+``do_mix`` is not forwarded: it is a server-to-server matter, as in Jubatus.
+
+A proxy is a :class:`~runtime.process.lifecycle.System` of membership → pool → rpc, started in that
+order and stopped in reverse (stop accepting and drain, close server connections, leave
+ZooKeeper); ``get_proxy_status`` shows the states (``state``, ``state.<part>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runtime.cluster.cht import Ring
+from runtime.cluster.membership import Membership, Node, Snapshot
+from runtime.cluster.static import StaticMembership
+from runtime.cluster.zookeeper import paths
+from runtime.cluster.zookeeper.membership import ZooKeeperMembership, connect_client
+from runtime.errors import ConfigError, JubakoError, TypeMismatch
+from runtime.process.cli import parse_proxy_args
+from runtime.process.lifecycle import Part, System
+from runtime.process.logs import setup_logging
+from runtime.process.serving import log_file_path, run_on_event_loop, serve_until_signalled
+from runtime.process.settings import ProxySettings, listen_host
+from runtime.proxy.forwarder import ClusterView, Forwarder, text_param
+from runtime.proxy.routing import Route, Routing
+from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.locks import LockMode
+from runtime.rpc.pool import ClientPool
+from runtime.rpc.server import RpcServer
+from runtime.version import __version__
+from runtime.wire import signature as sig, types as _t
+
+__all__ = ["BUILTIN_ROUTES", "MembershipView", "ProxyApp", "parse_servers", "run_proxy"]
+
+log = logging.getLogger(__name__)
+
+#: How many keys' replica lists a view remembers (a hashed key costs an MD5 and a search).
+RECENT_KEYS = 4096
+
+#: Seconds between looks at which servers are still marked down, while any is.
+DOWN_RECHECK = 1.0
+
+#: The built-ins every proxy forwards, with Jubatus's routing and aggregation.
+BUILTIN_ROUTES: tuple[Route, ...] = (
+    Route(sig.GET_CONFIG, Routing.RANDOM, LockMode.ANALYSIS, "pass"),
+    Route(sig.SAVE, Routing.BROADCAST, LockMode.ANALYSIS, "merge"),
+    Route(sig.LOAD, Routing.BROADCAST, LockMode.UPDATE, "all_and"),
+    Route(sig.GET_STATUS, Routing.BROADCAST, LockMode.ANALYSIS, "merge"),
+)
+
+
+def parse_servers(text: str) -> list[Node]:
+    """``"h:p,h:p"`` → nodes; raises ConfigError naming a bad entry."""
+    nodes: list[Node] = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"servers: {entry!r} is not HOST:PORT")
+        nodes.append((host, int(port)))
+    if not nodes:
+        raise ConfigError("servers: no HOST:PORT given")
+    return nodes
+
+
+class MembershipView(ClusterView):
+    """A :class:`ClusterView` over a :class:`Membership`, with a cached hash ring.
+
+    A server the proxy failed to reach is marked down in the membership (for its retry
+    interval) and moved to the end of the read order of its keys (:meth:`readers`), so
+    reads stop waiting on it; writes still go to it (:meth:`replicas`) and fail, naming it.
+    """
+
+    def __init__(self, membership: Membership) -> None:
+        self.membership = membership
+        self._ring_members: tuple[Node, ...] = ()
+        self._ring = Ring()
+        self._by_name: dict[str, Node] = {}
+        self._ring_snapshot: Snapshot | None = None
+        #: Replicas of recent keys (as sent) in ring order, for the current ring.
+        self._recent: dict[tuple[str | bytes, int], tuple[Node, ...]] = {}
+        #: The same in read order: servers marked down last.
+        self._readers: dict[tuple[str | bytes, int], tuple[Node, ...]] = {}
+        self._demoted: frozenset[Node] = frozenset()
+        self._recheck: asyncio.TimerHandle | None = None
+
+    def actives(self) -> list[Node]:
+        return self.membership.actives()
+
+    def replicas(self, key: str | bytes, count: int) -> Sequence[Node]:
+        if self.membership.snapshot() is not self._ring_snapshot:
+            self._rebuild()
+        try:
+            found = self._recent.get((key, count))
+        except TypeError:  # not even hashable: _find says what it is
+            found = None
+        return found if found is not None else self._find(key, count)
+
+    def readers(self, key: str | bytes, count: int) -> Sequence[Node]:
+        if self.membership.snapshot() is not self._ring_snapshot:
+            self._rebuild()
+        try:
+            found = self._readers.get((key, count))
+        except TypeError:  # not even hashable: _find says what it is
+            found = None
+        return found if found is not None else self._find_readers(key, count)
+
+    def _rebuild(self) -> None:
+        """Membership changed: a new ring if its members did, and nothing remembered."""
+        snapshot = self.membership.snapshot()
+        members = tuple(snapshot.cht)
+        if members != self._ring_members:
+            self._ring = Ring(f"{host}_{port}" for host, port in members)
+            self._ring_members = members
+            self._by_name = {f"{host}_{port}": (host, port) for host, port in members}
+        self._ring_snapshot = snapshot
+        self._recent.clear()
+        self._readers.clear()
+
+    def _find(self, key: str | bytes, count: int) -> tuple[Node, ...]:
+        """Look ``key`` up on the ring and remember its replicas (by the key as sent)."""
+        by_name = self._by_name
+        names = self._ring.nodes_for(text_param(key, "key"), count)
+        found = tuple(by_name[name] for name in names)
+        if len(self._recent) >= RECENT_KEYS:
+            self._recent.clear()
+        self._recent[(key, count)] = found
+        return found
+
+    def _find_readers(self, key: str | bytes, count: int) -> tuple[Node, ...]:
+        """``key``'s replicas with the ones marked down moved last, remembered."""
+        found = tuple(self.replicas(key, count))
+        demoted = self._demoted
+        if demoted and not demoted.isdisjoint(found):
+            found = tuple(sorted(found, key=demoted.__contains__))  # stable: ring order kept
+        if len(self._readers) >= RECENT_KEYS:
+            self._readers.clear()
+        self._readers[(key, count)] = found
+        return found
+
+    def mark_failed(self, node: Node) -> None:
+        self.membership.mark_down(*node)
+        if node not in self._demoted:
+            self._refresh_demoted()
+
+    def _refresh_demoted(self) -> None:
+        """Read orders follow the servers marked down; rechecked while there are any (a
+        server's mark ends after the membership's retry interval)."""
+        demoted = frozenset(self.membership.down())
+        if demoted != self._demoted:
+            self._demoted = demoted
+            self._readers.clear()
+        if demoted and self._recheck is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a synchronous caller): the next failure refreshes
+                return
+            self._recheck = loop.call_later(DOWN_RECHECK, self._on_recheck)
+
+    def _on_recheck(self) -> None:
+        self._recheck = None
+        self._refresh_demoted()
+
+
+class ProxyApp:
+    """One proxy process: membership views, the forwarder and the RPC listener."""
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        service_type: str,
+        routes: Sequence[Route],
+        prog: str,
+    ) -> None:
+        self.settings = settings
+        self.service_type = service_type
+        self.prog = prog
+        self.pool = ClientPool(timeout=settings.timeout, max_per_host=4)
+        self._views: dict[str, MembershipView] = {}
+        self._starting: dict[str, asyncio.Task[MembershipView]] = {}
+        self._static: MembershipView | None = None
+        if settings.servers:
+            self._static = MembershipView(StaticMembership(parse_servers(settings.servers)))
+        self._zk_client: Any = None
+        self.forwarder = Forwarder(
+            [*BUILTIN_ROUTES, *routes],
+            self._view,
+            self.pool,
+            timeout=settings.timeout,
+        )
+        handlers = {n: self._forwarding_handler(r) for n, r in self.forwarder.routes.items()}
+        handlers["get_proxy_status"] = Handler(
+            self.get_proxy_status, LockMode.NOLOCK, (), sig.GET_PROXY_STATUS.result
+        )
+        self.dispatcher = Dispatcher(handlers)
+        self.bind_host = listen_host(settings.listen_addr, settings.listen_if)
+        self.rpc = RpcServer(
+            self.dispatcher,
+            self.bind_host,
+            settings.rpc_port,
+            threads=settings.thread,
+            max_message_size=settings.max_message_size,
+            idle_timeout=settings.idle_timeout,
+        )
+        # Answers relayed from one server's read go out at once, not an iteration later.
+        self.pool.after_read = self.rpc.flush_now
+        #: Subsystems started in order and stopped in reverse; states in get_proxy_status.
+        self.system = System(
+            f"{service_type}-proxy",
+            [
+                Part("membership", self._start_membership, self._stop_membership),
+                Part("pool", self._start_pool, self._stop_pool),
+                Part("rpc", self._start_rpc, self._stop_rpc),
+            ],
+        )
+
+    def _forwarding_handler(self, route: Route) -> Handler:
+        """A dispatch row taking the raw wire params (cluster name first) of ``route``."""
+        forwarder = self.forwarder
+        name = route.name
+
+        async def forward(*params: Any) -> object:
+            return await forwarder.forward(name, list(params))
+
+        raw = (_t.Object(),) * (route.signature.arity + 1)
+        return Handler(
+            forward,
+            LockMode.NOLOCK,
+            raw,
+            _t.Object(),
+            takes_cluster_name=False,
+            start=forwarder.starter(name),
+        )
+
+    async def _view(self, name: str) -> ClusterView:
+        if self._static is not None:
+            return self._static
+        view = self._views.get(name)
+        if view is not None:
+            return view
+        task = self._starting.get(name)
+        if task is None:
+            task = asyncio.create_task(self._open_view(name))
+            self._starting[name] = task
+        try:
+            return await task
+        finally:
+            self._starting.pop(name, None)
+
+    async def _open_view(self, name: str) -> MembershipView:
+        if not name:
+            raise TypeMismatch("cluster name must not be empty with ZooKeeper membership")
+        membership = ZooKeeperMembership(
+            self._zk_client,
+            self.service_type,
+            name,
+            session_timeout=self.settings.zookeeper_timeout,
+        )
+        await membership.start()
+        view = MembershipView(membership)
+        self._views[name] = view
+        log.info("watching cluster %s/%s", self.service_type, name)
+        return view
+
+    def get_proxy_status(self) -> dict[str, dict[str, str]]:
+        stats = self.forwarder.stats
+        now = time.time()
+        s = self.settings
+        members = sorted(
+            {f"{h}_{p}" for view in self._all_views() for h, p in view.membership.members()}
+        )
+        status = {
+            "clock_time": str(int(now)),
+            "start_time": str(int(stats.started)),
+            "uptime": str(int(now - stats.started)),
+            "VERSION": __version__,
+            "PROGNAME": self.prog,
+            "pid": str(os.getpid()),
+            "threadnum": str(s.thread),
+            "timeout": str(s.timeout),
+            "logdir": s.logdir,
+            "log_config": s.log_config,
+            "zookeeper": s.zookeeper,
+            "servers": s.servers,
+            "zookeeper_timeout": str(s.zookeeper_timeout),
+            "interconnect_timeout": str(s.timeout),
+            "idle_timeout": str(s.idle_timeout),
+            "session_pool_expire": str(s.pool_expire),
+            "session_pool_size": str(s.pool_size),
+            "request_count": str(stats.request_count + 1),
+            "forward_count": str(stats.forward_count),
+            "error_count": str(stats.error_count),
+            "failover_count": str(stats.failover_count),
+            "members": ",".join(members),
+            "clusters": str(len(self._views) if self._static is None else 1),
+            **self.system.status(),
+        }
+        stats.request_count += 1
+        return {f"{self.bind_host}_{self.rpc.port}": status}
+
+    def _all_views(self) -> list[MembershipView]:
+        return [self._static] if self._static is not None else list(self._views.values())
+
+    async def start(self) -> None:
+        """Membership, then the pool, then the listener (stopped in reverse)."""
+        await self.system.start()
+
+    async def _start_membership(self) -> None:
+        if self.settings.zookeeper:
+            self._zk_client = await asyncio.to_thread(
+                connect_client, self.settings.zookeeper, self.settings.zookeeper_timeout
+            )
+        if self._static is not None:
+            await self._static.membership.start()
+
+    async def _stop_membership(self) -> None:
+        for view in self._all_views():
+            await view.membership.stop()
+        if self._zk_client is not None:
+            await asyncio.to_thread(_close_client, self._zk_client)
+
+    async def _start_pool(self) -> None:
+        log.debug("connection pool ready (%d per server)", self.pool.max_per_host)
+
+    async def _stop_pool(self) -> None:
+        await self.pool.close()
+
+    async def _start_rpc(self) -> None:
+        await self.rpc.start()
+        log.info("listening on %s:%d", self.bind_host, self.rpc.port)
+        if self._zk_client is not None:
+            path = paths.proxy_path(self.service_type, self.bind_host, self.rpc.port)
+            await asyncio.to_thread(
+                self._zk_client.create, path, b"", ephemeral=True, makepath=True
+            )
+            log.info("registered proxy %s", path)
+
+    async def _stop_rpc(self) -> None:
+        await self.rpc.close(drain_timeout=self.settings.drain_timeout)
+
+    async def stop(self) -> None:
+        """Stop accepting and drain calls in flight, close connections, leave ZooKeeper."""
+        await self.system.stop()
+        log.info("stopped")
+
+    async def serve(self) -> int:
+        """Run until SIGTERM or SIGINT; returns the process exit status."""
+        return await serve_until_signalled(self.start, self.stop)
+
+
+def _close_client(client: Any) -> None:
+    client.stop()
+    client.close()
+
+
+def run_proxy(
+    service_type: str,
+    routes: Sequence[Route],
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+) -> int:
+    """Parse proxy flags and forward ``service_type`` calls; returns the exit status."""
+    name = prog or Path(sys.argv[0]).name or f"{service_type}_proxy.py"
+    settings = parse_proxy_args(name, argv)
+    setup_logging(settings.log_level, log_file_path(settings.logdir, name))
+    try:
+        app = ProxyApp(settings, service_type=service_type, routes=routes, prog=name)
+        return run_on_event_loop(app.serve(), settings.event_loop)
+    except (ConfigError, JubakoError) as error:
+        log.error("proxy failed to start: %s", error)
+        return 1
+    except OSError as error:
+        port = settings.rpc_port
+        log.error("proxy failed to start: %s (any process using port %d?)", error, port)
+        return 1

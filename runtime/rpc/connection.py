@@ -1,0 +1,397 @@
+"""One client connection of the RPC server: reading, framing, output, back-pressure, idling.
+
+Reading and framing: bytes go into the connection's
+:class:`~runtime.rpc.protocol.Decoder` (a message larger than ``max_message_size`` or bytes
+that are not MessagePack-RPC close only this connection, with one warning line); each pass
+over the input (:func:`~runtime.rpc.inline.serve_read`) answers up to
+:data:`~runtime.rpc.inline.MAX_SERVED_PER_PASS` requests, and what it cannot run on the
+fast path comes to :meth:`Connection.handle_message`, then to the server's
+:class:`~runtime.rpc.scheduler.Scheduler`.
+
+Output: replies are packed into ``out`` and written once per read (or once per loop
+iteration for replies that come later, shared by every connection: see
+:meth:`~runtime.rpc.server.RpcServer.flush_soon`).
+
+Back-pressure: the connection stops reading from a client that waits on
+``max_in_flight`` calls (until half are answered), and from a client that does not read
+its answers, once ``max_message_size`` bytes of them wait to be sent (asyncio's
+``pause_writing``), until they drain: a client that pipelines without reading costs the
+server a bounded amount of memory. Requests already read wait in the decoder meanwhile.
+
+End and idling: a client's EOF closes its connection once what it sent is answered; with
+``idle_timeout`` set, a connection idle that long is closed, or dropped if its answers
+still wait for it to read. TCP keepalive finds dead peers. Notifications are executed and
+never answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import typing
+from typing import TYPE_CHECKING, Any
+
+from runtime.errors import MessageTooLarge
+from runtime.rpc.dispatch import Call, ErrorReply, error_of
+from runtime.rpc.inline import InlineEntry, serve_read
+from runtime.rpc.protocol import Decoder, Message, Notification, Request, response_packer, unsent
+
+if TYPE_CHECKING:
+    from runtime.rpc.server import RpcServer
+
+log = logging.getLogger(__name__)
+
+
+class Connection(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self.server = server
+        self.dispatcher = server.dispatcher
+        self.decoder = Decoder(server.max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.out: list[bytes] = []
+        self.pack = response_packer().pack
+        self.flush_scheduled = False
+        self.in_read = False
+        #: Whether DEBUG logging is on, read once per batch of requests (not per request).
+        self.debug = False
+        #: Inline calls until the next one is timed (each connection times one in
+        #: SAMPLE_EVERY: enough to notice a method turning slow).
+        self.sample_countdown = 1
+        self.in_flight = 0
+        #: Not reading because ``max_in_flight`` calls wait for answers ...
+        self.paused = False
+        #: ... or because the client does not read its answers (the transport's output is
+        #: past its high-water mark).
+        self.write_blocked = False
+        self.reading = True
+        #: Requests left in the decoder when the connection stopped reading, and whether a
+        #: pass over them is scheduled (once it may read again).
+        self.unserved = False
+        self.serve_scheduled = False
+        #: The client sent its EOF: close once everything it sent is answered.
+        self.eof = False
+        self.closing = False
+        self.closed = False
+        self.peer = "?"
+        self.last_activity = time.monotonic()
+        #: Whether idle connections are closed (else last_activity is not kept).
+        self.tracks_idle = server.idle_timeout > 0
+        self.idle_handle: asyncio.TimerHandle | None = None
+        #: Bytes of answers written to the transport, and how many of them the client
+        #: had taken at the last idle check (more now: it reads).
+        self.written = 0
+        self.idle_taken = 0
+
+    # -- transport events --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = typing.cast(asyncio.Transport, transport)
+        self.server.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Answers may wait to be sent up to the size a request may have: a client may
+        # send a batch that large before it reads (then reading it stops: pause_writing).
+        self.transport.set_write_buffer_limits(high=self.server.max_message_size)
+        if self.server.idle_timeout > 0:
+            self.idle_handle = self.loop.call_later(self.server.idle_timeout, self._check_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed and not self.closing:
+            self.closing = True  # no more passes over the input
+            self.flush()
+            self.transport.close()
+
+    def abort(self, error: Exception) -> None:
+        """Drop the connection at once (bad input, or a client that does not read)."""
+        log.warning("closing connection from %s: %s", self.peer, error)
+        self.closed = True
+        assert self.transport is not None
+        self.transport.abort()
+
+    # -- reading and framing -----------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.tracks_idle:
+            self.last_activity = time.monotonic()
+        try:
+            self.decoder.push(data)
+        except MessageTooLarge as error:
+            self.abort(error)
+            return
+        if self._serve_pass():  # stopped at MAX_SERVED_PER_PASS: more may wait
+            self._serve_rest()
+
+    def eof_received(self) -> bool:
+        """asyncio: the client sent all it will send. Its requests are answered first; the
+        connection closes once they are (True keeps the transport open until then)."""
+        self.eof = True
+        self._close_if_answered()
+        return True
+
+    def _close_if_answered(self) -> None:
+        if self.eof and not self.in_flight and not self.unserved:
+            self.close()
+
+    def _serve_pass(self) -> bool:
+        """Answer what the input holds, up to ``MAX_SERVED_PER_PASS`` requests, and write
+        the replies; True when it stopped at that limit (more requests may wait)."""
+        self.in_read = True
+        self.debug = log.isEnabledFor(logging.DEBUG)
+        try:
+            full = serve_read(self)
+        finally:
+            self.in_read = False
+        if self.out:
+            self.flush()  # past the high-water mark, this pauses reading (pause_writing)
+        return full
+
+    def _serve_rest(self) -> None:
+        """Serve pass after pass while the connection may read; what is left when it may
+        not waits in the decoder for :meth:`_update_reading` to let it read again."""
+        while self.reading and not self.closing and not self.closed:
+            if not self._serve_pass():
+                self.unserved = False
+                self._close_if_answered()
+                return
+        self.unserved = True
+
+    def _serve_unserved(self) -> None:
+        self.serve_scheduled = False
+        if self.unserved:
+            self._serve_rest()
+
+    def handle_message(self, message: Message) -> None:
+        """The general path of one message: checks, then the scheduler runs it."""
+        if isinstance(message, Request):
+            self._handle(message.msgid, message.method, message.params)
+        elif isinstance(message, Notification):
+            self._handle(None, message.method, message.params)
+        else:
+            log.debug("ignoring a response sent by %s", self.peer)
+
+    def _handle(self, msgid: int | None, method: str, params: list[Any]) -> None:
+        prepared = self.dispatcher.prepare(method, params)
+        if isinstance(prepared, ErrorReply):
+            if method not in self.dispatcher.handlers:
+                log.info("unknown method %r from %s", method, self.peer)
+            if self.debug:
+                cluster = _shown(params[0]) if params else "-"
+                log.debug(
+                    "request %s msgid=%s peer=%s cluster=%s refused: %s",
+                    method, msgid, self.peer, cluster, prepared.result or prepared.error,
+                )  # fmt: skip
+            self.reply(msgid, prepared.error, prepared.result)
+            return
+        if self.debug:
+            prepared.started = time.perf_counter()
+        self.server.scheduler.run(self, msgid, prepared)
+
+    # -- back-pressure -----------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """asyncio: the client does not read its answers fast enough; read no more
+        requests from it until it does."""
+        log.info("client %s is not reading its answers: not reading its requests", self.peer)
+        self.write_blocked = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        if self.tracks_idle:  # the client reads: not idle
+            self.last_activity = time.monotonic()
+        self.write_blocked = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read from the client unless it waits on too many calls or does not read."""
+        reading = not (self.paused or self.write_blocked)
+        if reading == self.reading or self.transport is None:
+            return
+        self.reading = reading
+        if self.closed or self.closing:
+            return
+        if not reading:
+            self.transport.pause_reading()
+            return
+        self.transport.resume_reading()
+        if self.unserved and not self.serve_scheduled:
+            self.serve_scheduled = True
+            self.loop.call_soon(self._serve_unserved)
+
+    def start_pending(self) -> None:
+        """A call of this connection was handed over; it counts until it is answered."""
+        self.in_flight += 1
+        server = self.server
+        if not server.pending:  # the server is no longer idle
+            server._idle.clear()
+        server.pending += 1
+        if self.in_flight >= server.max_in_flight and not self.paused:
+            self.paused = True
+            self._update_reading()
+
+    def end_pending(self) -> None:
+        """A call handed over has its answer (the caller adds it to the output next)."""
+        self.in_flight -= 1
+        server = self.server
+        server.pending -= 1
+        if not server.pending:
+            server._idle.set()
+        if self.tracks_idle:
+            self.last_activity = time.monotonic()
+        if self.paused:
+            self._resume_if_drained()
+        if self.eof:  # after the caller has added this call's answer to the output
+            self.loop.call_soon(self._close_if_answered)
+
+    def _resume_if_drained(self) -> None:
+        """Read again once half the calls a paused connection waits for are answered."""
+        if self.in_flight < self.server.max_in_flight // 2 + 1:
+            self.paused = False
+            self._update_reading()
+
+    # -- answers -----------------------------------------------------------------------
+
+    def updated(self) -> None:
+        """An ``#@update`` call ran: count it (the mixer's ``--interval_count``)."""
+        on_update = self.dispatcher.on_update
+        if on_update is not None:
+            on_update()
+
+    def done(self, msgid: int | None, call: Call, error: BaseException | None, result: Any) -> None:
+        """How a ``start`` handler started by the scheduler ends."""
+        self.end_pending()
+        if error is not None:
+            self.fail(msgid, call, error)
+        else:
+            self.succeed(msgid, call, result)
+
+    def started_done(
+        self,
+        msgid: int,
+        entry: InlineEntry,
+        params: list[Any],
+        error: BaseException | None,
+        result: Any,
+    ) -> None:
+        """How a ``start`` handler started on the inline path (the proxy's relay) ends."""
+        self.end_pending()
+        if error is None:
+            self.reply(msgid, None, result)
+        else:
+            self.fail(msgid, entry.call(params), error)
+
+    def succeed(self, msgid: int | None, call: Call, result: Any) -> None:
+        error, wire = self.dispatcher.encode(call, result)
+        if call.started:
+            self._log_request(msgid, call, "ok" if error is None else "error")
+        self.reply(msgid, error, wire)
+
+    def fail(self, msgid: int | None, call: Call, error: BaseException) -> None:
+        if getattr(error, "wire_error", None) is None:
+            log.warning(
+                "%s from %s (cluster %s) failed: %s: %s",
+                call.name, self.peer, _shown(call.cluster), type(error).__name__, error,
+            )  # fmt: skip
+        if call.started:
+            self._log_request(msgid, call, f"error {type(error).__name__}")
+        wire_error, result = error_of(error)
+        self.reply(msgid, wire_error, result)
+
+    def _log_request(self, msgid: int | None, call: Call, outcome: str) -> None:
+        """The per-request DEBUG line (only for calls that arrived while DEBUG was on)."""
+        micros = (time.perf_counter() - call.started) * 1e6
+        log.debug(
+            "request %s msgid=%s peer=%s cluster=%s %s in %.0fus",
+            call.name, msgid, self.peer, _shown(call.cluster), outcome, micros,
+        )  # fmt: skip
+
+    # -- output ------------------------------------------------------------------------
+
+    def pack_replies(self, replies: list[tuple[int, int, None, Any]]) -> None:
+        """Add the inline calls' ``replies`` to the output, packed in one call (as an
+        array, whose header is cut off), and empty the list."""
+        count = len(replies)
+        try:
+            if count == 1:
+                packed = self.pack(replies[0])
+            else:  # fixarray header under 16 items, array 16 under 65536, else array 32
+                packed = self.pack(replies)[1 if count < 16 else 3 if count < 0x10000 else 5 :]
+        except (TypeError, ValueError, OverflowError):  # a result that does not pack
+            self.pack = response_packer().pack  # a packer that failed may hold a partial value
+            for _, msgid, _, result in replies:
+                self.reply(msgid, None, result)  # the error reply for those that fail
+        else:
+            self.out.append(packed)
+        replies.clear()
+
+    def reply(self, msgid: int | None, error: Any, result: Any) -> None:
+        if msgid is None or self.closed:
+            return
+        try:
+            self.out.append(self.pack([1, msgid, error, result]))
+        except (TypeError, ValueError, OverflowError) as problem:
+            log.error("cannot pack the reply to msgid %d: %s", msgid, problem)
+            self.pack = response_packer().pack
+            self.out.append(self.pack([1, msgid, f"cannot pack the result: {problem}", None]))
+        if not self.flush_scheduled and not self.in_read:
+            self.flush_scheduled = True
+            self.server.flush_soon(self)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        if self.out and self.transport is not None and not self.closed:
+            data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+            if self.tracks_idle:  # the idle check reads what the client has taken
+                self.written += len(data)
+            self.transport.write(data)
+        self.out.clear()
+
+    # -- idling ------------------------------------------------------------------------
+
+    def _check_idle(self) -> None:
+        timeout = self.server.idle_timeout
+        now = time.monotonic()
+        assert self.transport is not None
+        waiting = unsent(self.transport)
+        taken = self.written - waiting  # answers the client has taken so far
+        if taken > self.idle_taken:
+            self.last_activity = now
+        self.idle_taken = taken
+        idle_for = now - self.last_activity
+        if self.in_flight == 0 and idle_for >= timeout:
+            if waiting:  # close() would wait for it to read: drop it
+                self.abort(ConnectionError(f"it has read none of its answers for {idle_for:.1f} s"))
+                return
+            log.info("closing idle connection from %s after %.1f s", self.peer, idle_for)
+            self.close()
+            # Answers the transport does not show (uvloop hands them to libuv) may still
+            # wait for a client that does not read: drop it if it is not gone by then.
+            self.idle_handle = self.loop.call_later(timeout, self._abort_if_open)
+            return
+        self.idle_handle = self.loop.call_later(max(timeout - idle_for, 0.05), self._check_idle)
+
+    def _abort_if_open(self) -> None:
+        if not self.closed:
+            self.abort(ConnectionError("closed as idle, and its answers are still unread"))
+
+
+def _shown(cluster: object) -> str:
+    """A cluster name as sent, for a log line."""
+    if isinstance(cluster, bytes):
+        return cluster.decode("utf-8", "replace")
+    return "-" if cluster is None else str(cluster)

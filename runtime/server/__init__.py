@@ -1,0 +1,1 @@
+"""The server framework: the service base class, the built-in methods, the model file, the main."""

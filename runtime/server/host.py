@@ -1,0 +1,226 @@
+"""The built-in methods every server has, and the bookkeeping behind ``get_status``.
+
+:class:`ServiceHost` wraps one user service (a :class:`~runtime.server.base.ServerBase`)
+and supplies ``get_config``, ``save``, ``load`` and ``get_status`` as dispatch rows, with
+Jubatus's wire shapes. ``save`` writes the model file atomically under the shared model
+lock; ``load`` reads and verifies the whole file before taking the exclusive lock to swap
+the model in, so a bad file never touches the running model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import logging
+import os
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from runtime.process.settings import ServerSettings
+from runtime.rpc.dispatch import Handler
+from runtime.rpc.locks import LockMode, RWLock
+from runtime.server.base import ServerBase
+from runtime.server.persistence import (
+    model_path,
+    read_model_file,
+    validate_model_id,
+    write_model_file,
+)
+from runtime.version import __version__
+from runtime.wire import signature as sig
+from runtime.wire.signature import Signature
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+def handler(signature: Signature[R], func: Callable[..., R], lock: LockMode) -> Handler:
+    """A dispatch row: ``func`` called with the decoded arguments of ``signature``."""
+    return Handler(func, lock, signature.args, signature.result)
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _memory_kib() -> tuple[str, str, str]:
+    """VIRT, RSS and SHR of this process in KiB, from /proc (zeros where unavailable)."""
+    try:
+        fields = Path("/proc/self/statm").read_text().split()
+        page_kib = resource.getpagesize() // 1024
+        virt, rss, shared = (int(f) * page_kib for f in fields[:3])
+    except (OSError, ValueError, IndexError):
+        return ("0", "0", "0")
+    return (str(virt), str(rss), str(shared))
+
+
+class ServiceHost:
+    """Built-in RPCs and status of one server process."""
+
+    def __init__(
+        self,
+        serv: ServerBase,
+        *,
+        service_type: str,
+        settings: ServerSettings,
+        model_lock: RWLock,
+        prog: str,
+        configpath_label: str,
+        use_cht: bool,
+    ) -> None:
+        self.serv = serv
+        self.service_type = service_type
+        self.settings = settings
+        self.model_lock = model_lock
+        self.prog = prog
+        self.configpath_label = configpath_label
+        self.use_cht = use_cht
+        self.server_id = f"127.0.0.1_{settings.rpc_port}"
+        self.start_time = int(time.time())
+        self.update_count = 0
+        self.last_saved = ""
+        self.last_saved_path = ""
+        self.last_loaded = ""
+        self.last_loaded_path = ""
+        #: Called after every counted update (the mixer's trigger).
+        self.update_listeners: list[Callable[[], None]] = []
+        #: Extra status providers (membership, mixer, lifecycle) add keys here.
+        self.status_providers: list[Callable[[], dict[str, str]]] = []
+
+    def bound(self, host: str, port: int) -> None:
+        """Record the address the RPC listener bound; it names this server."""
+        self.server_id = f"{host}_{port}"
+        self.start_time = int(time.time())
+
+    def handlers(self) -> dict[str, Handler]:
+        """Dispatch rows of the built-ins.
+
+        ``save`` is ``#@analysis``, as in Jubatus: the framework holds the shared lock while
+        the file is written (so the server only ever *tries* it on its event loop).
+        ``load`` takes the exclusive lock itself, only to swap the verified model in (it
+        reads and checks the file first, without the lock), and always runs on a worker:
+        it may wait for that lock.
+        """
+        return {
+            "get_config": handler(sig.GET_CONFIG, self.get_config, LockMode.NOLOCK),
+            "save": handler(sig.SAVE, self.save, LockMode.ANALYSIS),
+            "load": dataclasses.replace(
+                handler(sig.LOAD, self.load, LockMode.NOLOCK), on_worker=True
+            ),
+            "get_status": handler(sig.GET_STATUS, self.get_status, LockMode.ANALYSIS),
+        }
+
+    def on_update(self) -> None:
+        """Called after every ``#@update`` call, every ``load`` and every
+        :meth:`~runtime.server.base.ServerBase.updated`; any thread."""
+        self.update_count += 1
+        for listener in self.update_listeners:
+            listener()
+
+    def get_config(self) -> str:
+        return self.serv.config_json
+
+    def _path(self, model_id: str) -> Path:
+        validate_model_id(model_id)
+        return model_path(Path(self.settings.datadir), self.server_id, self.service_type, model_id)
+
+    def save(self, model_id: str) -> dict[str, str]:
+        """Write the model to ``<datadir>/<ip>_<port>_<type>_<id>.jubatus`` atomically
+        (the caller holds the model's shared lock: the row is ``#@analysis``)."""
+        path = self._path(model_id)
+        write_model_file(
+            path,
+            service_type=self.service_type,
+            model_id=model_id,
+            config_json=self.serv.config_json,
+            user_data_version=self.serv.user_data_version,
+            payload=self.serv.pack(),
+        )
+        self.last_saved = str(int(time.time()))
+        self.last_saved_path = str(path)
+        log.info("saved model %r to %s", model_id, path)
+        return {self.server_id: str(path)}
+
+    def load(self, model_id: str) -> bool:
+        """Load a model saved by ``save``; any failure leaves the running model as it was."""
+        path = self._path(model_id)
+        self.load_file(path, overwrite_config=False)
+        return True
+
+    def load_file(self, path: Path, *, overwrite_config: bool) -> None:
+        """Verify ``path`` completely, then swap its model in under the exclusive lock."""
+        model = read_model_file(
+            path,
+            service_type=self.service_type,
+            config_json=None if overwrite_config else self.serv.config_json,
+            user_data_version=self.serv.user_data_version,
+        )
+        with self.model_lock.write():
+            self.serv.unpack(model.payload)
+        self.on_update()
+        self.last_loaded = str(int(time.time()))
+        self.last_loaded_path = str(path)
+        log.info("loaded model from %s", path)
+
+    def get_status(self) -> dict[str, dict[str, str]]:
+        """``{ip_port: {key: value}}`` with Jubatus's keys plus the service's own."""
+        now = int(time.time())
+        virt, rss, shr = _memory_kib()
+        s = self.settings
+        status: dict[str, str] = {
+            "clock_time": str(now),
+            "start_time": str(self.start_time),
+            "uptime": str(now - self.start_time),
+            "VIRT": virt,
+            "RSS": rss,
+            "SHR": shr,
+            "timeout": _number(s.timeout),
+            "threadnum": str(s.thread),
+            "datadir": s.datadir,
+            "is_standalone": _flag(s.is_standalone),
+            "VERSION": __version__,
+            "PROGNAME": self.prog,
+            "type": self.service_type,
+            "logdir": s.logdir,
+            "log_config": s.log_config,
+            "configpath": self.configpath_label,
+            "pid": str(os.getpid()),
+            "user": _user(),
+            "update_count": str(self.update_count),
+            "last_saved": self.last_saved,
+            "last_saved_path": self.last_saved_path,
+            "last_loaded": self.last_loaded,
+            "last_loaded_path": self.last_loaded_path,
+        }
+        status.update(self.serv.get_status())
+        if not s.is_standalone:
+            status.update(
+                {
+                    "zk": s.zookeeper,
+                    "name": s.name,
+                    "interval_sec": _number(s.interval_sec),
+                    "interval_count": str(s.interval_count),
+                    "zookeeper_timeout": _number(s.zookeeper_timeout),
+                    "interconnect_timeout": _number(s.interconnect_timeout),
+                    "use_cht": _flag(self.use_cht),
+                    "mixer": s.mixer,
+                }
+            )
+        for provider in self.status_providers:
+            status.update(provider())
+        return {self.server_id: {k: str(v) for k, v in status.items()}}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

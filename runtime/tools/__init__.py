@@ -1,0 +1,1 @@
+"""The operator's commands: ``jubako`` (a local cluster, status tables) and ``jubaconfig``."""

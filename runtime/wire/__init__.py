@@ -1,0 +1,1 @@
+"""The wire types: IDL types as wire descriptors, Jubatus's datum, method signatures."""
