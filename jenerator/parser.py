@@ -194,7 +194,7 @@ def _own_line_comments(tokens: list[lark.Token], text: str) -> dict[int, str]:
 def syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnostic:
     """The diagnostic for a lark error raised while parsing ``text``."""
     if isinstance(error, UnexpectedToken):
-        return _unexpected_token(error, path)
+        return _unclosed(error, text, path) or _unexpected_token(error, path)
     line, column = max(error.line, 1), max(error.column, 1)
     position: int | None = None
     if isinstance(error, UnexpectedCharacters):
@@ -234,6 +234,46 @@ def _unexpected_token(error: UnexpectedToken, path: str) -> Diagnostic:
     end_line = token.end_line or line
     end_column = token.end_column or column
     return Diagnostic.error(Span(path, line, column, end_line, end_column), message, "syntax")
+
+
+#: Brackets a declaration closes on its own line (a ``{`` block spans lines by nature).
+_CLOSERS = ("RPAR", "MORETHAN")
+_OPENERS = ("LPAR", "LESSTHAN", "LBRACE")
+
+
+def _unclosed(error: UnexpectedToken, text: str, path: str) -> Diagnostic | None:
+    """A bracket left open at the end of a line (``int f(0: int a`` then a new line): the
+    error is where the line ends, not at the next line's first token."""
+    token = error.token
+    expected = set(error.accepts or error.expected)
+    closers = [name for name in _CLOSERS if name in expected]
+    if token.type == "$END" or not closers or token.start_pos is None:
+        return None
+    previous = _token_before(text, token.start_pos)
+    if previous is None or previous.end_line is None or previous.end_column is None:
+        return None
+    if previous.type in _OPENERS:
+        return None
+    if previous.end_line >= (token.line or 0):
+        return None
+    line, column = previous.end_line, previous.end_column
+    message = (
+        f"missing {_describe(closers[0])} at the end of the line; expected "
+        f"{_expected(expected)} after {str(previous)!r}, found {str(token)!r} on line "
+        f"{token.line}"
+    )
+    return Diagnostic.error(Span(path, line, column, line, column + 1), message, "syntax")
+
+
+def _token_before(text: str, position: int) -> lark.Token | None:
+    """The last token that ends before ``position`` (comments are not tokens)."""
+    previous: lark.Token | None = None
+    try:
+        for token in get_parser().lex(text[:position]):
+            previous = token
+    except UnexpectedInput:
+        return None
+    return previous
 
 
 def _expected(names: set[str]) -> str:

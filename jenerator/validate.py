@@ -447,10 +447,17 @@ def aggregator_fits(idl: Idl) -> Iterator[Diagnostic]:
         where = next(
             (a.span for a in method.annotations if a.name == aggregator.value), method.span
         )
+        # The folds that fit this result, pass (which takes anything) last.
+        fitting = [
+            f"#@{other.value}"
+            for other, (_, fits_other) in _AGGREGATOR_NEEDS.items()
+            if fits_other(method.return_type)
+        ] + ["#@pass"]
         yield _error(
             where,
-            f"aggregator '#@{aggregator.value}' of '{method.name}' needs {need} result; "
-            f"'{method.name}' returns '{print_type(method.return_type)}'",
+            f"aggregator '#@{aggregator.value}' of '{method.name}' needs {need} result, and "
+            f"'{method.name}' returns '{print_type(method.return_type)}'; use "
+            f"{' or '.join(fitting)}",
             "aggregator",
         )
 

@@ -1,9 +1,13 @@
-"""Writing generated files: all or nothing, each file atomically (temp file + rename)."""
+"""Writing generated files: all or nothing, each file atomically (temp file + rename).
+
+Files get the mode a plain ``open()`` would give them (0666 less the umask), so a copy of
+``NAME_serv.tmpl.py`` is as readable as any file the user writes.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +35,7 @@ def write_all(files: Sequence[OutputFile], outdir: Path) -> list[Path]:
         for output in files:
             target = outdir / output.relpath
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            fd, temp = _create_temp(target)
             staged.append((temp, target))
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(output.text)
@@ -42,3 +46,14 @@ def write_all(files: Sequence[OutputFile], outdir: Path) -> list[Path]:
             Path(temp).unlink(missing_ok=True)
         raise OutputError(f"cannot write to {outdir}: {error.strerror or error}") from error
     return [target for _, target in staged]
+
+
+def _create_temp(target: Path) -> tuple[int, str]:
+    """A new hidden file beside ``target``, created with mode 0666 (the umask applies)."""
+    while True:
+        temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            return os.open(temp, flags, 0o666), str(temp)
+        except FileExistsError:
+            continue

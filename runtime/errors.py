@@ -23,6 +23,10 @@ a bug or a typo to fix. :data:`WIRE_ERRORS` maps wire error codes to classes.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+from typing import Self
+
 #: Error code a server sends for an unknown method (msgpack-rpc's NO_METHOD_ERROR).
 NO_METHOD_ERROR = 1
 #: Error code a server sends for a wrong argument count or type (ARGUMENT_ERROR).
@@ -50,11 +54,17 @@ class WireTypeError(TypeMismatch):
 
 
 class RemoteError(RPCError):
-    """The peer answered with an error; ``message`` is its text (or repr)."""
+    """The peer answered with an error; ``message`` is its text (or repr).
 
-    def __init__(self, message: str) -> None:
+    ``result`` is what the reply carried beside the error (usually nil). For an exception
+    the IDL declares, it holds the exception's fields, which a generated client turns back
+    into the generated exception class.
+    """
+
+    def __init__(self, message: str, result: object = None) -> None:
         super().__init__(message)
         self.message = message
+        self.result = result
 
 
 class RPCTimeout(RPCError, TimeoutError):
@@ -87,6 +97,18 @@ class ModelFileError(JubakoError, ValueError):
 
 class ConfigError(JubakoError, ValueError):
     """A setting or config value is wrong; the message names it and its source."""
+
+    @classmethod
+    def unknown_key(cls, path: str, known: Iterable[str], what: str = "unknown key") -> Self:
+        """``path: unknown key; did you mean 'parameter'?``: the nearest of ``known`` to the
+        last part of ``path`` (``converter.string_rulez``), when one is near enough."""
+        return cls(f"{path}: {what}{did_you_mean(path.rpartition('.')[2], known)}")
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the nearest of ``known`` to ``word``, or ``""``."""
+    close = difflib.get_close_matches(word, sorted(set(known)), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 class MembershipError(JubakoError):

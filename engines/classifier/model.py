@@ -106,7 +106,7 @@ class ClassifierModel:
             raise ConfigError("config: expected an object with method, parameter and converter")
         for key in config:
             if key not in _CONFIG_KEYS:
-                raise ConfigError(f"{key}: unknown key")
+                raise ConfigError.unknown_key(str(key), _CONFIG_KEYS)
         if "method" not in config:
             raise ConfigError("method: required")
         if "converter" not in config:

@@ -313,7 +313,7 @@ class Converter:
         config = _object(converter_json, path)
         unknown = sorted(set(config) - set(_CONFIG_KEYS))
         if unknown:
-            raise ConfigError(f"{path}.{unknown[0]}: unknown key")
+            raise ConfigError.unknown_key(f"{path}.{unknown[0]}", _CONFIG_KEYS)
         for key, what in _UNSUPPORTED_PARTS.items():
             if config.get(key):
                 raise ConfigError(f"{path}.{key}: {what} are not supported")
@@ -505,7 +505,7 @@ def _text(fields: Mapping[str, object], name: str, path: str) -> str:
 def _only(fields: Mapping[str, object], allowed: set[str], path: str) -> None:
     for name in fields:
         if name not in allowed:
-            raise ConfigError(f"{path}.{name}: unknown key")
+            raise ConfigError.unknown_key(f"{path}.{name}", allowed)
 
 
 def _json_type(value: object) -> str:

@@ -294,7 +294,9 @@ def _refuse_unknown(fields: dict[str, object], allowed: set[str], method: str) -
         if name in {"unlearner", "unlearner_parameter"}:
             raise ConfigError(f"parameter.{name}: label unlearning is not supported")
         if name not in allowed:
-            raise ConfigError(f"parameter.{name}: unknown key for method {method!r}")
+            raise ConfigError.unknown_key(
+                f"parameter.{name}", allowed, f"unknown key for method {method!r}"
+            )
 
 
 __all__ = [

@@ -62,7 +62,7 @@ class StatModel:
             raise ConfigError("stat config must be a JSON object with window_size")
         for key in config:
             if key != "window_size":
-                raise ConfigError(f"{key}: unknown key")
+                raise ConfigError.unknown_key(str(key), ["window_size"])
         size = config.get("window_size")
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_WINDOW_SIZE:
             raise ConfigError(

@@ -1,9 +1,12 @@
 """The standalone kvs demo that ``make demo`` runs.
 
 It starts a kvs server (no ZooKeeper) from the generated ``kvs_impl.py`` and the edited
-``kvs_serv.py``, puts and reads keys through the generated client, saves the model, stops
-the server, starts a fresh one, loads the model back, reads the keys again, and shuts
-everything down. Every step is printed.
+``kvs_serv.py``, puts and reads keys through the generated client, saves the model and
+stops the server. Then it shows how a saved model comes back: ``save(id)`` names the file
+after the server's ``ip_port`` (as Jubatus does), so a new server on another port cannot
+``load(id)`` it (the error lists the file and says how to load it); a server started with
+``--model_file FILE`` starts from it, and ``load(id)`` works on the server that saved.
+Every step is printed.
 """
 
 from __future__ import annotations
@@ -16,26 +19,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from kvs_client import Kvs  # noqa: E402
+from runtime import RemoteError  # noqa: E402
 from runtime.testing import ServerProcess  # noqa: E402
 
 CLUSTER = "demo"
 
 
-def start_server(datadir: Path, logdir: Path) -> ServerProcess:
+def start_server(datadir: Path, *extra: str) -> ServerProcess:
     args = [
         "--rpc-port", "0", "--name", CLUSTER,
-        "--configpath", str(HERE / "config.json"), "--datadir", str(datadir),
+        "--configpath", str(HERE / "config.json"), "--datadir", str(datadir), *extra,
     ]  # fmt: skip
-    server = ServerProcess(HERE / "kvs_impl.py", args, cwd=HERE, log_path=logdir / "kvs.log")
+    server = ServerProcess(HERE / "kvs_impl.py", args, cwd=HERE, log_path=datadir / "kvs.log")
     server.start()
-    print(f"started kvs server pid {server.pid} on 127.0.0.1:{server.port}")
+    shown = " ".join(extra)
+    print(f"started kvs server pid {server.pid} on 127.0.0.1:{server.port} {shown}".rstrip())
     return server
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="jubako-demo-") as tmp:
         datadir = Path(tmp)
-        server = start_server(datadir, datadir)
+        server = start_server(datadir)
         try:
             with Kvs("127.0.0.1", server.port, CLUSTER) as kvs:
                 fruits = {"apple": "red", "banana": "yellow", "cherry": "dark red"}
@@ -43,23 +48,31 @@ def main() -> int:
                     print(f"put({key!r}, {value!r}) -> {kvs.put(key, value)}")
                 print(f"get('apple') -> {kvs.get('apple')!r}")
                 print(f"del('banana') -> {kvs.del_('banana')}")
-                saved = kvs.save("demo")
-                print(f"save('demo') -> {saved}")
-                old_port = server.port
+                [(server_id, path)] = kvs.save("demo").items()
+                print(f"save('demo') -> {path} (named after the server, {server_id})")
         finally:
             server.stop()
         print(f"stopped the server (exit status {server.returncode})")
 
-        server = start_server(datadir, datadir)
+        server = start_server(datadir)  # --rpc-port 0: another port, another file name
         try:
-            # save() names the file after the server (ip_port); hand it to the new one.
-            [path] = saved.values()
-            Path(path).rename(Path(path.replace(f"_{old_port}_", f"_{server.port}_")))
             with Kvs("127.0.0.1", server.port, CLUSTER) as kvs:
-                print(f"get('apple') before load -> {kvs.get('apple')!r}")
-                print(f"load('demo') -> {kvs.load('demo')}")
+                try:
+                    kvs.load("demo")
+                except RemoteError as error:
+                    print(f"load('demo') on the new port fails, saying what to do:\n  {error}")
+        finally:
+            server.stop()
+
+        server = start_server(datadir, "--model_file", path)
+        try:
+            with Kvs("127.0.0.1", server.port, CLUSTER) as kvs:
                 for key in ("apple", "banana", "cherry"):
                     print(f"get({key!r}) -> {kvs.get(key)!r}")
+                [path] = kvs.save("demo").values()
+                print(f"save('demo') -> {path}")
+                print(f"clear() -> {kvs.clear()}; get('apple') -> {kvs.get('apple')!r}")
+                print(f"load('demo') -> {kvs.load('demo')}; get('apple') -> {kvs.get('apple')!r}")
                 status = next(iter(kvs.get_status().values()))
                 keys, updates = status["num_keys"], status["update_count"]
                 print(f"status: num_keys={keys} update_count={updates}")

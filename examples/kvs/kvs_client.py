@@ -15,7 +15,7 @@ __all__ = [
 
 class Kvs(ClientBase):
     """A key-value store: the canonical Jubako service. Keys are spread over the cluster by
-consistent hashing; each key lives on two servers.
+    consistent hashing; each key lives on two servers.
 
     ``Kvs(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.

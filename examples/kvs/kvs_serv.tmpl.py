@@ -13,7 +13,7 @@ from runtime import ServerBase
 
 class KvsServ(ServerBase):
     """A key-value store: the canonical Jubako service. Keys are spread over the cluster by
-consistent hashing; each key lives on two servers."""
+    consistent hashing; each key lives on two servers."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)

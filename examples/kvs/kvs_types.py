@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 # Signatures of the kvs methods: wire name, argument types, result type.
-KVS_PUT: typing.Final = Signature("put", (_t.String(), _t.String()), _t.Bool())
-KVS_GET: typing.Final = Signature("get", (_t.String(),), _t.String())
-KVS_DEL: typing.Final = Signature("del", (_t.String(),), _t.Bool())
+KVS_PUT: typing.Final = Signature("put", (_t.String(), _t.String()), _t.Bool(), ("key", "value"))
+KVS_GET: typing.Final = Signature("get", (_t.String(),), _t.String(), ("key",))
+KVS_DEL: typing.Final = Signature("del", (_t.String(),), _t.Bool(), ("key",))
 KVS_CLEAR: typing.Final = Signature("clear", (), _t.Bool())

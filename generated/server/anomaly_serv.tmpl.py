@@ -14,7 +14,7 @@ from runtime import Datum, ServerBase
 
 class AnomalyServ(ServerBase):
     """Anomaly detection: scores how unusual a row is compared with the rows seen so far
-(local outlier factor and similar methods)."""
+    (local outlier factor and similar methods)."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)

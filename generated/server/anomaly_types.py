@@ -48,15 +48,26 @@ IdWithScore.WIRE = _t.MessageType(IdWithScore)
 IdWithScore.WIRE.bind((("id", _t.String()), ("score", _t.Float())))
 
 # Signatures of the anomaly methods: wire name, argument types, result type.
-ANOMALY_CLEAR_ROW: typing.Final = Signature("clear_row", (_t.String(),), _t.Bool())
-ANOMALY_ADD: typing.Final = Signature("add", (_t.DatumType(),), IdWithScore.WIRE)
+ANOMALY_CLEAR_ROW: typing.Final = Signature("clear_row", (_t.String(),), _t.Bool(), ("id",))
+ANOMALY_ADD: typing.Final = Signature("add", (_t.DatumType(),), IdWithScore.WIRE, ("row",))
 ANOMALY_ADD_BULK: typing.Final = Signature(
     "add_bulk",
     (_t.List(_t.DatumType()),),
     _t.List(_t.String()),
+    ("data",),
 )
-ANOMALY_UPDATE: typing.Final = Signature("update", (_t.String(), _t.DatumType()), _t.Float())
-ANOMALY_OVERWRITE: typing.Final = Signature("overwrite", (_t.String(), _t.DatumType()), _t.Float())
+ANOMALY_UPDATE: typing.Final = Signature(
+    "update",
+    (_t.String(), _t.DatumType()),
+    _t.Float(),
+    ("id", "row"),
+)
+ANOMALY_OVERWRITE: typing.Final = Signature(
+    "overwrite",
+    (_t.String(), _t.DatumType()),
+    _t.Float(),
+    ("id", "row"),
+)
 ANOMALY_CLEAR: typing.Final = Signature("clear", (), _t.Bool())
-ANOMALY_CALC_SCORE: typing.Final = Signature("calc_score", (_t.DatumType(),), _t.Float())
+ANOMALY_CALC_SCORE: typing.Final = Signature("calc_score", (_t.DatumType(),), _t.Float(), ("row",))
 ANOMALY_GET_ALL_ROWS: typing.Final = Signature("get_all_rows", (), _t.List(_t.String()))

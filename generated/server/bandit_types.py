@@ -47,18 +47,30 @@ ArmInfo.WIRE = _t.MessageType(ArmInfo)
 ArmInfo.WIRE.bind((("trial_count", _t.Int(signed=True, size=4)), ("weight", _t.Float())))
 
 # Signatures of the bandit methods: wire name, argument types, result type.
-BANDIT_REGISTER_ARM: typing.Final = Signature("register_arm", (_t.String(),), _t.Bool())
-BANDIT_DELETE_ARM: typing.Final = Signature("delete_arm", (_t.String(),), _t.Bool())
-BANDIT_SELECT_ARM: typing.Final = Signature("select_arm", (_t.String(),), _t.String())
+BANDIT_REGISTER_ARM: typing.Final = Signature(
+    "register_arm",
+    (_t.String(),),
+    _t.Bool(),
+    ("arm_id",),
+)
+BANDIT_DELETE_ARM: typing.Final = Signature("delete_arm", (_t.String(),), _t.Bool(), ("arm_id",))
+BANDIT_SELECT_ARM: typing.Final = Signature(
+    "select_arm",
+    (_t.String(),),
+    _t.String(),
+    ("player_id",),
+)
 BANDIT_REGISTER_REWARD: typing.Final = Signature(
     "register_reward",
     (_t.String(), _t.String(), _t.Float()),
     _t.Bool(),
+    ("player_id", "arm_id", "reward"),
 )
 BANDIT_GET_ARM_INFO: typing.Final = Signature(
     "get_arm_info",
     (_t.String(),),
     _t.Map(_t.String(), ArmInfo.WIRE),
+    ("player_id",),
 )
-BANDIT_RESET: typing.Final = Signature("reset", (_t.String(),), _t.Bool())
+BANDIT_RESET: typing.Final = Signature("reset", (_t.String(),), _t.Bool(), ("player_id",))
 BANDIT_CLEAR: typing.Final = Signature("clear", (), _t.Bool())

@@ -15,7 +15,7 @@ __all__ = [
 
 class Burst(ClientBase):
     """Burst detection: finds the stretches of time in which a keyword shows up unusually
-often in a stream of documents.
+    often in a stream of documents.
 
     ``Burst(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.

@@ -14,7 +14,7 @@ from runtime import ServerBase
 
 class BurstServ(ServerBase):
     """Burst detection: finds the stretches of time in which a keyword shows up unusually
-often in a stream of documents."""
+    often in a stream of documents."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)

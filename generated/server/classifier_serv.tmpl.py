@@ -14,7 +14,7 @@ from runtime import Datum, ServerBase
 
 class ClassifierServ(ServerBase):
     """Online multiclass classification. The model guards itself (``#@nolock``): methods
-may run side by side."""
+    may run side by side."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)

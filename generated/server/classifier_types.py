@@ -75,17 +75,29 @@ CLASSIFIER_TRAIN: typing.Final = Signature(
     "train",
     (_t.List(LabeledDatum.WIRE),),
     _t.Int(signed=True, size=4),
+    ("data",),
 )
 CLASSIFIER_CLASSIFY: typing.Final = Signature(
     "classify",
     (_t.List(_t.DatumType()),),
     _t.List(_t.List(EstimateResult.WIRE)),
+    ("data",),
 )
 CLASSIFIER_GET_LABELS: typing.Final = Signature(
     "get_labels",
     (),
     _t.Map(_t.String(), _t.Int(signed=False, size=8)),
 )
-CLASSIFIER_SET_LABEL: typing.Final = Signature("set_label", (_t.String(),), _t.Bool())
+CLASSIFIER_SET_LABEL: typing.Final = Signature(
+    "set_label",
+    (_t.String(),),
+    _t.Bool(),
+    ("new_label",),
+)
 CLASSIFIER_CLEAR: typing.Final = Signature("clear", (), _t.Bool())
-CLASSIFIER_DELETE_LABEL: typing.Final = Signature("delete_label", (_t.String(),), _t.Bool())
+CLASSIFIER_DELETE_LABEL: typing.Final = Signature(
+    "delete_label",
+    (_t.String(),),
+    _t.Bool(),
+    ("target_label",),
+)

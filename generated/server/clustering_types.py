@@ -98,7 +98,12 @@ IndexedPoint.WIRE.bind((("id", _t.String()), ("point", _t.DatumType())))
 WeightedIndex.WIRE.bind((("weight", _t.Float()), ("id", _t.String())))
 
 # Signatures of the clustering methods: wire name, argument types, result type.
-CLUSTERING_PUSH: typing.Final = Signature("push", (_t.List(IndexedPoint.WIRE),), _t.Bool())
+CLUSTERING_PUSH: typing.Final = Signature(
+    "push",
+    (_t.List(IndexedPoint.WIRE),),
+    _t.Bool(),
+    ("points",),
+)
 CLUSTERING_GET_REVISION: typing.Final = Signature("get_revision", (), _t.Int(signed=False, size=4))
 CLUSTERING_GET_CORE_MEMBERS: typing.Final = Signature(
     "get_core_members",
@@ -115,15 +120,18 @@ CLUSTERING_GET_NEAREST_CENTER: typing.Final = Signature(
     "get_nearest_center",
     (_t.DatumType(),),
     _t.DatumType(),
+    ("point",),
 )
 CLUSTERING_GET_NEAREST_MEMBERS: typing.Final = Signature(
     "get_nearest_members",
     (_t.DatumType(),),
     _t.List(WeightedDatum.WIRE),
+    ("point",),
 )
 CLUSTERING_GET_NEAREST_MEMBERS_LIGHT: typing.Final = Signature(
     "get_nearest_members_light",
     (_t.DatumType(),),
     _t.List(WeightedIndex.WIRE),
+    ("point",),
 )
 CLUSTERING_CLEAR: typing.Final = Signature("clear", (), _t.Bool())

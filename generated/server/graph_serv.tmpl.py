@@ -14,7 +14,7 @@ from runtime import ServerBase
 
 class GraphServ(ServerBase):
     """A distributed graph of nodes and edges with properties, with centrality and shortest
-paths over preset queries."""
+    paths over preset queries."""
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)

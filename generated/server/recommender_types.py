@@ -55,58 +55,78 @@ IdWithScore.WIRE = _t.MessageType(IdWithScore)
 IdWithScore.WIRE.bind((("id", _t.String()), ("score", _t.Float())))
 
 # Signatures of the recommender methods: wire name, argument types, result type.
-RECOMMENDER_CLEAR_ROW: typing.Final = Signature("clear_row", (_t.String(),), _t.Bool())
+RECOMMENDER_CLEAR_ROW: typing.Final = Signature("clear_row", (_t.String(),), _t.Bool(), ("id",))
 RECOMMENDER_UPDATE_ROW: typing.Final = Signature(
     "update_row",
     (_t.String(), _t.DatumType()),
     _t.Bool(),
+    ("id", "row"),
 )
 RECOMMENDER_CLEAR: typing.Final = Signature("clear", (), _t.Bool())
 RECOMMENDER_COMPLETE_ROW_FROM_ID: typing.Final = Signature(
     "complete_row_from_id",
     (_t.String(),),
     _t.DatumType(),
+    ("id",),
 )
 RECOMMENDER_COMPLETE_ROW_FROM_DATUM: typing.Final = Signature(
     "complete_row_from_datum",
     (_t.DatumType(),),
     _t.DatumType(),
+    ("row",),
 )
 RECOMMENDER_SIMILAR_ROW_FROM_ID: typing.Final = Signature(
     "similar_row_from_id",
     (_t.String(), _t.Int(signed=False, size=4)),
     _t.List(IdWithScore.WIRE),
+    ("id", "size"),
 )
 RECOMMENDER_SIMILAR_ROW_FROM_ID_AND_SCORE: typing.Final = Signature(
     "similar_row_from_id_and_score",
     (_t.String(), _t.Float()),
     _t.List(IdWithScore.WIRE),
+    ("id", "score"),
 )
 RECOMMENDER_SIMILAR_ROW_FROM_ID_AND_RATE: typing.Final = Signature(
     "similar_row_from_id_and_rate",
     (_t.String(), _t.Float()),
     _t.List(IdWithScore.WIRE),
+    ("id", "rate"),
 )
 RECOMMENDER_SIMILAR_ROW_FROM_DATUM: typing.Final = Signature(
     "similar_row_from_datum",
     (_t.DatumType(), _t.Int(signed=False, size=4)),
     _t.List(IdWithScore.WIRE),
+    ("row", "size"),
 )
 RECOMMENDER_SIMILAR_ROW_FROM_DATUM_AND_SCORE: typing.Final = Signature(
     "similar_row_from_datum_and_score",
     (_t.DatumType(), _t.Float()),
     _t.List(IdWithScore.WIRE),
+    ("row", "score"),
 )
 RECOMMENDER_SIMILAR_ROW_FROM_DATUM_AND_RATE: typing.Final = Signature(
     "similar_row_from_datum_and_rate",
     (_t.DatumType(), _t.Float()),
     _t.List(IdWithScore.WIRE),
+    ("row", "rate"),
 )
-RECOMMENDER_DECODE_ROW: typing.Final = Signature("decode_row", (_t.String(),), _t.DatumType())
+RECOMMENDER_DECODE_ROW: typing.Final = Signature(
+    "decode_row",
+    (_t.String(),),
+    _t.DatumType(),
+    ("id",),
+)
 RECOMMENDER_GET_ALL_ROWS: typing.Final = Signature("get_all_rows", (), _t.List(_t.String()))
 RECOMMENDER_CALC_SIMILARITY: typing.Final = Signature(
     "calc_similarity",
     (_t.DatumType(), _t.DatumType()),
     _t.Float(),
+    ("lhs", "rhs"),
 )
-RECOMMENDER_CALC_L2NORM: typing.Final = Signature("calc_l2norm", (_t.DatumType(),), _t.Float())
+RECOMMENDER_CALC_L2NORM: typing.Final = Signature(
+    "calc_l2norm",
+    (_t.DatumType(),),
+    _t.Float(),
+    ("row",),
+)

@@ -21,15 +21,16 @@ __all__ = [
 ]
 
 # Signatures of the stat methods: wire name, argument types, result type.
-STAT_PUSH: typing.Final = Signature("push", (_t.String(), _t.Float()), _t.Bool())
-STAT_SUM: typing.Final = Signature("sum", (_t.String(),), _t.Float())
-STAT_STDDEV: typing.Final = Signature("stddev", (_t.String(),), _t.Float())
-STAT_MAX: typing.Final = Signature("max", (_t.String(),), _t.Float())
-STAT_MIN: typing.Final = Signature("min", (_t.String(),), _t.Float())
-STAT_ENTROPY: typing.Final = Signature("entropy", (_t.String(),), _t.Float())
+STAT_PUSH: typing.Final = Signature("push", (_t.String(), _t.Float()), _t.Bool(), ("key", "value"))
+STAT_SUM: typing.Final = Signature("sum", (_t.String(),), _t.Float(), ("key",))
+STAT_STDDEV: typing.Final = Signature("stddev", (_t.String(),), _t.Float(), ("key",))
+STAT_MAX: typing.Final = Signature("max", (_t.String(),), _t.Float(), ("key",))
+STAT_MIN: typing.Final = Signature("min", (_t.String(),), _t.Float(), ("key",))
+STAT_ENTROPY: typing.Final = Signature("entropy", (_t.String(),), _t.Float(), ("key",))
 STAT_MOMENT: typing.Final = Signature(
     "moment",
     (_t.String(), _t.Int(signed=True, size=4), _t.Float()),
     _t.Float(),
+    ("key", "degree", "center"),
 )
 STAT_CLEAR: typing.Final = Signature("clear", (), _t.Bool())

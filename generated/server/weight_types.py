@@ -43,10 +43,11 @@ Feature.WIRE = _t.MessageType(Feature)
 Feature.WIRE.bind((("key", _t.String()), ("value", _t.Float())))
 
 # Signatures of the weight methods: wire name, argument types, result type.
-WEIGHT_UPDATE: typing.Final = Signature("update", (_t.DatumType(),), _t.List(Feature.WIRE))
+WEIGHT_UPDATE: typing.Final = Signature("update", (_t.DatumType(),), _t.List(Feature.WIRE), ("d",))
 WEIGHT_CALC_WEIGHT: typing.Final = Signature(
     "calc_weight",
     (_t.DatumType(),),
     _t.List(Feature.WIRE),
+    ("d",),
 )
 WEIGHT_CLEAR: typing.Final = Signature("clear", (), _t.Bool())

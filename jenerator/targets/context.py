@@ -154,10 +154,17 @@ class IdlContext:
     methods_need_types: bool
 
     @property
+    def exceptions(self) -> tuple[MessageContext, ...]:
+        """The IDL's exceptions: a generated client raises them again."""
+        return tuple(m for m in self.messages if m.is_exception)
+
+    @property
     def types_exports(self) -> tuple[str, ...]:
         """Every public name of the types module, sorted."""
         names = [e.class_name for e in self.enums] + [m.class_name for m in self.messages]
         names += [m.signature for s in self.services for m in s.methods]
+        if self.exceptions:
+            names.append("EXCEPTIONS")
         return tuple(sorted(names, key=isort_order))
 
 
@@ -372,15 +379,18 @@ def _method_context(
         method.span,
     )
     local = TypeMapper(mapper.idl)
-    statement = layout(
-        call(
-            "Signature",
-            f'"{method.name}"',
-            tuple_of(*(local.descriptor(a.type) for a in ordered)),
-            local.descriptor(method.return_type),
-        ),
-        lead=f"{signature}: typing.Final = ",
-    )
+    # The IDL names of the arguments (and their ids, unless they are 0, 1, ...), so errors
+    # name an argument as the IDL does.
+    signature_args: list[Expr] = [
+        f'"{method.name}"',
+        tuple_of(*(local.descriptor(a.type) for a in ordered)),
+        local.descriptor(method.return_type),
+    ]
+    if ordered:
+        signature_args.append(tuple_of(*(f'"{a.name}"' for a in ordered)))
+        if [a.id for a in ordered] != list(range(len(ordered))):
+            signature_args.append(tuple_of(*(str(a.id) for a in ordered)))
+    statement = layout(call("Signature", *signature_args), lead=f"{signature}: typing.Final = ")
     routing = method.routing or Routing.RANDOM
     lock = method.lock or Lock.ANALYSIS
     aggregator = method.aggregator

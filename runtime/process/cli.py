@@ -26,6 +26,26 @@ from runtime.version import __version__
 S = TypeVar("S", ServerSettings, ProxySettings)
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """``--help`` with each flag's default, unless its help already says it or there is
+    none to show (an empty string, a switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or isinstance(default, bool)
+            or default == ""
+            or default is argparse.SUPPRESS
+            or not action.option_strings
+        ):
+            return text
+        shown = f"{default:g}" if isinstance(default, float) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
 def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySettings) -> None:
     add = parser.add_argument
     add(
@@ -55,7 +75,7 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
         "--log-level",
         dest="log_level",
         default=defaults.log_level,
-        help="DEBUG, INFO, WARNING or ERROR (default INFO)",
+        help="DEBUG, INFO, WARNING or ERROR",
     )
     add(
         "-Z",
@@ -99,7 +119,9 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
 def server_parser(prog: str) -> argparse.ArgumentParser:
     """The argument parser of a server main."""
     defaults = ServerSettings()
-    parser = argparse.ArgumentParser(prog=prog, description=f"{prog}: a Jubako server")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=f"{prog}: a Jubako server", formatter_class=_DefaultsShown
+    )
     _common(parser, defaults)
     add = parser.add_argument
     add(
@@ -107,7 +129,7 @@ def server_parser(prog: str) -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         default=defaults.timeout,
-        help="close client connections idle this many seconds; 0 never (default)",
+        help="close client connections idle this many seconds; 0 never",
     )
     add(
         "-I",
@@ -153,7 +175,9 @@ def server_parser(prog: str) -> argparse.ArgumentParser:
 def proxy_parser(prog: str) -> argparse.ArgumentParser:
     """The argument parser of a proxy main."""
     defaults = ProxySettings()
-    parser = argparse.ArgumentParser(prog=prog, description=f"{prog}: a Jubako proxy")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=f"{prog}: a Jubako proxy", formatter_class=_DefaultsShown
+    )
     _common(parser, defaults)
     add = parser.add_argument
     add(
@@ -162,7 +186,7 @@ def proxy_parser(prog: str) -> argparse.ArgumentParser:
         type=float,
         default=defaults.timeout,
         help="seconds a forwarded call may take before it fails (or, for a read, goes to "
-        "the next replica); default 10",
+        "the next replica)",
     )
     add(
         "-I",
@@ -176,7 +200,7 @@ def proxy_parser(prog: str) -> argparse.ArgumentParser:
         "--idle_timeout",
         type=float,
         default=defaults.idle_timeout,
-        help="close client connections idle this many seconds; 0 never (default)",
+        help="close client connections idle this many seconds; 0 never",
     )
     add("-z", "--zookeeper", default=defaults.zookeeper, help="HOST:PORT of ZooKeeper")
     add(

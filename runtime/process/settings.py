@@ -18,7 +18,7 @@ from typing import ClassVar, TypeVar
 
 import yaml
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, did_you_mean
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 #: The event loops a process can run on (``auto``: uvloop when it is installed).
@@ -189,7 +189,8 @@ def resolve_with_sources(
         for name, value in layer.items():
             key = aliases.get(name, name)
             if key not in kinds:
-                raise ConfigError(f"{name} (from {source}): unknown setting")
+                hint = did_you_mean(name, [*kinds, *aliases])
+                raise ConfigError(f"{name} (from {source}): unknown setting{hint}")
             values[key] = _convert(name, kinds[key], value, source)
             sources[key] = source
     return cls(**values), sources

@@ -124,11 +124,13 @@ class ProxyStats:
 
 
 class ForwardError(RPCError):
-    """A forwarded call failed; ``wire_error`` is the error value the client receives."""
+    """A forwarded call failed; ``wire_error`` is the error value the client receives, and
+    ``wire_result`` what the reply carries beside it (a declared exception's fields)."""
 
-    def __init__(self, wire_error: object) -> None:
+    def __init__(self, wire_error: object, wire_result: object = None) -> None:
         super().__init__(str(wire_error))
         self.wire_error = wire_error
+        self.wire_result = wire_result
 
 
 def node_name(node: Node) -> str:
@@ -147,15 +149,15 @@ def _reason(error: BaseException) -> str:
     return str(error)
 
 
-def _wire_error_of(error: BaseException) -> object:
-    """The error value to pass on for a single server's error answer."""
+def _passed_on(error: BaseException) -> ForwardError:
+    """A single server's error answer, as the proxy passes it on."""
     if isinstance(error, UnknownMethod):
-        return 1
+        return ForwardError(1)
     if isinstance(error, TypeMismatch):
-        return 2
+        return ForwardError(2)
     if isinstance(error, RemoteError):
-        return error.message
-    return _reason(error)
+        return ForwardError(error.message, error.result)
+    return ForwardError(_reason(error))
 
 
 class Forwarder:
@@ -341,7 +343,7 @@ class Forwarder:
                 failures.append(f"{node_name(node)}: {_reason(error)}")
                 log.warning("%s to %s failed: %s", route.name, node_name(node), _reason(error))
             except RPCError as error:
-                raise ForwardError(_wire_error_of(error)) from None
+                raise _passed_on(error) from None
         raise ForwardError(_summary(len(failures), len(tries), failures))
 
     async def _all(
@@ -373,7 +375,7 @@ def _fold_all(
     if failures:
         log.warning("%s: %s", route.name, _summary(len(failures), len(nodes), failures))
         if len(nodes) == 1 and remote:
-            raise ForwardError(_wire_error_of(remote[0]))
+            raise _passed_on(remote[0])
         raise ForwardError(_summary(len(failures), len(nodes), failures))
     return AGGREGATORS[route.aggregator](results)
 
@@ -461,7 +463,7 @@ class _Relay:
             return
         node = self.tries[self.attempt]
         if not isinstance(error, _TRANSPORT_ERRORS):
-            self._fail(ForwardError(_wire_error_of(error)))
+            self._fail(_passed_on(error))
             return
         self.view.mark_failed(node)
         self.failures.append(f"{node_name(node)}: {_reason(error)}")

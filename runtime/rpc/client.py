@@ -48,10 +48,10 @@ def error_for(error: Any, result: Any) -> RPCError:
         detail = result.decode("utf-8", "replace") if isinstance(result, bytes) else result
         return WIRE_ERRORS[error](str(detail) if detail is not None else "")
     if isinstance(error, bytes):
-        return RemoteError(error.decode("utf-8", "replace"))
+        return RemoteError(error.decode("utf-8", "replace"), result)
     if isinstance(error, str):
-        return RemoteError(error)
-    return RemoteError(repr(error))
+        return RemoteError(error, result)
+    return RemoteError(repr(error), result)
 
 
 #: What :meth:`AsyncClient.call_soon` calls with the outcome: ``(error, result)``, where

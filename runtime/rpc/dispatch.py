@@ -8,7 +8,8 @@ method names. Error replies follow Jubatus:
   empty params, such as the readiness probe ``dummy``);
 - wrong argument count or type, or a cluster name that is not a string → error ``2``
   with a text result;
-- a cluster name other than the server's ``--name`` → an error string saying so;
+- a cluster name other than the server's ``--name`` is served anyway, as Jubatus serves it
+  (tools call a member with ``""``); the first calls with each other name are logged once;
 - an exception in the method → the error is ``"<ExceptionClass>: <message>"``, result nil.
   An exception carrying a ``wire_error`` attribute (the proxy's forwarded errors) sends
   that value as it is.
@@ -34,9 +35,22 @@ from runtime.errors import (
     WireTypeError,
 )
 from runtime.rpc.locks import LockMode, RWLock
-from runtime.wire.types import Descriptor, Object
+from runtime.wire.types import Descriptor, MessageType, Object
 
 log = logging.getLogger(__name__)
+
+
+#: Other cluster names a server logs (once each) before it stops noting them.
+OTHER_NAMES_LOGGED = 16
+#: The longest piece of a client's text a log line shows.
+SHOWN_CHARACTERS = 200
+
+
+def shown(text: str) -> str:
+    """``text`` for a log line: quoted, cut to :data:`SHOWN_CHARACTERS` with its length."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARACTERS]!r}... ({len(text)} characters)"
 
 
 #: How a ``start`` handler reports: ``done(None, result)`` or ``done(exception, None)``.
@@ -61,6 +75,9 @@ class Handler:
     #: Always run on a worker thread, however fast it has been (a method that may wait
     #: for a lock of its own or for I/O, such as ``load``).
     on_worker: bool = False
+    #: How errors name each argument (``Signature.labels``: ``1 (delta)``); positions
+    #: counted from 0 after the cluster name when empty.
+    arg_labels: tuple[str, ...] = ()
     is_async: bool = field(init=False, default=False)
     #: Every argument is ``object``: the wire values are the arguments (the proxy's rows).
     passes_args: bool = field(init=False, default=False)
@@ -195,10 +212,23 @@ class ErrorReply:
 
 
 def error_of(exception: BaseException) -> tuple[Any, Any]:
-    """The ``(error, result)`` pair a failed call sends."""
+    """The ``(error, result)`` pair a failed call sends.
+
+    An exception the IDL declares (a generated class with a ``WIRE`` descriptor) sends
+    ``"ClassName: fields"`` as the error, as any exception does, and its fields as the
+    result, so a generated client can raise the same class again.
+    """
     wire_error = getattr(exception, "wire_error", None)
     if wire_error is not None:
-        return wire_error, None
+        return wire_error, getattr(exception, "wire_result", None)
+    wire = getattr(type(exception), "WIRE", None)
+    if isinstance(wire, MessageType):
+        try:
+            fields = wire.encode(exception)
+        except WireTypeError as error:
+            log.error("%s does not fit its IDL declaration: %s", type(exception).__name__, error)
+        else:
+            return f"{type(exception).__name__}: {exception}", fields
     if isinstance(exception, UnknownMethod):
         return NO_METHOD_ERROR, str(exception)
     if isinstance(exception, TypeMismatch):
@@ -226,6 +256,21 @@ class Dispatcher:
         self.accepted_name: object = object()
         #: Bumped when the table changes (inline plans built before are stale).
         self.version = 0
+        #: Other cluster names calls came with, each logged once (at most
+        #: :data:`OTHER_NAMES_LOGGED` of them: a client cannot grow this).
+        self._other_names: set[str] = set()
+
+    def _note_other_name(self, name: str) -> None:
+        if name in self._other_names or len(self._other_names) > OTHER_NAMES_LOGGED:
+            return
+        self._other_names.add(name)
+        if len(self._other_names) > OTHER_NAMES_LOGGED:
+            log.warning("calls name more cluster names: no longer logged")
+            return
+        log.warning(
+            "a call names cluster %s; this server serves %r (served anyway, as Jubatus does)",
+            shown(name), self.cluster_name,
+        )  # fmt: skip
 
     def add(self, name: str, handler: Handler) -> None:
         self.handlers[name] = handler
@@ -273,11 +318,7 @@ class Dispatcher:
                         ARGUMENT_ERROR, "the first argument (cluster name) must be a string"
                     )
                 if self.cluster_name is not None and name != self.cluster_name:
-                    return ErrorReply(
-                        f"cluster name mismatch: this server serves {self.cluster_name!r}, "
-                        f"the call names {name!r}",
-                        None,
-                    )
+                    self._note_other_name(name)
                 self.accepted_name = params[0]
             raw_args = params[1:]
         else:
@@ -291,17 +332,8 @@ class Dispatcher:
         try:
             args = [t.decode(v) for t, v in zip(types, raw_args, strict=True)]
         except WireTypeError:
-            return ErrorReply(ARGUMENT_ERROR, self._which_argument(method, types, raw_args))
+            return ErrorReply(ARGUMENT_ERROR, _which_argument(method, handler, raw_args))
         return Call(method, handler, args, params[0] if handler.takes_cluster_name else None)
-
-    @staticmethod
-    def _which_argument(method: str, types: tuple[Descriptor[Any], ...], values: list[Any]) -> str:
-        for index, (descriptor, value) in enumerate(zip(types, values, strict=True)):
-            try:
-                descriptor.decode(value)
-            except WireTypeError as error:
-                return f"{method}: argument {index + 1}: {error}"
-        return f"{method}: bad arguments"
 
     def encode(self, call: Call, result: Any) -> tuple[Any, Any]:
         """``(None, wire result)``, or an error pair if the result does not fit its type."""
@@ -358,6 +390,18 @@ class Dispatcher:
             if self.on_update is not None:
                 self.on_update()
             return outcome
+
+
+def _which_argument(method: str, handler: Handler, values: list[Any]) -> str:
+    """``add: argument 1 (delta): expected long, got string``: the first argument that
+    does not decode, numbered as the IDL numbers it (the cluster name is not counted)."""
+    labels = handler.arg_labels or tuple(str(i) for i in range(len(values)))
+    for label, descriptor, value in zip(labels, handler.arg_types, values, strict=True):
+        try:
+            descriptor.decode(value)
+        except WireTypeError as error:
+            return f"{method}: argument {label}: {error}"
+    return f"{method}: bad arguments"
 
 
 def _timed(call: Call) -> tuple[float, Any]:

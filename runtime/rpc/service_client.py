@@ -4,18 +4,42 @@
 connection is made until the first call, every call sends ``[name, *args]``, and the
 built-ins ``get_config``, ``save``, ``load``, ``get_status``, ``do_mix`` and
 ``get_proxy_status`` are always there. ``AsyncClientBase`` is the asyncio twin.
+
+An exception the IDL declares comes back as its generated class: the server sends
+``"Class: fields"`` as the error and the fields as the result, and a generated client class
+lists its IDL's exceptions in ``_exceptions`` (``types.EXCEPTIONS``). Any other error is
+the :class:`~runtime.errors.RemoteError` (or other :class:`~runtime.errors.RPCError`) the
+RPC client raises.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
+from runtime.errors import RemoteError, TypeMismatch
 from runtime.rpc.client import AsyncClient, Client
 from runtime.wire import signature as sig
 from runtime.wire.signature import Signature
+from runtime.wire.types import MessageType
 
 R = TypeVar("R")
+#: Class name → wire descriptor of the exceptions an IDL declares.
+Exceptions = Mapping[str, MessageType[Any]]
+
+
+def declared(error: RemoteError, exceptions: Exceptions) -> BaseException | None:
+    """The IDL exception ``error`` carries, decoded; None when it carries none."""
+    name = error.message.partition(":")[0]
+    descriptor = exceptions.get(name)
+    if descriptor is None or error.result is None:
+        return None
+    try:
+        decoded = descriptor.decode(error.result)
+    except TypeMismatch:
+        return None
+    return decoded if isinstance(decoded, BaseException) else None
 
 
 def _check_endpoint(host: object, port: object, name: object) -> None:
@@ -30,6 +54,9 @@ def _check_endpoint(host: object, port: object, name: object) -> None:
 class ClientBase:
     """Blocking client of one service; a context manager that closes the connection."""
 
+    #: The exceptions of the service's IDL (set by the generated class).
+    _exceptions: ClassVar[Exceptions] = {}
+
     def __init__(self, host: str, port: int, name: str, timeout: float = 10) -> None:
         _check_endpoint(host, port, name)
         self._name = name
@@ -37,7 +64,11 @@ class ClientBase:
 
     def _call(self, signature: Signature[R], *args: object) -> R:
         params = [self._name, *signature.encode_args(args)]
-        return signature.decode_result(self._client.call(signature.name, params))
+        try:
+            result = self._client.call(signature.name, params)
+        except RemoteError as error:
+            raise (declared(error, self._exceptions) or error) from None
+        return signature.decode_result(result)
 
     def get_config(self) -> str:
         """The server's JSON config text."""
@@ -94,6 +125,9 @@ class ClientBase:
 class AsyncClientBase:
     """asyncio client of one service; an async context manager."""
 
+    #: The exceptions of the service's IDL (set by the generated class).
+    _exceptions: ClassVar[Exceptions] = {}
+
     def __init__(self, host: str, port: int, name: str, timeout: float = 10) -> None:
         _check_endpoint(host, port, name)
         self._name = name
@@ -101,7 +135,11 @@ class AsyncClientBase:
 
     async def _call(self, signature: Signature[R], *args: object) -> R:
         params = [self._name, *signature.encode_args(args)]
-        return signature.decode_result(await self._client.call(signature.name, params))
+        try:
+            result = await self._client.call(signature.name, params)
+        except RemoteError as error:
+            raise (declared(error, self._exceptions) or error) from None
+        return signature.decode_result(result)
 
     async def get_config(self) -> str:
         return await self._call(sig.GET_CONFIG)

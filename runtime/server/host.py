@@ -19,11 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from runtime.errors import ModelFileError
 from runtime.process.settings import ServerSettings
 from runtime.rpc.dispatch import Handler
 from runtime.rpc.locks import LockMode, RWLock
 from runtime.server.base import ServerBase
 from runtime.server.persistence import (
+    SUFFIX,
     model_path,
     read_model_file,
     validate_model_id,
@@ -40,7 +42,7 @@ R = TypeVar("R")
 
 def handler(signature: Signature[R], func: Callable[..., R], lock: LockMode) -> Handler:
     """A dispatch row: ``func`` called with the decoded arguments of ``signature``."""
-    return Handler(func, lock, signature.args, signature.result)
+    return Handler(func, lock, signature.args, signature.result, arg_labels=signature.labels)
 
 
 def _flag(value: bool) -> str:
@@ -146,10 +148,40 @@ class ServiceHost:
         return {self.server_id: str(path)}
 
     def load(self, model_id: str) -> bool:
-        """Load a model saved by ``save``; any failure leaves the running model as it was."""
+        """Load a model saved by ``save``; any failure leaves the running model as it was.
+
+        As in Jubatus, ``load(id)`` reads the file this server's ``save(id)`` writes, named
+        after its ``ip_port``: when it is missing, the error lists the files saved as
+        ``id`` by other servers (another port, e.g. after a restart with ``--rpc-port 0``)
+        and how to load one.
+        """
         path = self._path(model_id)
+        if not path.exists():
+            raise ModelFileError(self._missing(path, model_id))
         self.load_file(path, overwrite_config=False)
         return True
+
+    def _missing(self, path: Path, model_id: str) -> str:
+        """The error for a ``load(id)`` whose file is not there."""
+        text = f"cannot open input file {path}: no such file"
+        suffix = f"_{self.service_type}_{model_id}{SUFFIX}"
+        try:
+            others = sorted(
+                entry.name
+                for entry in os.scandir(path.parent)
+                if entry.name.endswith(suffix) and entry.is_file()
+            )
+        except OSError:
+            others = []
+        if not others:
+            return f"{text}; no model is saved as {model_id!r} in {path.parent}"
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        return (
+            f"{text}. load(id) reads the file this server ({self.server_id}) saved; "
+            f"{path.parent} holds {model_id!r} saved by other servers: {shown}. "
+            f"Start a server with --model_file {path.parent / others[0]} to load one, "
+            f"or rename it to {path.name}"
+        )
 
     def load_file(self, path: Path, *, overwrite_config: bool) -> None:
         """Verify ``path`` completely, then swap its model in under the exclusive lock."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
+import json
 import logging
 import os
 import sys
@@ -83,6 +84,13 @@ def read_config(settings: ServerSettings, service_type: str) -> tuple[str, str]:
             text = Path(settings.configpath).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"cannot read config {settings.configpath}: {error}") from None
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"syntax error in configuration: {settings.configpath}:{error.lineno}:"
+                f"{error.colno}: {error.msg}"
+            ) from None
         return text, settings.configpath
     if settings.zookeeper:
         from runtime.cluster.zookeeper.config import read_config_from
@@ -92,6 +100,21 @@ def read_config(settings: ServerSettings, service_type: str) -> tuple[str, str]:
         )
     log.warning("no --configpath given: starting with an empty config {}")
     return "{}", ""
+
+
+def build_service(cls: type[ServerBase], config_json: str, config_label: str) -> ServerBase:
+    """The service built from its config; a config error names where the config came
+    from, and says how to give one when none was."""
+    try:
+        return cls(config_json)
+    except ConfigError as error:
+        if not config_label:
+            raise ConfigError(
+                "a config is needed: give a JSON config file with --configpath FILE (with "
+                "--zookeeper, store one first with jubaconfig -c write -t TYPE -n NAME -f "
+                f"FILE); without one the service says: {error}"
+            ) from None
+        raise ConfigError(f"config {config_label}: {error}") from None
 
 
 class ServerApp:
@@ -320,7 +343,7 @@ def run_server(
     try:
         config_json, config_label = read_config(settings, service_type)
         cls = load_service_class(serv_module, serv_class)
-        serv = cls(config_json)
+        serv = build_service(cls, config_json, config_label)
         if settings.config_test:
             print("Configuration OK")
             return 0
@@ -336,9 +359,10 @@ def run_server(
         )
         return run_on_event_loop(app.serve(), settings.event_loop)
     except (ConfigError, ModelFileError, JubakoError) as error:
-        if settings.config_test:
+        if settings.config_test:  # the answer -T asks for, once, on stdout
             print(f"Configuration error: {error}")
-        log.error("server failed to start: %s", error)
+        else:
+            log.error("server failed to start: %s", error)
         return 1
     except OSError as error:
         port = settings.rpc_port

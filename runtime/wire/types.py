@@ -8,8 +8,11 @@ server cannot tell them apart by wire type: values arrive from an Unpacker with
 read them; doubles always go out as floats, even when integral.
 
 Every failure is a :class:`~runtime.errors.WireTypeError` (wire error 2) whose message
-says where the value went wrong (``[2].label: expected string, got int``). Generated code
-declares descriptors once, at import; the runtime walks them.
+says where the value went wrong (``[2].label: expected string, got integer``). Types are
+named as the IDL names them (``long``, ``list``, ``map``); a value that fails to decode is
+named by its wire type (``nil``, ``bool``, ``integer``, ``double``, ``string`` for raw,
+``list``, ``map``), one that fails to encode by its Python type (``str``, ``bytes``...).
+Generated code declares descriptors once, at import; the runtime walks them.
 """
 
 from __future__ import annotations
@@ -27,16 +30,31 @@ V = TypeVar("V")
 E = TypeVar("E", bound=enum.IntEnum)
 
 
+#: How a wire value is named in errors. Jubatus clients send strings and binary alike as
+#: raw, so raw is named "string", what it nearly always is.
+_WIRE_KINDS: dict[type, str] = {
+    type(None): "nil", bool: "bool", int: "integer", float: "double",
+    bytes: "string", str: "string", list: "list", tuple: "list", dict: "map",
+}  # fmt: skip
+#: IDL names of the integer types by (signed, size in bytes).
+_INT_NAMES = {
+    (True, 1): "byte", (True, 2): "short", (True, 4): "int", (True, 8): "long",
+    (False, 1): "ubyte", (False, 2): "ushort", (False, 4): "uint", (False, 8): "ulong",
+}  # fmt: skip
+
+
 def _kind(value: object) -> str:
-    if value is None:
-        return "nil"
-    if isinstance(value, bytes):
-        return "raw"
-    return type(value).__name__
+    return _WIRE_KINDS.get(type(value), type(value).__name__)
 
 
 def _fail(expected: str, value: object) -> WireTypeError:
+    """A wire value that does not decode as ``expected``."""
     return WireTypeError(f"expected {expected}, got {_kind(value)}")
+
+
+def _wrong(expected: str, value: object) -> WireTypeError:
+    """A Python value that does not encode as ``expected``."""
+    return WireTypeError(f"expected {expected}, got {type(value).__name__}")
 
 
 def _at(where: str, error: WireTypeError) -> WireTypeError:
@@ -74,7 +92,7 @@ class Bool(Descriptor[bool]):
     def encode(self, value: bool) -> object:
         if value is True or value is False:
             return value
-        raise _fail("bool", value)
+        raise _wrong("bool", value)
 
 
 class Int(Descriptor[int]):
@@ -86,7 +104,7 @@ class Int(Descriptor[int]):
         bits = size * 8
         self.low = -(1 << (bits - 1)) if signed else 0
         self.high = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-        self.name = f"{'' if signed else 'u'}int{bits}"
+        self.name = _INT_NAMES.get((signed, size), f"{'' if signed else 'u'}int{bits}")
 
     def decode(self, wire: object) -> int:
         if type(wire) is int and self.low <= wire <= self.high:
@@ -96,7 +114,12 @@ class Int(Descriptor[int]):
         raise _fail(self.name, wire)
 
     def encode(self, value: int) -> object:
-        return self.decode(value)
+        given: object = value  # a caller may pass anything
+        if type(given) is int and self.low <= given <= self.high:
+            return given
+        if isinstance(given, int) and not isinstance(given, bool):
+            raise WireTypeError(f"{given} is out of range for {self.name}")
+        raise _wrong(self.name, given)
 
 
 class Float(Descriptor[float]):
@@ -113,7 +136,12 @@ class Float(Descriptor[float]):
         raise _fail("double", wire)
 
     def encode(self, value: float) -> object:
-        return self.decode(value)
+        given: object = value  # a caller may pass anything
+        if type(given) is float:
+            return given
+        if isinstance(given, int | float) and not isinstance(given, bool):
+            return float(given)
+        raise _wrong("double", given)
 
 
 class String(Descriptor[str]):
@@ -133,7 +161,7 @@ class String(Descriptor[str]):
     def encode(self, value: str) -> object:
         if isinstance(value, str):
             return value
-        raise _fail("string", value)
+        raise _wrong("string", value)
 
 
 class Raw(Descriptor[bytes]):
@@ -150,7 +178,7 @@ class Raw(Descriptor[bytes]):
     def encode(self, value: bytes) -> object:
         if isinstance(value, bytes | bytearray):
             return bytes(value)
-        raise _fail("raw", value)
+        raise _wrong("raw", value)
 
 
 class Object(Descriptor[Any]):
@@ -173,7 +201,7 @@ class List(Descriptor[list[T]]):
 
     def decode(self, wire: object) -> list[T]:
         if not isinstance(wire, list | tuple):
-            raise _fail("array", wire)
+            raise _fail("list", wire)
         decode = self.element.decode
         try:
             return [decode(item) for item in wire]
@@ -186,11 +214,11 @@ class List(Descriptor[list[T]]):
                 func(item)
             except WireTypeError as error:
                 return _at(f"[{index}]", error)
-        return WireTypeError("invalid array")
+        return WireTypeError("invalid list")
 
     def encode(self, value: list[T]) -> object:
         if not isinstance(value, list | tuple):
-            raise _fail("list", value)
+            raise _wrong("list", value)
         encode = self.element.encode
         try:
             return [encode(item) for item in value]
@@ -222,7 +250,7 @@ class Map(Descriptor[dict[K, V]]):
 
     def encode(self, value: dict[K, V]) -> object:
         if not isinstance(value, dict):
-            raise _fail("dict", value)
+            raise _wrong("map", value)
         result: dict[object, object] = {}
         for k, v in value.items():
             try:
@@ -238,9 +266,9 @@ class Tuple(Descriptor[tuple[Any, ...]]):
     def __init__(self, *elements: Descriptor[Any]) -> None:
         self.elements = elements
 
-    def _convert(self, items: object, what: str, encode: bool) -> tuple[Any, ...]:
+    def _convert(self, items: object, encode: bool) -> tuple[Any, ...]:
         if not isinstance(items, list | tuple):
-            raise _fail(what, items)
+            raise (_wrong if encode else _fail)("tuple", items)
         if len(items) != len(self.elements):
             raise WireTypeError(f"expected {len(self.elements)} elements, got {len(items)}")
         out = []
@@ -252,10 +280,10 @@ class Tuple(Descriptor[tuple[Any, ...]]):
         return tuple(out)
 
     def decode(self, wire: object) -> tuple[Any, ...]:
-        return self._convert(wire, "array", encode=False)
+        return self._convert(wire, encode=False)
 
     def encode(self, value: tuple[Any, ...]) -> object:
-        return list(self._convert(value, "tuple", encode=True))
+        return list(self._convert(value, encode=True))
 
 
 class Nullable(Descriptor[T | None]):
@@ -288,7 +316,10 @@ class EnumType(Descriptor[E]):
             raise WireTypeError(f"{wire} is not a value of {self.cls.__name__}") from None
 
     def encode(self, value: E) -> object:
-        return int(self.decode(int(value)))
+        given: object = value  # a caller may pass anything
+        if not isinstance(given, int) or isinstance(given, bool):
+            raise _wrong(f"{self.cls.__name__} (int)", given)
+        return int(self.decode(int(given)))
 
 
 class DatumType(Descriptor[Datum]):
@@ -315,7 +346,7 @@ class DatumType(Descriptor[Datum]):
         key_type = String()
         for index, ((target, value_type), pairs) in enumerate(zip(parts, wire, strict=True)):
             if not isinstance(pairs, list | tuple):
-                raise WireTypeError(f"[{index}]: expected array, got {_kind(pairs)}")
+                raise WireTypeError(f"[{index}]: expected list, got {_kind(pairs)}")
             for position, pair in enumerate(pairs):
                 if not isinstance(pair, list | tuple) or len(pair) != 2:
                     raise WireTypeError(f"[{index}][{position}]: expected [key, value]")
@@ -331,7 +362,7 @@ class DatumType(Descriptor[Datum]):
         to_msgpack = getattr(value, "to_msgpack", None)
         if callable(to_msgpack):
             return self.encode(self.decode(to_msgpack()))
-        raise _fail("Datum", value)
+        raise _wrong("datum", value)
 
 
 def _fast_datum(wire: list[Any] | tuple[Any, ...]) -> Datum | None:
@@ -427,7 +458,7 @@ class MessageType(Descriptor[T]):
         elif isinstance(value, self.cls):
             items = [getattr(value, name) for name, _ in self.fields]
         else:
-            raise _fail(self.cls.__name__, value)
+            raise _wrong(self.cls.__name__, value)
         out = []
         for (name, descriptor), item in zip(self.fields, items, strict=True):
             try:

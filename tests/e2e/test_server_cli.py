@@ -43,7 +43,8 @@ def test_bad_configs_exit_1(tmp_path: Path) -> None:
     missing = run("kvs_impl.py", "--rpc-port", "0", "--configpath", str(tmp_path / "none.json"))
     assert missing.returncode == 1 and "cannot read config" in missing.stderr
     invalid = run("kvs_impl.py", "--rpc-port", "0", "--configpath", str(broken))
-    assert invalid.returncode == 1 and "config is not valid JSON" in invalid.stderr
+    assert invalid.returncode == 1
+    assert f"syntax error in configuration: {broken}:1:2:" in invalid.stderr
     datadir = run("kvs_impl.py", "--rpc-port", "0", "--datadir", str(broken))
     assert datadir.returncode == 1 and "can't use datadir" in datadir.stderr
     garbage = tmp_path / "garbage.jubatus"
@@ -55,6 +56,58 @@ def test_bad_configs_exit_1(tmp_path: Path) -> None:
 def test_config_test_flag(tmp_path: Path) -> None:
     ok = run("kvs_impl.py", "--config_test", "--configpath", "config.json")
     assert ok.returncode == 0 and ok.stdout.strip() == "Configuration OK"
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"a": 1,\n')
+    bad = run("kvs_impl.py", "--config_test", "--configpath", str(broken))
+    assert bad.returncode == 1
+    # Said once, on stdout, naming the file and where in it.
+    assert bad.stdout.count("Configuration error") == 1, bad.stdout
+    assert f"{broken}:2:1:" in bad.stdout
+    assert "Configuration error" not in bad.stderr and "failed to start" not in bad.stderr
+
+
+def engine(command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    path = Path(sys.executable).parent / command
+    return subprocess.run(
+        [str(path), *args], cwd=EXAMPLE, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_a_misspelt_config_key_gets_a_suggestion_and_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "classifier.json"
+    config.write_text('{"method": "AROW", "paramter": {}, "converter": {}}')
+    result = engine("jubaclassifier", "--rpc-port", "0", "--configpath", str(config))
+    assert result.returncode == 1
+    assert f"config {config}: paramter: unknown key; did you mean 'parameter'?" in result.stderr
+    config.write_text('{"method": "PA", "converter": {"string_rulez": []}}')
+    result = engine("jubaclassifier", "--rpc-port", "0", "--configpath", str(config))
+    assert "converter.string_rulez: unknown key; did you mean 'string_rules'?" in result.stderr
+    config.write_text('{"windowsize": 10}')
+    result = engine("jubastat", "--rpc-port", "0", "--configpath", str(config))
+    assert "windowsize: unknown key; did you mean 'window_size'?" in result.stderr
+
+
+def test_no_config_says_a_config_is_needed_and_how_to_give_one() -> None:
+    result = engine("jubaclassifier", "--rpc-port", "0")
+    assert result.returncode == 1
+    assert "a config is needed: give a JSON config file with --configpath FILE" in result.stderr
+    assert "without one the service says: method: required" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "shown"),
+    [
+        ("kvs_impl.py", ["--thread THREAD\n  worker threads (default: 2)", "(default: /tmp)",
+                         "0 never (default: 0)", "(default: 16)", "(default: 512)"]),
+        ("kvs_proxy.py", ["(default: 10)", "(default: 60)", "0 unlimited (default: 0)"]),
+    ],
+)  # fmt: skip
+def test_help_shows_the_defaults(script: str, shown: list[str]) -> None:
+    result = run(script, "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # argparse wraps lines at the terminal width
+    for fragment in shown:
+        assert " ".join(fragment.split()) in text, fragment
 
 
 def test_a_taken_port_is_a_clear_error() -> None:

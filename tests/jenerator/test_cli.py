@@ -76,8 +76,8 @@ def test_idl_errors_exit_1_with_every_diagnostic_and_write_nothing(tmp_path: Pat
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"{bad}:2:18: error: aggregator '#@all_and' of 'put' needs a bool result; "
-        "'put' returns 'int'",
+        f"{bad}:2:18: error: aggregator '#@all_and' of 'put' needs a bool result, and "
+        "'put' returns 'int'; use #@add or #@pass",
         f"{bad}:3:11: error: the first argument of cht method 'put' must be a string key, "
         "not 'int'",
         f"{bad}:4:3: error: method 'get' has no aggregator annotation "

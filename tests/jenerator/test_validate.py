@@ -327,14 +327,19 @@ def test_aggregators_must_fit_the_return_type(
 ) -> None:
     need = {"all_and": "a bool", "all_or": "a bool", "merge": "a map", "concat": "a list",
             "add": "a number"}  # fmt: skip
+    #: What the message suggests for each misfit: the folds that fit it, pass last.
+    suggested = {"int": "#@add or #@pass", "bool?": "#@pass", "list<bool>": "#@concat or #@pass",
+                 "string": "#@pass", "list<int>": "#@concat or #@pass",
+                 "map<string, int>": "#@merge or #@pass", "tuple<int>": "#@pass",
+                 "bool": "#@all_and or #@all_or or #@pass", "int?": "#@pass"}  # fmt: skip
     for i, type_text in enumerate(fits + misfits):
         text = service(f"#@{routing} #@analysis #@{aggregator} {type_text} f{i}(0: string k)")
         expected = (
             []
             if type_text in fits
             else [
-                f"aggregator '#@{aggregator}' of 'f{i}' needs {need[aggregator]} result; "
-                f"'f{i}' returns '{type_text}'"
+                f"aggregator '#@{aggregator}' of 'f{i}' needs {need[aggregator]} result, and "
+                f"'f{i}' returns '{type_text}'; use {suggested[type_text]}"
             ]
         )
         assert [message for _, _, message in found(v.aggregator_fits, text)] == expected

@@ -36,6 +36,7 @@ def test_precedence(tmp_path: Path) -> None:
     ("file", "environ", "message"),
     [
         ({"threads": 2}, {}, "threads (from settings file"),
+        ({"datadri": "/x"}, {}, "unknown setting; did you mean 'datadir'?"),
         ({"thread": "many"}, {}, "thread (from settings file"),
         ({"timeout": True}, {}, "timeout (from settings file"),
         ({}, {"JUBAKO_THREAD": "x"}, "thread (from environment JUBAKO_*): expected a number"),

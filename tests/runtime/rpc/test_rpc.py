@@ -194,14 +194,14 @@ async def test_calls_errors_and_update_counting(server: tuple[RpcServer, Service
             await client.call("dummy", [])
         with pytest.raises(TypeMismatch, match="argument"):
             await client.call("put", ["c", "k"])
-        with pytest.raises(TypeMismatch, match="argument 2: expected string, got int"):
+        with pytest.raises(TypeMismatch, match="put: argument 1: expected string, got integer"):
             await client.call("put", ["c", "k", 5])
         with pytest.raises(TypeMismatch, match="cluster name"):
             await client.call("get", [7, "k"])
         with pytest.raises(TypeMismatch, match="UTF-8"):
             await client.call("get", ["c", b"\xff\xfe"])
-        with pytest.raises(RemoteError, match="cluster name mismatch"):
-            await client.call("get", ["other", "k"])
+        # Another cluster name is served, as Jubatus serves it (tools call members with "").
+        assert await client.call("get", ["other", "k"]) == await client.call("get", ["c", "k"])
         with pytest.raises(RemoteError, match="ValueError: it broke"):
             await client.call("boom", ["c"])
         assert service.updates == 1

@@ -17,7 +17,7 @@ __all__ = [
 
 class Anomaly(ClientBase):
     """Anomaly detection: scores how unusual a row is compared with the rows seen so far
-(local outlier factor and similar methods).
+    (local outlier factor and similar methods).
 
     ``Anomaly(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.

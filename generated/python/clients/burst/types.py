@@ -136,12 +136,14 @@ BURST_ADD_DOCUMENTS: typing.Final = Signature(
     "add_documents",
     (_t.List(Document.WIRE),),
     _t.Int(signed=True, size=4),
+    ("data",),
 )
-BURST_GET_RESULT: typing.Final = Signature("get_result", (_t.String(),), Window.WIRE)
+BURST_GET_RESULT: typing.Final = Signature("get_result", (_t.String(),), Window.WIRE, ("keyword",))
 BURST_GET_RESULT_AT: typing.Final = Signature(
     "get_result_at",
     (_t.String(), _t.Float()),
     Window.WIRE,
+    ("keyword", "pos"),
 )
 BURST_GET_ALL_BURSTED_RESULTS: typing.Final = Signature(
     "get_all_bursted_results",
@@ -152,13 +154,24 @@ BURST_GET_ALL_BURSTED_RESULTS_AT: typing.Final = Signature(
     "get_all_bursted_results_at",
     (_t.Float(),),
     _t.Map(_t.String(), Window.WIRE),
+    ("pos",),
 )
 BURST_GET_ALL_KEYWORDS: typing.Final = Signature(
     "get_all_keywords",
     (),
     _t.List(KeywordWithParams.WIRE),
 )
-BURST_ADD_KEYWORD: typing.Final = Signature("add_keyword", (KeywordWithParams.WIRE,), _t.Bool())
-BURST_REMOVE_KEYWORD: typing.Final = Signature("remove_keyword", (_t.String(),), _t.Bool())
+BURST_ADD_KEYWORD: typing.Final = Signature(
+    "add_keyword",
+    (KeywordWithParams.WIRE,),
+    _t.Bool(),
+    ("keyword",),
+)
+BURST_REMOVE_KEYWORD: typing.Final = Signature(
+    "remove_keyword",
+    (_t.String(),),
+    _t.Bool(),
+    ("keyword",),
+)
 BURST_REMOVE_ALL_KEYWORDS: typing.Final = Signature("remove_all_keywords", (), _t.Bool())
 BURST_CLEAR: typing.Final = Signature("clear", (), _t.Bool())

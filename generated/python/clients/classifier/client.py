@@ -17,7 +17,7 @@ __all__ = [
 
 class Classifier(ClientBase):
     """Online multiclass classification. The model guards itself (``#@nolock``): methods
-may run side by side.
+    may run side by side.
 
     ``Classifier(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.

@@ -16,7 +16,7 @@ __all__ = [
 
 class Graph(ClientBase):
     """A distributed graph of nodes and edges with properties, with centrality and shortest
-paths over preset queries.
+    paths over preset queries.
 
     ``Graph(host, port, name, timeout=10)``; every call carries ``name``,
     the cluster name. Use it as a context manager to close the connection.

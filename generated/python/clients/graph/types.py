@@ -131,7 +131,7 @@ Edge.WIRE = _t.MessageType(Edge)
 @dataclasses.dataclass
 class ShortestPathQuery:
     """Find paths from ``source`` to ``target`` of at most ``max_hop`` edges that pass the
-preset query ``query``."""
+    preset query ``query``."""
 
     WIRE: typing.ClassVar[_t.MessageType[ShortestPathQuery]]
 
@@ -180,69 +180,91 @@ ShortestPathQuery.WIRE.bind(
 
 # Signatures of the graph methods: wire name, argument types, result type.
 GRAPH_CREATE_NODE: typing.Final = Signature("create_node", (), _t.String())
-GRAPH_REMOVE_NODE: typing.Final = Signature("remove_node", (_t.String(),), _t.Bool())
+GRAPH_REMOVE_NODE: typing.Final = Signature("remove_node", (_t.String(),), _t.Bool(), ("node_id",))
 GRAPH_UPDATE_NODE: typing.Final = Signature(
     "update_node",
     (_t.String(), _t.Map(_t.String(), _t.String())),
     _t.Bool(),
+    ("node_id", "property"),
 )
 GRAPH_CREATE_EDGE: typing.Final = Signature(
     "create_edge",
     (_t.String(), Edge.WIRE),
     _t.Int(signed=False, size=8),
+    ("node_id", "e"),
 )
 GRAPH_UPDATE_EDGE: typing.Final = Signature(
     "update_edge",
     (_t.String(), _t.Int(signed=False, size=8), Edge.WIRE),
     _t.Bool(),
+    ("node_id", "edge_id", "e"),
 )
 GRAPH_REMOVE_EDGE: typing.Final = Signature(
     "remove_edge",
     (_t.String(), _t.Int(signed=False, size=8)),
     _t.Bool(),
+    ("node_id", "edge_id"),
 )
 GRAPH_GET_CENTRALITY: typing.Final = Signature(
     "get_centrality",
     (_t.String(), _t.Int(signed=True, size=4), PresetQuery.WIRE),
     _t.Float(),
+    ("node_id", "centrality_type", "query"),
 )
 GRAPH_ADD_CENTRALITY_QUERY: typing.Final = Signature(
     "add_centrality_query",
     (PresetQuery.WIRE,),
     _t.Bool(),
+    ("query",),
 )
 GRAPH_ADD_SHORTEST_PATH_QUERY: typing.Final = Signature(
     "add_shortest_path_query",
     (PresetQuery.WIRE,),
     _t.Bool(),
+    ("query",),
 )
 GRAPH_REMOVE_CENTRALITY_QUERY: typing.Final = Signature(
     "remove_centrality_query",
     (PresetQuery.WIRE,),
     _t.Bool(),
+    ("query",),
 )
 GRAPH_REMOVE_SHORTEST_PATH_QUERY: typing.Final = Signature(
     "remove_shortest_path_query",
     (PresetQuery.WIRE,),
     _t.Bool(),
+    ("query",),
 )
 GRAPH_GET_SHORTEST_PATH: typing.Final = Signature(
     "get_shortest_path",
     (ShortestPathQuery.WIRE,),
     _t.List(_t.String()),
+    ("query",),
 )
 GRAPH_UPDATE_INDEX: typing.Final = Signature("update_index", (), _t.Bool())
 GRAPH_CLEAR: typing.Final = Signature("clear", (), _t.Bool())
-GRAPH_GET_NODE: typing.Final = Signature("get_node", (_t.String(),), Node.WIRE)
+GRAPH_GET_NODE: typing.Final = Signature("get_node", (_t.String(),), Node.WIRE, ("node_id",))
 GRAPH_GET_EDGE: typing.Final = Signature(
     "get_edge",
     (_t.String(), _t.Int(signed=False, size=8)),
     Edge.WIRE,
+    ("node_id", "edge_id"),
 )
-GRAPH_CREATE_NODE_HERE: typing.Final = Signature("create_node_here", (_t.String(),), _t.Bool())
-GRAPH_REMOVE_GLOBAL_NODE: typing.Final = Signature("remove_global_node", (_t.String(),), _t.Bool())
+GRAPH_CREATE_NODE_HERE: typing.Final = Signature(
+    "create_node_here",
+    (_t.String(),),
+    _t.Bool(),
+    ("node_id",),
+)
+GRAPH_REMOVE_GLOBAL_NODE: typing.Final = Signature(
+    "remove_global_node",
+    (_t.String(),),
+    _t.Bool(),
+    ("node_id",),
+)
 GRAPH_CREATE_EDGE_HERE: typing.Final = Signature(
     "create_edge_here",
     (_t.Int(signed=False, size=8), Edge.WIRE),
     _t.Bool(),
+    ("edge_id", "e"),
 )

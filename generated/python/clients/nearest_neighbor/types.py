@@ -52,25 +52,30 @@ NEAREST_NEIGHBOR_SET_ROW: typing.Final = Signature(
     "set_row",
     (_t.String(), _t.DatumType()),
     _t.Bool(),
+    ("id", "d"),
 )
 NEAREST_NEIGHBOR_NEIGHBOR_ROW_FROM_ID: typing.Final = Signature(
     "neighbor_row_from_id",
     (_t.String(), _t.Int(signed=False, size=4)),
     _t.List(IdWithScore.WIRE),
+    ("id", "size"),
 )
 NEAREST_NEIGHBOR_NEIGHBOR_ROW_FROM_DATUM: typing.Final = Signature(
     "neighbor_row_from_datum",
     (_t.DatumType(), _t.Int(signed=False, size=4)),
     _t.List(IdWithScore.WIRE),
+    ("query", "size"),
 )
 NEAREST_NEIGHBOR_SIMILAR_ROW_FROM_ID: typing.Final = Signature(
     "similar_row_from_id",
     (_t.String(), _t.Int(signed=False, size=4)),
     _t.List(IdWithScore.WIRE),
+    ("id", "ret_num"),
 )
 NEAREST_NEIGHBOR_SIMILAR_ROW_FROM_DATUM: typing.Final = Signature(
     "similar_row_from_datum",
     (_t.DatumType(), _t.Int(signed=False, size=4)),
     _t.List(IdWithScore.WIRE),
+    ("query", "ret_num"),
 )
 NEAREST_NEIGHBOR_GET_ALL_ROWS: typing.Final = Signature("get_all_rows", (), _t.List(_t.String()))

@@ -48,10 +48,12 @@ REGRESSION_TRAIN: typing.Final = Signature(
     "train",
     (_t.List(ScoredDatum.WIRE),),
     _t.Int(signed=True, size=4),
+    ("train_data",),
 )
 REGRESSION_ESTIMATE: typing.Final = Signature(
     "estimate",
     (_t.List(_t.DatumType()),),
     _t.List(_t.Float()),
+    ("estimate_data",),
 )
 REGRESSION_CLEAR: typing.Final = Signature("clear", (), _t.Bool())
