@@ -33,15 +33,20 @@ import time
 import typing
 from typing import TYPE_CHECKING, Any
 
-from runtime.errors import MessageTooLarge
+from runtime.errors import ProtocolError
 from runtime.rpc.dispatch import Call, ErrorReply, error_of
+from runtime.rpc.framing import BoundedDecoder
 from runtime.rpc.inline import InlineEntry, serve_read
-from runtime.rpc.protocol import Decoder, Message, Notification, Request, response_packer, unsent
+from runtime.rpc.logbounds import cut, shown
+from runtime.rpc.protocol import Message, Notification, Request, response_packer, unsent
 
 if TYPE_CHECKING:
     from runtime.rpc.server import RpcServer
 
 log = logging.getLogger(__name__)
+
+#: Seconds a refused client has to read the answers sent before the refusal.
+REFUSED_GRACE = 5.0
 
 
 class Connection(asyncio.Protocol):
@@ -50,10 +55,12 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: RpcServer) -> None:
         self.server = server
         self.dispatcher = server.dispatcher
-        self.decoder = Decoder(server.max_message_size)
+        self.decoder = BoundedDecoder(server.max_message_size)
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
         self.out: list[bytes] = []
+        #: Bytes in ``out`` (answers made, not yet handed to the transport).
+        self.out_bytes = 0
         self.pack = response_packer().pack
         self.flush_scheduled = False
         self.in_read = False
@@ -63,7 +70,10 @@ class Connection(asyncio.Protocol):
         #: SAMPLE_EVERY: enough to notice a method turning slow).
         self.sample_countdown = 1
         self.in_flight = 0
-        #: Not reading because ``max_in_flight`` calls wait for answers ...
+        #: What the requests waiting for answers cost in memory (decoded, at most).
+        self.held = 0
+        #: Not reading because ``max_in_flight`` calls, or ``max_message_size`` bytes of
+        #: decoded requests, wait for answers ...
         self.paused = False
         #: ... or because the client does not read its answers (the transport's output is
         #: past its high-water mark).
@@ -75,6 +85,8 @@ class Connection(asyncio.Protocol):
         self.serve_scheduled = False
         #: The client sent its EOF: close once everything it sent is answered.
         self.eof = False
+        #: The client sent bytes past a limit or not MessagePack-RPC: read nothing more.
+        self.refused = False
         self.closing = False
         self.closed = False
         self.peer = "?"
@@ -118,21 +130,44 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self, error: Exception) -> None:
-        """Drop the connection at once (bad input, or a client that does not read)."""
-        log.warning("closing connection from %s: %s", self.peer, error)
+        """Drop the connection at once (a client that does not read its answers)."""
+        self.server.throttle.log(
+            logging.WARNING, "dropped", "dropping connection from %s: %s", self.peer, error
+        )
         self.closed = True
         assert self.transport is not None
         self.transport.abort()
 
+    def refuse(self, error: Exception) -> None:
+        """Stop reading a client that sent bytes past a limit or not MessagePack-RPC: the
+        requests before them are answered, then the connection closes (and is dropped if
+        it is still open :data:`REFUSED_GRACE` seconds later)."""
+        self.server.throttle.log(
+            logging.WARNING, "refused", "closing connection from %s: %s", self.peer, error
+        )
+        if self.closed or self.closing or self.refused:
+            return
+        self.refused = True
+        self._update_reading()
+        # As after the client's EOF: close once what it sent before is answered.
+        self.eof = True
+        self.unserved = False
+        self._close_if_answered()
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+        self.idle_handle = self.loop.call_later(REFUSED_GRACE, self._abort_if_open)
+
     # -- reading and framing -----------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:  # bytes read before reading stopped
+            return
         if self.tracks_idle:
             self.last_activity = time.monotonic()
         try:
             self.decoder.push(data)
-        except MessageTooLarge as error:
-            self.abort(error)
+        except ProtocolError as error:  # too large, or not MessagePack-RPC
+            self.refuse(error)
             return
         if self._serve_pass():  # stopped at MAX_SERVED_PER_PASS: more may wait
             self._serve_rest()
@@ -176,30 +211,39 @@ class Connection(asyncio.Protocol):
         if self.unserved:
             self._serve_rest()
 
-    def handle_message(self, message: Message) -> None:
-        """The general path of one message: checks, then the scheduler runs it."""
+    def handle_message(self, message: Message, held: int = 0) -> None:
+        """The general path of one message: checks, then the scheduler runs it. ``held``
+        is what the message costs in memory while it waits for its answer."""
         if isinstance(message, Request):
-            self._handle(message.msgid, message.method, message.params)
+            self._handle(message.msgid, message.method, message.params, held)
         elif isinstance(message, Notification):
-            self._handle(None, message.method, message.params)
+            self._handle(None, message.method, message.params, held)
         else:
             log.debug("ignoring a response sent by %s", self.peer)
 
-    def _handle(self, msgid: int | None, method: str, params: list[Any]) -> None:
+    def _handle(self, msgid: int | None, method: str, params: list[Any], held: int) -> None:
         prepared = self.dispatcher.prepare(method, params)
         if isinstance(prepared, ErrorReply):
             if method not in self.dispatcher.handlers:
-                log.info("unknown method %r from %s", method, self.peer)
+                self.server.throttle.log(
+                    logging.INFO,
+                    "unknown method",
+                    "unknown method %s from %s",
+                    shown(method),
+                    self.peer,
+                )
             if self.debug:
                 cluster = _shown(params[0]) if params else "-"
                 log.debug(
                     "request %s msgid=%s peer=%s cluster=%s refused: %s",
-                    method, msgid, self.peer, cluster, prepared.result or prepared.error,
+                    cut(method), msgid, self.peer, cluster,
+                    cut(prepared.result or prepared.error),
                 )  # fmt: skip
             self.reply(msgid, prepared.error, prepared.result)
             return
         if self.debug:
             prepared.started = time.perf_counter()
+        prepared.held = held
         self.server.scheduler.run(self, msgid, prepared)
 
     # -- back-pressure -----------------------------------------------------------------
@@ -207,7 +251,12 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         """asyncio: the client does not read its answers fast enough; read no more
         requests from it until it does."""
-        log.info("client %s is not reading its answers: not reading its requests", self.peer)
+        self.server.throttle.log(
+            logging.INFO,
+            "not reading",
+            "client %s is not reading its answers: not reading its requests",
+            self.peer,
+        )
         self.write_blocked = True
         self._update_reading()
 
@@ -219,7 +268,7 @@ class Connection(asyncio.Protocol):
 
     def _update_reading(self) -> None:
         """Read from the client unless it waits on too many calls or does not read."""
-        reading = not (self.paused or self.write_blocked)
+        reading = not (self.paused or self.write_blocked or self.refused)
         if reading == self.reading or self.transport is None:
             return
         self.reading = reading
@@ -233,20 +282,25 @@ class Connection(asyncio.Protocol):
             self.serve_scheduled = True
             self.loop.call_soon(self._serve_unserved)
 
-    def start_pending(self) -> None:
-        """A call of this connection was handed over; it counts until it is answered."""
+    def start_pending(self, held: int = 0) -> None:
+        """A call of this connection was handed over; it counts until it is answered, with
+        what its request costs in memory (``held``)."""
         self.in_flight += 1
+        self.held += held
         server = self.server
         if not server.pending:  # the server is no longer idle
             server._idle.clear()
         server.pending += 1
-        if self.in_flight >= server.max_in_flight and not self.paused:
+        if (
+            self.in_flight >= server.max_in_flight or self.held >= server.max_message_size
+        ) and not self.paused:
             self.paused = True
             self._update_reading()
 
-    def end_pending(self) -> None:
+    def end_pending(self, held: int = 0) -> None:
         """A call handed over has its answer (the caller adds it to the output next)."""
         self.in_flight -= 1
+        self.held -= held
         server = self.server
         server.pending -= 1
         if not server.pending:
@@ -259,10 +313,23 @@ class Connection(asyncio.Protocol):
             self.loop.call_soon(self._close_if_answered)
 
     def _resume_if_drained(self) -> None:
-        """Read again once half the calls a paused connection waits for are answered."""
-        if self.in_flight < self.server.max_in_flight // 2 + 1:
+        """Read again once half the calls (and half the memory) a paused connection waits
+        for are answered."""
+        server = self.server
+        if (
+            self.in_flight < server.max_in_flight // 2 + 1
+            and self.held <= server.max_message_size // 2
+        ):
             self.paused = False
             self._update_reading()
+
+    def output_room(self) -> int:
+        """Bytes of answers that may still be made before the client must read some: the
+        output limit (``max_message_size``) less what waits to be sent."""
+        waiting = self.out_bytes
+        if self.transport is not None:
+            waiting += self.transport.get_write_buffer_size()
+        return self.server.max_message_size - waiting
 
     # -- answers -----------------------------------------------------------------------
 
@@ -274,7 +341,7 @@ class Connection(asyncio.Protocol):
 
     def done(self, msgid: int | None, call: Call, error: BaseException | None, result: Any) -> None:
         """How a ``start`` handler started by the scheduler ends."""
-        self.end_pending()
+        self.end_pending(call.held)
         if error is not None:
             self.fail(msgid, call, error)
         else:
@@ -285,11 +352,12 @@ class Connection(asyncio.Protocol):
         msgid: int,
         entry: InlineEntry,
         params: list[Any],
+        held: int,
         error: BaseException | None,
         result: Any,
     ) -> None:
         """How a ``start`` handler started on the inline path (the proxy's relay) ends."""
-        self.end_pending()
+        self.end_pending(held)
         if error is None:
             self.reply(msgid, None, result)
         else:
@@ -303,9 +371,10 @@ class Connection(asyncio.Protocol):
 
     def fail(self, msgid: int | None, call: Call, error: BaseException) -> None:
         if getattr(error, "wire_error", None) is None:
-            log.warning(
+            self.server.throttle.log(
+                logging.WARNING, f"failed {call.name}",
                 "%s from %s (cluster %s) failed: %s: %s",
-                call.name, self.peer, _shown(call.cluster), type(error).__name__, error,
+                call.name, self.peer, _shown(call.cluster), type(error).__name__, cut(str(error)),
             )  # fmt: skip
         if call.started:
             self._log_request(msgid, call, f"error {type(error).__name__}")
@@ -337,17 +406,20 @@ class Connection(asyncio.Protocol):
                 self.reply(msgid, None, result)  # the error reply for those that fail
         else:
             self.out.append(packed)
+            self.out_bytes += len(packed)
         replies.clear()
 
     def reply(self, msgid: int | None, error: Any, result: Any) -> None:
         if msgid is None or self.closed:
             return
         try:
-            self.out.append(self.pack([1, msgid, error, result]))
+            packed = self.pack([1, msgid, error, result])
         except (TypeError, ValueError, OverflowError) as problem:
             log.error("cannot pack the reply to msgid %d: %s", msgid, problem)
             self.pack = response_packer().pack
-            self.out.append(self.pack([1, msgid, f"cannot pack the result: {problem}", None]))
+            packed = self.pack([1, msgid, f"cannot pack the result: {problem}", None])
+        self.out.append(packed)
+        self.out_bytes += len(packed)
         if not self.flush_scheduled and not self.in_read:
             self.flush_scheduled = True
             self.server.flush_soon(self)
@@ -360,6 +432,7 @@ class Connection(asyncio.Protocol):
                 self.written += len(data)
             self.transport.write(data)
         self.out.clear()
+        self.out_bytes = 0
 
     # -- idling ------------------------------------------------------------------------
 
@@ -377,7 +450,13 @@ class Connection(asyncio.Protocol):
             if waiting:  # close() would wait for it to read: drop it
                 self.abort(ConnectionError(f"it has read none of its answers for {idle_for:.1f} s"))
                 return
-            log.info("closing idle connection from %s after %.1f s", self.peer, idle_for)
+            self.server.throttle.log(
+                logging.INFO,
+                "idle",
+                "closing idle connection from %s after %.1f s",
+                self.peer,
+                idle_for,
+            )
             self.close()
             # Answers the transport does not show (uvloop hands them to libuv) may still
             # wait for a client that does not read: drop it if it is not gone by then.
@@ -387,11 +466,9 @@ class Connection(asyncio.Protocol):
 
     def _abort_if_open(self) -> None:
         if not self.closed:
-            self.abort(ConnectionError("closed as idle, and its answers are still unread"))
+            self.abort(ConnectionError("closed, and its answers are still unread"))
 
 
 def _shown(cluster: object) -> str:
-    """A cluster name as sent, for a log line."""
-    if isinstance(cluster, bytes):
-        return cluster.decode("utf-8", "replace")
-    return "-" if cluster is None else str(cluster)
+    """A cluster name as sent, for a log line (cut short: a client chose it)."""
+    return "-" if cluster is None else cut(cluster)

@@ -35,6 +35,7 @@ from runtime.errors import (
     WireTypeError,
 )
 from runtime.rpc.locks import LockMode, RWLock
+from runtime.rpc.logbounds import Throttle, shown
 from runtime.wire.types import Descriptor, MessageType, Object
 
 log = logging.getLogger(__name__)
@@ -42,15 +43,6 @@ log = logging.getLogger(__name__)
 
 #: Other cluster names a server logs (once each) before it stops noting them.
 OTHER_NAMES_LOGGED = 16
-#: The longest piece of a client's text a log line shows.
-SHOWN_CHARACTERS = 200
-
-
-def shown(text: str) -> str:
-    """``text`` for a log line: quoted, cut to :data:`SHOWN_CHARACTERS` with its length."""
-    if len(text) <= SHOWN_CHARACTERS:
-        return repr(text)
-    return f"{text[:SHOWN_CHARACTERS]!r}... ({len(text)} characters)"
 
 
 #: How a ``start`` handler reports: ``done(None, result)`` or ``done(exception, None)``.
@@ -101,6 +93,9 @@ class Call:
     started: float = 0.0
     #: How long the method itself ran on a worker (set even when it raised).
     ran_seconds: float = 0.0
+    #: What the request costs in memory (decoded, at most) until it is answered: it
+    #: counts against its connection's limit meanwhile.
+    held: int = 0
 
 
 #: What :attr:`InlinePlan.run` returns when an argument does not decode (the method
@@ -153,7 +148,7 @@ _ENCODE_RESULT = """\
     try:
         return encode(result)
     except WireTypeError as error:
-        log.error("%s returned a value that does not fit its type: %s", name, error)
+        throttle.log(40, name, "%s returned a value that does not fit its type: %s", name, error)
         raise BadResult(name, error) from None
 """
 
@@ -166,7 +161,7 @@ def _unused(params: list[Any]) -> Any:
     raise AssertionError("a start handler is started, not run")
 
 
-def _runner(name: str, handler: Handler) -> Callable[[list[Any]], Any]:
+def _runner(name: str, handler: Handler, throttle: Throttle) -> Callable[[list[Any]], Any]:
     """Compile ``params -> wire result`` for one method: straight-line code with one
     decoder call per argument and the return type's encoder, each skipped for a value of
     the type the descriptor passes as it is (``Descriptor.as_is``: bytes for ``raw``...)
@@ -174,7 +169,7 @@ def _runner(name: str, handler: Handler) -> Callable[[list[Any]], Any]:
     namespace: dict[str, Any] = {
         "func": handler.func,
         "name": name,
-        "log": log,
+        "throttle": throttle,
         "WireTypeError": WireTypeError,
         "BAD_ARGUMENTS": BAD_ARGUMENTS,
         "BadResult": BadResult,
@@ -256,6 +251,8 @@ class Dispatcher:
         self.accepted_name: object = object()
         #: Bumped when the table changes (inline plans built before are stale).
         self.version = 0
+        #: Lines a client's calls can cause (a result that does not fit), one a second.
+        self.throttle = Throttle(log)
         #: Other cluster names calls came with, each logged once (at most
         #: :data:`OTHER_NAMES_LOGGED` of them: a client cannot grow this).
         self._other_names: set[str] = set()
@@ -291,7 +288,8 @@ class Dispatcher:
         if handler.is_async or handler.on_worker or not handler.takes_cluster_name:
             return None
         arity = len(handler.arg_types) + 1
-        return InlinePlan(method, handler, handler.lock, arity, _runner(method, handler))
+        plan = _runner(method, handler, self.throttle)
+        return InlinePlan(method, handler, handler.lock, arity, plan)
 
     def prepare(self, method: str, params: list[Any]) -> Call | ErrorReply:
         """Look up and decode; an ErrorReply when the call cannot run."""
@@ -343,7 +341,13 @@ class Dispatcher:
         try:
             return None, ret.encode(result)
         except WireTypeError as error:
-            log.error("%s returned a value that does not fit its type: %s", call.name, error)
+            self.throttle.log(
+                logging.ERROR,
+                call.name,
+                "%s returned a value that does not fit its type: %s",
+                call.name,
+                error,
+            )
             return f"TypeError: {call.name} returned a bad value: {error}", None
 
     def try_run_inline(self, call: Call) -> tuple[bool, Any]:

@@ -24,10 +24,11 @@ from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from runtime.errors import ProtocolError
+from runtime.errors import MessageTooLarge, ProtocolError
 from runtime.rpc.dispatch import BAD_ARGUMENTS, BadResult, Call, Dispatcher, InlinePlan
 from runtime.rpc.locks import LockMode, RWLock
 from runtime.rpc.protocol import MSGID_LIMIT
+from runtime.wire.types import Bool, Descriptor, EnumType, Float, Int, Nullable, Raw, String
 
 if TYPE_CHECKING:
     from runtime.rpc.connection import Connection
@@ -47,6 +48,10 @@ PROBE_EVERY = 16
 #: Method names (known or not) whose inline entries a server keeps.
 _INLINE_CACHE_SIZE = 256
 _ANALYSIS, _UPDATE, _NOLOCK = LockMode.ANALYSIS, LockMode.UPDATE, LockMode.NOLOCK
+#: How an inline reply counts against the connection's output limit (``InlineEntry.sized``):
+#: a scalar result not at all, a string or raw result by its length, anything else is
+#: packed at once and measured.
+_SCALAR, _LENGTH, _PACK = 0, 1, 2
 
 #: How the fast path takes and gives back a read of the model lock.
 ReadOps = tuple[Callable[[], bool], Callable[[], None]]
@@ -96,7 +101,7 @@ class InlineEntry:
     """A method's :class:`InlinePlan` with this server's timing of it; without a plan, the
     entry of a name the inline path cannot run (it matches no call: arity -1)."""
 
-    __slots__ = ("arity", "lock", "plan", "ready_arity", "run", "start", "timing")
+    __slots__ = ("arity", "lock", "plan", "ready_arity", "run", "sized", "start", "timing")
 
     def __init__(self, plan: InlinePlan | None, timing: Timing) -> None:
         self.plan = plan
@@ -109,6 +114,8 @@ class InlineEntry:
         self.ready_arity = self.arity if timing.fast else -1
         self.run = _never_run if plan is None else plan.run
         self.start = None if plan is None else plan.start
+        #: How a reply counts against the output limit (see ``_SCALAR``).
+        self.sized = _PACK if plan is None else _reply_size_kind(plan.handler.ret_type)
 
     def call(self, params: list[Any]) -> Call:
         """A record of one call, for the rare replies that need one (errors)."""
@@ -174,8 +181,9 @@ class InlineTable:
 
 
 def serve_read(connection: Connection) -> bool:
-    """Answer the messages ``connection``'s input holds, up to :data:`MAX_SERVED_PER_PASS`;
-    True when it stopped at that limit (more may wait). See the module docstring."""
+    """Answer the messages ``connection``'s input holds, up to :data:`MAX_SERVED_PER_PASS`,
+    and while the answers waiting to be sent stay under the connection's output limit;
+    True when it stopped early (more may wait). See the module docstring."""
     server = connection.server
     dispatcher = connection.dispatcher
     table = server.inline
@@ -184,11 +192,17 @@ def serve_read(connection: Connection) -> bool:
     lock = dispatcher.model_lock
     try_read, release_read = table.read_ops or table.claim_read_ops()
     decoder = connection.decoder
+    tell = decoder.unpacker.tell
+    boundary = decoder.boundary
+    max_size = decoder.max_message_size
     scheduler = server.scheduler
     # The replies of this read's inline calls, packed together: before any other reply
     # is written (the order is kept) and at the end of the read.
     replies: list[tuple[int, int, None, Any]] = []
     reply = replies.append
+    # Bytes this pass may still add to the answers waiting for the client: the pass stops
+    # once they pass it (answers count as they are made, not after the pass).
+    room = connection.output_room()
     # Refreshed after every call that takes the general path (it may change them).
     inline_ok = not connection.debug and not scheduler.blocked
     accepted = dispatcher.accepted_name
@@ -197,9 +211,15 @@ def serve_read(connection: Connection) -> bool:
     limit = MSGID_LIMIT
     countdown = connection.sample_countdown
     served = 0
+    stopped = False
     try:
         # ``served`` is read after the loop: whether this pass stopped at the limit.
         for served, obj in enumerate(islice(decoder.unpacker, MAX_SERVED_PER_PASS), 1):  # noqa: B007
+            end = tell()
+            size = end - boundary
+            boundary = end
+            if size > max_size:
+                raise MessageTooLarge(f"a message is larger than the limit of {max_size} bytes")
             try:
                 try:  # a request is [0, msgid, method, params]
                     kind, msgid, raw_name, params = obj
@@ -246,6 +266,17 @@ def serve_read(connection: Connection) -> bool:
                                 if mode is update:
                                     connection.updated()
                                 reply((1, msgid, None, result))
+                                sized = entry.sized
+                                if sized:  # a result that may be large counts now
+                                    if sized == _LENGTH:
+                                        room -= len(result)
+                                    else:
+                                        room += connection.out_bytes
+                                        connection.pack_replies(replies)
+                                        room -= connection.out_bytes
+                                    if room < 0:
+                                        stopped = True
+                                        break
                                 continue
                     elif (
                         entry.start is not None
@@ -258,7 +289,7 @@ def serve_read(connection: Connection) -> bool:
                             held = None
                         if replies:
                             connection.pack_replies(replies)
-                        _start(connection, entry, msgid, params)
+                        _start(connection, entry, msgid, params, decoder.estimate(end, size))
                         continue
                 # The general path: give up the lock this read holds first.
                 if held is not None:
@@ -266,23 +297,33 @@ def serve_read(connection: Connection) -> bool:
                     held = None
                 if replies:
                     connection.pack_replies(replies)
-                connection.handle_message(decoder.message(obj))
+                connection.handle_message(decoder.message(obj), decoder.estimate(end, size))
                 inline_ok = not connection.debug and not scheduler.blocked
                 accepted = dispatcher.accepted_name
             except ProtocolError:
                 raise
             except Exception:
                 log.exception("internal error answering a message from %s", connection.peer)
-    except Exception as error:  # from the unpacker, or a malformed message
-        connection.abort(decoder.stream_error(error))
-        return False
+    except Exception as error:  # from the unpacker, a malformed message or a limit
+        refused: Exception | None = error
+    else:
+        refused = None
     finally:
+        decoder.boundary = boundary
         connection.sample_countdown = countdown
         if held is not None:
             release(lock, held, release_read)
         if replies:
             connection.pack_replies(replies)
-    return served == MAX_SERVED_PER_PASS
+    if refused is None and not stopped and served < MAX_SERVED_PER_PASS:
+        try:  # every whole message is answered: what is left is part of the next one
+            decoder.settle()
+        except ProtocolError as error:
+            refused = error
+    if refused is not None:
+        connection.refuse(decoder.stream_error(refused))
+        return False
+    return stopped or served == MAX_SERVED_PER_PASS
 
 
 def _take_lock(
@@ -311,10 +352,13 @@ def _take_lock(
     return None, False  # the lock is busy: the call takes the general path
 
 
-def _start(connection: Connection, entry: InlineEntry, msgid: int, params: list[Any]) -> None:
-    """Start a ``start`` handler (the proxy's relay) found on the inline path."""
-    connection.start_pending()
-    done = functools.partial(connection.started_done, msgid, entry, params)
+def _start(
+    connection: Connection, entry: InlineEntry, msgid: int, params: list[Any], held: int
+) -> None:
+    """Start a ``start`` handler (the proxy's relay) found on the inline path; ``held`` is
+    what its arguments cost in memory until it answers."""
+    connection.start_pending(held)
+    done = functools.partial(connection.started_done, msgid, entry, params, held)
     try:
         assert entry.start is not None
         entry.start(params, done)
@@ -329,6 +373,17 @@ def release(lock: RWLock, held: LockMode, release_read: Callable[[], None]) -> N
         release_read()
     else:
         lock.release_write()
+
+
+def _reply_size_kind(result: Descriptor[Any] | None) -> int:
+    """How the fast path counts a result of this type against the output limit."""
+    if isinstance(result, Nullable):
+        result = result.inner
+    if isinstance(result, Bool | Int | Float | EnumType):
+        return _SCALAR
+    if isinstance(result, String | Raw):
+        return _LENGTH
+    return _PACK
 
 
 def _never_run(params: list[Any]) -> Any:

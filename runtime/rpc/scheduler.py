@@ -54,7 +54,7 @@ class Scheduler:
         """Run ``call`` where it belongs and answer it on ``connection``."""
         handler = call.handler
         if handler.start is not None:
-            connection.start_pending()
+            connection.start_pending(call.held)
             try:
                 handler.start(
                     call.args, lambda error, result: connection.done(msgid, call, error, result)
@@ -63,7 +63,7 @@ class Scheduler:
                 connection.done(msgid, call, error, None)
             return
         if handler.is_async:
-            connection.start_pending()
+            connection.start_pending(call.held)
             task = connection.loop.create_task(handler.func(*call.args))
             task.add_done_callback(lambda t: self._async_done(connection, msgid, call, t))
             return
@@ -96,13 +96,13 @@ class Scheduler:
                 # The lock is held by a worker: wait on the loop, not on another worker.
                 self.defer(connection, msgid, call)
                 return
-        connection.start_pending()
+        connection.start_pending(call.held)
         future = connection.loop.run_in_executor(self.executor, self._run_timed, connection, call)
         future.add_done_callback(lambda f: self._worker_done(connection, msgid, call, f))
 
     def defer(self, connection: Connection, msgid: int | None, call: Call) -> None:
         """Queue a fast call whose lock is busy; it runs inline, in order, once free."""
-        connection.start_pending()
+        connection.start_pending(call.held)
         self.blocked.append((connection, msgid, call))
         if self._retry_handle is None:
             self._retry_handle = asyncio.get_running_loop().call_later(
@@ -123,13 +123,13 @@ class Scheduler:
                 ran, result = self.dispatcher.try_run_inline(call)
             except Exception as error:
                 blocked.popleft()
-                connection.end_pending()
+                connection.end_pending(call.held)
                 connection.fail(msgid, call, error)
                 continue
             if not ran:
                 break
             blocked.popleft()
-            connection.end_pending()
+            connection.end_pending(call.held)
             connection.succeed(msgid, call, result)
         if blocked:
             self._retry_handle = asyncio.get_running_loop().call_later(
@@ -151,7 +151,7 @@ class Scheduler:
         call: Call,
         future: asyncio.Future[Any],
     ) -> None:
-        connection.end_pending()
+        connection.end_pending(call.held)
         if self.blocked:
             self.retry_blocked()
         if future.cancelled():
@@ -166,7 +166,7 @@ class Scheduler:
     def _async_done(
         self, connection: Connection, msgid: int | None, call: Call, task: asyncio.Task[Any]
     ) -> None:
-        connection.end_pending()
+        connection.end_pending(call.held)
         if task.cancelled():
             connection.reply(msgid, "cancelled: the server is shutting down", None)
             return

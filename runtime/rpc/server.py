@@ -51,6 +51,7 @@ import logging
 from runtime.rpc.connection import Connection
 from runtime.rpc.dispatch import Dispatcher
 from runtime.rpc.inline import InlineTable, Timing
+from runtime.rpc.logbounds import Throttle
 from runtime.rpc.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class RpcServer:
         #: Where the other calls run: workers, tasks, the queue of calls waiting for a lock.
         self.scheduler = Scheduler(dispatcher, self.inline, threads)
         self.connections: set[Connection] = set()
+        #: The log lines clients can cause, at most one a second per kind.
+        self.throttle = Throttle(logging.getLogger("runtime.rpc.connection"))
         self._to_flush: list[Connection] = []
         self._flush_handle: asyncio.Handle | None = None
         #: Calls handed over and not yet answered, over every connection.
