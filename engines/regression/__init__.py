@@ -1,0 +1,1 @@
+"""The regression engine: Jubatus's linear, nearest-neighbour and inverted-index regressors."""

@@ -1,0 +1,228 @@
+# mypy: disable-error-code="import-not-found,unused-ignore"
+"""Record golden answers of Jubatus's own C++ core (``embedded_jubatus``) on fixed inputs.
+
+Run it with the interpreter that has the core's Python bridge, from the repository root::
+
+    /path/to/core/venv/bin/python -m tests.oracle.record [ENGINE ...]
+
+It writes ``tests/oracle/goldens/<engine>.json``: the configs, the inputs and the core's
+answers. The tests (``tests/engines/*/test_*_golden.py``) replay the inputs through Jubako
+and compare, so CI needs no C++ build. Inputs are scikit-learn's bundled data sets (no
+download) and seeded synthetic rows (:mod:`tests.oracle.datasets`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.oracle.datasets import synthetic_rows
+
+GOLDENS = Path(__file__).resolve().parent / "goldens"
+
+NUM_CONVERTER: dict[str, Any] = {"num_rules": [{"key": "*", "type": "num"}]}
+TEXT_CONVERTER: dict[str, Any] = {
+    "string_types": {"bigram": {"method": "ngram", "char_num": "2"}},
+    "string_rules": [
+        {"key": "text", "type": "space", "sample_weight": "tf", "global_weight": "idf"},
+        {"key": "tag", "type": "str", "sample_weight": "bin", "global_weight": "bin"},
+    ],
+    "num_rules": [{"key": "*", "type": "num"}],
+}
+
+
+def _datum(row: dict[str, Any]) -> Any:
+    from jubatus.common import Datum  # type: ignore[import-not-found]
+
+    return Datum(row)
+
+
+def _diabetes() -> tuple[list[dict[str, Any]], list[float]]:
+    from sklearn.datasets import load_diabetes  # type: ignore[import-not-found]
+
+    data = load_diabetes()
+    rows = [{f"x{j}": float(v) for j, v in enumerate(x)} for x in data.data]
+    return rows, [float(t) for t in data.target]
+
+
+def _features(result: Any) -> list[list[Any]]:
+    return [[f.key, f.value] for f in result]
+
+
+# -- regression ----------------------------------------------------------------------------
+
+REGRESSION_CASES: list[tuple[str, str, dict[str, Any]]] = [
+    ("perceptron", "diabetes", {"learning_rate": 0.01}),
+    ("PA", "diabetes", {"sensitivity": 0.1}),
+    ("PA1", "diabetes", {"sensitivity": 0.1, "regularization_weight": 1.0}),
+    ("PA2", "diabetes", {"sensitivity": 0.1, "regularization_weight": 1.0}),
+    ("CW", "diabetes", {"sensitivity": 0.1, "regularization_weight": 1.0}),
+    ("AROW", "diabetes", {"sensitivity": 0.1, "regularization_weight": 1.0}),
+    ("NHERD", "diabetes", {"sensitivity": 0.1, "regularization_weight": 1.0}),
+    ("AROW", "synthetic", {"sensitivity": 0.05, "regularization_weight": 0.5}),
+    ("CW", "synthetic", {"sensitivity": 0.05, "regularization_weight": 0.5}),
+    ("PA1", "synthetic", {"sensitivity": 0.05, "regularization_weight": 0.5}),
+    (
+        "NN",
+        "diabetes",
+        {"method": "euclid_lsh", "parameter": {"hash_num": 64}, "nearest_neighbor_num": 5},
+    ),
+    (
+        "NN",
+        "diabetes",
+        {
+            "method": "lsh",
+            "parameter": {"hash_num": 128},
+            "nearest_neighbor_num": 7,
+            "weight": "distance",
+        },
+    ),
+    (
+        "NN",
+        "synthetic",
+        {"method": "minhash", "parameter": {"hash_num": 64}, "nearest_neighbor_num": 4},
+    ),
+    ("cosine", "diabetes", {"nearest_neighbor_num": 5}),
+    ("cosine", "synthetic", {"nearest_neighbor_num": 3, "weight": "distance"}),
+    ("euclidean", "diabetes", {"nearest_neighbor_num": 5, "weight": "distance"}),
+    ("euclidean", "synthetic", {"nearest_neighbor_num": 6}),
+]
+
+
+def _regression_data(name: str) -> tuple[list[dict[str, Any]], list[float], dict[str, Any]]:
+    if name == "diabetes":
+        rows, targets = _diabetes()
+        return rows, [t / 100.0 for t in targets], NUM_CONVERTER
+    rows = synthetic_rows(7, 260)
+    targets = [
+        sum(v for k, v in row.items() if k.startswith("n") and isinstance(v, float))
+        + (1.5 if "tag" in row else 0.0)
+        for row in rows
+    ]
+    return rows, targets, TEXT_CONVERTER
+
+
+def record_regression() -> dict[str, Any]:
+    from embedded_jubatus import Regression  # type: ignore[import-not-found]
+
+    cases = []
+    for method, data_name, parameter in REGRESSION_CASES:
+        rows, targets, converter = _regression_data(data_name)
+        config = {"method": method, "parameter": parameter, "converter": converter}
+        model = Regression(config)
+        split = len(rows) * 2 // 3
+        for row, target in zip(rows[:split], targets[:split], strict=True):
+            model.train([(target, _datum(row))])
+        estimates = model.estimate([_datum(row) for row in rows[split:]])
+        cases.append(
+            {"config": config, "data": data_name, "split": split, "estimates": list(estimates)}
+        )
+    datasets = {}
+    for name in ("diabetes", "synthetic"):
+        rows, targets, _ = _regression_data(name)
+        datasets[name] = {"rows": rows, "targets": targets}
+    return {"datasets": datasets, "cases": cases}
+
+
+# -- weight --------------------------------------------------------------------------------
+
+WEIGHT_CONVERTERS: list[dict[str, Any]] = [
+    TEXT_CONVERTER,
+    {
+        "string_filter_types": {
+            "vowels": {"method": "regexp", "pattern": "[aeiou]", "replace": "_"}
+        },
+        "string_filter_rules": [{"key": "text", "type": "vowels", "suffix": "-nov"}],
+        "num_filter_types": {
+            "linear": {"method": "linear_normalization", "min": "-3", "max": "3"},
+            "gauss": {
+                "method": "gaussian_normalization",
+                "average": "0",
+                "standard_deviation": "2",
+            },
+            "sig": {"method": "sigmoid_normalization", "gain": "0.5", "bias": "1"},
+            "plus": {"method": "add", "value": "10"},
+        },
+        "num_filter_rules": [
+            {"key": "n1", "type": "linear", "suffix": "_lin"},
+            {"key": "n2*", "type": "gauss", "suffix": "_g"},
+            {"key": "*", "except": "n1*", "type": "sig", "suffix": "_s"},
+            {"key": "n3", "type": "plus", "suffix": "+"},
+        ],
+        "string_types": {
+            "bigram": {"method": "ngram", "char_num": "2"},
+            "words": {"method": "split", "separators": " _"},
+            "first": {"method": "regexp", "pattern": "^([a-z]+)", "group": "1"},
+        },
+        "string_rules": [
+            {"key": "text", "type": "words", "sample_weight": "tf", "global_weight": "idf1"},
+            {
+                "key": "text-nov",
+                "type": "bigram",
+                "sample_weight": "log_tf",
+                "global_weight": "idf",
+            },
+            {"key": "tag", "type": "first", "sample_weight": "bin", "global_weight": "bm25"},
+            {"key": "text", "type": "space", "sample_weight": "tf", "global_weight": "bm25"},
+        ],
+        "num_rules": [
+            {"key": "n0", "type": "num"},
+            {"key": "n1*", "type": "log"},
+            {"key": "n2*", "type": "str"},
+            {"key": "*", "except": "n0", "type": "num"},
+        ],
+    },
+    {
+        "string_rules": [
+            {"key": "tag", "type": "str", "sample_weight": "bin", "global_weight": "bin"}
+        ],
+        "num_rules": [{"key": "n*", "type": "num"}],
+        "combination_rules": [
+            {"key_left": "*", "key_right": "*", "type": "mul"},
+            {"key_left": "tag*", "key_right": "n*", "type": "add"},
+        ],
+    },
+    {
+        "string_rules": [
+            {"key": "*", "type": "space", "sample_weight": "bin", "global_weight": "idf"}
+        ],
+        "num_rules": [{"key": "*", "type": "num"}],
+        "hash_max_size": 1000,
+    },
+]
+
+
+def record_weight() -> dict[str, Any]:
+    from embedded_jubatus import Weight  # type: ignore[import-not-found]
+
+    rows = synthetic_rows(11, 120)
+    cases = []
+    for converter in WEIGHT_CONVERTERS:
+        model = Weight({"converter": converter})
+        updates = [_features(model.update(_datum(row))) for row in rows[:80]]
+        weights = [_features(model.calc_weight(_datum(row))) for row in rows[80:]]
+        cases.append({"converter": converter, "updates": updates, "calc_weight": weights})
+    return {"rows": rows, "cases": cases}
+
+
+RECORDERS: dict[str, Callable[[], dict[str, Any]]] = {
+    "regression": record_regression,
+    "weight": record_weight,
+}
+
+
+def main(argv: list[str]) -> int:
+    GOLDENS.mkdir(exist_ok=True)
+    for name in argv or list(RECORDERS):
+        result = RECORDERS[name]()
+        path = GOLDENS / f"{name}.json"
+        path.write_text(json.dumps(result, indent=None, separators=(",", ":")) + "\n")
+        print(f"wrote {path} ({path.stat().st_size} bytes)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
