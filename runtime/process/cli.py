@@ -89,7 +89,30 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
         dest="max_message_size",
         type=int,
         default=defaults.max_message_size,
-        help="largest request accepted, in bytes",
+        help="largest request accepted, in bytes; also what one connection's requests and "
+        "answers in flight may hold (see docs/operating.md, Limits)",
+    )
+    add(
+        "--max-connections",
+        dest="max_connections",
+        type=int,
+        default=defaults.max_connections,
+        help="client connections open at once; more are closed at once (lowered to what "
+        "ulimit -n allows)",
+    )
+    add(
+        "--read-timeout",
+        dest="read_timeout",
+        type=float,
+        default=defaults.read_timeout,
+        help="drop a connection whose request in progress gains under 64 KiB in this many "
+        "seconds; 0 never",
+    )
+    add(
+        "--allow",
+        default=defaults.allow,
+        help="serve only clients from these addresses or networks, e.g. "
+        "10.0.0.0/8,192.168.1.5 (default: every client that can reach the address bound)",
     )
     add(
         "--drain-timeout",

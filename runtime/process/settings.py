@@ -21,6 +21,14 @@ import yaml
 from runtime.errors import ConfigError, did_you_mean
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+#: Client connections a server or proxy keeps open at once (fewer when the process may
+#: not open that many files: see :func:`connection_cap`).
+DEFAULT_MAX_CONNECTIONS = 1000
+#: Seconds a request that has begun to arrive may go without progress.
+DEFAULT_READ_TIMEOUT = 30.0
+#: Descriptors kept for everything but client connections (logs, ZooKeeper, workers,
+#: a proxy's pool gets its own share on top).
+FILE_RESERVE = 64
 #: The event loops a process can run on (``auto``: uvloop when it is installed).
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
@@ -51,6 +59,9 @@ class ServerSettings:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     drain_timeout: float = 10.0
     event_loop: str = "auto"
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    allow: str = ""
 
     @property
     def is_standalone(self) -> bool:
@@ -65,6 +76,8 @@ class ServerSettings:
         _at_least("interval_count", self.interval_count, 0)
         _at_least("max_message_size", self.max_message_size, 1024)
         _at_least("drain_timeout", self.drain_timeout, 0)
+        _at_least("max_connections", self.max_connections, 1)
+        _at_least("read_timeout", self.read_timeout, 0)
         if self.zookeeper:
             if not self.name:
                 raise ConfigError("can't start multinode mode without name specified (--name)")
@@ -105,6 +118,9 @@ class ProxySettings:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     drain_timeout: float = 10.0
     event_loop: str = "auto"
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    allow: str = ""
 
     def validate(self) -> ProxySettings:
         _port("rpc_port", self.rpc_port, allow_zero=True)
@@ -117,6 +133,9 @@ class ProxySettings:
         _at_least("idle_timeout", self.idle_timeout, 0)
         _at_least("zookeeper_timeout", self.zookeeper_timeout, 1)
         _at_least("pool_size", self.pool_size, 0)
+        _at_least("max_message_size", self.max_message_size, 1024)
+        _at_least("max_connections", self.max_connections, 1)
+        _at_least("read_timeout", self.read_timeout, 0)
         if bool(self.zookeeper) == bool(self.servers):
             raise ConfigError("give exactly one of --zookeeper HOST:PORT or --servers H:P,H:P")
         _event_loop(self.event_loop)
@@ -222,6 +241,24 @@ def explain(error: ConfigError, sources: Mapping[str, str]) -> ConfigError:
     if key in sources:
         return ConfigError(f"{message} (from {sources[key]})")
     return error
+
+
+def connection_cap(requested: int, reserve: int = FILE_RESERVE) -> tuple[int, str]:
+    """``--max-connections`` as the process can honour it: at most the open-files limit
+    (``ulimit -n``) less ``reserve``; with a note saying why when it is lowered."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return requested, ""
+    if soft == resource.RLIM_INFINITY or requested <= soft - reserve:
+        return requested, ""
+    cap = max(1, soft - reserve)
+    return cap, (
+        f"max_connections lowered from {requested} to {cap}: the process may open {soft} "
+        f"files (ulimit -n) and keeps {reserve} for its own"
+    )
 
 
 def _event_loop(value: str) -> None:

@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 #: A server as ``(host, port)``.
 Node = tuple[str, int]
 
+#: Cluster names a forwarder remembers their views by, and the longest it remembers.
+KNOWN_NAMES = 1024
+KNOWN_NAME_BYTES = 256
 _CHT = Routing.CHT  # a module constant: an enum member looked up on its class costs more
 
 _TRANSPORT_ERRORS = (ConnectError, ConnectionLost, RPCTimeout, OSError, asyncio.TimeoutError)
@@ -179,7 +182,8 @@ class Forwarder:
         self.rng = rng or random.Random()
         self.stats = ProxyStats()
         #: Views already resolved, by the cluster name as it came off the wire (``str`` or
-        #: ``bytes``); views live as long as the proxy.
+        #: ``bytes``): at most :data:`KNOWN_NAMES` names of at most :data:`KNOWN_NAME_BYTES`
+        #: bytes (a longer one takes the slow way each time).
         self._known: dict[str | bytes, ClusterView] = {}
         self._on_relay_error = self._relay_failed  # bound once: relays pass it on every call
         #: How each method's calls start (see :meth:`starter`), made once per route.
@@ -285,11 +289,14 @@ class Forwarder:
         a :class:`_Relay`; an update sent by ``random`` is not retried."""
         route = self.routes[method]
         wire_params = list(params)
-        view = self._known[typing.cast(str | bytes, wire_params[0])]  # relays need a known view
+        view = self._known.get(typing.cast(str | bytes, wire_params[0]))
+        done = typing.cast(Done, callback)  # what _relay passed: a Done
+        if view is None:  # forgotten since the call started: the slow way tries them all
+            self._start_slowly(method, wire_params, done)
+            return
         others = [n for n in self._targets(route, view, wire_params) or () if n != node]
         if route.routing is not Routing.CHT:
             others = self._shuffled(others) if _fails_over(route) else []
-        done = typing.cast(Done, callback)  # what _relay passed: a Done
         _Relay(self, route, view, [node, *others], wire_params, done).reply(error, None)
 
     async def forward(self, method: str, params: list[Any]) -> object:
@@ -299,7 +306,7 @@ class Forwarder:
         route = self.routes[method]
         name = text_param(params[0], "cluster name")
         view = await self.clusters(name)
-        self._known[params[0]] = view  # by the raw name (bytes from old clients)
+        self._remember(params[0], view)
         try:
             if route.routing is Routing.CHT:
                 key = text_param(params[1], "key") if len(params) > 1 else ""
@@ -317,6 +324,18 @@ class Forwarder:
         except ForwardError:
             self.stats.error_count += 1
             raise
+
+    def _remember(self, raw_name: str | bytes, view: ClusterView) -> None:
+        """Keep ``view`` for calls naming ``raw_name`` (as sent: bytes from old clients)."""
+        if len(raw_name) > KNOWN_NAME_BYTES:
+            return
+        if len(self._known) >= KNOWN_NAMES:
+            self._known.clear()  # the views stay; names are found again on the slow way
+        self._known[raw_name] = view
+
+    def forget(self) -> None:
+        """Drop every remembered name (a view went away)."""
+        self._known.clear()
 
     def _shuffled(self, nodes: Sequence[Node]) -> list[Node]:
         order = list(nodes)

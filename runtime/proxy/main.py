@@ -10,6 +10,12 @@ server), ``save`` (every server; maps merged), ``load`` (every server; all must 
 ``get_status`` (every server; maps merged) and ``get_proxy_status`` (its own status).
 ``do_mix`` is not forwarded: it is a server-to-server matter, as in Jubatus.
 
+What a client's cluster names cost a ZooKeeper proxy is bounded: a name no server has
+joined is answered ``no server found`` and creates nothing in ZooKeeper (looking it up
+costs one read, remembered for :data:`ABSENT_SECONDS`; at most :data:`LOOKUPS_PER_SECOND`
+such reads a second); at most :data:`MAX_VIEWS` clusters are watched, the least recently
+used one let go first.
+
 A proxy is a :class:`~runtime.process.lifecycle.System` of membership → pool → rpc, started in that
 order and stopped in reverse (stop accepting and drain, close server connections, leave
 ZooKeeper); ``get_proxy_status`` shows the states (``state``, ``state.<part>``).
@@ -22,6 +28,7 @@ import logging
 import os
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,16 +38,18 @@ from runtime.cluster.membership import Membership, Node, Snapshot
 from runtime.cluster.static import StaticMembership
 from runtime.cluster.zookeeper import paths
 from runtime.cluster.zookeeper.membership import ZooKeeperMembership, connect_client
-from runtime.errors import ConfigError, JubakoError, TypeMismatch
+from runtime.errors import ConfigError, JubakoError, MembershipError, TypeMismatch
 from runtime.process.cli import parse_proxy_args
 from runtime.process.lifecycle import Part, System
 from runtime.process.logs import setup_logging
 from runtime.process.serving import log_file_path, run_on_event_loop, serve_until_signalled
-from runtime.process.settings import ProxySettings, listen_host
-from runtime.proxy.forwarder import ClusterView, Forwarder, text_param
+from runtime.process.settings import FILE_RESERVE, ProxySettings, connection_cap, listen_host
+from runtime.proxy.forwarder import ClusterView, Forwarder, ForwardError, text_param
 from runtime.proxy.routing import Route, Routing
 from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.listener import parse_allow
 from runtime.rpc.locks import LockMode
+from runtime.rpc.logbounds import cut
 from runtime.rpc.pool import ClientPool
 from runtime.rpc.server import RpcServer
 from runtime.version import __version__
@@ -55,6 +64,14 @@ RECENT_KEYS = 4096
 
 #: Seconds between looks at which servers are still marked down, while any is.
 DOWN_RECHECK = 1.0
+#: Clusters a ZooKeeper proxy watches at once.
+MAX_VIEWS = 256
+#: Seconds a name found to have no cluster is answered without asking ZooKeeper again.
+ABSENT_SECONDS = 1.0
+#: Names remembered as absent (the oldest are forgotten first).
+MAX_ABSENT = 1024
+#: ZooKeeper look-ups of new cluster names a proxy makes in one second, at most.
+LOOKUPS_PER_SECOND = 20
 
 #: The built-ins every proxy forwards, with Jubatus's routing and aggregation.
 BUILTIN_ROUTES: tuple[Route, ...] = (
@@ -192,8 +209,15 @@ class ProxyApp:
         self.service_type = service_type
         self.prog = prog
         self.pool = ClientPool(timeout=settings.timeout, max_per_host=4)
-        self._views: dict[str, MembershipView] = {}
+        #: Watched clusters by name, least recently used first.
+        self._views: OrderedDict[str, MembershipView] = OrderedDict()
         self._starting: dict[str, asyncio.Task[MembershipView]] = {}
+        #: Names found to have no cluster, with when that stops being trusted.
+        self._absent: OrderedDict[str, float] = OrderedDict()
+        #: Look-ups of new names made in the current second, and that second.
+        self._lookups = (0, 0)
+        #: Views let go whose watches are being stopped.
+        self._stopping: set[asyncio.Task[None]] = set()
         self._static: MembershipView | None = None
         if settings.servers:
             self._static = MembershipView(StaticMembership(parse_servers(settings.servers)))
@@ -210,6 +234,10 @@ class ProxyApp:
         )
         self.dispatcher = Dispatcher(handlers)
         self.bind_host = listen_host(settings.listen_addr, settings.listen_if)
+        # A proxy keeps connections to its servers besides its clients'.
+        max_connections, lowered = connection_cap(settings.max_connections, 2 * FILE_RESERVE)
+        if lowered:
+            log.warning("%s", lowered)
         self.rpc = RpcServer(
             self.dispatcher,
             self.bind_host,
@@ -217,6 +245,9 @@ class ProxyApp:
             threads=settings.thread,
             max_message_size=settings.max_message_size,
             idle_timeout=settings.idle_timeout,
+            max_connections=max_connections,
+            allow=parse_allow(settings.allow),
+            read_timeout=settings.read_timeout,
         )
         # Answers relayed from one server's read go out at once, not an iteration later.
         self.pool.after_read = self.rpc.flush_now
@@ -253,9 +284,11 @@ class ProxyApp:
             return self._static
         view = self._views.get(name)
         if view is not None:
+            self._views.move_to_end(name)
             return view
         task = self._starting.get(name)
         if task is None:
+            self._check_lookup(name)
             task = asyncio.create_task(self._open_view(name))
             self._starting[name] = task
         try:
@@ -263,19 +296,57 @@ class ProxyApp:
         finally:
             self._starting.pop(name, None)
 
+    def _check_lookup(self, name: str) -> None:
+        """Refuse a name known to have no cluster, or one over the look-up budget."""
+        now = time.monotonic()
+        until = self._absent.get(name)
+        if until is not None:
+            if now < until:
+                raise ForwardError(f"no server found: {cut(name)}")
+            del self._absent[name]
+        second = int(now)
+        count, current = self._lookups
+        count = count + 1 if second == current else 1
+        self._lookups = (count, second)
+        if count > LOOKUPS_PER_SECOND:
+            raise ForwardError(
+                f"no server found: {cut(name)} (new cluster names are looked up at most "
+                f"{LOOKUPS_PER_SECOND} times a second)"
+            )
+
     async def _open_view(self, name: str) -> MembershipView:
         if not name:
             raise TypeMismatch("cluster name must not be empty with ZooKeeper membership")
+        try:
+            paths.check_segment("name", name)
+        except ValueError as error:
+            raise TypeMismatch(str(error)) from None
         membership = ZooKeeperMembership(
             self._zk_client,
             self.service_type,
             name,
             session_timeout=self.settings.zookeeper_timeout,
+            create=False,
         )
-        await membership.start()
+        try:
+            await membership.start()
+        except MembershipError as error:
+            if "no server has joined" not in str(error):
+                raise
+            self._absent[name] = time.monotonic() + ABSENT_SECONDS
+            while len(self._absent) > MAX_ABSENT:
+                self._absent.popitem(last=False)
+            raise ForwardError(f"no server found: {cut(name)}") from None
         view = MembershipView(membership)
         self._views[name] = view
         log.info("watching cluster %s/%s", self.service_type, name)
+        while len(self._views) > MAX_VIEWS:
+            old_name, old = self._views.popitem(last=False)
+            self.forwarder.forget()
+            log.info("letting cluster %s/%s go (least recently used)", self.service_type, old_name)
+            stopping = asyncio.get_running_loop().create_task(old.membership.stop())
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
         return view
 
     def get_proxy_status(self) -> dict[str, dict[str, str]]:

@@ -20,8 +20,11 @@ server a bounded amount of memory. Requests already read wait in the decoder mea
 
 End and idling: a client's EOF closes its connection once what it sent is answered; with
 ``idle_timeout`` set, a connection idle that long is closed, or dropped if its answers
-still wait for it to read. TCP keepalive finds dead peers. Notifications are executed and
-never answered.
+still wait for it to read. Activity is a whole request or answers read, not a byte: a
+client that sends one byte a second is idle. A request that has begun to arrive must make
+progress (:data:`READ_PROGRESS` bytes or a whole request every ``read_timeout`` seconds)
+or the connection is dropped, idle timeout or not. TCP keepalive finds dead peers.
+Notifications are executed and never answered.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds a refused client has to read the answers sent before the refusal.
 REFUSED_GRACE = 5.0
+#: Bytes a request in progress must gain every ``read_timeout`` seconds (when no whole
+#: request arrives meanwhile): 2 KiB/s at the default 30 s, far below any real client.
+READ_PROGRESS = 64 * 1024
 
 
 class Connection(asyncio.Protocol):
@@ -98,6 +104,11 @@ class Connection(asyncio.Protocol):
         #: had taken at the last idle check (more now: it reads).
         self.written = 0
         self.idle_taken = 0
+        #: Whole requests read so far.
+        self.requests = 0
+        #: The check that a request in progress keeps coming, with what had arrived then.
+        self.progress_handle: asyncio.TimerHandle | None = None
+        self.progress_mark = (0, 0)
 
     # -- transport events --------------------------------------------------------------
 
@@ -122,6 +133,8 @@ class Connection(asyncio.Protocol):
         self.server.connections.discard(self)
         if self.idle_handle is not None:
             self.idle_handle.cancel()
+        if self.progress_handle is not None:
+            self.progress_handle.cancel()
 
     def close(self) -> None:
         if self.transport is not None and not self.closed and not self.closing:
@@ -162,15 +175,41 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.refused:  # bytes read before reading stopped
             return
-        if self.tracks_idle:
-            self.last_activity = time.monotonic()
         try:
             self.decoder.push(data)
         except ProtocolError as error:  # too large, or not MessagePack-RPC
             self.refuse(error)
             return
+        requests = self.requests
         if self._serve_pass():  # stopped at MAX_SERVED_PER_PASS: more may wait
             self._serve_rest()
+        if self.requests != requests and self.tracks_idle:
+            self.last_activity = time.monotonic()
+        if self.progress_handle is None and self.server.read_timeout > 0:
+            if self.decoder.in_progress():
+                self._watch_progress()
+
+    def _watch_progress(self) -> None:
+        """Check in ``read_timeout`` seconds that the request in progress keeps coming."""
+        self.progress_mark = (self.decoder.fed, self.requests)
+        self.progress_handle = self.loop.call_later(
+            self.server.read_timeout, self._check_progress
+        )
+
+    def _check_progress(self) -> None:
+        self.progress_handle = None
+        if self.closed or self.closing or not self.decoder.in_progress():
+            return
+        fed, requests = self.progress_mark
+        if self.requests == requests and self.decoder.fed - fed < READ_PROGRESS:
+            self.abort(
+                ConnectionError(
+                    f"a request has gained {self.decoder.fed - fed} bytes in "
+                    f"{self.server.read_timeout:g} s (--read-timeout)"
+                )
+            )
+            return
+        self._watch_progress()
 
     def eof_received(self) -> bool:
         """asyncio: the client sent all it will send. Its requests are answered first; the

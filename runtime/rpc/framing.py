@@ -228,6 +228,11 @@ class BoundedDecoder(Decoder):
         """Raw bytes held for a large message in progress."""
         return 0 if self._scanner is None else len(self._scanner.buffer)
 
+    def in_progress(self) -> bool:
+        """Whether part of a message has arrived and the rest not yet (as of the last
+        :meth:`settle`)."""
+        return self._scanner is not None or self._given > self.boundary
+
     def push(self, data: bytes) -> None:
         """Add bytes from the client."""
         self.fed += len(data)

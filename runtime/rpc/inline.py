@@ -310,6 +310,7 @@ def serve_read(connection: Connection) -> bool:
         refused = None
     finally:
         decoder.boundary = boundary
+        connection.requests += served
         connection.sample_countdown = countdown
         if held is not None:
             release(lock, held, release_read)

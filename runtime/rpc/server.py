@@ -47,10 +47,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from runtime.rpc.connection import Connection
 from runtime.rpc.dispatch import Dispatcher
 from runtime.rpc.inline import InlineTable, Timing
+from runtime.rpc.listener import Listener, Network
 from runtime.rpc.logbounds import Throttle
 from runtime.rpc.scheduler import Scheduler
 
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 1024
+DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_READ_TIMEOUT = 30.0
 
 
 class RpcServer:
@@ -73,6 +77,9 @@ class RpcServer:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         idle_timeout: float = 0.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        allow: Sequence[Network] = (),
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
         self.dispatcher = dispatcher
         self.host = host
@@ -80,6 +87,8 @@ class RpcServer:
         self.max_message_size = max_message_size
         self.max_in_flight = max_in_flight
         self.idle_timeout = idle_timeout
+        #: Seconds a request that has begun to arrive may go without progress.
+        self.read_timeout = read_timeout
         #: How the fast path runs each method, and every method's timing.
         self.inline = InlineTable(dispatcher)
         #: Where the other calls run: workers, tasks, the queue of calls waiting for a lock.
@@ -92,17 +101,24 @@ class RpcServer:
         #: Calls handed over and not yet answered, over every connection.
         self.pending = 0
         self._idle = asyncio.Event()
-        self._server: asyncio.Server | None = None
-        self._port = 0
+        self.listener = Listener(
+            lambda: Connection(self),
+            host,
+            port,
+            max_connections=max_connections,
+            open_connections=lambda: len(self.connections),
+            allow=allow,
+            throttle=self.throttle,
+        )
 
     @property
     def port(self) -> int:
         """The bound port (after :meth:`start`)."""
-        return self._port
+        return self.listener.port
 
     @property
     def address(self) -> tuple[str, int]:
-        return (self.host, self._port)
+        return (self.host, self.port)
 
     @property
     def timings(self) -> dict[str, Timing]:
@@ -111,32 +127,19 @@ class RpcServer:
 
     async def start(self) -> None:
         """Bind and listen; ``port=0`` picks a free port, read it from :attr:`port`."""
-        loop = asyncio.get_running_loop()
         self._idle.set()
-        self._server = await loop.create_server(
-            lambda: Connection(self), self.host, self.requested_port, reuse_address=True
-        )
-        self._port = self._server.sockets[0].getsockname()[1]
-        log.info("rpc server bound %s:%d", self.host, self._port)
-
-    async def serve_forever(self) -> None:
-        if self._server is None:
-            await self.start()
-        assert self._server is not None
-        await self._server.serve_forever()
+        await self.listener.start()
+        log.info("rpc server bound %s:%d", self.host, self.port)
 
     async def close(self, drain_timeout: float = 10.0) -> None:
         """Stop accepting, wait up to ``drain_timeout`` for calls in flight, then close."""
-        if self._server is not None:
-            self._server.close()
+        await self.listener.close()
         try:
             await asyncio.wait_for(self._idle.wait(), drain_timeout)
         except TimeoutError:
             log.warning("closing with %d call(s) still in flight", self.pending)
         for connection in list(self.connections):
             connection.close()
-        if self._server is not None:
-            await self._server.wait_closed()
         self.scheduler.close()
 
     def flush_soon(self, connection: Connection) -> None:

@@ -35,13 +35,14 @@ from runtime.process.cli import parse_server_args
 from runtime.process.lifecycle import Part, Subsystem, System
 from runtime.process.logs import setup_logging
 from runtime.process.serving import log_file_path, run_on_event_loop, serve_until_signalled
-from runtime.process.settings import ServerSettings, listen_host
+from runtime.process.settings import ServerSettings, connection_cap, listen_host
 from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.listener import parse_allow
 from runtime.rpc.locks import LockMode, RWLock
 from runtime.rpc.server import RpcServer
 from runtime.server.base import ServerBase
 from runtime.server.host import ServiceHost, handler
-from runtime.server.persistence import read_model_file
+from runtime.server.persistence import read_model_file, remove_stale_temps
 from runtime.wire.signature import RESUME_MIXER, SUSPEND_MIXER
 
 __all__ = ["ServerApp", "handler", "load_service_class", "run_server"]
@@ -177,6 +178,9 @@ class ServerApp:
             on_update=self.host.on_update,
         )
         self.bind_host = listen_host(settings.listen_addr, settings.listen_if)
+        max_connections, lowered = connection_cap(settings.max_connections)
+        if lowered:
+            log.warning("%s", lowered)
         self.rpc = RpcServer(
             self.dispatcher,
             self.bind_host,
@@ -184,6 +188,9 @@ class ServerApp:
             threads=settings.thread,
             max_message_size=settings.max_message_size,
             idle_timeout=settings.timeout,
+            max_connections=max_connections,
+            allow=parse_allow(settings.allow),
+            read_timeout=settings.read_timeout,
         )
         self._zk: Any = None
         self._config_lock: Any = None
@@ -228,6 +235,9 @@ class ServerApp:
         await self.rpc.start()
         self.host.bound(self.bind_host, self.rpc.port)
         log.info("listening on %s:%d", self.bind_host, self.rpc.port)
+        datadir = Path(self.settings.datadir)
+        for stale in remove_stale_temps(datadir, self.host.server_id, self.service_type):
+            log.info("removed %s, left by a save that did not finish", stale)
         if self.settings.model_file:
             self.host.load_file(Path(self.settings.model_file), overwrite_config=True)
 

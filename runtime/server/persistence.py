@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import struct
 import time
@@ -49,6 +50,7 @@ from typing import Any, Final
 import msgpack
 
 from runtime.errors import ModelFileError
+from runtime.rpc.logbounds import shown
 
 __all__ = [
     "FORMAT_VERSION",
@@ -115,6 +117,10 @@ def validate_model_id(model_id: str) -> None:
         raise ModelFileError(f"model ID must be a string, not {type(model_id).__name__}")
     if model_id == "":
         raise ModelFileError("empty id is not allowed")
+    if len(model_id) > _NAME_MAX:
+        raise ModelFileError(
+            f"model ID is longer than {_NAME_MAX} characters: {shown(model_id)}"
+        )
     for char in model_id:
         if char in "/\\" or not " " <= char <= "~":
             raise ModelFileError(f"model ID contains invalid character: {model_id!r}")
@@ -233,6 +239,40 @@ def write_model_file(
         raise
     _fsync_directory(directory)
     log.debug("wrote model file %s (%d bytes)", path, len(data))
+
+
+#: A temporary file of :func:`write_model_file`: ``.<model file name>.<12 hex>.tmp``.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+\.jubatus)\.[0-9a-f]{12}\.tmp$")
+#: A temporary file this old is left from a save that cannot still be running.
+STALE_SECONDS = 3600.0
+
+
+def remove_stale_temps(datadir: Path, server_id: str, service_type: str) -> list[Path]:
+    """Remove the temporary files of saves a crash interrupted: any of this server's
+    (``<server_id>_<type>_...``, nothing of it can be running yet), and those of other
+    servers of this type older than :data:`STALE_SECONDS`. Returns what was removed."""
+    removed: list[Path] = []
+    ours = f"{server_id}_{service_type}_"
+    now = time.time()
+    try:
+        entries = list(os.scandir(datadir))
+    except OSError as error:
+        log.warning("cannot look for temporary files in %s: %s", datadir, error)
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or f"_{service_type}_" not in match["name"]:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS
+            if match["name"].startswith(ours) or old:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError as error:
+            log.warning("cannot remove temporary file %s: %s", entry.path, error)
+    return removed
 
 
 def _remove_quietly(path: Path) -> None:

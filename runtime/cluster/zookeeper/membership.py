@@ -103,6 +103,7 @@ class ZooKeeperMembership:
         use_cht: bool = False,
         session_timeout: float = 10.0,
         retry_interval: float = 10.0,
+        create: bool = True,
     ) -> None:
         """
         :param zk: ``"host:port[,host:port...][/chroot]"`` or a started client.
@@ -110,10 +111,14 @@ class ZooKeeperMembership:
         :param use_cht: the service has cht methods: register vnodes.
         :param session_timeout: seconds; also bounds every call made here.
         :param retry_interval: seconds a server marked down stays out of ``actives()``.
+        :param create: create the cluster's persistent znodes (a server); a proxy only
+            watches a cluster some server created, and creates nothing for a name a client
+            made up (``start`` raises MembershipError for an unknown cluster).
         """
         self.service_type = service_type
         self.name = name
         self.use_cht = use_cht
+        self.create = create
         self.session_timeout = session_timeout
         # Fail on a bad type or name now, not on a kazoo thread later.
         self._nodes_path = paths.nodes_path(service_type, name)
@@ -217,8 +222,15 @@ class ZooKeeperMembership:
             raise MembershipError("the ZooKeeper client given to membership is not connected")
         self._client.add_listener(self._on_state)
         try:
-            for path in paths.persistent_paths(self.service_type, self.name):
-                self._wait(self._client.ensure_path_async(path), f"create {path}")
+            if self.create:
+                for path in paths.persistent_paths(self.service_type, self.name):
+                    self._wait(self._client.ensure_path_async(path), f"create {path}")
+            else:
+                for path in (self._nodes_path, self._actives_path, self._cht_path):
+                    if self._wait(self._client.exists_async(path), f"look up {path}") is None:
+                        raise MembershipError(
+                            f"no cluster {self.service_type}/{self.name}: no server has joined it"
+                        )
             for path, on_change in (
                 (self._nodes_path, self._on_nodes),
                 (self._actives_path, self._on_actives),
