@@ -2,16 +2,18 @@
 PY ?= python3
 VENV := .venv
 ORACLE := .venv-oracle
+UPSTREAM := $(ORACLE)/jubatus-sdist
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ZOOKEEPER_JAR := /usr/share/java/zookeeper.jar
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint typecheck pytest regen bench zookeeper oracle venv
+.PHONY: demo test lint typecheck pytest regen bench zookeeper chromium oracle venv
 
 demo: venv
 	$(BIN)/python examples/kvs/demo.py
 
-test: venv oracle zookeeper lint typecheck pytest
+test: venv oracle zookeeper chromium lint typecheck pytest
 
 lint: venv
 	$(BIN)/ruff check .
@@ -20,6 +22,7 @@ typecheck: venv
 	$(BIN)/mypy
 	cd generated/server && MYPYPATH=../.. ../../$(BIN)/mypy --config-file ../../pyproject.toml $$(ls *.py | grep -v tmpl)
 	cd generated/python && MYPYPATH=../.. ../../$(BIN)/mypy --config-file ../../pyproject.toml -p clients
+	cd generated/http && MYPYPATH=../.. ../../$(BIN)/mypy --config-file ../../pyproject.toml *.py
 	cd examples/kvs && MYPYPATH=../.. ../../$(BIN)/mypy --config-file ../../pyproject.toml $$(ls *.py | grep -v tmpl)
 
 pytest: venv
@@ -49,13 +52,25 @@ $(VENV)/.installed: pyproject.toml
 
 # The official jubatus client and msgpack-rpc-python need msgpack 0.5 and tornado 4.5:
 # they live in a venv of their own and the tests drive them as subprocesses.
-oracle: $(ORACLE)/.installed
+oracle: $(ORACLE)/.installed $(UPSTREAM)/.unpacked
 
 $(ORACLE)/.installed:
 	$(PY) -m venv $(ORACLE)
 	$(ORACLE)/bin/pip install -q 'jubatus==1.1.0' 'msgpack-rpc-python==0.4.1' 'msgpack-python==0.5.6' 'tornado==4.5.3'
 	touch $@
 
+# The official client's own integration tests (its sdist's test/), which tests/compat runs
+# against the engines' commands.
+$(UPSTREAM)/.unpacked: $(ORACLE)/.installed
+	$(ORACLE)/bin/pip download -q --no-deps --no-binary :all: 'jubatus==1.1.0' -d $(UPSTREAM)
+	tar -xzf $(UPSTREAM)/jubatus-1.1.0.tar.gz -C $(UPSTREAM)
+	touch $@
+
 zookeeper:
 	@test -f $(ZOOKEEPER_JAR) || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq zookeeper; }
+
+# The browser test of the gateway's page drives Debian's chromium through Playwright.
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }

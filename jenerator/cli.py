@@ -1,4 +1,4 @@
-"""``jenerator -l server|python [-o DIR] [-n NAMESPACE] [-t] FILE.idl``.
+"""``jenerator -l server|python|http [-o DIR] [-n NAMESPACE] [-t] FILE.idl``.
 
 Exit status: 0 on success, silently; 1 when the IDL has errors (each printed on stderr
 as ``PATH:LINE:COL: error: MESSAGE``, no traceback); 2 on a usage error, an unreadable
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--lang",
         required=True,
         choices=TARGETS,
-        help="server: types, client, server main and proxy main; python: a client package",
+        help="server: types, client, server main and proxy main; python: a client package; "
+        "http: NAME_http.py, a FastAPI gateway to a server or proxy",
     )
     parser.add_argument("-o", "--output", default=".", help="output directory (default: .)")
     parser.add_argument(

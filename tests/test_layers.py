@@ -37,6 +37,9 @@ MAY_IMPORT: dict[str, set[str]] = {
         "runtime.errors", "runtime.version", "runtime.wire", "runtime.rpc",
         "runtime.process", "runtime.cluster", "runtime.server",
     },
+    "runtime.http": {
+        "runtime.errors", "runtime.version", "runtime.wire", "runtime.rpc", "runtime.process",
+    },
     "runtime.testing": {"runtime.errors", "runtime.process", "runtime.cluster"},
     "runtime": {
         "runtime.errors", "runtime.version", "runtime.wire", "runtime.rpc",

@@ -1,4 +1,4 @@
-"""Code-generation targets: ``server`` and ``python``.
+"""Code-generation targets: ``server``, ``python`` and ``http``.
 
 ``generate(idl, target, options)`` turns a validated model into a list of
 :class:`~jenerator.writer.OutputFile`; nothing is written here.
@@ -12,7 +12,7 @@ from jenerator.model import Idl
 from jenerator.writer import OutputFile
 
 #: Names accepted by ``jenerator -l``.
-TARGETS: tuple[str, ...] = ("server", "python")
+TARGETS: tuple[str, ...] = ("server", "python", "http")
 
 
 @dataclass(frozen=True)
@@ -38,4 +38,8 @@ def generate(idl: Idl, target: str, options: Options) -> list[OutputFile]:
         from jenerator.targets import python
 
         return python.build(idl, options)
+    if target == "http":
+        from jenerator.targets import http
+
+        return http.build(idl, options)
     raise ValueError(f"unknown target {target!r}")
