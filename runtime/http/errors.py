@@ -116,16 +116,34 @@ def _json_kind(value: object) -> str:
     return type(value).__name__
 
 
-def _walk(shape: Shape, loc: Sequence[str | int]) -> tuple[Shape, str]:
-    """The deepest shape ``loc`` reaches from ``shape`` and the path text to it."""
+def _walk(shape: Shape, loc: Sequence[str | int]) -> tuple[Shape, str, list[str | int]]:
+    """The deepest shape ``loc`` reaches from ``shape``, the path text to it, and the
+    rest of ``loc``."""
     path = ""
-    for part in loc:
+    for index, part in enumerate(loc):
         inner = shape.step(part)
         if inner is None:
-            break
+            return shape, path, list(loc[index:])
         path += f".{part}" if isinstance(shape, MessageShape) else f"[{part}]"
         shape = inner
-    return shape, path
+    return shape, path, []
+
+
+_DATUM = 'a datum is {"key": "text" or number, ...} or the three lists'
+
+
+def _datum_text(where: str, rest: list[str | int], error: Mapping[str, Any]) -> tuple[int, str]:
+    """What is wrong with a datum, from one member of its union: ``(rank, text)``; the
+    lowest rank of a datum's errors is the one reported."""
+    given = _json_kind(error.get("input"))
+    if rest and rest[0] == "DatumLists":
+        if error.get("type") == "extra_forbidden" or len(rest) == 1:
+            return 2, f"{where}: expected datum ({_DATUM}), got {given}"
+        inside = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest[1:])
+        return 0, f"{where}{inside}: {error.get('msg', '')} (got {given})"
+    if len(rest) >= 2:
+        return 1, f"{where}: the datum value of {rest[1]!r} must be text or a number, got {given}"
+    return 1, f"{where}: expected datum ({_DATUM}), got {given}"
 
 
 def _problem(spec: MethodSpec, error: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,9 +174,12 @@ def _problem(spec: MethodSpec, error: Mapping[str, Any]) -> dict[str, Any]:
             "message": f"{spec.name} has no argument {name!r}; its arguments are "
             f"{spec.describe_args()}",
         }
-    shape, path = _walk(arg.shape, loc[1:])
+    shape, path, rest = _walk(arg.shape, loc[1:])
     where = f"argument {arg.label}" + (f" at {arg.name}{path}" if path else "")
-    if kind == "missing":
+    rank = 0
+    if shape.idl == "datum" and rest:
+        rank, text = _datum_text(where, rest, error)
+    elif kind == "missing":
         text = f"{where} is missing ({shape.idl})"
     elif kind == "extra_forbidden":
         text = f"{where}: unknown field {loc[-1]!r} in {shape.idl}"
@@ -166,15 +187,14 @@ def _problem(spec: MethodSpec, error: Mapping[str, Any]) -> dict[str, Any]:
         text = f"{where}: {given} is out of range for {shape.idl}"
     else:
         text = f"{where}: expected {shape.idl}, got {_json_kind(given)}"
-        if shape.idl == "datum":
-            text += ' (a datum is {"key": "text" or number, ...} or the three lists)'
-        elif shape.idl == "raw":
+        if shape.idl == "raw":
             text += " (raw is base64 text)"
     return {
         "argument": arg.name,
         "path": arg.name + path,
         "expected": shape.idl,
         "message": f"{spec.name}: {text}",
+        "rank": rank,
     }
 
 
@@ -184,15 +204,16 @@ def _example(spec: MethodSpec) -> str:
 
 
 def validation_error(spec: MethodSpec, errors: Iterable[Mapping[str, Any]]) -> GatewayError:
-    """A 422 for the pydantic ``errors`` of a body of ``spec``: one problem per place
-    (the members of a union, such as a datum's two forms, count once)."""
-    problems: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    """A 422 for the pydantic ``errors`` of a body of ``spec``, one problem per place."""
+    best: dict[str, dict[str, Any]] = {}
     for error in errors:
         problem = _problem(spec, error)
-        if problem["message"] not in seen:
-            seen.add(problem["message"])
-            problems.append(problem)
+        # One problem per place: the members of a union (a datum's two forms) count once.
+        place = problem.get("path") or problem["message"]
+        kept = best.get(place)
+        if kept is None or problem.get("rank", 0) < kept.get("rank", 0):
+            best[place] = problem
+    problems = [{k: v for k, v in p.items() if k != "rank"} for p in best.values()]
     message = "; ".join(p["message"] for p in problems[:5])
     if len(problems) > 5:
         message += f"; and {len(problems) - 5} more"
