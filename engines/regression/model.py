@@ -303,7 +303,7 @@ class RegressionModel:
         if self.linear is not None:
             status.update(
                 {
-                    "num_features": str(len(self.weights.master)),
+                    "num_features": str(len(self.weights.master.keys() | self.weights.diff.keys())),
                     "num_features_diff": str(len(self.weights.diff)),
                     "num_classes": "1" if self.weights.master or self.weights.diff else "0",
                     "model_version": str(self._version),

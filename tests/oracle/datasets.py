@@ -28,3 +28,10 @@ def split_datum(row: dict[str, object]) -> tuple[list[tuple[str, str]], list[tup
     strings = [(k, v) for k, v in row.items() if isinstance(v, str)]
     numbers = [(k, float(v)) for k, v in row.items() if isinstance(v, int | float)]
     return strings, numbers
+
+
+def split_row(row: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """A row's keys in two halves (the first update_row sends one, the second the other)."""
+    keys = list(row)
+    half = len(keys) // 2
+    return {k: row[k] for k in keys[:half]}, {k: row[k] for k in keys[half:]}

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.oracle.datasets import synthetic_rows
+from tests.oracle.datasets import split_row, synthetic_rows
 
 GOLDENS = Path(__file__).resolve().parent / "goldens"
 
@@ -208,7 +208,155 @@ def record_weight() -> dict[str, Any]:
     return {"rows": rows, "cases": cases}
 
 
+# -- nearest_neighbor ----------------------------------------------------------------------
+
+
+def _digits(count: int) -> list[dict[str, Any]]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return [{f"p{j}": float(v) for j, v in enumerate(x) if v} for x in data.data[:count]]
+
+
+NN_CASES: list[tuple[str, int, str]] = [
+    ("lsh", 64, "digits"),
+    ("lsh", 200, "synthetic"),
+    ("minhash", 64, "digits"),
+    ("minhash", 128, "synthetic"),
+    ("euclid_lsh", 64, "digits"),
+    ("euclid_lsh", 100, "synthetic"),
+]
+
+
+def _nn_rows(name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    if name == "digits":
+        return _digits(400), NUM_CONVERTER
+    return synthetic_rows(21, 300), TEXT_CONVERTER
+
+
+def _scored(result: Any) -> list[list[Any]]:
+    return [[r.id, r.score] for r in result]
+
+
+def record_nearest_neighbor() -> dict[str, Any]:
+    from embedded_jubatus import NearestNeighbor
+
+    cases = []
+    for method, hash_num, data_name in NN_CASES:
+        rows, converter = _nn_rows(data_name)
+        config = {"method": method, "parameter": {"hash_num": hash_num}, "converter": converter}
+        model = NearestNeighbor(config)
+        stored = rows[:-40]
+        for i, row in enumerate(stored):
+            model.set_row(f"r{i}", _datum(row))
+        queries = rows[-40:]
+        cases.append(
+            {
+                "config": config,
+                "data": data_name,
+                "stored": len(stored),
+                "from_id": [
+                    _scored(model.neighbor_row_from_id(f"r{i}", 10)) for i in range(0, 60, 3)
+                ],
+                "from_datum": [
+                    _scored(model.neighbor_row_from_datum(_datum(q), 10)) for q in queries
+                ],
+                "similar_id": [
+                    _scored(model.similar_row_from_id(f"r{i}", 5)) for i in range(0, 30, 3)
+                ],
+                "similar_datum": [
+                    _scored(model.similar_row_from_datum(_datum(q), 5)) for q in queries[:10]
+                ],
+            }
+        )
+    datasets = {name: _nn_rows(name)[0] for name in ("digits", "synthetic")}
+    return {"datasets": datasets, "cases": cases}
+
+
+# -- recommender ---------------------------------------------------------------------------
+
+RECOMMENDER_CASES: list[tuple[str, Any, str]] = [
+    ("inverted_index", {}, "digits"),
+    ("inverted_index", {}, "synthetic"),
+    ("inverted_index_euclid", {}, "digits"),
+    ("inverted_index_euclid", {"ignore_orthogonal": True}, "synthetic"),
+    ("lsh", {"hash_num": 64}, "digits"),
+    ("minhash", {"hash_num": 64}, "synthetic"),
+    (
+        "euclid_lsh",
+        {"hash_num": 16, "table_num": 4, "bin_width": 8.0, "probe_num": 16, "seed": 1091},
+        "digits",
+    ),
+    (
+        "nearest_neighbor_recommender",
+        {"method": "euclid_lsh", "parameter": {"hash_num": 64}},
+        "digits",
+    ),
+    (
+        "inverted_index",
+        {"unlearner": "lru", "unlearner_parameter": {"max_size": 150}},
+        "synthetic",
+    ),
+]
+
+
+def _datum_values(d: Any) -> list[Any]:
+    return [[list(p) for p in d.string_values], [list(p) for p in d.num_values]]
+
+
+def record_recommender() -> dict[str, Any]:
+    from embedded_jubatus import Recommender
+
+    cases = []
+    for method, parameter, data_name in RECOMMENDER_CASES:
+        rows, converter = _nn_rows(data_name)
+        config = {"method": method, "parameter": parameter, "converter": converter}
+        model = Recommender(config)
+        stored = rows[:-40]
+        for i, row in enumerate(stored):
+            first, second = split_row(row)
+            model.update_row(f"r{i}", _datum(first))
+            if second:
+                model.update_row(f"r{i}", _datum(second))
+        for i in range(0, 40, 7):
+            model.clear_row(f"r{i}")
+        queries = rows[-40:]
+        ids = [f"r{i}" for i in range(1, 60, 4)]
+        cases.append(
+            {
+                "config": config,
+                "data": data_name,
+                "stored": len(stored),
+                "all_rows": sorted(model.get_all_rows()),
+                "similar_id": [_scored(model.similar_row_from_id(k, 8)) for k in ids],
+                "similar_datum": [
+                    _scored(model.similar_row_from_datum(_datum(q), 8)) for q in queries
+                ],
+                "similar_id_score": [
+                    _scored(model.similar_row_from_id_and_score(k, 0.5)) for k in ids[:4]
+                ],
+                "similar_datum_rate": [
+                    _scored(model.similar_row_from_datum_and_rate(_datum(q), 0.02))
+                    for q in queries[:6]
+                ],
+                "complete_id": [_datum_values(model.complete_row_from_id(k)) for k in ids[:6]],
+                "complete_datum": [
+                    _datum_values(model.complete_row_from_datum(_datum(q))) for q in queries[:6]
+                ],
+                "decode": [_datum_values(model.decode_row(k)) for k in ids],
+                "similarity": [
+                    model.calc_similarity(_datum(a), _datum(b))
+                    for a, b in zip(queries[:10], queries[10:20], strict=True)
+                ],
+                "l2norm": [model.calc_l2norm(_datum(q)) for q in queries[:10]],
+            }
+        )
+    return {"cases": cases}
+
+
 RECORDERS: dict[str, Callable[[], dict[str, Any]]] = {
+    "recommender": record_recommender,
+    "nearest_neighbor": record_nearest_neighbor,
     "regression": record_regression,
     "weight": record_weight,
 }

@@ -1,0 +1,71 @@
+"""The nearest_neighbor service: :class:`~engines.nearest_neighbor.model.NearestNeighborModel`
+behind the generated server.
+
+Run it as ``jubanearest_neighbor --rpc-port 9199 --configpath nn.json`` with a Jubatus
+config (``method`` lsh, minhash or euclid_lsh, ``parameter`` with ``hash_num``,
+``converter``). The IDL declares the queries ``#@nolock`` as Jubatus does;
+``model_lock_for`` has the framework take its shared model lock for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from engines.nearest_neighbor import nearest_neighbor_types as types
+from engines.nearest_neighbor.model import NearestNeighborModel
+from runtime import Datum, LockMode, Mixable, ServerBase
+
+
+def _scored(rows: list[tuple[str, float]]) -> list[types.IdWithScore]:
+    return [types.IdWithScore(key, score) for key, score in rows]
+
+
+class NearestNeighborServ(ServerBase):
+    """Jubatus's nearest_neighbor engine."""
+
+    user_data_version = 1
+    model_lock_for: ClassVar[Mapping[str, LockMode]] = {
+        "neighbor_row_from_id": LockMode.ANALYSIS,
+        "neighbor_row_from_datum": LockMode.ANALYSIS,
+        "similar_row_from_id": LockMode.ANALYSIS,
+        "similar_row_from_datum": LockMode.ANALYSIS,
+        "get_all_rows": LockMode.ANALYSIS,
+    }
+
+    def __init__(self, config_json: str) -> None:
+        super().__init__(config_json)
+        self.model = NearestNeighborModel(self.config)
+
+    def clear(self) -> bool:
+        return self.model.clear()
+
+    def set_row(self, id: str, d: Datum) -> bool:
+        return self.model.set_row(id, d)
+
+    def neighbor_row_from_id(self, id: str, size: int) -> list[types.IdWithScore]:
+        return _scored(self.model.neighbor_row_from_id(id, size))
+
+    def neighbor_row_from_datum(self, query: Datum, size: int) -> list[types.IdWithScore]:
+        return _scored(self.model.neighbor_row_from_datum(query, size))
+
+    def similar_row_from_id(self, id: str, ret_num: int) -> list[types.IdWithScore]:
+        return _scored(self.model.similar_row_from_id(id, ret_num))
+
+    def similar_row_from_datum(self, query: Datum, ret_num: int) -> list[types.IdWithScore]:
+        return _scored(self.model.similar_row_from_datum(query, ret_num))
+
+    def get_all_rows(self) -> list[str]:
+        return self.model.get_all_rows()
+
+    def get_status(self) -> dict[str, str]:
+        return self.model.get_status()
+
+    def pack(self) -> object:
+        return self.model.pack()
+
+    def unpack(self, payload: object) -> None:
+        self.model.unpack(payload)
+
+    def mixable(self) -> Mixable:
+        return self.model

@@ -1,0 +1,1 @@
+"""The recommender engine: Jubatus's inverted-index, hashed and nearest-neighbour recommenders."""
