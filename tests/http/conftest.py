@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,13 +43,13 @@ class Gateway:
     url: str
     http: httpx.Client
 
-    def job(self, job_id: str) -> dict[str, object]:
+    def job(self, job_id: str) -> dict[str, Any]:
         reply = self.http.get(f"/v1/jobs/{job_id}")
         assert reply.status_code == 200, reply.text
-        result: dict[str, object] = reply.json()
+        result: dict[str, Any] = reply.json()
         return result
 
-    def results(self, job_id: str, **params: int) -> list[dict[str, object]]:
+    def results(self, job_id: str, **params: int) -> list[dict[str, Any]]:
         reply = self.http.get(f"/v1/jobs/{job_id}/results", params=params)
         assert reply.status_code == 200, reply.text
         return [json.loads(line) for line in reply.text.splitlines()]
@@ -136,7 +137,7 @@ def wait_job(
     job_id: str,
     timeout: float = 60.0,
     states: tuple[str, ...] = ("completed", "failed", "cancelled"),
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Poll a job until it is in one of ``states``."""
     import time
 
