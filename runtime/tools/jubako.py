@@ -21,6 +21,7 @@ from pathlib import Path
 
 from runtime.errors import JubakoError, RPCError, UnknownMethod
 from runtime.rpc.client import Client
+from runtime.tools import batch
 from runtime.tools.local_cluster import ClusterSpec, ClusterState, down, up
 from runtime.tools.status_table import render_json, render_table, text_status
 from runtime.version import __version__
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.add_argument("--width", type=int, default=32, help="cut values to this many chars")
     status.add_argument("--timeout", type=float, default=10.0, help="call timeout in seconds")
+    batch.add_parser(commands)
     return parser
 
 
@@ -100,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "status":
             return _status(args)
+        if args.command == "batch":
+            return batch.run(args)
         if args.action == "up":
             return _up(args)
         if args.action == "down":
