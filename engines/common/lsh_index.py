@@ -46,6 +46,10 @@ def hash_ints(values: Sequence[int]) -> int:
     return value
 
 
+def _float(value: float) -> float:
+    return float(np.float32(value))
+
+
 class _Probes:
     """Jubatus's ``lsh_probe_generator`` over a shifted projection."""
 
@@ -84,22 +88,16 @@ class _Probes:
                 vector[~index] -= 1
         shifted = [*chosen[:-1], chosen[-1] + 1]
         expanded = [*chosen, chosen[-1] + 1]
+        # Jubatus's heap holds floats: each new score is a double rounded to a float.
         if shifted[-1] < len(candidates):
-            heapq.heappush(
-                self._heap,
-                (
-                    # the difference of two floats is a float in Jubatus
-                    score
-                    + float(
-                        np.float32(candidates[shifted[-1]][0])
-                        - np.float32(candidates[shifted[-1] - 1][0])
-                    ),
-                    table,
-                    shifted,
-                ),
+            step = np.float32(candidates[shifted[-1]][0]) - np.float32(
+                candidates[shifted[-1] - 1][0]
             )
+            heapq.heappush(self._heap, (_float(score + float(step)), table, shifted))
         if expanded[-1] < len(candidates):
-            heapq.heappush(self._heap, (score + candidates[expanded[-1]][0], table, expanded))
+            heapq.heappush(
+                self._heap, (_float(score + candidates[expanded[-1]][0]), table, expanded)
+            )
         return table, vector
 
 
@@ -147,27 +145,34 @@ class LshIndex:
         self.log.touch(key)
 
     def _put(self, key: str, keys: list[int], words: npt.NDArray[np.uint64], norm: float) -> None:
-        self._drop(key)
+        old = self.entries.get(key)
+        if old is not None:
+            self._leave(key, old[0])
         self.entries[key] = (keys, words, norm)
         for bucket in keys:
             self.buckets.setdefault(bucket, set()).add(key)
 
-    def _drop(self, key: str) -> bool:
-        entry = self.entries.pop(key, None)
-        if entry is None:
-            return False
-        for bucket in entry[0]:
+    def _leave(self, key: str, keys: list[int]) -> None:
+        for bucket in keys:
             members = self.buckets.get(bucket)
             if members is not None:
                 members.discard(key)
                 if not members:
                     del self.buckets[bucket]
-        return True
 
     def remove_row(self, key: str) -> bool:
-        existed = self._drop(key)
+        """Forget row ``key``. As in Jubatus, a row not yet mixed stays a member of its
+        buckets: it still counts towards a query's candidates (and is then skipped)."""
+        existed = self.entries.pop(key, None) is not None
         self.log.touch(key)
         return existed
+
+    def _rebuild_buckets(self) -> None:
+        """Buckets from the entries alone (what a mix leaves in Jubatus)."""
+        self.buckets = {}
+        for key, (keys, _, _) in self.entries.items():
+            for bucket in keys:
+                self.buckets.setdefault(bucket, set()).add(key)
 
     def clear(self) -> None:
         self.entries = {}
@@ -183,7 +188,10 @@ class LshIndex:
         scored: list[tuple[float, str]] = []
         bits = self.bits
         for key in candidates:
-            _, other, other_norm = self.entries[key]
+            entry = self.entries.get(key)
+            if entry is None:
+                continue  # a removed row still in its buckets (see remove_row)
+            _, other, other_norm = entry
             same = bits - int(np.bitwise_count(np.bitwise_xor(words, other)).sum())
             if same == bits:
                 distance = abs(norm - other_norm)
@@ -263,12 +271,13 @@ class LshIndex:
             if self.log.newer_here(key, version):
                 continue
             if entry is None:
-                self._drop(key)
+                self.entries.pop(key, None)
             else:
                 self._put(key, *entry)
             self.log.accept(key, version)
             self.log.changed.pop(key, None)
             applied.append(key)
+        self._rebuild_buckets()
         return applied
 
     def pack(self) -> dict[str, object]:

@@ -354,7 +354,123 @@ def record_recommender() -> dict[str, Any]:
     return {"cases": cases}
 
 
+# -- anomaly -------------------------------------------------------------------------------
+
+ANOMALY_CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "lof",
+        {
+            "nearest_neighbor_num": 5,
+            "reverse_nearest_neighbor_num": 15,
+            "method": "inverted_index_euclid",
+            "parameter": {},
+        },
+        "wine",
+    ),
+    (
+        "lof",
+        {
+            "nearest_neighbor_num": 4,
+            "reverse_nearest_neighbor_num": 10,
+            "ignore_kth_same_point": True,
+            "method": "inverted_index",
+            "parameter": {},
+        },
+        "synthetic",
+    ),
+    (
+        "lof",
+        {
+            "nearest_neighbor_num": 6,
+            "reverse_nearest_neighbor_num": 12,
+            "method": "euclid_lsh",
+            "parameter": {
+                "hash_num": 8,
+                "table_num": 8,
+                "probe_num": 32,
+                "bin_width": 40.0,
+                "seed": 7,
+            },
+        },
+        "wine",
+    ),
+    (
+        "light_lof",
+        {
+            "nearest_neighbor_num": 5,
+            "reverse_nearest_neighbor_num": 15,
+            "method": "euclid_lsh",
+            "parameter": {"hash_num": 64},
+        },
+        "wine",
+    ),
+    (
+        "light_lof",
+        {
+            "nearest_neighbor_num": 4,
+            "reverse_nearest_neighbor_num": 8,
+            "ignore_kth_same_point": True,
+            "method": "lsh",
+            "parameter": {"hash_num": 128},
+            "unlearner": "lru",
+            "unlearner_parameter": {"max_size": 60},
+        },
+        "synthetic",
+    ),
+]
+
+
+def _wine() -> list[dict[str, Any]]:
+    from sklearn.datasets import load_wine
+
+    data = load_wine()
+    return [{f"f{j}": float(v) for j, v in enumerate(x)} for x in data.data]
+
+
+def _anomaly_rows(name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    if name == "wine":
+        return _wine(), NUM_CONVERTER
+    return synthetic_rows(31, 150), TEXT_CONVERTER
+
+
+def record_anomaly() -> dict[str, Any]:
+    from embedded_jubatus import Anomaly
+
+    cases = []
+    for method, parameter, data_name in ANOMALY_CASES:
+        rows, converter = _anomaly_rows(data_name)
+        config = {"method": method, "parameter": parameter, "converter": converter}
+        model = Anomaly(config)
+        adds = [[r.id, r.score] for r in (model.add(_datum(row)) for row in rows[:100])]
+        bulk = model.add_bulk([_datum(row) for row in rows[100:120]])
+        changes = []
+        for i, row in enumerate(rows[120:130]):
+            key = str(i * 7)
+            if method == "lof" and i % 2 == 0:
+                changes.append(["update", key, model.update(key, _datum(row))])
+            else:
+                changes.append(["overwrite", key, model.overwrite(key, _datum(row))])
+        if method == "lof":
+            for key in ("3", "11", "50"):
+                model.clear_row(key)
+        scores = [model.calc_score(_datum(row)) for row in rows[130:]]
+        cases.append(
+            {
+                "config": config,
+                "data": data_name,
+                "add": adds,
+                "add_bulk": list(bulk),
+                "changes": changes,
+                "all_rows": sorted(model.get_all_rows()),
+                "calc_score": scores,
+            }
+        )
+    datasets = {name: _anomaly_rows(name)[0] for name in ("wine", "synthetic")}
+    return {"datasets": datasets, "cases": cases}
+
+
 RECORDERS: dict[str, Callable[[], dict[str, Any]]] = {
+    "anomaly": record_anomaly,
     "recommender": record_recommender,
     "nearest_neighbor": record_nearest_neighbor,
     "regression": record_regression,

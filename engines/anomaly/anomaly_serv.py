@@ -1,0 +1,69 @@
+"""The anomaly service: :class:`~engines.anomaly.model.AnomalyModel` behind the generated
+server.
+
+Run it as ``jubaanomaly --rpc-port 9199 --configpath anomaly.json`` with a Jubatus anomaly
+config (``method`` lof or light_lof, ``parameter``, ``converter``), or in a cluster behind
+``jubaanomaly_proxy`` (:mod:`engines.anomaly.proxy`), which gives every ``add`` an id
+unique in the cluster. ``add`` and ``add_bulk`` are ``#@nolock`` in the IDL, as in Jubatus;
+``model_lock_for`` has the framework take its model lock alone for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from engines.anomaly import anomaly_types as types
+from engines.anomaly.model import AnomalyModel
+from runtime import Datum, LockMode, Mixable, ServerBase
+
+
+class AnomalyServ(ServerBase):
+    """Jubatus's anomaly engine."""
+
+    user_data_version = 1
+    model_lock_for: ClassVar[Mapping[str, LockMode]] = {
+        "add": LockMode.UPDATE,
+        "add_bulk": LockMode.UPDATE,
+    }
+
+    def __init__(self, config_json: str) -> None:
+        super().__init__(config_json)
+        self.model = AnomalyModel(self.config)
+
+    def clear_row(self, id: str) -> bool:
+        return self.model.clear_row(id)
+
+    def add(self, row: Datum) -> types.IdWithScore:
+        key, score = self.model.add(row)
+        return types.IdWithScore(key, score)
+
+    def add_bulk(self, data: list[Datum]) -> list[str]:
+        return self.model.add_bulk(data)
+
+    def update(self, id: str, row: Datum) -> float:
+        return self.model.update(id, row)
+
+    def overwrite(self, id: str, row: Datum) -> float:
+        return self.model.overwrite(id, row)
+
+    def clear(self) -> bool:
+        return self.model.clear()
+
+    def calc_score(self, row: Datum) -> float:
+        return self.model.calc_score(row)
+
+    def get_all_rows(self) -> list[str]:
+        return self.model.get_all_rows()
+
+    def get_status(self) -> dict[str, str]:
+        return self.model.get_status()
+
+    def pack(self) -> object:
+        return self.model.pack()
+
+    def unpack(self, payload: object) -> None:
+        self.model.unpack(payload)
+
+    def mixable(self) -> Mixable:
+        return self.model
