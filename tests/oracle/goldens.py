@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from functools import cache
@@ -15,8 +16,8 @@ GOLDENS = Path(__file__).resolve().parent / "goldens"
 
 @cache
 def golden(name: str) -> Any:
-    """The parsed ``goldens/<name>.json``."""
-    return json.loads((GOLDENS / f"{name}.json").read_text(encoding="utf-8"))
+    """The parsed ``goldens/<name>.json.gz``."""
+    return json.loads(gzip.decompress((GOLDENS / f"{name}.json.gz").read_bytes()))
 
 
 def datum(row: dict[str, Any]) -> Datum:

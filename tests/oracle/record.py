@@ -5,7 +5,7 @@ Run it with the interpreter that has the core's Python bridge, from the reposito
 
     /path/to/core/venv/bin/python -m tests.oracle.record [ENGINE ...]
 
-It writes ``tests/oracle/goldens/<engine>.json``: the configs, the inputs and the core's
+It writes ``tests/oracle/goldens/<engine>.json.gz``: the configs, the inputs and the core's
 answers. The tests (``tests/engines/*/test_*_golden.py``) replay the inputs through Jubako
 and compare, so CI needs no C++ build. Inputs are scikit-learn's bundled data sets (no
 download) and seeded synthetic rows (:mod:`tests.oracle.datasets`).
@@ -13,6 +13,7 @@ download) and seeded synthetic rows (:mod:`tests.oracle.datasets`).
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from collections.abc import Callable
@@ -469,7 +470,117 @@ def record_anomaly() -> dict[str, Any]:
     return {"datasets": datasets, "cases": cases}
 
 
+# -- classifier ----------------------------------------------------------------------------
+
+LINEAR_CLASSIFIER_METHODS = ("perceptron", "PA", "PA1", "PA2", "CW", "AROW", "NHERD")
+NEIGHBOR_CLASSIFIER_CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "NN",
+        {
+            "method": "euclid_lsh",
+            "parameter": {"hash_num": 64},
+            "nearest_neighbor_num": 5,
+            "local_sensitivity": 1.0,
+        },
+        "digits",
+    ),
+    (
+        "NN",
+        {
+            "method": "lsh",
+            "parameter": {"hash_num": 128},
+            "nearest_neighbor_num": 7,
+            "local_sensitivity": 0.5,
+        },
+        "breast_cancer",
+    ),
+    (
+        "NN",
+        {
+            "method": "minhash",
+            "parameter": {"hash_num": 64},
+            "nearest_neighbor_num": 5,
+            "local_sensitivity": 1.0,
+        },
+        "gaussian",
+    ),
+    ("cosine", {"nearest_neighbor_num": 5, "local_sensitivity": 1.0}, "digits"),
+    ("euclidean", {"nearest_neighbor_num": 5, "local_sensitivity": 0.01}, "breast_cancer"),
+    ("euclidean", {"nearest_neighbor_num": 9, "local_sensitivity": 0.5}, "gaussian"),
+]
+
+
+def _classification_sets() -> dict[str, dict[str, Any]]:
+    import random
+
+    from sklearn.datasets import load_breast_cancer
+
+    sets: dict[str, dict[str, Any]] = {}
+    digits = _digits(500)
+    from sklearn.datasets import load_digits
+
+    sets["digits"] = {
+        "rows": digits,
+        "labels": [str(int(t)) for t in load_digits().target[:500]],
+        "split": 400,
+    }
+    cancer = load_breast_cancer()
+    sets["breast_cancer"] = {
+        "rows": [{f"f{j}": float(v) for j, v in enumerate(x)} for x in cancer.data[:500]],
+        "labels": [str(int(t)) for t in cancer.target[:500]],
+        "split": 400,
+    }
+    rng = random.Random(5)
+    centres = [[rng.uniform(-4, 4) for _ in range(6)] for _ in range(5)]
+    rows, labels = [], []
+    for _ in range(450):
+        label = rng.randrange(5)
+        rows.append({f"g{j}": round(rng.gauss(c, 1.5), 4) for j, c in enumerate(centres[label])})
+        labels.append(f"class{label}")
+    sets["gaussian"] = {"rows": rows, "labels": labels, "split": 350}
+    return sets
+
+
+def _classify(model: Any, rows: list[dict[str, Any]]) -> list[list[list[Any]]]:
+    results = model.classify([_datum(row) for row in rows])
+    return [sorted([[r.label, r.score] for r in result]) for result in results]
+
+
+def record_classifier() -> dict[str, Any]:
+    from embedded_jubatus import Classifier
+
+    sets = _classification_sets()
+    cases = []
+    for data_name, data in sets.items():
+        for method in LINEAR_CLASSIFIER_METHODS:
+            parameter = None if method in ("perceptron", "PA") else {"regularization_weight": 1.0}
+            config: dict[str, Any] = {"method": method, "converter": NUM_CONVERTER}
+            if parameter is not None:
+                config["parameter"] = parameter
+            cases.append(_classifier_case(Classifier, config, data_name, data))
+    for method, parameter, data_name in NEIGHBOR_CLASSIFIER_CASES:
+        config = {"method": method, "parameter": parameter, "converter": NUM_CONVERTER}
+        cases.append(_classifier_case(Classifier, config, data_name, sets[data_name]))
+    return {"datasets": sets, "cases": cases}
+
+
+def _classifier_case(
+    classifier: Any, config: dict[str, Any], name: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    model = classifier(config)
+    split = data["split"]
+    for row, label in zip(data["rows"][:split], data["labels"][:split], strict=True):
+        model.train([(label, _datum(row))])
+    return {
+        "config": config,
+        "data": name,
+        "labels": dict(model.get_labels()),
+        "classify": _classify(model, data["rows"][split : split + 100]),
+    }
+
+
 RECORDERS: dict[str, Callable[[], dict[str, Any]]] = {
+    "classifier": record_classifier,
     "anomaly": record_anomaly,
     "recommender": record_recommender,
     "nearest_neighbor": record_nearest_neighbor,
@@ -482,8 +593,9 @@ def main(argv: list[str]) -> int:
     GOLDENS.mkdir(exist_ok=True)
     for name in argv or list(RECORDERS):
         result = RECORDERS[name]()
-        path = GOLDENS / f"{name}.json"
-        path.write_text(json.dumps(result, indent=None, separators=(",", ":")) + "\n")
+        path = GOLDENS / f"{name}.json.gz"
+        text = json.dumps(result, indent=None, separators=(",", ":")) + "\n"
+        path.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
         print(f"wrote {path} ({path.stat().st_size} bytes)", file=sys.stderr)
     return 0
 
