@@ -815,6 +815,8 @@ class FeatureConverter:
                     raise ValueError(f"datum {what}[{i}]: the key must be a string")
                 if not ok(value):
                     raise ValueError(f"datum {what}[{i}] ({key!r}): wrong value type")
+        if any("$" in key for key, _ in (*datum.string_values, *datum.num_values)):
+            self.unweighted(datum)  # raises for a '$' in a key a rule would use
 
     def unweighted(self, datum: DatumLike) -> Features:
         """Filters, then string and number rules: Jubatus's ``convert_unweighted``."""
