@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import re
+import resource
 import selectors
 import signal
 import socket
@@ -92,6 +93,7 @@ class ServerProcess:
         cwd: str | os.PathLike[str] | None = None,
         python: str = sys.executable,
         ready_timeout: float = 30.0,
+        open_files: int | None = None,
     ) -> None:
         """Prepare (not start) the process.
 
@@ -99,7 +101,9 @@ class ServerProcess:
         :param log_path: where stdout and stderr go (default: a new temp file, kept).
         :param env: extra environment variables (added to this process's environment).
         :param ready_timeout: seconds ``start()`` waits for the ``listening on`` line.
+        :param open_files: the process's limit of open files (``ulimit -n``), if given.
         """
+        self.open_files = open_files
         self.script = Path(script)
         self.args = list(args)
         self.python = python
@@ -114,6 +118,10 @@ class ServerProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self.host: str | None = None
         self._port: int | None = None
+
+    def _limit_open_files(self) -> None:  # in the child, before exec
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     @property
     def command(self) -> list[str]:
@@ -161,6 +169,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=self.cwd,
+                preexec_fn=None if self.open_files is None else self._limit_open_files,
             )
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:

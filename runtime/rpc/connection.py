@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds a refused client has to read the answers sent before the refusal.
 REFUSED_GRACE = 5.0
+#: A client that leaves more than this many times ``max_message_size`` of answers unread
+#: is dropped (reading from it stops at once ``max_message_size`` wait; the rest are the
+#: answers of calls it had started before).
+OUTPUT_LIMIT_FACTOR = 4
 #: Bytes a request in progress must gain every ``read_timeout`` seconds (when no whole
 #: request arrives meanwhile): 2 KiB/s at the default 30 s, far below any real client.
 READ_PROGRESS = 64 * 1024
@@ -57,6 +61,15 @@ READ_PROGRESS = 64 * 1024
 
 class Connection(asyncio.Protocol):
     """One client connection."""
+
+    # Slots: the read path touches these on every call.
+    __slots__ = (
+        "closed", "closing", "debug", "decoder", "dispatcher", "eof", "flush_scheduled",
+        "held", "idle_handle", "idle_taken", "in_flight", "in_read", "last_activity", "loop",
+        "out", "out_bytes", "pack", "paused", "peer", "progress_handle", "progress_mark",
+        "reading", "refused", "requests", "sample_countdown", "serve_scheduled", "server",
+        "tracks_idle", "transport", "unserved", "write_blocked", "written",
+    )  # fmt: skip
 
     def __init__(self, server: RpcServer) -> None:
         self.server = server
@@ -180,17 +193,13 @@ class Connection(asyncio.Protocol):
         except ProtocolError as error:  # too large, or not MessagePack-RPC
             self.refuse(error)
             return
-        requests = self.requests
         if self._serve_pass():  # stopped at MAX_SERVED_PER_PASS: more may wait
             self._serve_rest()
-        if self.requests != requests and self.tracks_idle:
-            self.last_activity = time.monotonic()
-        if self.progress_handle is None and self.server.read_timeout > 0:
-            if self.decoder.in_progress():
-                self._watch_progress()
 
-    def _watch_progress(self) -> None:
+    def watch_progress(self) -> None:
         """Check in ``read_timeout`` seconds that the request in progress keeps coming."""
+        if self.server.read_timeout <= 0:
+            return
         self.progress_mark = (self.decoder.fed, self.requests)
         self.progress_handle = self.loop.call_later(
             self.server.read_timeout, self._check_progress
@@ -209,7 +218,7 @@ class Connection(asyncio.Protocol):
                 )
             )
             return
-        self._watch_progress()
+        self.watch_progress()
 
     def eof_received(self) -> bool:
         """asyncio: the client sent all it will send. Its requests are answered first; the
@@ -459,7 +468,11 @@ class Connection(asyncio.Protocol):
             packed = self.pack([1, msgid, f"cannot pack the result: {problem}", None])
         self.out.append(packed)
         self.out_bytes += len(packed)
-        if not self.flush_scheduled and not self.in_read:
+        if self.in_read:  # the pass writes (and counts) its answers itself
+            return
+        if self.out_bytes >= self.server.max_message_size:
+            self.flush()  # now: past the high-water mark the transport stops our reading
+        elif not self.flush_scheduled:
             self.flush_scheduled = True
             self.server.flush_soon(self)
 
@@ -470,6 +483,10 @@ class Connection(asyncio.Protocol):
             if self.tracks_idle:  # the idle check reads what the client has taken
                 self.written += len(data)
             self.transport.write(data)
+            if self.write_blocked:  # the transport holds a backlog: how much?
+                unread = self.transport.get_write_buffer_size()
+                if unread > OUTPUT_LIMIT_FACTOR * self.server.max_message_size:
+                    self.abort(ConnectionError(f"it has left {unread} bytes of answers unread"))
         self.out.clear()
         self.out_bytes = 0
 

@@ -32,7 +32,7 @@ from typing import Final
 import msgpack
 
 from runtime.errors import MessageTooLarge, ProtocolError
-from runtime.rpc.protocol import Decoder
+from runtime.rpc.protocol import Decoder, Message
 
 #: Bytes of an incomplete message the unpacker may hold (as partly built objects) between
 #: reads; a longer one is scanned until complete.
@@ -194,86 +194,97 @@ def _container(byte: int, n: int) -> tuple[int, int]:
     return 2 * n, (_MAP + _MAP_ENTRY * n if n else _MAP_EMPTY)
 
 
-class BoundedDecoder(Decoder):
+class BoundedDecoder:
     """A server connection's decoder: whole messages only, at a bounded cost (see the
     module docstring).
 
-    The serving loop iterates :attr:`unpacker` as with :class:`Decoder`, checks each
-    message's size with :meth:`check_size` (``unpacker.tell()`` after each object), and
-    calls :meth:`settle` once the unpacker has no whole message left.
+    The serving loop iterates :attr:`unpacker`, records where each message ends
+    (``boundary``: ``unpacker.tell()`` right after it; :meth:`check_size` does both for
+    other callers), and calls :meth:`settle` once the unpacker has no whole message left
+    and part of one is there (``given != boundary``).
+    Messages are checked and turned into records as :class:`~runtime.rpc.protocol.Decoder`
+    does it (:meth:`message`, :meth:`stream_error`).
     """
 
+    __slots__ = (
+        "_last", "_older", "_records", "boundary", "decoded_limit", "fed", "given",
+        "max_message_size", "scanned_end", "scanned_estimate", "scanner", "unpacker",
+    )  # fmt: skip
+
     def __init__(self, max_message_size: int) -> None:
-        super().__init__(max_message_size)
+        self.max_message_size = max_message_size
         self.decoded_limit = 2 * max_message_size
-        self._unpacker = _new_unpacker(max_message_size)
+        #: The C unpacker whole reads go to (replaced when a scanned message is handed
+        #: over, or when an incomplete one leaves it for a scanner).
+        self.unpacker = _new_unpacker(max_message_size)
+        #: Bytes pushed so far, all told.
+        self.fed = 0
         #: Bytes given to the current unpacker, and where its last whole message ended.
-        self._given = 0
+        self.given = 0
         self.boundary = 0
-        #: The bytes given since ``boundary`` (kept to hand a growing message to a scanner).
-        self._recent: list[bytes] = []
+        #: The bytes given to the unpacker that may hold an incomplete message: the last
+        #: read, and before it whatever was still unconsumed when it came.
+        self._last: bytes = b""
+        self._older: list[bytes] = []
         #: The scanner of a large message in progress, if any.
-        self._scanner: Scanner | None = None
+        self.scanner: Scanner | None = None
         #: The decoded estimate of the scanned message the unpacker holds, with its end.
         self.scanned_end = -1
         self.scanned_estimate = 0
+        self._records = Decoder(max_message_size)
 
     @property
     def scanning(self) -> bool:
         """Whether a large message is in progress (held raw, not yet given to the unpacker)."""
-        return self._scanner is not None
+        return self.scanner is not None
 
     @property
     def held(self) -> int:
         """Raw bytes held for a large message in progress."""
-        return 0 if self._scanner is None else len(self._scanner.buffer)
+        return 0 if self.scanner is None else len(self.scanner.buffer)
 
     def in_progress(self) -> bool:
         """Whether part of a message has arrived and the rest not yet (as of the last
         :meth:`settle`)."""
-        return self._scanner is not None or self._given > self.boundary
+        return self.scanner is not None or self.given > self.boundary
 
     def push(self, data: bytes) -> None:
         """Add bytes from the client."""
         self.fed += len(data)
-        scanner = self._scanner
-        if scanner is None:
-            self._give(data)
+        if self.scanner is None:
+            try:
+                self.unpacker.feed(data)
+            except msgpack.BufferFull:
+                raise self._too_large() from None
+            if self.boundary < self.given:  # part of a message came before this read
+                self._older.append(self._last)
+            elif self._older:
+                self._older = []
+            self.given += len(data)
+            self._last = data
             return
-        end = scanner.feed(data)
+        end = self.scanner.feed(data)
         if end is None:
             return
-        self._scanner = None
-        message = scanner.buffer
+        message = self.scanner.buffer
+        self.scanned_end, self.scanned_estimate = end, self.scanner.estimate
+        self.scanner = None
         rest = bytes(message[end:])
         del message[end:]
-        self._unpacker = _new_unpacker(self.max_message_size)
-        self._given = self.boundary = 0
-        self._recent = []
-        self.scanned_end, self.scanned_estimate = end, scanner.estimate
-        self._give(message, remember=False)  # whole: nothing of it is left over
-        del message, scanner  # the unpacker has its own copy
+        self.unpacker = _new_unpacker(self.max_message_size)
+        self.unpacker.feed(message)  # whole: nothing of it is left over
+        self.given, self.boundary = len(message), 0
+        del message  # the unpacker has its own copy
+        self._last, self._older = b"", []
         if rest:
-            self._give(rest)
-
-    def _give(self, data: bytes | bytearray, *, remember: bool = True) -> None:
-        try:
-            self._unpacker.feed(data)
-        except msgpack.BufferFull:
-            raise MessageTooLarge(
-                f"a message is larger than the limit of {self.max_message_size} bytes"
-            ) from None
-        self._given += len(data)
-        if remember:
-            self._recent.append(bytes(data) if type(data) is not bytes else data)
+            self.push(rest)
+            self.fed -= len(rest)
 
     def check_size(self, end: int) -> None:
-        """The serving loop's check of one message: ``end`` is ``unpacker.tell()`` right
-        after it. Raises MessageTooLarge for a message over the limit; moves the boundary."""
+        """One message's end (``unpacker.tell()`` right after it): MessageTooLarge for a
+        message over the limit; moves the boundary."""
         if end - self.boundary > self.max_message_size:
-            raise MessageTooLarge(
-                f"a message is larger than the limit of {self.max_message_size} bytes"
-            )
+            raise self._too_large()
         self.boundary = end
 
     def estimate(self, end: int, size: int) -> int:
@@ -284,34 +295,42 @@ class BoundedDecoder(Decoder):
         return size * WORST_RATIO
 
     def settle(self) -> None:
-        """Called once the unpacker yields no more whole messages: an incomplete message
-        longer than :data:`PARTIAL_LIMIT` bytes leaves the unpacker for a scanner."""
-        partial = self._given - self.boundary
-        if partial == 0:
-            self._recent.clear()
+        """Called once the unpacker yields no more whole messages and part of one is
+        there: one longer than :data:`PARTIAL_LIMIT` bytes leaves the unpacker for a
+        scanner (a shorter one stays, and only its bytes are kept)."""
+        partial = self.given - self.boundary
+        if partial <= 0:
             return
         if partial >= self.max_message_size:
-            raise MessageTooLarge(
-                f"a message is larger than the limit of {self.max_message_size} bytes"
-            )
-        recent = b"".join(self._recent) if len(self._recent) > 1 else self._recent[0]
+            raise self._too_large()
+        recent = self._last
+        if self._older:
+            recent = b"".join([*self._older, recent])
         tail = recent[len(recent) - partial :]  # the bytes of the incomplete message
         if partial <= PARTIAL_LIMIT:
-            self._recent = [tail]
+            self._last, self._older = tail, []
             return
         scanner = Scanner(self.max_message_size, self.decoded_limit)
         # The unpacker's partly built objects go with it; the scanner starts over.
-        self._unpacker = _new_unpacker(self.max_message_size)
-        self._given = self.boundary = 0
-        self._recent = []
+        self.unpacker = _new_unpacker(self.max_message_size)
+        self.given = self.boundary = 0
+        self._last, self._older = b"", []
         self.scanned_end = -1
         if scanner.feed(tail) is not None:  # pragma: no cover - the unpacker found it incomplete
             raise ProtocolError("a message the unpacker found incomplete is complete")
-        self._scanner = scanner
+        self.scanner = scanner
 
-    @property
-    def unpacker(self) -> msgpack.Unpacker:
-        return self._unpacker
+    def message(self, obj: object) -> Message:
+        """Check one unpacked object and turn it into a record (see ``Decoder.message``)."""
+        return self._records.message(obj)
+
+    def stream_error(self, error: Exception) -> ProtocolError | MessageTooLarge:
+        """What an exception raised while iterating :attr:`unpacker` means."""
+        return self._records.stream_error(error)
+
+    def _too_large(self) -> MessageTooLarge:
+        limit = self.max_message_size
+        return MessageTooLarge(f"a message is larger than the limit of {limit} bytes")
 
 
 def _new_unpacker(max_message_size: int) -> msgpack.Unpacker:

@@ -52,6 +52,8 @@ _ANALYSIS, _UPDATE, _NOLOCK = LockMode.ANALYSIS, LockMode.UPDATE, LockMode.NOLOC
 #: a scalar result not at all, a string or raw result by its length, anything else is
 #: packed at once and measured.
 _SCALAR, _LENGTH, _PACK = 0, 1, 2
+#: Bytes of answers a pass makes before it looks at the room left (and between looks).
+OUTPUT_SLACK = 64 * 1024
 
 #: How the fast path takes and gives back a read of the model lock.
 ReadOps = tuple[Callable[[], bool], Callable[[], None]]
@@ -200,9 +202,11 @@ def serve_read(connection: Connection) -> bool:
     # is written (the order is kept) and at the end of the read.
     replies: list[tuple[int, int, None, Any]] = []
     reply = replies.append
-    # Bytes this pass may still add to the answers waiting for the client: the pass stops
-    # once they pass it (answers count as they are made, not after the pass).
-    room = connection.output_room()
+    # Answers count against the connection's output limit as they are made: ``spent`` is
+    # what this pass's string results and packed answers add up to; once it passes
+    # ``checked`` the room left is looked up, and the pass stops when it is used up.
+    spent = 0
+    checked = OUTPUT_SLACK
     # Refreshed after every call that takes the general path (it may change them).
     inline_ok = not connection.debug and not scheduler.blocked
     accepted = dispatcher.accepted_name
@@ -269,14 +273,16 @@ def serve_read(connection: Connection) -> bool:
                                 sized = entry.sized
                                 if sized:  # a result that may be large counts now
                                     if sized == _LENGTH:
-                                        room -= len(result)
+                                        spent += len(result)
                                     else:
-                                        room += connection.out_bytes
+                                        before = connection.out_bytes
                                         connection.pack_replies(replies)
-                                        room -= connection.out_bytes
-                                    if room < 0:
-                                        stopped = True
-                                        break
+                                        spent += connection.out_bytes - before
+                                    if spent > checked:
+                                        if connection.output_room() < spent:
+                                            stopped = True
+                                            break
+                                        checked = spent + OUTPUT_SLACK
                                 continue
                     elif (
                         entry.start is not None
@@ -300,6 +306,9 @@ def serve_read(connection: Connection) -> bool:
                 connection.handle_message(decoder.message(obj), decoder.estimate(end, size))
                 inline_ok = not connection.debug and not scheduler.blocked
                 accepted = dispatcher.accepted_name
+                if connection.out_bytes > OUTPUT_SLACK and connection.output_room() < spent:
+                    stopped = True  # it answered at once, and the client reads too little
+                    break
             except ProtocolError:
                 raise
             except Exception:
@@ -316,11 +325,21 @@ def serve_read(connection: Connection) -> bool:
             release(lock, held, release_read)
         if replies:
             connection.pack_replies(replies)
-    if refused is None and not stopped and served < MAX_SERVED_PER_PASS:
+    if served and connection.tracks_idle:  # whole requests, not bytes, are activity
+        connection.last_activity = time.monotonic()
+    if (
+        refused is None
+        and not stopped
+        and served < MAX_SERVED_PER_PASS
+        and (decoder.given != boundary or decoder.scanner is not None)
+    ):
         try:  # every whole message is answered: what is left is part of the next one
             decoder.settle()
         except ProtocolError as error:
             refused = error
+        else:
+            if connection.progress_handle is None:
+                connection.watch_progress()
     if refused is not None:
         connection.refuse(decoder.stream_error(refused))
         return False
