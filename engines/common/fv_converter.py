@@ -44,6 +44,7 @@ from engines.common.converter import DatumLike, KeyMatcher, key_matcher
 from engines.common.hashing import fnv1_64
 from runtime.errors import ConfigError
 from runtime.mix.mixable import DiffError, read_fields, read_float, read_int, read_map
+from runtime.wire.datum import Datum
 
 #: A sparse feature vector in Jubatus's order (duplicates possible).
 Features = list[tuple[str, float]]
@@ -661,6 +662,7 @@ class FeatureConverter:
         #: Whether weighing looks at anything but the values (then rows must be re-weighed).
         self.weighs_globally = any(r.global_weight != "bin" for r in string_rules)
         self.weights = WeightManager()
+        self._num_plans: dict[str, list[tuple[str, str]]] = {}
 
     @classmethod
     def from_config(cls, converter_json: object, path: str = "converter") -> FeatureConverter:
@@ -801,6 +803,14 @@ class FeatureConverter:
 
     def check(self, datum: DatumLike) -> None:
         """``ValueError`` when the datum cannot be converted (bad shapes, ``$`` in a key)."""
+        if type(datum) is Datum:  # its methods (and the wire) checked every value's type
+            for key, _ in datum.num_values:
+                if "$" in key:
+                    self.unweighted(datum)  # raises for a '$' in a key a rule would use
+            for key, _ in datum.string_values:
+                if "$" in key:
+                    self.unweighted(datum)
+            return
         for what, values, ok in (
             ("string_values", datum.string_values, lambda v: isinstance(v, str)),
             ("num_values", datum.num_values, _is_number),
@@ -820,30 +830,37 @@ class FeatureConverter:
 
     def unweighted(self, datum: DatumLike) -> Features:
         """Filters, then string and number rules: Jubatus's ``convert_unweighted``."""
-        strings = list(datum.string_values)
-        filtered_strings: list[tuple[str, str]] = []
-        for rule in self._string_filters:
-            update = [
-                (key + rule.suffix, str(rule.apply(value)))
-                for key, value in (*strings, *filtered_strings)
-                if rule.matcher(key)
-            ]
-            filtered_strings.extend(update)
         features: Features = []
-        self._strings(strings, features)
-        self._strings(filtered_strings, features)
+        strings = datum.string_values
+        if self._string_filters:
+            filtered_strings: list[tuple[str, str]] = []
+            for rule in self._string_filters:
+                update = [
+                    (key + rule.suffix, str(rule.apply(value)))
+                    for key, value in (*strings, *filtered_strings)
+                    if rule.matcher(key)
+                ]
+                filtered_strings.extend(update)
+            self._strings(strings, features)
+            self._strings(filtered_strings, features)
+        elif strings:
+            self._strings(strings, features)
 
-        nums = [(key, float(value)) for key, value in datum.num_values]
-        filtered_nums: list[tuple[str, float]] = []
-        for rule in self._num_filters:
-            update_nums = [
-                (key + rule.suffix, float(rule.apply(value)))  # type: ignore[arg-type]
-                for key, value in (*nums, *filtered_nums)
-                if rule.matcher(key)
-            ]
-            filtered_nums.extend(update_nums)
-        self._nums(nums, features)
-        self._nums(filtered_nums, features)
+        nums = datum.num_values
+        if self._num_filters:
+            nums = [(key, float(value)) for key, value in nums]
+            filtered_nums: list[tuple[str, float]] = []
+            for rule in self._num_filters:
+                update_nums = [
+                    (key + rule.suffix, float(rule.apply(value)))  # type: ignore[arg-type]
+                    for key, value in (*nums, *filtered_nums)
+                    if rule.matcher(key)
+                ]
+                filtered_nums.extend(update_nums)
+            self._nums(nums, features)
+            self._nums(filtered_nums, features)
+        else:
+            self._nums(nums, features)
         return features
 
     def _strings(self, values: Sequence[tuple[str, str]], out: Features) -> None:
@@ -867,21 +884,39 @@ class FeatureConverter:
                     if weight != 0.0:
                         out.append((f"{key}${token}{suffix}", weight))
 
-    def _nums(self, values: Sequence[tuple[str, float]], out: Features) -> None:
-        for key, value in values:
+    def _num_plan(self, key: str) -> list[tuple[str, str]]:
+        """The ``(feature name, type)`` a number under ``key`` gives, by rule (cached)."""
+        plan = self._num_plans.get(key)
+        if plan is None:
+            plan = []
             for rule in self._num_rules:
-                if not rule.matcher(key):
-                    continue
-                _check_key(key)
-                if rule.type_name == "num":
-                    out.append((f"{key}@num", value))
-                elif rule.type_name == "log":
-                    out.append((f"{key}@log", math.log(max(1.0, value))))
+                if rule.matcher(key):
+                    _check_key(key)
+                    plan.append((f"{key}@{rule.type_name}", rule.type_name))
+            if len(self._num_plans) >= 65536:
+                self._num_plans.clear()
+            self._num_plans[key] = plan
+        return plan
+
+    def _nums(self, values: Sequence[tuple[str, float]], out: Features) -> None:
+        plans = self._num_plans
+        for key, value in values:
+            plan = plans.get(key)
+            if plan is None:
+                plan = self._num_plan(key)
+            for name, type_name in plan:
+                if type_name == "num":
+                    out.append((name, value))
+                elif type_name == "log":
+                    out.append((name, math.log(max(1.0, value))))
                 else:
-                    out.append((f"{key}@str${format_number(value)}", 1.0))
+                    out.append((f"{name}${format_number(value)}", 1.0))
 
     def _finish(self, features: Features) -> Features:
-        features = self.weights.weigh(features)
+        if self.weighs_globally:
+            features = self.weights.weigh(features)
+        else:
+            features = [feature for feature in features if feature[1] != 0.0]
         if self._combinations and len(features) >= 2:
             size = len(features)
             for rule in self._combinations:

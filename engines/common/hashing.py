@@ -279,14 +279,17 @@ class ProjectionCache:
 
 
 def random_projection(features: Sequence[tuple[str, float]], cache: ProjectionCache) -> F32:
-    """``Σ float32(value) x normals(name)`` in 32-bit floats, in feature order."""
-    projection = np.zeros(cache.hash_num, dtype=np.float32)
+    """``Σ float32(value) x normals(name)`` in 32-bit floats, in feature order (a running
+    sum down the columns, as Jubatus adds feature after feature)."""
     if not features:
-        return projection
+        return np.zeros(cache.hash_num, dtype=np.float32)
     rows = cache.rows([name for name, _ in features])
-    for (_, value), row in zip(features, rows, strict=True):
-        projection += np.float32(value) * row
-    return projection
+    if len(rows) == 1:
+        return (np.float32(features[0][1]) * rows[0]).astype(np.float32)
+    values = np.array([value for _, value in features], dtype=np.float32)
+    products = np.stack(rows) * values[:, np.newaxis]
+    summed: F32 = np.cumsum(products, axis=0, dtype=np.float32)[-1]
+    return summed
 
 
 def pack_bits(flags: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:

@@ -22,9 +22,11 @@ row replaces the local one unless the local one is newer. Thread-safety is the c
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 from engines.common.versions import ChangeLog
 from runtime.mix.mixable import (
@@ -40,18 +42,43 @@ Features = Sequence[tuple[str, float]]
 Scored = list[tuple[str, float]]
 
 
+class _Posting:
+    """One feature's values by row number, as numpy arrays (a removed row keeps a 0)."""
+
+    __slots__ = ("numbers", "size", "values", "where")
+
+    def __init__(self) -> None:
+        self.numbers = np.zeros(8, dtype=np.int64)
+        self.values = np.zeros(8, dtype=np.float64)
+        self.size = 0
+        self.where: dict[int, int] = {}
+
+    def set(self, number: int, value: float) -> None:
+        position = self.where.get(number)
+        if position is None:
+            position = self.size
+            if position == len(self.numbers):
+                self.numbers = np.concatenate([self.numbers, np.zeros_like(self.numbers)])
+                self.values = np.concatenate([self.values, np.zeros_like(self.values)])
+            self.numbers[position] = number
+            self.where[number] = position
+            self.size += 1
+        self.values[position] = value
+
+
 class InvertedIndex:
     """Rows by feature, with Jubatus's scores (see the module docstring)."""
 
     def __init__(self, owner: str) -> None:
         self.ids: dict[str, int] = {}
         self.keys: list[str] = []
-        #: feature -> row number -> value
-        self.postings: dict[str, dict[int, float]] = {}
+        #: feature -> row numbers and values
+        self.postings: dict[str, _Posting] = {}
         #: row number -> feature -> value
         self.columns: dict[int, dict[str, float]] = {}
-        #: row number -> squared norm (as Jubatus accumulates it)
+        #: row number -> squared norm (as Jubatus accumulates it), and the same as an array
         self.norms: dict[int, float] = {}
+        self._norm_array = np.zeros(16, dtype=np.float64)
         self.log = ChangeLog(owner)
 
     # -- writing ---------------------------------------------------------------------------
@@ -62,6 +89,10 @@ class InvertedIndex:
             number = len(self.keys)
             self.ids[key] = number
             self.keys.append(key)
+            if number >= len(self._norm_array):
+                grown = np.zeros(2 * len(self._norm_array), dtype=np.float64)
+                grown[: len(self._norm_array)] = self._norm_array
+                self._norm_array = grown
             return number, True
         return number, False
 
@@ -72,11 +103,15 @@ class InvertedIndex:
         if not new:
             current = column.get(feature, 0.0)
             norms[number] = norms.get(number, 0.0) - current * current
-        norms[number] = norms.get(number, 0.0) + value * value
-        if norms[number] == 0:
+        norm = norms[number] = norms.get(number, 0.0) + value * value
+        if norm == 0:
             del norms[number]
+        self._norm_array[number] = norm
         column[feature] = value
-        self.postings.setdefault(feature, {})[number] = value
+        posting = self.postings.get(feature)
+        if posting is None:
+            posting = self.postings[feature] = _Posting()
+        posting.set(number, value)
 
     def update_row(self, key: str, features: Features) -> None:
         """Set the listed values of row ``key`` (others it has stay), as ``update_row``."""
@@ -95,10 +130,9 @@ class InvertedIndex:
             for feature in column:
                 posting = self.postings.get(feature)
                 if posting is not None:
-                    posting.pop(number, None)
-                    if not posting:
-                        del self.postings[feature]
+                    posting.set(number, 0.0)
         self.norms.pop(number, None)
+        self._norm_array[number] = 0.0
         self.log.touch(key)
         return existed
 
@@ -108,6 +142,7 @@ class InvertedIndex:
         self.postings = {}
         self.columns = {}
         self.norms = {}
+        self._norm_array = np.zeros(16, dtype=np.float64)
         self.log.clear()
 
     # -- reading ---------------------------------------------------------------------------
@@ -129,16 +164,39 @@ class InvertedIndex:
     def size(self) -> int:
         return len(self.columns)
 
-    def _dots(self, query: Features) -> dict[int, float]:
-        scores: dict[int, float] = {}
-        postings = self.postings
+    def _dots(
+        self, query: Features, touched: bool = False
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64] | None]:
+        """Every row's dot product with ``query`` (added feature by feature in query order,
+        as Jubatus sums them) and, when asked, the rows sharing a nonzero value with it."""
+        dots = np.zeros(len(self.keys), dtype=np.float64)
+        shared: list[npt.NDArray[np.int64]] = []
         for feature, value in query:
-            posting = postings.get(feature)
-            if posting is None:
+            posting = self.postings.get(feature)
+            if posting is None or posting.size == 0:
                 continue
-            for number, stored in posting.items():
-                scores[number] = scores.get(number, 0.0) + stored * value
-        return scores
+            size = posting.size
+            numbers = posting.numbers[:size]
+            stored = posting.values[:size]
+            dots[numbers] += stored * value  # a row appears once in a posting
+            if touched:
+                shared.append(numbers[stored != 0.0])
+        if not touched:
+            return dots, None
+        return dots, (np.concatenate(shared) if shared else None)
+
+    @staticmethod
+    def _best(
+        scores: npt.NDArray[np.float64], numbers: npt.NDArray[np.int64], count: int
+    ) -> list[tuple[float, int]]:
+        """The ``count`` largest ``(score, number)`` pairs, largest first."""
+        if len(scores) > count:
+            part = np.argpartition(-scores, count - 1)[:count]
+            threshold = scores[part].min()
+            keep = np.flatnonzero(scores >= threshold)
+            scores, numbers = scores[keep], numbers[keep]
+        order = np.lexsort((numbers, scores))[::-1][:count]
+        return [(float(scores[i]), int(numbers[i])) for i in order]
 
     def cosine(self, query: Features, count: int) -> Scored:
         """Rows by cosine similarity to ``query``, the ``count`` best."""
@@ -149,38 +207,40 @@ class InvertedIndex:
             query_norm += value * value
         if query_norm == 0.0:
             return []
-        candidates: list[tuple[float, int]] = []
-        norms = self.norms
-        for number, dot in self._dots(query).items():
-            if dot == 0.0:
-                continue
-            norm = norms.get(number, 0.0)
-            if norm == 0.0:
-                continue
-            similarity = 1.0
-            if norm != query_norm or norm != dot:
-                similarity = dot / math.sqrt(norm) / math.sqrt(query_norm)
-            candidates.append((similarity, number))
-        best = heapq.nlargest(count, candidates)
+        dots, _ = self._dots(query)
+        norms = self._norm_array[: len(dots)]
+        numbers = np.flatnonzero((dots != 0.0) & (norms != 0.0))
+        if len(numbers) == 0:
+            return []
+        dot = dots[numbers]
+        norm = norms[numbers]
+        with np.errstate(invalid="ignore"):
+            similarity = dot / np.sqrt(norm) / math.sqrt(query_norm)
+        similarity = np.where((norm == query_norm) & (norm == dot), 1.0, similarity)
+        best = self._best(similarity, numbers, count)
         return [(self.keys[n], min(max(-1.0, s), 1.0)) for s, n in best]
 
     def euclid(self, query: Features, count: int, ignore_orthogonal: bool = False) -> Scored:
         """Rows by ``-distance`` to ``query``, the ``count`` best."""
         if count <= 0:
             return []
-        dots = self._dots(query)
+        dots, touched = self._dots(query, ignore_orthogonal)
         query_norm = 0.0
         for _, value in query:
             query_norm += value * value
-        candidates: list[tuple[float, int]] = []
-        numbers: Iterable[int] = dots if ignore_orthogonal else self.norms
-        for number in numbers:
-            norm = self.norms.get(number, 0.0)
-            if norm == 0.0:
-                continue
-            squared = query_norm + norm - 2 * dots.get(number, 0.0)
-            candidates.append((-math.sqrt(max(0.0, squared)), number))
-        best = heapq.nlargest(count, candidates)
+        norms = self._norm_array[: len(dots)]
+        if ignore_orthogonal:
+            if touched is None:
+                return []
+            numbers = np.unique(touched)
+            numbers = numbers[norms[numbers] != 0.0]
+        else:
+            numbers = np.flatnonzero(norms != 0.0)
+        if len(numbers) == 0:
+            return []
+        squared = query_norm + norms[numbers] - 2 * dots[numbers]
+        scores = -np.sqrt(np.maximum(0.0, squared))
+        best = self._best(scores, numbers, count)
         return [(self.keys[n], s) for s, n in best]
 
     # -- mix and save ----------------------------------------------------------------------

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from engines.common.config import Params, float32
@@ -48,53 +48,49 @@ Features = Sequence[tuple[str, float]]
 
 
 class RegressionWeights:
-    """Weights and variances per feature, as master plus diff."""
+    """Weights and variances per feature, as master plus diff (and their sum, read by
+    every call: one lookup per feature)."""
 
     def __init__(self) -> None:
         self.master: Table = {}
         self.diff: Table = {}
+        #: master + diff per feature
+        self.values: Table = {}
         self._sent: Table | None = None
 
-    def get(self, feature: str) -> tuple[float, float] | None:
-        """``(weight, variance)`` or None when the feature was never set."""
-        diff = self.diff.get(feature)
-        master = self.master.get(feature)
-        if diff is None:
-            return None if master is None else (master[0], master[1])
-        if master is None:
-            return diff[0], diff[1]
-        return master[0] + diff[0], master[1] + diff[1]
+    def get(self, feature: str) -> list[float] | None:
+        """``[weight, variance]`` (do not change it) or None when never set."""
+        return self.values.get(feature)
 
     def weight(self, feature: str) -> float:
-        found = self.get(feature)
+        found = self.values.get(feature)
         return 0.0 if found is None else found[0]
 
     def estimate(self, features: Features) -> float:
         total = 0.0
-        diff = self.diff
-        master = self.master
+        values = self.values
         for feature, value in features:
-            row = diff.get(feature)
+            row = values.get(feature)
             if row is not None:
-                base = master.get(feature)
-                weight = row[0] if base is None else base[0] + row[0]
-            else:
-                base = master.get(feature)
-                if base is None:
-                    continue
-                weight = base[0]
-            total += weight * value
+                total += row[0] * value
         return total
 
     def add(self, features: Features, step: float) -> None:
         """``w_f += value_f · step`` for each listed feature (Jubatus's ``bulk_update``)."""
         diff = self.diff
+        values = self.values
         for feature, value in features:
+            delta = value * step
             row = diff.get(feature)
             if row is None:
-                diff[feature] = [value * step, 0.0]
+                diff[feature] = [delta, 0.0]
             else:
-                row[0] += value * step
+                row[0] += delta
+            current = values.get(feature)
+            if current is None:
+                values[feature] = [delta, 0.0]
+            else:
+                current[0] += delta
 
     def set(self, feature: str, weight: float, variance: float) -> None:
         base = self.master.get(feature)
@@ -102,11 +98,27 @@ class RegressionWeights:
             self.diff[feature] = [weight, variance]
         else:
             self.diff[feature] = [weight - base[0], variance - base[1]]
+        self.values[feature] = [weight, variance]
 
     def clear(self) -> None:
         self.master = {}
         self.diff = {}
+        self.values = {}
         self._sent = None
+
+    def _recompute(self, features: Iterable[str]) -> None:
+        for feature in features:
+            master = self.master.get(feature)
+            diff = self.diff.get(feature)
+            if master is None and diff is None:
+                self.values.pop(feature, None)
+            elif master is None:
+                assert diff is not None
+                self.values[feature] = list(diff)
+            elif diff is None:
+                self.values[feature] = list(master)
+            else:
+                self.values[feature] = [master[0] + diff[0], master[1] + diff[1]]
 
     # -- mix -------------------------------------------------------------------------------
 
@@ -129,13 +141,18 @@ class RegressionWeights:
             current[1] -= variance
             if current[0] == 0.0 and current[1] == 0.0:
                 del self.diff[feature]
+        touched = set(mixed) | set(sent)
         if self._sent is None:
+            touched |= set(self.diff)
             self.diff = {}
         self._sent = None
+        self._recompute(touched)
 
     def replace(self, master: Table, diff: Table) -> None:
         self.master = master
         self.diff = diff
+        self.values = {}
+        self._recompute(set(master) | set(diff))
         self._sent = None
 
 
@@ -311,7 +328,7 @@ class ConfidenceWeighted(_Confidence):
             return  # an empty vector: nothing to move
         for feature, x in features:
             found = weights.get(feature)
-            weight, sigma = (0.0, 1.0) if found is None else found
+            weight, sigma = (0.0, 1.0) if found is None else (found[0], found[1])
             step = 2 * gamma * x * x * c
             weights.set(feature, weight + sign * gamma * sigma * x, 1.0 / (1.0 / sigma + step))
 
@@ -330,7 +347,7 @@ class Arow(_Confidence):
         alpha = sign * loss * beta
         for feature, x in features:
             found = weights.get(feature)
-            weight, sigma = (0.0, 1.0) if found is None else found
+            weight, sigma = (0.0, 1.0) if found is None else (found[0], found[1])
             weights.set(feature, weight + alpha * sigma * x, sigma - beta * sigma * sigma * x * x)
 
 
@@ -348,7 +365,7 @@ class NormalHerd(_Confidence):
         c_squared = float32(c * c)  # a product of two floats in Jubatus
         for feature, x in features:
             found = weights.get(feature)
-            weight, sigma = (0.0, 1.0) if found is None else found
+            weight, sigma = (0.0, 1.0) if found is None else (found[0], found[1])
             covariance = x * sigma
             weights.set(
                 feature,

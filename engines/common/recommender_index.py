@@ -69,6 +69,7 @@ class OriginalRows:
     def __init__(self) -> None:
         self.feature_ids: dict[str, int] = {}
         self.rows: dict[str, dict[str, float]] = {}
+        self._ordered: dict[str, list[tuple[str, float]]] = {}
 
     def update(self, key: str, features: Features) -> None:
         row = self.rows.setdefault(key, {})
@@ -77,20 +78,28 @@ class OriginalRows:
             if feature not in ids:
                 ids[feature] = len(ids)
             row[feature] = value
+        self._ordered.pop(key, None)
 
     def get(self, key: str) -> list[tuple[str, float]]:
+        ordered = self._ordered.get(key)
+        if ordered is not None:
+            return ordered
         row = self.rows.get(key)
         if not row:
             return []
         ids = self.feature_ids
-        return sorted(row.items(), key=lambda item: ids[item[0]])
+        ordered = sorted(row.items(), key=lambda item: ids[item[0]])
+        self._ordered[key] = ordered
+        return ordered
 
     def remove(self, key: str) -> None:
         self.rows.pop(key, None)
+        self._ordered.pop(key, None)
 
     def clear(self) -> None:
         self.feature_ids = {}
         self.rows = {}
+        self._ordered = {}
 
     def pack(self) -> dict[str, object]:
         return {
@@ -138,7 +147,12 @@ class _BitIndex:
             return []
         same = self.hash_num - self.table.hamming(words)
         keys = self.table.keys
-        best = heapq.nlargest(count, ((int(same[i]), keys[i]) for i in range(size)))
+        if size > count:  # only rows at least as good as the count-th can be in the answer
+            threshold = np.partition(same, size - count)[size - count]
+            picked = np.flatnonzero(same >= threshold)
+        else:
+            picked = np.arange(size)
+        best = heapq.nlargest(count, ((int(same[i]), keys[i]) for i in picked))
         return [(key, matches / self.hash_num) for matches, key in best]
 
 
