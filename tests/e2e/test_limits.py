@@ -281,21 +281,23 @@ def test_a_zookeeper_proxy_creates_nothing_for_names_no_server_joined(
     ) as zk:
         zk.start()
 
-        def znodes() -> int:
-            count, stack = 0, ["/"]
+        def znodes() -> set[str]:
+            found, stack = set(), ["/"]
             while stack:
                 path = stack.pop()
                 for child in zk.get_children(path):
-                    count += 1
+                    found.add(f"{path.rstrip('/')}/{child}")
                     stack.append(f"{path.rstrip('/')}/{child}")
-            return count
+            return found
 
+        proxy_node = f"/jubatus/jubaproxies/kvs/127.0.0.1_{proxy.port}"
+        wait_until(lambda: zk.exists(proxy_node) is not None, timeout=5)
         before = znodes()
         before_rss = rss_mib(proxy.pid)
         for index in range(100):
             reply = call(proxy.port, "get", [f"made-up-{index}", "k"])
             assert "no server found" in str(reply[2]), reply
-        assert znodes() == before
+        assert znodes() == before, znodes() ^ before
         assert rss_mib(proxy.pid) - before_rss < 20
         zk.stop()
 
