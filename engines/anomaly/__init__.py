@@ -1,1 +1,2 @@
-"""The anomaly engine: Jubatus's lof and light_lof over recommender and nearest-neighbour methods."""
+"""The anomaly engine: Jubatus's lof and light_lof over the recommender and nearest-neighbour
+methods."""

@@ -17,7 +17,7 @@ def main():
     request = json.load(sys.stdin)
     sys.path.insert(0, request["tests"])
     os.chdir(request["workdir"])
-    module = importlib.import_module("jubatus_test.%s.test" % request["service"])
+    module = importlib.import_module("jubatus_test.{}.test".format(request["service"]))
     module.port = request["port"]
     suite = unittest.TestLoader().loadTestsFromModule(module)
     with open(os.devnull, "w") as sink:
