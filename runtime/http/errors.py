@@ -50,9 +50,12 @@ class GatewayError(Exception):
         return json_response(self.body(), self.status)
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text (UTF-8 kept as it is)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODE(value)
 
 
 def json_response(

@@ -25,7 +25,7 @@ from runtime.http.spec import ServiceSpec
 from runtime.http.store import Store, StoreError
 from runtime.http.upstream import parse_address
 
-log = logging.getLogger("runtime.http")
+log = logging.getLogger("runtime.http.main")
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -107,9 +107,13 @@ def run_gateway(service: ServiceSpec, router: APIRouter, argv: Sequence[str] | N
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log.setLevel(logging.INFO)  # "listening on" is always said, whatever --log-level
     settings = settings_from(args)
     try:
         sock = socket.create_server((args.host, args.port), reuse_port=False)
+        # Accepted sockets inherit it: uvicorn serving a socket it was given leaves Nagle
+        # on, and a response written in two parts then waits for a delayed ACK (40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as error:
         print(
             f"{service.name}_http: cannot listen on {args.host}:{args.port}: {error}",

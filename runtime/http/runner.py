@@ -80,13 +80,21 @@ class JobRun:
         self.job = job
         self.spec = spec
         self.cancelled = False
+        #: Outcomes to store: ``(key, wire result)`` of calls that succeeded (turned into
+        #: JSON on the store's thread, so the loop only sends and receives) and
+        #: ``(key, error body)`` of those that failed.
+        self._results: list[tuple[int, Any]] = []
         self._pending: list[tuple[int, int, str]] = []
         self._unsent: list[int] = []
         self._dups: dict[int, list[int]] = {}
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._slots = asyncio.Semaphore(manager.settings.concurrency)
+        #: Calls that may still be sent (``concurrency`` minus those in flight), and the
+        #: event a reply sets when it frees one.
+        self._free = manager.settings.concurrency
+        self._room = asyncio.Event()
+        self._reading = False
         self._unreachable: RPCError | None = None
         self._resend = spec.reads_only or bool(job.options.get("retry_interrupted"))
         self._wakeup = asyncio.Event()
@@ -145,22 +153,9 @@ class JobRun:
 
     async def _send_all(self) -> None:
         backoff = 0.5
-        store, settings = self.manager.store, self.manager.settings
+        store = self.manager.store
         while True:
-            cursor = self.job.first - 1
-            sent_any = False
-            while not self._halted():
-                rows = await self.manager.db(store.take, self.job, cursor, settings.chunk)
-                if not rows:
-                    break
-                cursor = rows[-1][0]
-                for index, (key, blob) in enumerate(rows):
-                    if self._halted():
-                        self._unsent.extend(k for k, _ in rows[index:])
-                        break
-                    await self._slots.acquire()
-                    self._send(key, blob)
-                    sent_any = True
+            sent_any = await self._send_pass()
             await self._drain()
             await self._flush()
             if self.cancelled:
@@ -184,6 +179,54 @@ class JobRun:
             if not sent_any or not await self._left():
                 return
 
+    async def _send_pass(self) -> bool:
+        """Send every unsent input once, in key order, while the next chunk is read from
+        the store (on a thread of its own) as this one goes out; whether any was sent."""
+        chunks: asyncio.Queue[list[tuple[int, bytes]]] = asyncio.Queue(maxsize=2)
+        self._reading = True
+        reader = asyncio.create_task(self._read_chunks(chunks))
+        sent_any = False
+        try:
+            while True:
+                rows = await chunks.get()
+                if not rows:
+                    break
+                for index, (key, blob) in enumerate(rows):
+                    if self._halted():
+                        self._unsent.extend(k for k, _ in rows[index:])
+                        break
+                    while self._free == 0:
+                        self._room.clear()
+                        await self._room.wait()
+                    self._free -= 1
+                    self._send(key, blob)
+                    sent_any = True
+                if self._halted():
+                    break
+        finally:
+            # Chunks read (and so marked sent) but not sent go back; the reader stops at
+            # its next turn, after the take it may be in.
+            self._reading = False
+            while True:
+                try:
+                    self._unsent.extend(k for k, _ in chunks.get_nowait())
+                except asyncio.QueueEmpty:
+                    if reader.done():
+                        break
+                    await asyncio.sleep(0.005)
+            await reader
+        return sent_any
+
+    async def _read_chunks(self, chunks: asyncio.Queue[list[tuple[int, bytes]]]) -> None:
+        cursor = self.job.first - 1
+        store, size = self.manager.store, self.manager.settings.chunk
+        while self._reading and not self._halted():
+            rows = await self.manager.reader(store.take, self.job, cursor, size)
+            await chunks.put(rows)
+            if not rows:
+                return
+            cursor = rows[-1][0]
+
     def _halted(self) -> bool:
         """Cancelled, or the upstream is out of reach (both change in reply callbacks)."""
         return self.cancelled or self._unreachable is not None
@@ -206,12 +249,10 @@ class JobRun:
 
     def _reply(self, key: int, error: RPCError | None, result: Any) -> None:
         self._inflight -= 1
-        self._slots.release()
+        self._free += 1
+        self._room.set()
         if error is None:
-            try:
-                self._pending.append((key, 1, dumps(self.spec.result.to_json(result))))
-            except WireTypeError as bad:
-                self._fail(key, bad)
+            self._results.append((key, result))
         elif isinstance(error, ConnectError):  # nothing was sent
             self._unsent.append(key)
             self._unreachable = error
@@ -227,9 +268,22 @@ class JobRun:
             self._idle.set()
 
     def _fail(self, key: int, error: Exception) -> None:
+        self._pending.append((key, 0, self._error_body(error)))
+
+    def _error_body(self, error: Exception) -> str:
         problem = upstream_error(error, self.manager.upstream.address, self.spec.name)
-        body = {"status": problem.status, "code": problem.code, "message": problem.message}
-        self._pending.append((key, 0, dumps(body)))
+        return dumps({"status": problem.status, "code": problem.code, "message": problem.message})
+
+    def _store(self, results: list[tuple[int, Any]], rows: list[tuple[int, int, str]]) -> None:
+        """Turn results into JSON and store them with ``rows`` (on the store's thread)."""
+        convert = self.spec.result.to_json
+        for key, result in results:
+            try:
+                rows.append((key, 1, dumps(convert(result))))
+            except WireTypeError as bad:
+                rows.append((key, 0, self._error_body(bad)))
+        if rows:
+            self.manager.store.finish_items(self.job, rows, self._dups)
 
     async def _drain(self) -> None:
         await self._idle.wait()
@@ -241,12 +295,12 @@ class JobRun:
 
     async def _flush(self) -> None:
         rows, self._pending = self._pending, []
+        results, self._results = self._results, []
         unsent, self._unsent = self._unsent, []
-        store = self.manager.store
         if unsent:
-            await self.manager.db(store.unsend, unsent)
-        if rows:
-            await self.manager.db(store.finish_items, self.job, rows, self._dups)
+            await self.manager.db(self.manager.store.unsend, unsent)
+        if rows or results:
+            await self.manager.db(self._store, results, rows)
         self._sample()
 
     def cancel(self) -> None:
@@ -266,6 +320,8 @@ class JobManager:
         self.settings = settings
         self.runs: dict[str, JobRun] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "jubako-jobs")
+        #: Reading chunks has a thread of its own: a chunk is read while results are written.
+        self._reader = concurrent.futures.ThreadPoolExecutor(1, "jubako-jobs-read")
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._running: set[asyncio.Task[None]] = set()
@@ -274,6 +330,11 @@ class JobManager:
         """Run a store call on the jobs' store thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: func(*args, **kwargs))
+
+    async def reader(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a store call on the thread that reads chunks."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, lambda: func(*args, **kwargs))
 
     async def start(self) -> None:
         self._tasks = [
@@ -299,6 +360,7 @@ class JobManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._executor.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
 
     async def _schedule(self) -> None:
         while True:

@@ -229,31 +229,37 @@ class MessageShape(Shape):
     """A message: a pydantic model in, an array in field order on the wire, a JSON object
     by IDL field names out. Fields are bound with :meth:`bind` once every shape exists."""
 
-    __slots__ = ("by_name", "fields")
+    __slots__ = ("_converters", "by_name", "fields")
 
     def __init__(self, idl: str) -> None:
         super().__init__(idl)
         #: ``(IDL name, attribute of the pydantic model, shape)`` in wire order.
         self.fields: tuple[tuple[str, str, Shape], ...] = ()
         self.by_name: dict[str, Shape] = {}
+        self._converters: tuple[tuple[str, Any], ...] = ()
 
     def bind(self, fields: Sequence[tuple[str, str, Shape]]) -> None:
         self.fields = tuple(fields)
         self.by_name = {name: shape for name, _, shape in self.fields}
+        self._converters = tuple((name, shape.to_json) for name, _, shape in self.fields)
 
     def to_wire(self, value: Any) -> Any:
         return [shape.to_wire(getattr(value, attr)) for _, attr, shape in self.fields]
 
     def to_json(self, wire: Any) -> Any:
-        if not isinstance(wire, list | tuple) or len(wire) != len(self.fields):
+        if not isinstance(wire, list | tuple) or len(wire) != len(self._converters):
             raise WireTypeError(f"expected {self.idl} ({len(self.fields)} fields)")
-        out: dict[str, Any] = {}
+        pairs = zip(self._converters, wire, strict=True)  # lengths checked above
+        try:  # the common case in one comprehension (results of a job go through here)
+            return {name: convert(item) for (name, convert), item in pairs}
+        except WireTypeError:
+            pass
         for (name, _, shape), item in zip(self.fields, wire, strict=True):
             try:
-                out[name] = shape.to_json(item)
+                shape.to_json(item)
             except WireTypeError as error:
                 raise WireTypeError(f"{self.idl}.{name}: {error}") from None
-        return out
+        raise AssertionError("unreachable: a field failed once and not again")
 
     def step(self, part: str | int) -> Shape | None:
         return self.by_name.get(part) if isinstance(part, str) else None

@@ -56,6 +56,7 @@ def mounted_app(upstream_port: int, datadir: Path) -> Iterator[str]:
 
     app.mount("/kvs", gateway)
     sock = socket.create_server(("127.0.0.1", 0))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

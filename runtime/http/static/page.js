@@ -89,8 +89,8 @@ function renderJobs(jobs) {
       action.append(button);
     }
     row.append(cell(job.job), cell(job.method), cell(job.state, `state state-${job.state}`),
-               progress, cell(String(job.errors)), cell(job.rate ? `${job.rate}/s` : ""),
-               cell(seconds(job.eta)), action);
+               progress, cell(String(job.errors)), cell(job.rate ? `${Math.round(job.rate)}/s` : ""),
+               cell(job.state === "running" ? seconds(job.eta) : ""), action);
     if (job.message) row.title = job.message;
     body.append(row);
   }
