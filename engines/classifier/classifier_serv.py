@@ -24,6 +24,7 @@ from typing import ClassVar
 
 from engines.classifier import classifier_types as types
 from engines.classifier.model import ClassifierModel
+from engines.common.neighbor_classifier import NEIGHBOR_METHODS, NeighborClassifierModel
 from runtime import Datum, LockMode, Mixable, ServerBase
 
 
@@ -43,7 +44,11 @@ class ClassifierServ(ServerBase):
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
-        self.model = ClassifierModel(self.config)
+        self.model: ClassifierModel | NeighborClassifierModel
+        if isinstance(self.config, dict) and self.config.get("method") in NEIGHBOR_METHODS:
+            self.model = NeighborClassifierModel(self.config)  # NN, cosine, euclidean
+        else:
+            self.model = ClassifierModel(self.config)
 
     def train(self, data: list[types.LabeledDatum]) -> int:
         return self.model.train([(example.label, example.data) for example in data])

@@ -10,10 +10,12 @@ on every row, every label's score within 1e-6 (the linear methods keep their par
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from engines.classifier.classifier_serv import ClassifierServ
 from engines.classifier.model import ClassifierModel
 from engines.common.neighbor_classifier import NEIGHBOR_METHODS, NeighborClassifierModel
 from tests.oracle.goldens import close, datum, golden
@@ -31,11 +33,10 @@ def _case_id(case: dict[str, Any]) -> str:
 def test_classifications_agree_with_the_core(case: dict[str, Any]) -> None:
     data = GOLDEN["datasets"][case["data"]]
     config = case["config"]
-    model: ClassifierModel | NeighborClassifierModel
-    if config["method"] in NEIGHBOR_METHODS:
-        model = NeighborClassifierModel(config)
-    else:
-        model = ClassifierModel(config)
+    # The service picks the model by the method, as jubaclassifier does.
+    model = ClassifierServ(json.dumps(config)).model
+    expected = NeighborClassifierModel if config["method"] in NEIGHBOR_METHODS else ClassifierModel
+    assert type(model) is expected
     split = data["split"]
     for row, label in zip(data["rows"][:split], data["labels"][:split], strict=True):
         assert model.train([(label, datum(row))]) == 1
