@@ -14,6 +14,7 @@ The attacks (servers run with ``--max-message-size 1048576`` unless said):
 - ``arrays``: a request whose last argument is arrays of 65535 empty arrays, 16 MiB of
   them, sent as fast as the server reads (also to a proxy);
 - ``arrays@64MiB``: the same at the default limit;
+- ``strings@64MiB``: arrays of one-character strings (walked element by element);
 - ``answers``: pipelined ``get``s of a 2 MiB value, the answers never read;
 - ``files``: 400 connections held open against a server with ``ulimit -n 256``;
 - ``slowloris``: 50 connections sending one byte a second (``--timeout 5``);
@@ -31,6 +32,7 @@ import datetime
 import importlib.util
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -179,6 +181,17 @@ def attack_arrays(port: int, size: int = 16 * MIB) -> tuple[int, str]:
     return sent, "closed" if closed else "still open"
 
 
+def attack_strings(port: int, size: int = 16 * MIB) -> tuple[int, str]:
+    """Arrays of one-character strings: each element is walked in Python."""
+    header = b"\x94\x00\x01\xa3put\x93\xa1c\xa1k\xdc\xff\xff"
+    inner = b"\xdc\xff\xff" + b"\xa1x" * 65535
+    with closing(socket.create_connection(("127.0.0.1", port))) as sock:
+        sock.settimeout(5)
+        sent = _send(sock, iter([header, *([inner] * (size // len(inner) + 1))]), size)
+        closed = _closed(sock, 5)
+    return sent, "closed" if closed else "still open"
+
+
 def attack_answers(port: int) -> tuple[int, str]:
     with closing(socket.create_connection(("127.0.0.1", port), timeout=5)) as sock:
         sock.sendall(_pack([0, 0, "put", ["c", "big", "v" * (2 * MIB)]]))
@@ -282,6 +295,7 @@ ATTACKS = (
     Attack("arrays", attack_arrays),
     Attack("arrays via proxy", attack_arrays, through_proxy=True),
     Attack("arrays@64MiB", attack_arrays, server_flags=()),
+    Attack("strings@64MiB", attack_strings, server_flags=()),
     Attack("answers", attack_answers, server_flags=("--max-message-size", str(4 * MIB))),
     Attack("files", attack_files, open_files=256),
     Attack("slowloris", attack_slowloris, server_flags=("--timeout", "5")),
@@ -380,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 outcome = run_attack(tree, loop, attack)
                 outcomes.append(outcome)
                 print(render([outcome], "").splitlines()[-1], flush=True)
-    command = "python -m bench.abuse " + " ".join(argv or [])
+    command = "python -m bench.abuse " + " ".join(sys.argv[1:] if argv is None else argv)
     text = render(outcomes, command.strip())
     print(text)
     if not args.no_write:

@@ -54,6 +54,8 @@ REFUSED_GRACE = 5.0
 #: is dropped (reading from it stops at once ``max_message_size`` wait; the rest are the
 #: answers of calls it had started before).
 OUTPUT_LIMIT_FACTOR = 4
+#: Bytes of a large message in progress walked per loop iteration (a few ms of Python).
+SCAN_SLICE = 16 * 1024
 #: Bytes a request in progress must gain every ``read_timeout`` seconds (when no whole
 #: request arrives meanwhile): 2 KiB/s at the default 30 s, far below any real client.
 READ_PROGRESS = 64 * 1024
@@ -64,11 +66,11 @@ class Connection(asyncio.Protocol):
 
     # Slots: the read path touches these on every call.
     __slots__ = (
-        "closed", "closing", "debug", "decoder", "dispatcher", "eof", "flush_scheduled",
-        "held", "idle_handle", "idle_taken", "in_flight", "in_read", "last_activity", "loop",
-        "out", "out_bytes", "pack", "paused", "peer", "progress_handle", "progress_mark",
-        "reading", "refused", "requests", "sample_countdown", "serve_scheduled", "server",
-        "tracks_idle", "transport", "unserved", "write_blocked", "written",
+        "backlog", "closed", "closing", "debug", "decoder", "dispatcher", "eof",
+        "flush_scheduled", "held", "idle_handle", "idle_taken", "in_flight", "in_read",
+        "last_activity", "loop", "out", "out_bytes", "pack", "paused", "peer", "progress_handle",
+        "progress_mark", "reading", "refused", "requests", "sample_countdown", "serve_scheduled",
+        "server", "tracks_idle", "transport", "unserved", "write_blocked", "written",
     )  # fmt: skip
 
     def __init__(self, server: RpcServer) -> None:
@@ -106,6 +108,8 @@ class Connection(asyncio.Protocol):
         self.eof = False
         #: The client sent bytes past a limit or not MessagePack-RPC: read nothing more.
         self.refused = False
+        #: Bytes read but not pushed yet (a large message is scanned a slice at a time).
+        self.backlog = b""
         self.closing = False
         self.closed = False
         self.peer = "?"
@@ -188,6 +192,13 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.refused:  # bytes read before reading stopped
             return
+        if self.decoder.scanner is not None and len(data) > SCAN_SLICE:
+            # A large message is walked in Python: a slice per loop iteration, so other
+            # connections wait for one slice at most; the rest waits here, unread.
+            self.backlog = data[SCAN_SLICE:]
+            data = data[:SCAN_SLICE]
+            self._update_reading()
+            self.loop.call_soon(self._take_backlog)
         try:
             self.decoder.push(data)
         except ProtocolError as error:  # too large, or not MessagePack-RPC
@@ -195,6 +206,14 @@ class Connection(asyncio.Protocol):
             return
         if self._serve_pass():  # stopped at MAX_SERVED_PER_PASS: more may wait
             self._serve_rest()
+
+    def _take_backlog(self) -> None:
+        backlog, self.backlog = self.backlog, b""
+        if self.closed or self.closing or self.refused:
+            return
+        self._update_reading()
+        if backlog:
+            self.data_received(backlog)
 
     def watch_progress(self) -> None:
         """Check in ``read_timeout`` seconds that the request in progress keeps coming."""
@@ -316,7 +335,7 @@ class Connection(asyncio.Protocol):
 
     def _update_reading(self) -> None:
         """Read from the client unless it waits on too many calls or does not read."""
-        reading = not (self.paused or self.write_blocked or self.refused)
+        reading = not (self.paused or self.write_blocked or self.refused or self.backlog)
         if reading == self.reading or self.transport is None:
             return
         self.reading = reading
