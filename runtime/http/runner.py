@@ -47,6 +47,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 FLUSH_SECONDS = 0.1
+#: Calls queued per turn of the loop: a server reads them in several parts and answers
+#: the first while the next arrive, instead of a whole window at once in lockstep.
+SEND_BURST = 32
 #: Seconds of progress the rate is measured over.
 RATE_WINDOW = 10.0
 INTERRUPTED = dumps(
@@ -65,8 +68,8 @@ class JobSettings:
     """How jobs run: calls in flight per job, inputs per chunk, per-call timeout (s),
     jobs at once, and seconds finished jobs are kept."""
 
-    concurrency: int = 64
-    chunk: int = 512
+    concurrency: int = 256
+    chunk: int = 1024
     timeout: float = 60.0
     max_running: int = 1
     ttl: float = 7 * 86400.0
@@ -80,10 +83,6 @@ class JobRun:
         self.job = job
         self.spec = spec
         self.cancelled = False
-        #: Outcomes to store: ``(key, wire result)`` of calls that succeeded (turned into
-        #: JSON on the store's thread, so the loop only sends and receives) and
-        #: ``(key, error body)`` of those that failed.
-        self._results: list[tuple[int, Any]] = []
         self._pending: list[tuple[int, int, str]] = []
         self._unsent: list[int] = []
         self._dups: dict[int, list[int]] = {}
@@ -186,6 +185,7 @@ class JobRun:
         self._reading = True
         reader = asyncio.create_task(self._read_chunks(chunks))
         sent_any = False
+        burst = 0
         try:
             while True:
                 rows = await chunks.get()
@@ -201,6 +201,10 @@ class JobRun:
                     self._free -= 1
                     self._send(key, blob)
                     sent_any = True
+                    burst += 1
+                    if burst == SEND_BURST:  # let this much go out while we go on
+                        burst = 0
+                        await asyncio.sleep(0)
                 if self._halted():
                     break
         finally:
@@ -252,7 +256,10 @@ class JobRun:
         self._free += 1
         self._room.set()
         if error is None:
-            self._results.append((key, result))
+            try:
+                self._pending.append((key, 1, dumps(self.spec.result.to_json(result))))
+            except WireTypeError as bad:
+                self._fail(key, bad)
         elif isinstance(error, ConnectError):  # nothing was sent
             self._unsent.append(key)
             self._unreachable = error
@@ -268,22 +275,9 @@ class JobRun:
             self._idle.set()
 
     def _fail(self, key: int, error: Exception) -> None:
-        self._pending.append((key, 0, self._error_body(error)))
-
-    def _error_body(self, error: Exception) -> str:
         problem = upstream_error(error, self.manager.upstream.address, self.spec.name)
-        return dumps({"status": problem.status, "code": problem.code, "message": problem.message})
-
-    def _store(self, results: list[tuple[int, Any]], rows: list[tuple[int, int, str]]) -> None:
-        """Turn results into JSON and store them with ``rows`` (on the store's thread)."""
-        convert = self.spec.result.to_json
-        for key, result in results:
-            try:
-                rows.append((key, 1, dumps(convert(result))))
-            except WireTypeError as bad:
-                rows.append((key, 0, self._error_body(bad)))
-        if rows:
-            self.manager.store.finish_items(self.job, rows, self._dups)
+        body = {"status": problem.status, "code": problem.code, "message": problem.message}
+        self._pending.append((key, 0, dumps(body)))
 
     async def _drain(self) -> None:
         await self._idle.wait()
@@ -295,12 +289,12 @@ class JobRun:
 
     async def _flush(self) -> None:
         rows, self._pending = self._pending, []
-        results, self._results = self._results, []
         unsent, self._unsent = self._unsent, []
+        store = self.manager.store
         if unsent:
-            await self.manager.db(self.manager.store.unsend, unsent)
-        if rows or results:
-            await self.manager.db(self._store, results, rows)
+            await self.manager.db(store.unsend, unsent)
+        if rows:
+            await self.manager.db(store.finish_items, self.job, rows, self._dups)
         self._sample()
 
     def cancel(self) -> None:
