@@ -91,13 +91,22 @@ def pack_notification(method: str, params: list[Any]) -> bytes:
     return packed
 
 
+#: A method name longer than this names no method: it is cut (and answered "unknown").
+MAX_METHOD_NAME = 256
+
+
 def _method_name(value: object) -> str:
     if isinstance(value, bytes):
+        if len(value) > MAX_METHOD_NAME:  # no method has such a name: cut, not decoded
+            head = value[:MAX_METHOD_NAME].decode("utf-8", "replace")
+            return f"{head}... ({len(value)} bytes)"
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolError("method name is not valid UTF-8") from None
     if isinstance(value, str):
+        if len(value) > MAX_METHOD_NAME:
+            return f"{value[:MAX_METHOD_NAME]}... ({len(value)} characters)"
         return value
     raise ProtocolError(f"method name must be a string, not {type(value).__name__}")
 
