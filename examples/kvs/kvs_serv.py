@@ -8,6 +8,8 @@ exclusive, ``#@nolock`` none).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from runtime import ServerBase
 
 
@@ -41,6 +43,25 @@ class KvsServ(ServerBase):
     def get_status(self) -> dict[str, str]:
         """Status keys of this service, added to the built-in ``get_status``."""
         return {"num_keys": str(len(self._entries))}
+
+    # Replicas: rows a proxy copies to a restarted or new server (docs/operating.md).
+
+    def export_rows(
+        self, owned: Callable[[str], bool], after: str | None, limit: int
+    ) -> list[tuple[str, object]]:
+        """Up to ``limit`` entries whose key ``owned`` accepts, in key order after ``after``."""
+        rows: list[tuple[str, object]] = []
+        for key in sorted(k for k in self._entries if after is None or k > after):
+            if owned(key):
+                rows.append((key, self._entries[key]))
+                if len(rows) == limit:
+                    break
+        return rows
+
+    def import_rows(self, rows: list[tuple[str, object]]) -> None:
+        """Store entries another server exported, replacing these keys' values."""
+        for key, value in rows:
+            self._entries[key] = _text(value)
 
     def pack(self) -> object:
         """The model as one msgpack-able value, for ``save``."""

@@ -96,6 +96,27 @@ class ClusterView(Protocol):
         """``node`` could not be reached; skip it for a while if the view can."""
         ...
 
+    #: Whether cht writes go to the key's primary, which orders them (``jubako.replicate``).
+    ordered: bool
+
+    def members(self) -> list[Node]:
+        """Every server of the cluster, up or not."""
+        ...
+
+    def writers(self, key: str | bytes, count: int) -> tuple[Node | None, list[Node], list[Node]]:
+        """``(primary, backups, missing)`` of a write to ``key``: the replica that orders the
+        key's writes (None when none is up), the others it passes them to, and the ones a
+        write cannot reach (down)."""
+        ...
+
+    def not_up(self) -> list[tuple[Node, str]]:
+        """The servers that are down or catching up, with their state as shown."""
+        ...
+
+    def missed_write(self, node: Node) -> None:
+        """A write did not reach ``node``: it needs a repair when it is back."""
+        ...
+
 
 class Caller(Protocol):
     """The pool the forwarder calls through."""
@@ -187,12 +208,14 @@ class Forwarder:
         self._known: dict[str | bytes, ClusterView] = {}
         self._on_relay_error = self._relay_failed  # bound once: relays pass it on every call
         #: How each method's calls start (see :meth:`starter`), made once per route.
-        self._starters: dict[str, Starter] = {
-            name: self._relay_starter(r)
-            if _fails_over(r) or r.routing is Routing.RANDOM
-            else functools.partial(self._start_fan_out, r)
-            for name, r in self.routes.items()
-        }
+        self._starters: dict[str, Starter] = {}
+        for name, r in self.routes.items():
+            if _fails_over(r) or r.routing is Routing.RANDOM:
+                self._starters[name] = self._relay_starter(r)
+            elif _ordered_write(r):
+                self._starters[name] = functools.partial(self._start_ordered, r)
+            else:
+                self._starters[name] = functools.partial(self._start_fan_out, r)
 
     def start(self, method: str, params: list[Any], done: Done) -> None:
         """Forward like :meth:`forward`; report through ``done`` (see the module docstring)."""
@@ -247,6 +270,62 @@ class Forwarder:
         if view is None or not self._fan_out(route, view, params, done):
             self._start_slowly(route.name, params, done)
 
+    def _start_ordered(self, route: Route, params: list[Any], done: Done) -> None:
+        """How a cht write starts: to the key's primary over an open connection (it passes
+        the write on to the other replicas, in its order), else the slow way; to every
+        replica at once when the cluster's servers cannot order writes."""
+        try:
+            view = self._known.get(params[0])
+        except (IndexError, TypeError):  # no cluster name, or not even hashable
+            view = None
+        if view is None:
+            self._start_slowly(route.name, params, done)
+            return
+        if not view.ordered:
+            self._start_fan_out(route, params, done)
+            return
+        try:
+            primary, backups, missing = view.writers(params[1], route.replicas)
+        except (IndexError, TypeMismatch):  # no key, or not text: forward explains
+            self._start_slowly(route.name, params, done)
+            return
+        if primary is None:
+            self._start_slowly(route.name, params, done)
+            return
+        client = self.caller.client(*primary)
+        write = _OrderedWrite(self, route, view, primary, backups, missing, params, done)
+        if not client.call_soon(
+            "jubako.replicate", write.request(), write.answer, timeout=self.timeout
+        ):
+            self._start_slowly(route.name, params, done)
+            return
+        self.stats.request_count += 1
+        self.stats.forward_count += 1
+
+    async def _ordered(self, route: Route, view: ClusterView, params: list[Any]) -> object:
+        """A cht write through the key's primary (see :meth:`_start_ordered`)."""
+        key = params[1] if len(params) > 1 else ""
+        primary, backups, missing = view.writers(key, route.replicas)
+        if primary is None:
+            raise ForwardError(
+                f"{route.name}: no replica of this key is up to take it "
+                f"({_states(view.not_up())})"
+            )
+        write = _OrderedWrite(self, route, view, primary, backups, missing, params, _ignore)
+        self.stats.forward_count += 1
+        try:
+            result = await self.caller.call(
+                primary[0], primary[1], "jubako.replicate", write.request(), timeout=self.timeout
+            )
+        except UnknownMethod:  # servers that cannot order writes: to every replica
+            view.ordered = False
+            nodes = view.replicas(params[1], route.replicas)
+            return await self._all(route, view, nodes, params)
+        except RPCError as error:
+            raise write.failure(error) from None
+        write.check_missing()
+        return result
+
     def _start_slowly(self, method: str, params: list[Any], done: Done) -> None:
         """Run :meth:`forward` as a task and report its outcome through ``done``."""
         task = asyncio.ensure_future(self.forward(method, params))
@@ -266,6 +345,14 @@ class Forwarder:
 
     def _fan_out(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
         """Send to every target over open connections; False to take the slow way."""
+        if route.routing is Routing.BROADCAST:
+            try:
+                _check_whole(route, view)
+            except ForwardError as refused:
+                self.stats.request_count += 1
+                self.stats.error_count += 1
+                done(refused, None)
+                return True
         nodes = self._targets(route, view, params)
         if nodes is None:
             return False
@@ -310,10 +397,14 @@ class Forwarder:
         try:
             if route.routing is Routing.CHT:
                 key = text_param(params[1], "key") if len(params) > 1 else ""
+                if _ordered_write(route) and view.ordered:
+                    return await self._ordered(route, view, params)
                 find = view.readers if _fails_over(route) else view.replicas
                 nodes = find(key, route.replicas)
             else:
                 nodes = view.actives()
+                if route.routing is Routing.BROADCAST:
+                    _check_whole(route, view)
             if not nodes:
                 raise ForwardError(f"no server found: {name}")
             if route.routing is Routing.RANDOM:
@@ -529,6 +620,104 @@ def _report(task: asyncio.Future[object], done: Done) -> None:
         return
     error = task.exception()
     done(error, None) if error is not None else done(None, task.result())
+
+
+def _ordered_write(route: Route) -> bool:
+    """A cht write: it goes to the key's primary, which orders the key's writes."""
+    return route.routing is _CHT and route.lock is LockMode.UPDATE
+
+
+def _check_whole(route: Route, view: ClusterView) -> None:
+    """A broadcast that writes (or ``save``/``load``) needs every server of the cluster:
+    ForwardError naming those down or catching up, and nothing is sent."""
+    if route.lock is not LockMode.UPDATE and route.name != "save":
+        return
+    missing = view.not_up()
+    if missing:
+        raise ForwardError(
+            f"{route.name}: not sent: it needs every server of the cluster, and "
+            f"{_states(missing)}"
+        )
+
+
+def _states(nodes: Sequence[tuple[Node, str]]) -> str:
+    return "; ".join(f"{node_name(node)} is {state}" for node, state in nodes) or "none is up"
+
+
+def _ignore(error: BaseException | None, result: object) -> None:
+    """A ``done`` that nobody waits for (the slow way raises instead)."""
+
+
+class _OrderedWrite:
+    """One cht write sent to its primary; reports once through ``done``."""
+
+    __slots__ = ("backups", "done", "forwarder", "missing", "params", "primary", "route", "view")
+
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        route: Route,
+        view: ClusterView,
+        primary: Node,
+        backups: list[Node],
+        missing: list[Node],
+        params: list[Any],
+        done: Done,
+    ) -> None:
+        self.forwarder = forwarder
+        self.route = route
+        self.view = view
+        self.primary = primary
+        self.backups = backups
+        self.missing = missing
+        self.params = params
+        self.done = done
+
+    def request(self) -> list[object]:
+        """``jubako.replicate``'s params: cluster name, method, backups, the call's params."""
+        backups = [node_name(node) for node in self.backups]
+        return [self.params[0], self.route.name, backups, self.params]
+
+    def answer(self, error: RPCError | None, result: object) -> None:
+        if error is None:
+            try:
+                self.check_missing()
+            except ForwardError as failure:
+                self.forwarder.stats.error_count += 1
+                self.done(failure, None)
+                return
+            self.done(None, result)
+        elif isinstance(error, UnknownMethod):  # servers that cannot order writes
+            self.view.ordered = False
+            self.forwarder._start_fan_out(self.route, self.params, self.done)
+        else:
+            self.forwarder.stats.error_count += 1
+            self.done(self.failure(error), None)
+
+    def failure(self, error: RPCError) -> ForwardError:
+        """What the client gets when the primary failed or said a replica did not take it."""
+        if isinstance(error, _TRANSPORT_ERRORS):
+            self.view.mark_failed(self.primary)
+            return ForwardError(f"{self.route.name}: {node_name(self.primary)}: {_reason(error)}")
+        if isinstance(error, RemoteError) and isinstance(error.result, list):
+            for entry in error.result:  # the replicas that did not take it
+                text = entry.decode("utf-8", "replace") if isinstance(entry, bytes) else str(entry)
+                host, _, port = text.rpartition(":")
+                if port.isdigit():
+                    self.view.missed_write((host, int(port)))
+        return _passed_on(error)
+
+    def check_missing(self) -> None:
+        """Applied where it could be: ForwardError when a replica is down (all-or-error),
+        and that replica is repaired when it is back."""
+        if not self.missing:
+            return
+        for node in self.missing:
+            self.view.missed_write(node)
+        reached = ", ".join(node_name(n) for n in (self.primary, *self.backups))
+        states = dict(self.view.not_up())
+        absent = "; ".join(f"{node_name(n)}: {states.get(n, 'down')}" for n in self.missing)
+        raise ForwardError(f"{self.route.name}: applied on {reached}; not on {absent}")
 
 
 def _fails_over(route: Route) -> bool:

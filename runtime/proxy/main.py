@@ -33,8 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime.cluster.cht import Ring
-from runtime.cluster.membership import Membership, Node, Snapshot
+from runtime.cluster.membership import Membership, Node
 from runtime.cluster.static import StaticMembership
 from runtime.cluster.zookeeper import paths
 from runtime.cluster.zookeeper.membership import ZooKeeperMembership, connect_client
@@ -44,8 +43,10 @@ from runtime.process.lifecycle import Part, System
 from runtime.process.logs import setup_logging
 from runtime.process.serving import log_file_path, run_on_event_loop, serve_until_signalled
 from runtime.process.settings import FILE_RESERVE, ProxySettings, connection_cap, listen_host
-from runtime.proxy.forwarder import ClusterView, Forwarder, ForwardError, text_param
+from runtime.proxy.forwarder import ClusterView, Forwarder, ForwardError
+from runtime.proxy.replicas import ReplicaKeeper
 from runtime.proxy.routing import Route, Routing
+from runtime.proxy.view import MembershipView
 from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.listener import parse_allow
 from runtime.rpc.locks import LockMode
@@ -59,11 +60,7 @@ __all__ = ["BUILTIN_ROUTES", "MembershipView", "ProxyApp", "parse_servers", "run
 
 log = logging.getLogger(__name__)
 
-#: How many keys' replica lists a view remembers (a hashed key costs an MD5 and a search).
-RECENT_KEYS = 4096
 
-#: Seconds between looks at which servers are still marked down, while any is.
-DOWN_RECHECK = 1.0
 #: Clusters a ZooKeeper proxy watches at once.
 MAX_VIEWS = 256
 #: Seconds a name found to have no cluster is answered without asking ZooKeeper again.
@@ -95,105 +92,6 @@ def parse_servers(text: str) -> list[Node]:
     return nodes
 
 
-class MembershipView(ClusterView):
-    """A :class:`ClusterView` over a :class:`Membership`, with a cached hash ring.
-
-    A server the proxy failed to reach is marked down in the membership (for its retry
-    interval) and moved to the end of the read order of its keys (:meth:`readers`), so
-    reads stop waiting on it; writes still go to it (:meth:`replicas`) and fail, naming it.
-    """
-
-    def __init__(self, membership: Membership) -> None:
-        self.membership = membership
-        self._ring_members: tuple[Node, ...] = ()
-        self._ring = Ring()
-        self._by_name: dict[str, Node] = {}
-        self._ring_snapshot: Snapshot | None = None
-        #: Replicas of recent keys (as sent) in ring order, for the current ring.
-        self._recent: dict[tuple[str | bytes, int], tuple[Node, ...]] = {}
-        #: The same in read order: servers marked down last.
-        self._readers: dict[tuple[str | bytes, int], tuple[Node, ...]] = {}
-        self._demoted: frozenset[Node] = frozenset()
-        self._recheck: asyncio.TimerHandle | None = None
-
-    def actives(self) -> list[Node]:
-        return self.membership.actives()
-
-    def replicas(self, key: str | bytes, count: int) -> Sequence[Node]:
-        if self.membership.snapshot() is not self._ring_snapshot:
-            self._rebuild()
-        try:
-            found = self._recent.get((key, count))
-        except TypeError:  # not even hashable: _find says what it is
-            found = None
-        return found if found is not None else self._find(key, count)
-
-    def readers(self, key: str | bytes, count: int) -> Sequence[Node]:
-        if self.membership.snapshot() is not self._ring_snapshot:
-            self._rebuild()
-        try:
-            found = self._readers.get((key, count))
-        except TypeError:  # not even hashable: _find says what it is
-            found = None
-        return found if found is not None else self._find_readers(key, count)
-
-    def _rebuild(self) -> None:
-        """Membership changed: a new ring if its members did, and nothing remembered."""
-        snapshot = self.membership.snapshot()
-        members = tuple(snapshot.cht)
-        if members != self._ring_members:
-            self._ring = Ring(f"{host}_{port}" for host, port in members)
-            self._ring_members = members
-            self._by_name = {f"{host}_{port}": (host, port) for host, port in members}
-        self._ring_snapshot = snapshot
-        self._recent.clear()
-        self._readers.clear()
-
-    def _find(self, key: str | bytes, count: int) -> tuple[Node, ...]:
-        """Look ``key`` up on the ring and remember its replicas (by the key as sent)."""
-        by_name = self._by_name
-        names = self._ring.nodes_for(text_param(key, "key"), count)
-        found = tuple(by_name[name] for name in names)
-        if len(self._recent) >= RECENT_KEYS:
-            self._recent.clear()
-        self._recent[(key, count)] = found
-        return found
-
-    def _find_readers(self, key: str | bytes, count: int) -> tuple[Node, ...]:
-        """``key``'s replicas with the ones marked down moved last, remembered."""
-        found = tuple(self.replicas(key, count))
-        demoted = self._demoted
-        if demoted and not demoted.isdisjoint(found):
-            found = tuple(sorted(found, key=demoted.__contains__))  # stable: ring order kept
-        if len(self._readers) >= RECENT_KEYS:
-            self._readers.clear()
-        self._readers[(key, count)] = found
-        return found
-
-    def mark_failed(self, node: Node) -> None:
-        self.membership.mark_down(*node)
-        if node not in self._demoted:
-            self._refresh_demoted()
-
-    def _refresh_demoted(self) -> None:
-        """Read orders follow the servers marked down; rechecked while there are any (a
-        server's mark ends after the membership's retry interval)."""
-        demoted = frozenset(self.membership.down())
-        if demoted != self._demoted:
-            self._demoted = demoted
-            self._readers.clear()
-        if demoted and self._recheck is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop (a synchronous caller): the next failure refreshes
-                return
-            self._recheck = loop.call_later(DOWN_RECHECK, self._on_recheck)
-
-    def _on_recheck(self) -> None:
-        self._recheck = None
-        self._refresh_demoted()
-
-
 class ProxyApp:
     """One proxy process: membership views, the forwarder and the RPC listener."""
 
@@ -219,8 +117,16 @@ class ProxyApp:
         #: Views let go whose watches are being stopped.
         self._stopping: set[asyncio.Task[None]] = set()
         self._static: MembershipView | None = None
+        cht_writes = [
+            r.name for r in routes if r.routing is Routing.CHT and r.lock is LockMode.UPDATE
+        ]
+        #: What a cluster's keeper copies when it repairs a server (docs/operating.md).
+        self._replicas = max([r.replicas for r in routes if r.routing is Routing.CHT] or [1])
+        self._cht_writes = cht_writes
         if settings.servers:
-            self._static = MembershipView(StaticMembership(parse_servers(settings.servers)))
+            # Every cluster name maps to this list: the servers serve any name, so the
+            # keeper probes and repairs them under the empty one.
+            self._static = self._new_view("", StaticMembership(parse_servers(settings.servers)))
         self._zk_client: Any = None
         self.forwarder = Forwarder(
             [*BUILTIN_ROUTES, *routes],
@@ -337,14 +243,16 @@ class ProxyApp:
             while len(self._absent) > MAX_ABSENT:
                 self._absent.popitem(last=False)
             raise ForwardError(f"no server found: {cut(name)}") from None
-        view = MembershipView(membership)
+        view = self._new_view(name, membership)
+        assert view.keeper is not None
+        view.keeper.start()
         self._views[name] = view
         log.info("watching cluster %s/%s", self.service_type, name)
         while len(self._views) > MAX_VIEWS:
             old_name, old = self._views.popitem(last=False)
             self.forwarder.forget()
             log.info("letting cluster %s/%s go (least recently used)", self.service_type, old_name)
-            stopping = asyncio.get_running_loop().create_task(old.membership.stop())
+            stopping = asyncio.get_running_loop().create_task(self._stop_view(old))
             self._stopping.add(stopping)
             stopping.add_done_callback(self._stopping.discard)
         return view
@@ -382,8 +290,27 @@ class ProxyApp:
             "clusters": str(len(self._views) if self._static is None else 1),
             **self.system.status(),
         }
+        for view in self._all_views():  # every server with its state: up, down, catching up
+            if view.keeper is not None:
+                status.update(view.keeper.status())
         stats.request_count += 1
         return {f"{self.bind_host}_{self.rpc.port}": status}
+
+    def _new_view(self, name: str, membership: Membership) -> MembershipView:
+        """A view of one cluster, with the keeper that probes and repairs its servers."""
+        keeper = ReplicaKeeper(
+            name,
+            membership,
+            self.pool,
+            replicas=self._replicas,
+            cht_writes=self._cht_writes,
+        )
+        return MembershipView(membership, keeper)
+
+    async def _stop_view(self, view: MembershipView) -> None:
+        if view.keeper is not None:
+            await view.keeper.stop()
+        await view.membership.stop()
 
     def _all_views(self) -> list[MembershipView]:
         return [self._static] if self._static is not None else list(self._views.values())
@@ -399,10 +326,12 @@ class ProxyApp:
             )
         if self._static is not None:
             await self._static.membership.start()
+            assert self._static.keeper is not None
+            self._static.keeper.start()
 
     async def _stop_membership(self) -> None:
         for view in self._all_views():
-            await view.membership.stop()
+            await self._stop_view(view)
         if self._zk_client is not None:
             await asyncio.to_thread(_close_client, self._zk_client)
 

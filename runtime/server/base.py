@@ -20,6 +20,14 @@ config, implements the IDL methods, and fills in the hooks the framework calls:
   while clients and proxies still see ``#@nolock``. The server only *tries* that lock on
   its event loop; a method that waits for a lock of its own there stalls every
   connection.
+- :meth:`snapshot_model` chooses the other way of holding a model: a
+  :class:`~runtime.server.snapshot.SnapshotModel` (one writer thread, read-only
+  snapshots, an experience buffer). ``#@update`` methods then run on the writer and
+  ``#@analysis`` ones with no lock, on the published snapshot; ``None`` (the default)
+  keeps the read/write lock. ``docs/writing-a-service.md`` says when to pick which.
+- ``wire_methods`` names methods that take their arguments as the wire carries them
+  (strings as ``bytes``) and return wire values, checked by themselves: a method whose
+  per-call cost matters more than its convenience (the classifier's ``classify``).
 
 The built-in RPCs themselves (``get_config``, ``save``, ``load``, ``get_status``) live in
 :mod:`runtime.server.host`, which calls these hooks under the model lock.
@@ -29,11 +37,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runtime.errors import ConfigError
 from runtime.mix.mixable import Mixable
 from runtime.rpc.locks import LockMode
+
+if TYPE_CHECKING:
+    from runtime.server.snapshot import SnapshotModel
 
 
 class ServerBase:
@@ -44,6 +55,10 @@ class ServerBase:
     #: ``#@nolock`` methods the framework runs under its model lock anyway, with the mode
     #: (``ANALYSIS`` shared, ``UPDATE`` alone and counted); see the module docstring.
     model_lock_for: ClassVar[Mapping[str, LockMode]] = {}
+    #: Method name → the name of this class's function that serves it on the wire: it
+    #: gets the wire values (strings as ``bytes``) and returns a wire value, and raises
+    #: ``TypeMismatch`` on a value that does not fit (see the module docstring).
+    wire_methods: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, config_json: str) -> None:
         try:
@@ -67,6 +82,11 @@ class ServerBase:
         """
         return None
 
+    def snapshot_model(self) -> SnapshotModel[Any, Any] | None:
+        """The model held the snapshot way (one writer, published snapshots), or ``None``
+        to keep the framework's read/write lock. Return the same object every time."""
+        return None
+
     def updated(self) -> None:
         """Count one model update (for ``#@nolock`` methods that change the model)."""
         listener = self.update_listener
@@ -76,6 +96,35 @@ class ServerBase:
     def get_status(self) -> dict[str, str]:
         """Service-specific status keys (strings to strings)."""
         return {}
+
+    # -- replicas (optional: a service that implements both lets proxies repair replicas)
+
+    def export_rows(
+        self, owned: Callable[[str], bool], after: str | None, limit: int
+    ) -> list[tuple[str, object]]:
+        """Up to ``limit`` rows, in key order after ``after`` (from the start when None),
+        of the keys ``owned`` accepts: ``[(key, row)]``, where a row is any msgpack-able
+        value :meth:`import_rows` takes back. Runs under the shared model lock.
+
+        A service that implements this and :meth:`import_rows` has its ``cht`` replicas
+        repaired: a proxy copies a restarted or new server's keys to it from the other
+        replicas before it answers reads for them (``docs/operating.md``, Replicas)."""
+        raise NotImplementedError(f"{type(self).__name__} does not export rows")
+
+    def import_rows(self, rows: list[tuple[str, object]]) -> None:
+        """Store rows :meth:`export_rows` gave on another server, replacing what is here
+        under those keys (strings inside rows arrive as bytes). Runs under the exclusive
+        model lock."""
+        raise NotImplementedError(f"{type(self).__name__} does not import rows")
+
+    @property
+    def exports_rows(self) -> bool:
+        """Whether this service implements :meth:`export_rows` and :meth:`import_rows`."""
+        cls = type(self)
+        return (
+            cls.export_rows is not ServerBase.export_rows
+            and cls.import_rows is not ServerBase.import_rows
+        )
 
     def pack(self) -> object:
         """The model as one msgpack-able value, for ``save``."""

@@ -7,6 +7,12 @@ reads the JSON config (``--configpath``, or the model file's saved config with
 the cluster when ``--zookeeper`` is given, and serves until SIGTERM or SIGINT, when it stops
 accepting, drains calls in flight and leaves the cluster. A second signal exits at once.
 
+A service whose ``*_serv`` returns a :class:`~runtime.server.snapshot.SnapshotModel` from
+``snapshot_model()`` holds its model the snapshot way: the writer thread is the server's first
+subsystem (started before the listener, stopped after it has drained its calls), its
+``#@update`` methods go through the writer and its ``#@analysis`` methods (``save`` and
+``get_status`` too) run with no lock.
+
 In a cluster, a service whose ``*_serv`` returns a model from ``mixable()`` gets a
 :class:`~runtime.mix.linear_mixer.LinearMixer` as a third subsystem: it catches the model up
 with the cluster and puts the server into ``actives``. A service without one is active as
@@ -43,7 +49,10 @@ from runtime.rpc.server import RpcServer
 from runtime.server.base import ServerBase
 from runtime.server.host import ServiceHost, handler
 from runtime.server.persistence import read_model_file, remove_stale_temps
+from runtime.server.snapshot import snapshot_rows
+from runtime.server.replication import Replication
 from runtime.wire.signature import RESUME_MIXER, SUSPEND_MIXER
+from runtime.wire.types import Object
 
 __all__ = ["ServerApp", "handler", "load_service_class", "run_server"]
 
@@ -146,11 +155,14 @@ class ServerApp:
             use_cht=use_cht,
         )
         mixable = serv.mixable()
+        #: The model held the snapshot way (one writer thread), or None: the lock.
+        self.snapshot = serv.snapshot_model()
         self.mixer: LinearMixer | None = None
         if settings.zookeeper and mixable is not None:
             self.mixer = LinearMixer(
                 mixable,
-                model_lock=self.model_lock,
+                # A snapshot model's mixable goes through its writer: no lock to share.
+                model_lock=self.model_lock if self.snapshot is None else RWLock(),
                 members=_JoinedCluster(self),
                 master_lock=self._master_lock,
                 self_node=self._self_node,
@@ -170,7 +182,27 @@ class ServerApp:
                 "this server is standalone (no --zookeeper): there is no mixer"
             )
         serv.update_listener = self.host.on_update
-        table = {**with_model_locks(handlers, serv), **self.host.handlers(), **mix_rows}
+        #: Ordered cht writes and replica repair (services with cht methods).
+        self.replication: Replication | None = None
+        replication_rows: dict[str, Handler] = {}
+        if use_cht:
+            self.replication = Replication(
+                serv,
+                lambda: self.dispatcher,
+                self_id=lambda: self.host.server_id,
+                timeout=settings.interconnect_timeout,
+            )
+            replication_rows = self.replication.handlers()
+        table = {
+            **with_model_locks(handlers, serv),
+            **self.host.handlers(),
+            **mix_rows,
+            **replication_rows,
+        }
+        table = with_wire_methods(table, serv)
+        if self.snapshot is not None:
+            table = snapshot_rows(table, self.snapshot)
+            self.snapshot.on_applied = self.host.on_update
         self.dispatcher = Dispatcher(
             table,
             cluster_name=settings.name or None,
@@ -196,6 +228,8 @@ class ServerApp:
         self._config_lock: Any = None
         self.membership: ZooKeeperMembership | None = None
         parts: list[Subsystem] = [Part("rpc", self._start_rpc, self._stop_rpc)]
+        if self.snapshot is not None:  # first up, last down: it applies what rpc drains
+            parts.insert(0, self.snapshot)
         if settings.zookeeper:
             parts.append(Part("membership", self._join_cluster, self._leave_cluster))
         if self.mixer is not None:
@@ -203,6 +237,8 @@ class ServerApp:
         #: Subsystems started in order and stopped in reverse; states in get_status.
         self.system = System(f"{service_type}-server", parts)
         self.host.status_providers.append(self.system.status)
+        if self.snapshot is not None:
+            self.host.status_providers.append(self.snapshot.status)
         if self.mixer is not None:
             self.host.status_providers.append(self.mixer.status)
             for signature, func in (
@@ -243,6 +279,8 @@ class ServerApp:
 
     async def _stop_rpc(self) -> None:
         await self.rpc.close(drain_timeout=self.settings.drain_timeout)
+        if self.replication is not None:
+            await self.replication.close()
 
     async def _join_cluster(self) -> None:
         s = self.settings
@@ -334,6 +372,26 @@ def with_model_locks(handlers: Mapping[str, Handler], serv: ServerBase) -> dict[
                 f"#@{row.lock.value}: only #@nolock methods can be given the model lock"
             )
         table[name] = dataclasses.replace(row, lock=mode)
+    return table
+
+
+def with_wire_methods(handlers: Mapping[str, Handler], serv: ServerBase) -> dict[str, Handler]:
+    """The dispatch table with the functions ``serv.wire_methods`` names serving their
+    methods on the wire values (no decoding, no encoding: the function checks its input
+    and returns a wire value); ValueError when it names a method or function that is not
+    there."""
+    table = dict(handlers)
+    for name, attribute in type(serv).wire_methods.items():
+        row = table.get(name)
+        func = getattr(serv, attribute, None)
+        if row is None or not callable(func):
+            raise ValueError(
+                f"{type(serv).__name__}.wire_methods names {name!r} -> {attribute!r}: "
+                "no such method or function"
+            )
+        table[name] = dataclasses.replace(
+            row, func=func, arg_types=(Object(),) * len(row.arg_types), ret_type=Object()
+        )
     return table
 
 

@@ -80,7 +80,10 @@ def _kill_one_and_read(
             try:
                 client.put(f"key{i}", "new")
             except RemoteError as error:
-                assert "error occurred in 1 out of 2 requests" in str(error)
+                # The write reached the live replica (it is kept, and repaired onto the
+                # victim when it is back); the error names the replica it missed.
+                assert f"not on 127.0.0.1:{victim.port}" in str(error)
+                assert "applied on" in str(error)
                 failed_writes += 1
     return failed_reads, failed_writes
 
@@ -108,7 +111,7 @@ def test_proxy_timeout_bounds_a_call_to_a_server_that_stopped_answering(
 ) -> None:
     """``--timeout`` on the proxy is per forwarded call: with one of two servers stopped
     (SIGSTOP: connected, silent), a read fails over after it and later reads do not wait
-    on that server; writes fail after it, naming the server."""
+    on that server; writes fail, naming the server, until it answers again."""
     timeout = 0.5
     with ExitStack() as stack:
         servers = [_server(stack, kvs_dir, tmp_path) for _ in range(2)]
@@ -132,13 +135,21 @@ def test_proxy_timeout_bounds_a_call_to_a_server_that_stopped_answering(
                 write = time.monotonic() - started
             finally:
                 stopped.send_signal(signal.SIGCONT)
-            assert f"127.0.0.1:{stopped.port}" in str(failed.value)
-            assert "error occurred in 1 out of 2 requests" in str(failed.value)
-            assert timeout * 0.8 <= write < timeout + 3, write
+            assert f"not on 127.0.0.1:{stopped.port}" in str(failed.value)
+            # the reads found it silent: the write does not wait on it again
+            assert write < timeout + 3, write
             # the first read that meets the stopped server waits one timeout; after that
             # the proxy reads its keys from the other replica first
             assert reads < 2 * timeout + 2, reads
-            assert client.put("key0", "back") is True
+            # once the proxy's probe sees it answer (and repairs it), writes reach both
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    assert client.put("key0", "back") is True
+                    break
+                except RemoteError:
+                    assert time.monotonic() < deadline, "the resumed server is never up again"
+                    time.sleep(0.2)
             assert client.get("key0") == "back"
 
 

@@ -90,6 +90,22 @@ class FixedView:
     def mark_failed(self, node: Node) -> None:
         self.failed.append(node)
 
+    #: Plain fan-out writes: these test servers have no ``jubako.replicate``.
+    ordered = False
+
+    def members(self) -> list[Node]:
+        return list(self.nodes)
+
+    def writers(self, key: str | bytes, count: int) -> tuple[Node | None, list[Node], list[Node]]:
+        chosen = self.nodes[:count]
+        return chosen[0], chosen[1:], []
+
+    def not_up(self) -> list[tuple[Node, str]]:
+        return []
+
+    def missed_write(self, node: Node) -> None:
+        pass
+
 
 Cluster = tuple[list[RpcServer], list[Store], FixedView, Forwarder, ClientPool]
 

@@ -10,7 +10,7 @@ import pytest
 from runtime.cluster.cht import Ring
 from runtime.cluster.static import StaticMembership
 from runtime.errors import TypeMismatch
-from runtime.proxy.main import DOWN_RECHECK, MembershipView
+from runtime.proxy.view import DOWN_RECHECK, MembershipView
 
 NODES = [("127.0.0.1", 9100 + i) for i in range(4)]
 
