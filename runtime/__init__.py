@@ -5,6 +5,9 @@ A service author imports from here and nowhere else::
     from runtime import Datum, ServerBase
 
 - :class:`ServerBase`: the base of a ``*_serv`` class (config, status, save hooks);
+- :class:`SnapshotModel`: the other way of holding a model (one writer thread, read-only
+  snapshots, an experience buffer), with :class:`SnapshotMixable` for its mix and the
+  errors its callers see (:class:`UpdateBufferFull`, :class:`WriterStopped`);
 - :class:`Datum`: Jubatus's datum;
 - :class:`Mixable`, :class:`DiffError`: the contract of a model that mixes in a cluster;
 - :class:`LockMode`: the lock a method takes (``#@analysis``, ``#@update``, ``#@nolock``);
@@ -31,6 +34,12 @@ from runtime.mix.mixable import DiffError, Mixable
 from runtime.rpc.client import AsyncClient, Client
 from runtime.rpc.locks import LockMode
 from runtime.server.base import ServerBase
+from runtime.server.snapshot import (
+    SnapshotMixable,
+    SnapshotModel,
+    UpdateBufferFull,
+    WriterStopped,
+)
 from runtime.version import __version__
 from runtime.wire.datum import Datum
 
@@ -49,7 +58,11 @@ __all__ = [
     "RPCTimeout",
     "RemoteError",
     "ServerBase",
+    "SnapshotMixable",
+    "SnapshotModel",
     "TypeMismatch",
     "UnknownMethod",
+    "UpdateBufferFull",
+    "WriterStopped",
     "__version__",
 ]

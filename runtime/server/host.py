@@ -4,7 +4,9 @@
 and supplies ``get_config``, ``save``, ``load`` and ``get_status`` as dispatch rows, with
 Jubatus's wire shapes. ``save`` writes the model file atomically under the shared model
 lock; ``load`` reads and verifies the whole file before taking the exclusive lock to swap
-the model in, so a bad file never touches the running model.
+the model in, so a bad file never touches the running model. For a service holding a
+snapshot model (:mod:`runtime.server.snapshot`) ``save`` packs a snapshot with no lock and
+``load`` swaps the model in through the writer.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from runtime.server.persistence import (
 from runtime.version import __version__
 from runtime.wire import signature as sig
 from runtime.wire.signature import Signature
+from runtime.wire.types import Object
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,10 @@ R = TypeVar("R")
 def handler(signature: Signature[R], func: Callable[..., R], lock: LockMode) -> Handler:
     """A dispatch row: ``func`` called with the decoded arguments of ``signature``."""
     return Handler(func, lock, signature.args, signature.result, arg_labels=signature.labels)
+
+
+#: How often ``get_status`` reads the process's memory figures, seconds.
+MEMORY_EVERY = 1.0
 
 
 def _flag(value: bool) -> str:
@@ -88,6 +95,10 @@ class ServiceHost:
         self.last_saved_path = ""
         self.last_loaded = ""
         self.last_loaded_path = ""
+        #: The status keys that do not change while the process runs (see get_status).
+        self._fixed_status: dict[str, str] | None = None
+        self._memory = ("0", "0", "0")
+        self._memory_read = 0.0
         #: Called after every counted update (the mixer's trigger).
         self.update_listeners: list[Callable[[], None]] = []
         #: Extra status providers (membership, mixer, lifecycle) add keys here.
@@ -97,6 +108,7 @@ class ServiceHost:
         """Record the address the RPC listener bound; it names this server."""
         self.server_id = f"{host}_{port}"
         self.start_time = int(time.time())
+        self._fixed_status = None
 
     def handlers(self) -> dict[str, Handler]:
         """Dispatch rows of the built-ins.
@@ -113,7 +125,8 @@ class ServiceHost:
             "load": dataclasses.replace(
                 handler(sig.LOAD, self.load, LockMode.NOLOCK), on_worker=True
             ),
-            "get_status": handler(sig.GET_STATUS, self.get_status, LockMode.ANALYSIS),
+            # Its values are strings already (get_status makes them so): no encoding.
+            "get_status": Handler(self.get_status, LockMode.ANALYSIS, (), Object()),
         }
 
     def on_update(self) -> None:
@@ -191,18 +204,29 @@ class ServiceHost:
             config_json=None if overwrite_config else self.serv.config_json,
             user_data_version=self.serv.user_data_version,
         )
-        with self.model_lock.write():
-            self.serv.unpack(model.payload)
+        holder = self.serv.snapshot_model()
+        if holder is not None:  # the writer swaps it in; readers keep the old snapshot
+            holder.write(lambda _model: self.serv.unpack(model.payload), name="load")
+        else:
+            with self.model_lock.write():
+                self.serv.unpack(model.payload)
         self.on_update()
         self.last_loaded = str(int(time.time()))
         self.last_loaded_path = str(path)
         log.info("loaded model from %s", path)
 
     def get_status(self) -> dict[str, dict[str, str]]:
-        """``{ip_port: {key: value}}`` with Jubatus's keys plus the service's own."""
+        """``{ip_port: {key: value}}`` with Jubatus's keys plus the service's own, every
+        value a string. The keys fixed for the process's life are made once; the memory
+        figures are read from /proc at most every :data:`MEMORY_EVERY` seconds."""
         now = int(time.time())
-        virt, rss, shr = _memory_kib()
-        s = self.settings
+        if now - self._memory_read >= MEMORY_EVERY:
+            self._memory = _memory_kib()
+            self._memory_read = now
+        virt, rss, shr = self._memory
+        fixed = self._fixed_status
+        if fixed is None:
+            fixed = self._fixed_status = self._fixed()
         status: dict[str, str] = {
             "clock_time": str(now),
             "start_time": str(self.start_time),
@@ -210,6 +234,26 @@ class ServiceHost:
             "VIRT": virt,
             "RSS": rss,
             "SHR": shr,
+            **fixed,
+            "update_count": str(self.update_count),
+            "last_saved": self.last_saved,
+            "last_saved_path": self.last_saved_path,
+            "last_loaded": self.last_loaded,
+            "last_loaded_path": self.last_loaded_path,
+        }
+        status.update(self.serv.get_status())
+        for provider in self.status_providers:
+            status.update(provider())
+        for key, value in status.items():
+            if type(value) is not str or type(key) is not str:  # a provider's number
+                status = {str(k): str(v) for k, v in status.items()}
+                break
+        return {self.server_id: status}
+
+    def _fixed(self) -> dict[str, str]:
+        """The status keys that stay the same while the process runs."""
+        s = self.settings
+        status: dict[str, str] = {
             "timeout": _number(s.timeout),
             "threadnum": str(s.thread),
             "datadir": s.datadir,
@@ -222,13 +266,7 @@ class ServiceHost:
             "configpath": self.configpath_label,
             "pid": str(os.getpid()),
             "user": _user(),
-            "update_count": str(self.update_count),
-            "last_saved": self.last_saved,
-            "last_saved_path": self.last_saved_path,
-            "last_loaded": self.last_loaded,
-            "last_loaded_path": self.last_loaded_path,
         }
-        status.update(self.serv.get_status())
         if not s.is_standalone:
             status.update(
                 {
@@ -242,9 +280,7 @@ class ServiceHost:
                     "mixer": s.mixer,
                 }
             )
-        for provider in self.status_providers:
-            status.update(provider())
-        return {self.server_id: {k: str(v) for k, v in status.items()}}
+        return status
 
 
 def _number(value: float) -> str:

@@ -49,8 +49,8 @@ from runtime.rpc.server import RpcServer
 from runtime.server.base import ServerBase
 from runtime.server.host import ServiceHost, handler
 from runtime.server.persistence import read_model_file, remove_stale_temps
-from runtime.server.snapshot import snapshot_rows
 from runtime.server.replication import Replication
+from runtime.server.snapshot import snapshot_rows
 from runtime.wire.signature import RESUME_MIXER, SUSPEND_MIXER
 from runtime.wire.types import Object
 

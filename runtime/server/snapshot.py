@@ -1,0 +1,705 @@
+"""A model held the snapshot way: one writer thread, read-only snapshots, an experience buffer.
+
+The other way to hold a model (the first is the framework's read/write lock): every model
+has **exactly one thread that may write it**, its writer; every other thread only reads a
+snapshot that nobody will ever change. A service opts in by returning a
+:class:`SnapshotModel` from :meth:`~runtime.server.base.ServerBase.snapshot_model`; the
+server then routes its methods by the lock the IDL (or ``model_lock_for``) gives them:
+
+- ``#@analysis`` methods run with **no lock at all**: they read :attr:`SnapshotModel.snapshot`,
+  the published snapshot. Publishing a new one is one reference swap, so a reader that
+  started on the old one finishes on it.
+- ``#@update`` methods are **queued to the writer**, which applies them in arrival order,
+  in batches, and publishes a new snapshot (``make_snapshot(model)``) after each batch, or
+  at most every ``publish_interval`` seconds. By default a call is answered once its work
+  is applied *and published* (Jubatus's meaning of ``train``: it returns how many were
+  trained; a read sent after that answer sees the update). Methods named in ``queued``
+  are answered as soon as they are in the buffer (fire-and-forget), with the value their
+  ``queued`` function gives.
+- The **experience buffer** between them is bounded (``buffer_size``, counted in the
+  weight each update declares, e.g. its examples): when it is full, a call waits, in
+  arrival order, for room; after ``wait_timeout`` seconds it fails with
+  :class:`UpdateBufferFull`, having changed nothing. The connection it came on counts it
+  as in flight meanwhile, so a client that floods the buffer stops being read (the RPC
+  server's own back-pressure): memory never grows without bound.
+- ``save``, ``get_status``, the mixer's ``get_diff`` and ``get_model`` read a snapshot;
+  ``load`` and the mixer's ``put_diff`` and ``set_model`` go through the writer
+  (:meth:`SnapshotModel.write`, from any thread). See :class:`SnapshotMixable`.
+
+How a snapshot is made is the service's business (``make_snapshot``): a copy of a small
+model, a copy-on-write structure, a persistent one, or two copies of the model the writer
+swaps (``engines/classifier``); ``docs/writing-a-service.md`` compares their costs.
+
+Contracts: an update is a function ``update(model)`` run on the writer thread; when it
+raises, it must leave the model as it was (check everything first, then change: the rule
+``unpack`` already follows), and the call fails with that error while the writer goes on.
+A snapshot is never changed after ``make_snapshot`` returns it. Before :meth:`start` (in
+a process without a server: tests, scripts), :meth:`write` applies an update on the
+calling thread and publishes at once.
+
+Stopping (:meth:`stop`, the server's last step on SIGTERM, after the RPC server has
+drained its calls): the writer applies everything still in the buffer (updates already
+answered, in fire-and-forget mode), publishes, and exits; calls still waiting for room
+fail with :class:`WriterStopped`. Nothing is saved: what was learned since the last
+``save`` ends with the process, as in Jubatus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, Protocol, TypeVar
+
+from runtime.errors import JubakoError, TypeMismatch, WireTypeError
+from runtime.rpc.dispatch import BadResult, Handler
+from runtime.rpc.locks import LockMode
+from runtime.wire.types import Descriptor, Object
+
+__all__ = [
+    "MixableSnapshot",
+    "MixableWriter",
+    "SnapshotMixable",
+    "SnapshotModel",
+    "UpdateBufferFull",
+    "WriterStopped",
+    "snapshot_rows",
+]
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+S = TypeVar("S")
+R = TypeVar("R")
+
+#: How a loop-side call is told its outcome: ``done(None, wire_result)`` or
+#: ``done(error, None)``; called on the event loop's thread, once.
+Done = Callable[[BaseException | None, Any], None]
+
+
+class UpdateBufferFull(JubakoError):
+    """The experience buffer stayed full for the whole wait: the update was not queued."""
+
+
+class WriterStopped(JubakoError):
+    """The server is stopping: the update was not queued, nothing changed."""
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    """One update on its way to the writer."""
+
+    update: Callable[[Any], Any]
+    weight: int
+    #: The loop-side caller, told the outcome on the loop (None once answered).
+    reply: Done | None = None
+    #: A blocking caller's future (:meth:`SnapshotModel.write` from another thread).
+    future: Future[Any] | None = None
+    #: Result → wire value, run on the writer (a row's result descriptor).
+    encode: Callable[[Any], Any] | None = None
+    #: The method's name, for errors and counts.
+    name: str = "update"
+    #: Fire-and-forget: answered ``answer`` as soon as it is in the buffer.
+    queued: bool = False
+    answer: Any = None
+
+
+@dataclass(slots=True, eq=False)
+class _Waiting:
+    item: _Item
+    deadline: float
+
+
+@dataclass
+class _Counters:
+    applied: int = 0
+    failed: int = 0
+    batches: int = 0
+    published: int = 0
+    timed_out: int = 0
+    last_error: str = ""
+    last_apply_seconds: float = 0.0
+    largest_batch: int = 0
+    waited: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class _Never:
+    """A type no wire value has."""
+
+
+class SnapshotModel(Generic[M, S]):
+    """A model owned by one writer thread, read through published snapshots.
+
+    ``model`` is the mutable model (only the writer touches it once :meth:`start` ran);
+    ``make_snapshot(model)`` returns the read-only view readers get, called on the writer
+    after each batch. ``buffer_size`` bounds the weight queued (an update's ``weight``,
+    1 unless its row says otherwise: see ``weigh``), ``wait_timeout`` is how long a call
+    waits for room before :class:`UpdateBufferFull`, ``publish_interval`` (seconds, 0:
+    after every batch) how often the writer publishes while updates keep coming,
+    ``max_batch`` the weight one batch takes at most. ``queued`` maps update methods that
+    answer as soon as they are queued to the function giving their answer from their
+    arguments (``{"train": lambda data: len(data)}``); ``weigh`` maps methods to their
+    weight from their arguments. ``switch_interval`` lowers the interpreter's thread switch
+    interval when the writer starts (a busy writer then gives the event loop the GIL
+    within that many seconds; the default is 5 ms).
+    """
+
+    name = "writer"
+
+    def __init__(
+        self,
+        model: M,
+        make_snapshot: Callable[[M], S],
+        *,
+        buffer_size: int = 4096,
+        wait_timeout: float = 10.0,
+        publish_interval: float = 0.0,
+        max_batch: int = 1024,
+        queued: Mapping[str, Callable[..., Any]] | None = None,
+        weigh: Mapping[str, Callable[..., int]] | None = None,
+        switch_interval: float = 0.001,
+    ) -> None:
+        if buffer_size < 1 or max_batch < 1:
+            raise ValueError("buffer_size and max_batch must be at least 1")
+        self._model = model
+        self._make_snapshot = make_snapshot
+        self.buffer_size = buffer_size
+        self.wait_timeout = wait_timeout
+        self.publish_interval = publish_interval
+        self.max_batch = max_batch
+        self.queued: dict[str, Callable[..., Any]] = dict(queued or {})
+        self.weigh: dict[str, Callable[..., int]] = dict(weigh or {})
+        self.switch_interval = switch_interval
+        #: The published snapshot: read it with no lock; it never changes once published.
+        self.snapshot: S = make_snapshot(model)
+        self.published_at = time.monotonic()
+        #: Called on the writer after each applied update call (the server counts it).
+        self.on_applied: Callable[[], None] | None = None
+        self.counters = _Counters()
+        lock = threading.Lock()
+        #: The writer waits on it for work; threads in write() on ``_room`` for room.
+        self._cond = threading.Condition(lock)
+        self._room = threading.Condition(lock)
+        self._queue: deque[_Item] = deque()
+        self._queued_weight = 0
+        self._has_waiting = False
+        #: Threads blocked in write() waiting for room (woken when a batch is taken).
+        self._blocked = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._writer_ident: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Loop-side only: calls waiting for room, in arrival order, and their timer.
+        self._waiting: deque[_Waiting] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- the writer's side -----------------------------------------------------------------
+
+    @property
+    def model(self) -> M:
+        """The mutable model: the writer's alone once the writer runs (updates get it as
+        their argument; other threads must not touch it)."""
+        return self._model
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def on_writer(self) -> bool:
+        """Whether the calling thread is the writer."""
+        return threading.get_ident() == self._writer_ident
+
+    async def start(self) -> None:
+        """Start the writer thread (a lifecycle subsystem: the server's first part)."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        if self.switch_interval and sys.getswitchinterval() > self.switch_interval:
+            sys.setswitchinterval(self.switch_interval)
+        thread = threading.Thread(target=self._run, name="writer", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Apply what the buffer holds, publish, and stop the writer (see the module doc)."""
+        thread = self._thread
+        if thread is None:
+            return
+        while self._waiting:
+            waiting = self._waiting.popleft()
+            self._fail(waiting.item, WriterStopped("the server is stopping: update not applied"))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        with self._cond:
+            left = len(self._queue)
+            self._stopping = True
+            self._cond.notify_all()
+            self._room.notify_all()
+        if left:
+            log.info("applying the %d update(s) left in the buffer before stopping", left)
+        await asyncio.to_thread(thread.join, timeout)
+        if thread.is_alive():
+            with self._cond:
+                lost = len(self._queue)
+            log.error(
+                "the writer did not finish within %gs: %d update(s) not applied", timeout, lost
+            )
+        else:
+            self._thread = None
+            self._writer_ident = None
+            if left:
+                log.info("applied the buffered updates; writer stopped")
+
+    def _run(self) -> None:
+        self._writer_ident = threading.get_ident()
+        held: list[tuple[_Item, BaseException | None, Any]] = []
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    if held:  # a publish is due at the end of the interval
+                        wait = self.published_at + self.publish_interval - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self._cond.wait(wait)
+                    else:
+                        self._cond.wait()
+                if not self._queue and self._stopping:
+                    break
+                batch = self._take_batch()
+                notify_room = self._has_waiting
+                if self._blocked:
+                    self._room.notify_all()
+            if batch:
+                held.extend(self._apply(batch))
+            due = time.monotonic() - self.published_at >= self.publish_interval
+            if held and (due or self._stopping or not batch):
+                self._publish()
+                self._deliver(held)
+                held = []
+            elif notify_room:
+                self._post(self._admit_waiting)
+        if held:
+            self._publish()
+            self._deliver(held)
+        log.debug("writer thread ends")
+
+    def _take_batch(self) -> list[_Item]:
+        """Up to ``max_batch`` weight of queued items (at least one); the caller holds the
+        condition."""
+        batch: list[_Item] = []
+        weight = 0
+        queue = self._queue
+        while queue and (not batch or weight + queue[0].weight <= self.max_batch):
+            item = queue.popleft()
+            weight += item.weight
+            batch.append(item)
+        self._queued_weight -= weight
+        return batch
+
+    def _apply(self, batch: list[_Item]) -> list[tuple[_Item, BaseException | None, Any]]:
+        model = self._model
+        counters = self.counters
+        started = time.perf_counter()
+        outcomes: list[tuple[_Item, BaseException | None, Any]] = []
+        for item in batch:
+            try:
+                result = item.update(model)
+                if item.encode is not None:
+                    try:
+                        result = item.encode(result)
+                    except WireTypeError as error:
+                        raise BadResult(item.name, error) from None
+            except Exception as error:
+                counters.failed += 1
+                counters.last_error = f"{item.name}: {type(error).__name__}: {error}"
+                if item.reply is None and item.future is None:  # answered when queued
+                    log.warning("queued %s failed: %s: %s", item.name, type(error).__name__, error)
+                outcomes.append((item, error, None))
+                continue
+            counters.applied += 1
+            counters.counts[item.name] = counters.counts.get(item.name, 0) + 1
+            if self.on_applied is not None:
+                self.on_applied()
+            outcomes.append((item, None, result))
+        counters.batches += 1
+        counters.largest_batch = max(counters.largest_batch, len(batch))
+        counters.last_apply_seconds = time.perf_counter() - started
+        return outcomes
+
+    def _publish(self) -> None:
+        try:
+            snapshot = self._make_snapshot(self._model)
+        except Exception:  # a bug in the service: keep the last good snapshot
+            log.exception("making a snapshot failed: readers keep the previous one")
+            self.counters.last_error = "make_snapshot failed (see the log)"
+            return
+        self.snapshot = snapshot
+        self.published_at = time.monotonic()
+        self.counters.published += 1
+
+    def _deliver(self, outcomes: list[tuple[_Item, BaseException | None, Any]]) -> None:
+        """Tell the callers of a published batch: blocking ones here, the loop's on it."""
+        loop_side: list[tuple[_Item, BaseException | None, Any]] = []
+        for outcome in outcomes:
+            item, error, result = outcome
+            future = item.future
+            if future is not None:
+                if error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(error)
+            elif item.reply is not None:
+                loop_side.append(outcome)
+        if loop_side:
+            self._post(lambda: self._deliver_on_loop(loop_side))
+        elif self._has_waiting:
+            self._post(self._admit_waiting)
+
+    def _post(self, callback: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    # -- the loop's side -------------------------------------------------------------------
+
+    def _deliver_on_loop(self, outcomes: list[tuple[_Item, BaseException | None, Any]]) -> None:
+        for item, error, result in outcomes:
+            reply = item.reply
+            if reply is not None:
+                item.reply = None
+                reply(error, result)
+        if self._waiting:
+            self._admit_waiting()
+
+    def submit(self, item: _Item) -> None:
+        """Queue ``item`` from the event loop's thread. It waits for room when the buffer
+        is full; its caller (``item.reply``) is told on the loop either way: when it is
+        queued for a fire-and-forget item, when it is applied and published otherwise."""
+        if self._stopping or self._thread is None:
+            raise WriterStopped("the server is stopping: update not applied")
+        with self._cond:
+            pushed = not self._waiting and self._fits(item.weight)
+            if pushed:
+                answer = self._push(item)
+            else:
+                self._has_waiting = True
+        if pushed:
+            if answer is not None:
+                answer(None, item.answer)
+            return
+        self.counters.waited += 1
+        self._waiting.append(_Waiting(item, time.monotonic() + self.wait_timeout))
+        if self._timer is None:
+            self._arm_timer()
+
+    def _fits(self, weight: int) -> bool:
+        """Whether ``weight`` more fits (an update heavier than the buffer fits an empty
+        one); the caller holds the condition."""
+        return self._queued_weight + weight <= self.buffer_size or not self._queue
+
+    def _push(self, item: _Item) -> Done | None:
+        """Append to the buffer and wake the writer; the caller holds the condition. For a
+        fire-and-forget item, returns the reply to send its answer with (taken off the
+        item first: the writer only logs how it ends)."""
+        answer = None
+        if item.queued:
+            answer, item.reply = item.reply, None
+        self._queue.append(item)
+        self._queued_weight += item.weight
+        if len(self._queue) == 1:
+            self._cond.notify()
+        return answer
+
+    def _admit_waiting(self) -> None:
+        """Move waiting calls into the buffer while they fit, in order."""
+        waiting = self._waiting
+        answers: list[tuple[Done, Any]] = []
+        with self._cond:
+            while waiting and self._fits(waiting[0].item.weight):
+                item = waiting.popleft().item
+                answer = self._push(item)
+                if answer is not None:
+                    answers.append((answer, item.answer))
+            self._has_waiting = bool(waiting)
+        for answer, value in answers:
+            answer(None, value)
+        if not waiting and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm_timer(self) -> None:
+        loop = self._loop
+        if loop is None or not self._waiting:
+            self._timer = None
+            return
+        delay = max(self._waiting[0].deadline - time.monotonic(), 0.0)
+        self._timer = loop.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        """Fail the calls that waited for room longer than ``wait_timeout``."""
+        self._timer = None
+        now = time.monotonic()
+        waiting = self._waiting
+        while waiting and waiting[0].deadline <= now:
+            item = waiting.popleft().item
+            self.counters.timed_out += 1
+            with self._cond:
+                depth = self._queued_weight
+            self._fail(
+                item,
+                UpdateBufferFull(
+                    f"{item.name}: the update buffer stayed full for {self.wait_timeout:g} s "
+                    f"({depth} of {self.buffer_size} queued; the writer is behind): "
+                    "not applied, try again later"
+                ),
+            )
+        with self._cond:
+            self._has_waiting = bool(waiting)
+        self._arm_timer()
+
+    @staticmethod
+    def _fail(item: _Item, error: BaseException) -> None:
+        reply, item.reply = item.reply, None
+        if reply is not None:
+            reply(error, None)
+        elif item.future is not None:
+            item.future.set_exception(error)
+
+    # -- any thread ------------------------------------------------------------------------
+
+    def write(
+        self, update: Callable[[M], R], *, name: str = "update", timeout: float | None = None
+    ) -> R:
+        """Run ``update(model)`` as the writer and return its result, once published.
+
+        On the writer thread it runs at once (inside the batch being applied); from any
+        other thread it is queued and this call blocks until it is applied and published
+        (waiting for room like any update); before :meth:`start` it runs on the calling
+        thread and publishes at once. Must not be called on the event loop's thread
+        while the writer runs (it blocks).
+        """
+        if self.on_writer():
+            return update(self._model)
+        if self._thread is None:
+            result = update(self._model)
+            self._publish()
+            return result
+        future: Future[R] = Future()
+        item = _Item(update, 1, future=future, name=name)
+        deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
+        with self._cond:
+            while not self._fits(1):
+                if self._stopping:
+                    raise WriterStopped("the server is stopping: update not applied")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise UpdateBufferFull(f"{name}: the update buffer stayed full")
+                self._blocked += 1
+                try:
+                    self._room.wait(left)
+                finally:
+                    self._blocked -= 1
+            if self._stopping:
+                raise WriterStopped("the server is stopping: update not applied")
+            self._push(item)
+        return future.result()
+
+    def status(self) -> dict[str, str]:
+        """``get_status`` keys: the buffer, the writer and the snapshot's age."""
+        c = self.counters
+        with self._cond:
+            depth = self._queued_weight
+        return {
+            "buffer.depth": str(depth),
+            "buffer.size": str(self.buffer_size),
+            "buffer.waiting": str(len(self._waiting)),
+            "buffer.waited": str(c.waited),
+            "buffer.timed_out": str(c.timed_out),
+            "buffer.queued_methods": ",".join(sorted(self.queued)),
+            "writer.applied": str(c.applied),
+            "writer.failed": str(c.failed),
+            "writer.batches": str(c.batches),
+            "writer.largest_batch": str(c.largest_batch),
+            "writer.last_apply_seconds": f"{c.last_apply_seconds:.6f}",
+            "writer.last_error": c.last_error,
+            "snapshot.published": str(c.published),
+            "snapshot.age_seconds": f"{time.monotonic() - self.published_at:.3f}",
+            "snapshot.publish_interval": f"{self.publish_interval:g}",
+        }
+
+    # -- dispatch rows ---------------------------------------------------------------------
+
+    def update_row(self, name: str, row: Handler) -> Handler:
+        """The row of an ``#@update`` method: decoded on the loop, applied by the writer,
+        answered when published (or at once, for a ``queued`` method).
+
+        It is a ``start`` row taking the wire values, cluster name included, so the RPC
+        server starts it from its fast path with no record per call; the checks the
+        dispatcher makes (cluster name, argument types) happen here, with its errors.
+        """
+        if row.start is not None or row.is_async or not row.takes_cluster_name:
+            raise ValueError(f"{name}: only plain methods can go through the writer")
+        func = row.func
+        arg_types = row.arg_types
+        labels = row.arg_labels or tuple(str(i) for i in range(len(arg_types)))
+        decoders = tuple(_decoder(t) for t in arg_types)
+        ret = row.ret_type
+        encode = None if ret is None or type(ret) is Object else ret.encode
+        ack = self.queued.get(name)
+        weigh = self.weigh.get(name)
+
+        def start(params: list[Any], done: Done) -> None:
+            cluster = params[0]
+            if type(cluster) is not str:
+                if type(cluster) is not bytes:
+                    raise TypeMismatch("the first argument (cluster name) must be a string")
+                try:
+                    cluster.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise TypeMismatch("cluster name is not valid UTF-8") from None
+            args = _decode(name, decoders, labels, params)
+            weight = 1 if weigh is None else max(int(weigh(*args)), 1)
+            item = _Item(lambda _model: func(*args), weight, done, encode=encode, name=name)
+            if ack is not None:  # fire-and-forget: answered once it is in the buffer
+                answer = ack(*args)
+                if encode is not None:
+                    try:
+                        answer = encode(answer)
+                    except WireTypeError as error:
+                        raise BadResult(name, error) from None
+                item.queued = True
+                item.answer = answer
+            self.submit(item)
+
+        return Handler(
+            func,
+            LockMode.NOLOCK,
+            (Object(),) * (len(arg_types) + 1),
+            Object(),
+            takes_cluster_name=False,
+            start=start,
+            arg_labels=("cluster name", *labels),
+        )
+
+    def mixable(self) -> SnapshotMixable:
+        """The :class:`~runtime.mix.mixable.Mixable` the mixer gets (see its docstring)."""
+        return SnapshotMixable(self)  # type: ignore[arg-type]
+
+
+def _decoder(descriptor: Descriptor[Any]) -> tuple[Callable[[Any], Any], type, bool]:
+    return (descriptor.decode, descriptor.as_is or _Never, type(descriptor) is Object)
+
+
+def _decode(
+    name: str,
+    decoders: tuple[tuple[Callable[[Any], Any], type, bool], ...],
+    labels: tuple[str, ...],
+    params: list[Any],
+) -> list[Any]:
+    """The arguments after the cluster name, decoded by their types; a value that does not
+    fit raises ``TypeMismatch`` worded as the dispatcher words it."""
+    args: list[Any] = []
+    for index, (decode, as_is, passes) in enumerate(decoders):
+        value = params[index + 1]
+        if passes or type(value) is as_is:
+            args.append(value)
+            continue
+        try:
+            args.append(decode(value))
+        except WireTypeError as error:
+            raise TypeMismatch(f"{name}: argument {labels[index]}: {error}") from None
+    return args
+
+
+def snapshot_rows(
+    table: Mapping[str, Handler], holder: SnapshotModel[Any, Any]
+) -> dict[str, Handler]:
+    """The service's rows for a snapshot model: ``#@update`` rows go through the writer
+    (:meth:`SnapshotModel.update_row`), ``#@analysis`` rows take no lock (they read the
+    snapshot), ``#@nolock`` rows are left as they are."""
+    rows: dict[str, Handler] = {}
+    for name, row in table.items():
+        if row.lock is LockMode.UPDATE:
+            rows[name] = holder.update_row(name, row)
+        elif row.lock is LockMode.ANALYSIS:
+            rows[name] = replace(row, lock=LockMode.NOLOCK)
+        else:
+            rows[name] = row
+    return rows
+
+
+# -- the mix ---------------------------------------------------------------------------------
+
+
+class MixableSnapshot(Protocol):
+    """What a snapshot offers the mixer: the reading half of
+    :class:`~runtime.mix.mixable.Mixable`."""
+
+    @property
+    def version(self) -> int: ...
+
+    def get_diff(self) -> object: ...
+
+    def mix(self, lhs: object, rhs: object) -> object: ...
+
+    def get_model(self) -> object: ...
+
+
+class MixableWriter(Protocol):
+    """What the writer's model offers the mixer: the writing half.
+
+    ``sent`` is the snapshot whose :meth:`~MixableSnapshot.get_diff` this server sent in
+    the round being applied (``None`` when it sent none): ``put_diff`` takes out of the
+    local diff exactly what was sent, so updates made while the round ran survive it.
+    """
+
+    def put_diff(self, mixed: object, sent: Any) -> bool: ...
+
+    def set_model(self, model: object) -> None: ...
+
+
+class SnapshotMixable:
+    """A :class:`~runtime.mix.mixable.Mixable` over a :class:`SnapshotModel` whose model is
+    a :class:`MixableWriter` and whose snapshots are :class:`MixableSnapshot`:
+    ``version``, ``get_diff``, ``mix`` and ``get_model`` read the published snapshot (no
+    lock), ``put_diff`` and ``set_model`` go through the writer. The mixer may call it from
+    any thread but the event loop's."""
+
+    def __init__(self, holder: SnapshotModel[MixableWriter, MixableSnapshot]) -> None:
+        self.holder = holder
+        self._sent: MixableSnapshot | None = None
+
+    @property
+    def version(self) -> int:
+        return self.holder.snapshot.version
+
+    def get_diff(self) -> object:
+        snapshot = self.holder.snapshot
+        diff = snapshot.get_diff()
+        self._sent = snapshot
+        return diff
+
+    def mix(self, lhs: object, rhs: object) -> object:
+        return self.holder.snapshot.mix(lhs, rhs)
+
+    def put_diff(self, mixed: object) -> bool:
+        sent, self._sent = self._sent, None
+        return self.holder.write(lambda model: model.put_diff(mixed, sent), name="put_diff")
+
+    def get_model(self) -> object:
+        return self.holder.snapshot.get_model()
+
+    def set_model(self, model: object) -> None:
+        self._sent = None
+        self.holder.write(lambda writer: writer.set_model(model), name="set_model")
