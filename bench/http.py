@@ -277,7 +277,7 @@ def main() -> int:
                 last_done = status["done"]
             if status["state"] in ("completed", "failed", "cancelled"):
                 break
-            time.sleep(0.05)
+            time.sleep(0.2)
         job_seconds = time.perf_counter() - t0
         job_rate = args.batch / job_seconds
         gaps = [b - a for a, b in itertools.pairwise(moves)]
@@ -341,7 +341,7 @@ def main() -> int:
         f"ratio **{ratio(job_rate, direct_rate)}** "
         f"(target ≥ 0.70); the upload was validated and stored in {stored:.2f} s (202), "
         f"{results} result lines streamed back; the progress figures moved {len(moves)} times, "
-        f"at most {max_gap:.2f} s apart (polled every 0.05 s).",
+        f"at most {max_gap:.2f} s apart (polled every 0.2 s).",
         "",
         f"Store: a gateway killed with -9 when {args.batch // 10} of {args.batch} stored `get` "
         f"inputs were done: restarted on the same `--datadir`, it served again after "
