@@ -269,3 +269,31 @@ def test_kill_9_mid_job_an_analysis_method_resumes_with_every_result(
     assert done["state"] == "completed" and done["errors"] == 0
     results = gw.results(job_id)
     assert results == [{"line": i + 1, "result": f"v{i % 10}"} for i in range(total)]
+
+
+def test_through_a_proxy_a_job_spreads_as_the_routing_says(
+    gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    """kvs ``put`` is ``#@cht`` with two replicas: over three servers, every key of the job
+    lands on two of them, and each server holds some."""
+    servers = []
+    try:
+        for index in range(3):
+            folder = tmp_path / f"s{index}"
+            folder.mkdir()
+            servers.append(start_server(KVS_DIR / "kvs_impl.py", folder, "{}", cwd=KVS_DIR))
+        members = ",".join(f"127.0.0.1:{s.port}" for s in servers)
+        args = ["--rpc-port", "0", "--servers", members]
+        with ServerProcess(KVS_DIR / "kvs_proxy.py", args, cwd=KVS_DIR) as proxy:
+            gw = gateway("kvs", f"127.0.0.1:{proxy.port}")
+            job = submit(gw, "put", [{"key": f"k{i}", "value": "v"} for i in range(300)])
+            assert wait_job(gw, str(job["job"]))["errors"] == 0
+            status = gw.http.get("/v1/get_status").json()["result"]
+            counts = sorted(int(s["num_keys"]) for s in status.values())
+            assert len(counts) == 3 and sum(counts) == 600 and 0 < counts[0] <= counts[-1] < 300
+            assert gw.http.get("/v1/get_proxy_status").status_code == 200
+            page = gw.http.get("/v1/upstream").json()
+            assert page["kind"] == "proxy" and len(page["servers"]) == 3
+    finally:
+        for server in servers:
+            server.stop()
