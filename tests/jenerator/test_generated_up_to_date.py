@@ -16,7 +16,7 @@ def test_every_shipped_idl_has_rows() -> None:
     rows = regen.read_manifest()
     shipped = {p.name for p in (regen.REPO / "idl").glob("*.idl")}
     assert {Path(r.idl).name for r in rows} == shipped
-    assert {r.lang for r in rows} == {"server", "python"}
+    assert {r.lang for r in rows} == {"server", "python", "http"}
 
 
 def test_check_reports_a_changed_file(tmp_path: Path) -> None:
