@@ -6,30 +6,57 @@ classifier config (``method``, ``parameter``, ``converter``), or in a cluster wi
 ``--zookeeper HOST:PORT --name NAME`` behind ``jubaclassifier_proxy``, where the servers mix
 their models.
 
-The IDL declares every method ``#@nolock``, as Jubatus does (its driver locks inside), so
-clients and proxies see what they see with Jubatus. Each method needs the whole model, so
-``model_lock_for`` has the framework take its model lock for them: ``train``,
-``set_label``, ``clear`` and ``delete_label`` alone (counted as updates for the mixer's
-``--interval_count`` trigger), ``classify`` and ``get_labels`` shared. The mixer, ``save``
-and ``load`` take the same lock. The server only tries that lock on its event loop: a
-``classify`` that arrives while a mix applies its diff waits in a queue, and the server
-goes on reading and answering meanwhile.
+The linear methods hold their model the snapshot way
+(:class:`~runtime.server.snapshot.SnapshotModel`): ``train``, ``set_label``, ``clear``,
+``delete_label``, ``load`` and the mix's ``put_diff`` are applied by one writer thread, in
+arrival order, and ``classify``, ``get_labels``, ``get_status``, ``save`` and the mix's
+``get_diff`` read the published snapshot with no lock: a ``classify`` never waits for a
+``train`` or a mix. ``train`` answers once its examples are learned and published (a
+``classify`` sent after the answer sees them), or, with ``"jubako": {"train": "queued"}``
+in the config, as soon as they are in the writer's buffer (the number queued).
+
+The IDL declares every method ``#@nolock``, as Jubatus does, so clients and proxies see
+what they see with Jubatus; ``model_lock_for`` says which methods update the model and
+which read it. ``train`` and ``classify`` are served on the wire values
+(``wire_methods``): a datum becomes feature ids without a ``Datum`` per datum, and scores
+go out as ``[label, score]`` pairs without an object per pair.
+
+The ``NN``, ``cosine`` and ``euclidean`` methods keep the framework's read/write lock
+(:class:`~engines.common.neighbor_classifier.NeighborClassifierModel`).
+
+The optional ``"jubako"`` block of the config (Jubako's own; Jubatus has none):
+``train`` (``"applied"``, the default, or ``"queued"``), ``buffer_size`` (examples the
+buffer holds, 4096), ``wait_timeout`` (seconds a ``train`` waits for room before it fails,
+10) and ``publish_interval`` (seconds between snapshots while training goes on; 0, the
+default, publishes after every batch).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from engines.classifier import classifier_types as types
-from engines.classifier.model import ClassifierModel
+from engines.classifier.model import ClassifierModel, ClassifierSnapshot
 from engines.common.neighbor_classifier import NEIGHBOR_METHODS, NeighborClassifierModel
-from runtime import Datum, LockMode, Mixable, ServerBase
+from runtime import (
+    ConfigError,
+    Datum,
+    LockMode,
+    Mixable,
+    ServerBase,
+    SnapshotModel,
+    TypeMismatch,
+)
+from runtime.errors import WireTypeError
+
+_OPTIONS = ("train", "buffer_size", "wait_timeout", "publish_interval")
 
 
 class ClassifierServ(ServerBase):
-    """A Jubatus-compatible linear classifier."""
+    """A Jubatus-compatible classifier."""
 
     #: 2: the payload holds master and unmixed parts of the model separately.
     user_data_version = 2
@@ -41,43 +68,163 @@ class ClassifierServ(ServerBase):
         "clear": LockMode.UPDATE,
         "delete_label": LockMode.UPDATE,
     }
+    wire_methods: ClassVar[Mapping[str, str]] = {
+        "train": "train_wire",
+        "classify": "classify_wire",
+    }
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
+        config = self.config
+        options: dict[str, Any] = {}
+        if isinstance(config, dict) and "jubako" in config:
+            config = dict(config)
+            options = _options(config.pop("jubako"))
         self.model: ClassifierModel | NeighborClassifierModel
-        if isinstance(self.config, dict) and self.config.get("method") in NEIGHBOR_METHODS:
-            self.model = NeighborClassifierModel(self.config)  # NN, cosine, euclidean
-        else:
-            self.model = ClassifierModel(self.config)
+        #: The linear methods' model, held the snapshot way (None for the neighbour ones).
+        self.holder: SnapshotModel[ClassifierModel, ClassifierSnapshot] | None = None
+        if isinstance(config, dict) and config.get("method") in NEIGHBOR_METHODS:
+            if options:
+                raise ConfigError("jubako: the NN, cosine and euclidean methods have no buffer")
+            self.model = NeighborClassifierModel(config)  # NN, cosine, euclidean
+            return
+        model = ClassifierModel(config)
+        self.model = model
+        queued = options.get("train") == "queued"
+        self.holder = SnapshotModel(
+            model,
+            ClassifierModel.snapshot,
+            buffer_size=options.get("buffer_size", 4096),
+            wait_timeout=options.get("wait_timeout", 10.0),
+            publish_interval=options.get("publish_interval", 0.0),
+            queued={"train": _queued_examples} if queued else None,
+            weigh={"train": _examples},
+        )
+
+    def snapshot_model(self) -> SnapshotModel[ClassifierModel, ClassifierSnapshot] | None:
+        return self.holder
+
+    # -- the IDL's methods (typed: for callers in this process) -------------------------------
 
     def train(self, data: list[types.LabeledDatum]) -> int:
-        return self.model.train([(example.label, example.data) for example in data])
+        pairs = [(example.label, example.data) for example in data]
+        if self.holder is None:
+            return self.model.train(pairs)
+        return self.holder.write(lambda model: model.train(pairs), name="train")
 
     def classify(self, data: list[Datum]) -> list[list[types.EstimateResult]]:
-        results = self.model.classify(data)
+        if self.holder is None:
+            results = self.model.classify(data)
+        else:
+            results = self.holder.snapshot.classify(data)
         return [[types.EstimateResult(label, score) for label, score in row] for row in results]
 
     def get_labels(self) -> dict[str, int]:
-        return self.model.get_labels()
+        if self.holder is None:
+            return self.model.get_labels()
+        return self.holder.snapshot.get_labels()
 
     def set_label(self, new_label: str) -> bool:
-        return self.model.set_label(new_label)
+        if self.holder is None:
+            return self.model.set_label(new_label)
+        return self.holder.write(lambda model: model.set_label(new_label), name="set_label")
 
     def clear(self) -> bool:
-        return self.model.clear()
+        if self.holder is None:
+            return self.model.clear()
+        return self.holder.write(lambda model: model.clear(), name="clear")
 
     def delete_label(self, target_label: str) -> bool:
-        return self.model.delete_label(target_label)
+        if self.holder is None:
+            return self.model.delete_label(target_label)
+        return self.holder.write(
+            lambda model: model.delete_label(target_label), name="delete_label"
+        )
+
+    # -- on the wire ------------------------------------------------------------------------
+
+    def train_wire(self, data: object) -> int:
+        """``train`` on its wire argument (run on the writer, for the linear methods)."""
+        if self.holder is None:
+            return self.train(_decode(types.CLASSIFIER_TRAIN, data))
+        return self.holder.write(lambda model: model.train_wire(data), name="train")
+
+    def classify_wire(self, data: object) -> object:
+        """``classify`` on its wire argument, answering ``[[[label, score]...]...]``."""
+        if self.holder is None:
+            return self.model.classify(_decode(types.CLASSIFIER_CLASSIFY, data))
+        return self.holder.snapshot.classify_wire(data)
+
+    # -- the framework's hooks ----------------------------------------------------------------
 
     def get_status(self) -> dict[str, str]:
-        return self.model.get_status()
+        if self.holder is None:
+            return self.model.get_status()
+        return self.holder.snapshot.get_status()
 
     def pack(self) -> object:
-        # A deep copy: the model may change while the framework writes the file.
-        return copy.deepcopy(self.model.pack())
+        if self.holder is None:
+            # A deep copy: the model may change while the framework writes the file.
+            return copy.deepcopy(self.model.pack())
+        return self.holder.snapshot.pack()  # a copy of the snapshot: nothing waits on it
 
     def unpack(self, payload: object) -> None:
+        # On the writer (load goes through it) for the linear methods.
         self.model.unpack(payload)
 
     def mixable(self) -> Mixable:
-        return self.model  # the mixer calls it under the framework's model lock
+        if self.holder is None:
+            return self.model  # the mixer calls it under the framework's model lock
+        return self.holder.mixable()
+
+
+def _options(value: object) -> dict[str, Any]:
+    """The ``jubako`` block of the config, checked."""
+    if not isinstance(value, dict):
+        raise ConfigError("jubako: expected an object")
+    for key in value:
+        if key not in _OPTIONS:
+            raise ConfigError.unknown_key(f"jubako.{key}", _OPTIONS)
+    options: dict[str, Any] = {}
+    if "train" in value:
+        if value["train"] not in ("applied", "queued"):
+            raise ConfigError(
+                f"jubako.train: 'applied' or 'queued', not {json.dumps(value['train'])}"
+            )
+        options["train"] = value["train"]
+    if "buffer_size" in value:
+        size = value["buffer_size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"jubako.buffer_size: a positive integer, not {size!r}")
+        options["buffer_size"] = size
+    for key in ("wait_timeout", "publish_interval"):
+        if key in value:
+            seconds = value[key]
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+                raise ConfigError(f"jubako.{key}: seconds (a number >= 0), not {seconds!r}")
+            options[key] = float(seconds)
+    return options
+
+
+def _examples(data: object) -> int:
+    """How much of the buffer a ``train`` takes: its examples."""
+    return len(data) if type(data) is list else 1
+
+
+def _queued_examples(data: object) -> int:
+    """What a queued ``train`` answers: how many examples it queued. Its shape is checked
+    here (a refusal is the caller's answer); the writer checks the rest and logs what it
+    refuses then (``writer.failed`` counts it)."""
+    if type(data) is not list or not all(
+        type(pair) is list and len(pair) == 2 and type(pair[0]) is bytes and type(pair[1]) is list
+        for pair in data
+    ):
+        _decode(types.CLASSIFIER_TRAIN, data)  # raises the dispatcher's error, if there is one
+    return len(data)  # type: ignore[arg-type]
+
+
+def _decode(signature: Any, data: object) -> Any:
+    try:
+        return signature.args[0].decode(data)
+    except WireTypeError as error:
+        raise TypeMismatch(f"{signature.name}: argument {signature.labels[0]}: {error}") from None

@@ -1,101 +1,412 @@
 """The classifier engine's model: a Jubatus classifier config turned into a trainable,
-mixable linear classifier.
+mixable linear classifier, held for one writer and any number of readers.
 
 ``ClassifierModel(config)`` takes Jubatus's config (``method``, ``parameter``,
 ``converter``) and offers the classifier service's calls (``train``, ``classify``,
 ``get_labels``, ``set_label``, ``delete_label``, ``clear``), ``pack``/``unpack`` for save
-and load, and the :class:`~runtime.mix.mixable.Mixable` methods.
+and load, and the mix (``get_diff``, ``mix``, ``put_diff``, ``get_model``, ``set_model``).
+Used from one thread it is a plain model. Held in a
+:class:`~runtime.server.snapshot.SnapshotModel`, the writer thread calls those methods and
+:meth:`ClassifierModel.snapshot` after each batch; readers call the published
+:class:`ClassifierSnapshot` (``classify``, ``get_labels``, ``get_status``, ``pack``,
+``get_diff``, ``get_model``) from any thread, with no lock.
 
-The mix (one linear-mixer round). Each server's diff holds what it learned since the last
-mix: weight and variance changes, label counts, idf document counts, the number of examples
-trained (``count``) and the model version it is based on. Two diffs with the same version
-combine as follows: weights are averaged, each diff weighted by its ``count``, a weight a
-diff lacks counting as 0 there; variances take the minimum, a missing one counting as 1;
-label and document counts add up; counts add up. Jubatus uses the same averaging with every
-count fixed at 1 (so its mix is the plain mean over servers); weighting by examples gives
-the same result when servers train equally, and keeps a server that trained nothing from
-halving what the others learned. Diffs with different versions do not combine: the one
-with the higher version wins, as in Jubatus. ``put_diff`` refuses a diff whose version is
-not this model's; otherwise it adds the mixed diff to the master part of the model, takes
-out of the local diff exactly what ``get_diff`` sent (updates made while the round ran are
-kept for the next one), and increments the version. Servers that trained nothing during
-the round hold identical models afterwards.
+**How the numbers are held.** Per label (a column) and feature (a row), weights and
+variances as master + diff in :class:`~engines.common.storage.WeightArrays`; feature names
+get row ids in a :class:`~engines.common.storage.FeatureIndex`; document counts for
+``idf`` per row; labels with their training counts (total and since the last mix). There
+are two copies of all this (:mod:`engines.common.readers`): readers read the published
+one; the writer changes the other, publishes it by swapping the two, and brings the copy
+readers left up to date (the rows that changed) before it changes it in turn. Publishing
+copies nothing; a batch of updates costs its rows twice. Long reads (``save``, the mix's
+``get_diff`` and ``get_model``) copy what they need first and read the copy, so the writer
+never waits for them longer than that copy takes.
+
+**The same answers as before.** Scores are summed in the order of the datum's features
+(as the dict-based engine summed them), with 64-bit floats, and every update computes the
+same expressions in the same order, so scores, labels and models are the same to the bit
+as the engine's before it moved onto arrays (``tests/engines/classifier/reference`` keeps
+that engine; the equivalence tests compare them).
+
+**The mix** (one linear-mixer round). Each server's diff holds what it learned since the
+last mix: weight and variance changes, label counts, idf document counts, the number of
+examples trained (``count``) and the model version it is based on. Two diffs with the
+same version combine as follows: weights are averaged, each diff weighted by its
+``count``, a weight a diff lacks counting as 0 there; variances take the minimum, a
+missing one counting as 1; label and document counts add up; counts add up. Jubatus uses
+the same averaging with every count fixed at 1 (so its mix is the plain mean over
+servers); weighting by examples gives the same result when servers train equally, and
+keeps a server that trained nothing from halving what the others learned. Diffs with
+different versions do not combine: the one with the higher version wins, as in Jubatus.
+``put_diff`` refuses a diff whose version is not this model's; otherwise it adds the mixed
+diff to the master part of the model, takes out of the local diff exactly what
+``get_diff`` sent (updates made while the round ran are kept for the next one), and
+increments the version. Servers that trained nothing during the round hold identical
+models afterwards. A diff travels as arrays: feature names in msgpack-packed chunks and the
+numbers as raw little-endian arrays, so that unpacking a large one holds the interpreter
+for short steps only (:func:`_pack_diff`).
 
 Labels are known from training, ``set_label`` or a mix. ``classify`` scores every known
 label, sorted by name, and training breaks ties between equal scores in the same order, so
 servers holding the same model answer alike whatever order they learned their labels in
-(Jubatus's order is its hash table's). Thread-safety is the caller's: the server
-holds its read/write lock around every call. Nothing here does I/O.
+(Jubatus's order is its hash table's). Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from engines.common.converter import Converter, DatumLike, DocumentFrequencies, read_counts
+import msgpack
+import numpy as np
+
+from engines.classifier import classifier_types as types
+from engines.common.converter import Converter, DatumLike, Extracted, read_counts, weigh
 from engines.common.linear import LinearMethod, create_method, squared_norm
-from engines.common.storage import Table, WeightDiff, WeightTable, mix_weight_diffs, read_table
-from runtime.errors import ConfigError, ModelFileError
-from runtime.mix.mixable import DiffError, read_fields, read_int, read_map
+from engines.common.readers import Readers
+from engines.common.storage import (
+    FeatureIndex,
+    FloatArray,
+    Table,
+    WeightArrays,
+    check_finite,
+    read_table,
+)
+from runtime.errors import ConfigError, ModelFileError, TypeMismatch, WireTypeError
+from runtime.mix.mixable import DiffError, read_fields, read_int, read_list, read_map
 
 logger = logging.getLogger(__name__)
 
 _CONFIG_KEYS = ("method", "parameter", "converter")
-_DIFF_FIELDS = ("version", "count", "weights", "variances", "labels", "documents")
-_MODEL_FIELDS = ("version", "weights", "variances", "labels", "documents")
 _PACK_FIELDS = ("version", "count", "weights", "variances", "labels", "documents")
+_DIFF_FIELDS = (
+    "version",
+    "count",
+    "labels",
+    "features",
+    "weights",
+    "variances",
+    "label_counts",
+    "documents",
+    "frequencies",
+)
+_MODEL_FIELDS = (
+    "version",
+    "labels",
+    "features",
+    "weights",
+    "variances",
+    "label_counts",
+    "documents",
+    "frequencies",
+)
+#: Feature names per packed chunk of a diff.
+NAMES_PER_CHUNK = 4096
+#: Datums a classify scores one by one in Python; more are scored as one numpy product.
+BATCH_FROM = 8
+
+#: The wire types of the arguments of classify and train (for the errors of bad input).
+_DATA = types.CLASSIFIER_CLASSIFY.args[0]
+_LABELED = types.CLASSIFIER_TRAIN.args[0]
 
 
-class LabelCounts:
-    """Training counts per label: ``counts`` (what ``get_labels`` shows) and the part of them
-    learned here since the last mix (``diff``; a label set but not trained counts 0)."""
+# -- one copy of the model ----------------------------------------------------------------
+
+
+class Replica:
+    """One copy of everything the model holds (see the module docstring)."""
+
+    __slots__ = (
+        "DC",
+        "DFD",
+        "DFM",
+        "arrays",
+        "counts",
+        "diff_counts",
+        "diff_features",
+        "documents_diff",
+        "documents_master",
+        "epochs",
+        "generation",
+        "index",
+        "labels",
+        "master_features",
+        "order",
+        "retired",
+        "rows",
+        "slots",
+        "trained",
+        "version",
+    )
 
     def __init__(self) -> None:
+        self.index = FeatureIndex()
+        #: Rows (feature ids) this copy holds; the unknown feature (row 0) included.
+        self.rows = 1
+        self.arrays = WeightArrays()
+        self.DFM = array("q", [0]) * self.arrays.capacity
+        self.DFD = array("q", [0]) * self.arrays.capacity
+        #: Per row, how many labels have a diff weight there (for num_features_diff).
+        self.DC = array("l", [0]) * self.arrays.capacity
+        #: Label of each slot (None: free), and slot of each label.
+        self.labels: list[str | None] = []
+        self.slots: dict[str, int] = {}
+        #: Label -> deletions so far: a diff sent before a label was deleted is not taken
+        #: out of the label that comes back under the same name.
+        self.epochs: dict[str, int] = {}
+        #: Training counts per label (what get_labels shows) and their part since the mix.
         self.counts: dict[str, int] = {}
-        self.diff: dict[str, int] = {}
-        self._sent: dict[str, int] | None = None
+        self.diff_counts: dict[str, int] = {}
+        #: The known labels, sorted, with their slots.
+        self.order: tuple[tuple[str, int], ...] = ()
+        self.documents_master = 0
+        self.documents_diff = 0
+        self.version = 0
+        self.trained = 0
+        #: Bumped by clear, load and a copied model: a diff sent before is not taken out.
+        self.generation = 0
+        self.master_features = 0
+        self.diff_features = 0
+        self.retired = False
 
-    def add(self, label: str) -> bool:
+    # -- reading ----------------------------------------------------------------------------
+
+    def frequency(self, name: str) -> int:
+        fid = self.index.ids.get(name)
+        if fid is None or fid >= self.rows:
+            return 0
+        return self.DFM[fid] + self.DFD[fid]
+
+    def fids(self, names: Sequence[str]) -> list[int]:
+        """Row ids of ``names``; 0 (the unknown feature) for names this copy lacks."""
+        get = self.index.ids.get
+        rows = self.rows
+        out = []
+        for name in names:
+            fid = get(name, 0)
+            out.append(fid if fid < rows else 0)
+        return out
+
+    def documents(self) -> int:
+        return self.documents_master + self.documents_diff
+
+    # -- structure --------------------------------------------------------------------------
+
+    def ensure_rows(self, rows: int) -> None:
+        arrays = self.arrays
+        before = arrays.capacity
+        arrays.ensure_rows(rows)
+        extra = arrays.capacity - before
+        if extra:
+            self.DFM.extend(array("q", [0]) * extra)
+            self.DFD.extend(array("q", [0]) * extra)
+            self.DC.extend(array("l", [0]) * extra)
+
+    def intern(self, name: str) -> int:
+        fid = self.index.intern(name)
+        if fid >= self.rows:
+            self.rows = fid + 1
+            if fid >= self.arrays.capacity:
+                self.ensure_rows(fid + 1)
+        return fid
+
+    def slot(self, label: str) -> int:
+        """The slot of ``label``, given a free one (a new column) if it has none."""
+        slot = self.slots.get(label)
+        if slot is None:
+            try:
+                slot = self.labels.index(None)
+            except ValueError:
+                slot = len(self.labels)
+                self.labels.append(None)
+                self.arrays.ensure_slots(slot + 1)
+            self.labels[slot] = label
+            self.slots[label] = slot
+        return slot
+
+    def sort_labels(self) -> None:
+        self.order = tuple((label, self.slot(label)) for label in sorted(self.counts))
+
+    def add_label(self, label: str) -> bool:
         if label in self.counts:
             return False
         self.counts[label] = 0
-        self.diff[label] = 0
+        self.diff_counts[label] = 0
+        self.slot(label)
+        self.sort_labels()
         return True
 
-    def increment(self, label: str) -> None:
+    def count_label(self, label: str) -> None:
+        known = label in self.counts
         self.counts[label] = self.counts.get(label, 0) + 1
-        self.diff[label] = self.diff.get(label, 0) + 1
+        self.diff_counts[label] = self.diff_counts.get(label, 0) + 1
+        if not known:
+            self.slot(label)
+            self.sort_labels()
 
-    def erase(self, label: str) -> bool:
-        if self._sent is not None:
-            self._sent.pop(label, None)
-        self.diff.pop(label, None)
-        return self.counts.pop(label, None) is not None
+    def recount(self) -> None:
+        """The feature counts of get_status, and the per-row diff counts, from the arrays."""
+        views = self.arrays.views()
+        rows = self.rows
+        self.master_features = int((~np.isnan(views["WM"][1:rows])).any(axis=1).sum())
+        diff = (~np.isnan(views["WD"][:rows])).sum(axis=1)
+        self.DC[:rows] = array("l", diff.astype(np.int64).tolist())
+        self.diff_features = int((diff[1:] > 0).sum())
 
-    def take_diff(self) -> dict[str, int]:
-        self._sent = dict(self.diff)
-        return dict(self.diff)
+    def copy(self) -> Replica:
+        """A copy sharing nothing mutable but the (append-only) feature index."""
+        other = Replica.__new__(Replica)
+        other.index = self.index
+        other.rows = self.rows
+        other.arrays = self.arrays.copy()
+        other.DFM = array("q", self.DFM)
+        other.DFD = array("q", self.DFD)
+        other.DC = array("l", self.DC)
+        other.copy_small_state(self)
+        other.retired = True
+        return other
 
-    def apply_mixed(self, mixed: Mapping[str, int]) -> None:
-        """counts += mixed - sent; diff -= sent (exact: these are integers)."""
-        sent = self._sent or {}
-        for label, n in mixed.items():
-            self.counts[label] = max(self.counts.get(label, 0) + n - sent.get(label, 0), 0)
-        for label, n in sent.items():
-            if label not in mixed and label in self.counts:
-                self.counts[label] = max(self.counts[label] - n, 0)
-            if label in self.diff:
-                rest = self.diff[label] - n
-                if rest > 0:
-                    self.diff[label] = rest
-                else:
-                    del self.diff[label]
-        self._sent = None
+    def copy_small_state(self, source: Replica) -> None:
+        self.index = source.index
+        self.rows = source.rows
+        self.labels = list(source.labels)
+        self.slots = dict(source.slots)
+        self.epochs = dict(source.epochs)
+        self.counts = dict(source.counts)
+        self.diff_counts = dict(source.diff_counts)
+        self.order = source.order
+        self.documents_master = source.documents_master
+        self.documents_diff = source.documents_diff
+        self.version = source.version
+        self.trained = source.trained
+        self.generation = source.generation
+        self.master_features = source.master_features
+        self.diff_features = source.diff_features
 
-    def master(self) -> dict[str, int]:
-        return {label: n - self.diff.get(label, 0) for label, n in self.counts.items()}
+    def catch_up(self, source: Replica, rows: Iterable[int] | None) -> None:
+        """Become equal to ``source``: ``rows`` are the rows that differ (None: maybe all)."""
+        same_shape = (
+            rows is not None
+            and source.index is self.index
+            and source.arrays.stride == self.arrays.stride
+        )
+        if not same_shape:
+            self.arrays = source.arrays.copy()
+            self.DFM = array("q", source.DFM)
+            self.DFD = array("q", source.DFD)
+            self.DC = array("l", source.DC)
+        else:
+            assert rows is not None
+            if source.arrays.capacity > self.arrays.capacity:
+                self.ensure_rows(source.arrays.capacity)
+            ids = list(rows)
+            self.arrays.copy_rows_from(source.arrays, ids)
+            for fid in ids:
+                self.DFM[fid] = source.DFM[fid]
+                self.DFD[fid] = source.DFD[fid]
+                self.DC[fid] = source.DC[fid]
+        self.copy_small_state(source)
+
+    # -- what the snapshot and the mix read -------------------------------------------------
+
+    def score(self, extracted: Sequence[Extracted]) -> list[list[tuple[str, float]]]:
+        """Every known label (sorted) with its score, per datum."""
+        order = self.order
+        frequency = self.frequency
+        documents = self.documents()
+        vectors = [weigh(e, frequency, documents) for e in extracted]
+        if len(vectors) >= BATCH_FROM and order:
+            return self._score_batch(vectors)
+        labels = [label for label, _ in order]
+        slots = [slot for _, slot in order]
+        weights = self.arrays.W
+        stride = self.arrays.stride
+        out = []
+        for names, values in vectors:
+            bases = [fid * stride for fid in self.fids(names)]
+            scores = []
+            for slot in slots:
+                total = 0.0
+                for base, value in zip(bases, values, strict=True):
+                    total += weights[base + slot] * value
+                scores.append(total)
+            if not all(map(math.isfinite, values)):
+                scores = self._without_rows(scores, slots)
+            out.append(list(zip(labels, scores, strict=True)))
+        return out
+
+    def _score_batch(
+        self, vectors: list[tuple[list[str], list[float]]]
+    ) -> list[list[tuple[str, float]]]:
+        """Many datums at once: the products gathered into one array, summed feature after
+        feature (cumsum: the order a Python loop sums in, so the same bits)."""
+        order = self.order
+        labels = [label for label, _ in order]
+        slots = np.fromiter((slot for _, slot in order), dtype=np.intp, count=len(order))
+        width = max((len(names) for names, _ in vectors), default=0) or 1
+        ids: list[int] = []
+        values: list[float] = []
+        pad_ids = [0] * width
+        pad_values = [0.0] * width
+        for names, vals in vectors:  # padded with the unknown feature times 0, at the end
+            fids = self.fids(names)
+            missing = width - len(fids)
+            ids.extend(fids)
+            ids.extend(pad_ids[:missing])
+            values.extend(vals)
+            values.extend(pad_values[:missing])
+        count = len(vectors)
+        index = np.array(ids, dtype=np.intp).reshape(count, width)
+        factors = np.array(values, dtype=np.float64).reshape(count, width, 1)
+        gathered = self.arrays.views()["W"][index][:, :, slots]
+        with np.errstate(all="ignore"):  # inf and NaN values give what Python gives
+            sums = np.cumsum(gathered * factors, axis=1)[:, -1, :] + 0.0
+        out = []
+        for (_, vals), row in zip(vectors, sums.tolist(), strict=True):
+            if not all(map(math.isfinite, vals)):
+                row = self._without_rows(row, slots.tolist())
+            out.append(list(zip(labels, row, strict=True)))
+        return out
+
+    def _without_rows(self, scores: list[float], slots: Sequence[int]) -> list[float]:
+        """Scores with 0 for the labels that have no weights at all (the dict-based engine
+        did not sum over them: a non-finite value times nothing stayed 0)."""
+        views = self.arrays.views()
+        rows = self.rows
+        out = []
+        for score, slot in zip(scores, slots, strict=True):
+            present = (~np.isnan(views["WM"][:rows, slot])).any() or (
+                ~np.isnan(views["WD"][:rows, slot])
+            ).any()
+            out.append(score if present else 0.0)
+        return out
+
+    def status(self, method: str) -> dict[str, str]:
+        return {
+            "method": method,
+            "num_classes": str(len(self.counts)),
+            "num_features": str(self.master_features),
+            "num_features_diff": str(self.diff_features),
+            "model_version": str(self.version),
+        }
+
+
+# -- the model (the writer's side) ---------------------------------------------------------
+
+
+class _Sent:
+    """What a ``get_diff`` sent: taken out of the local diff when the round's result comes."""
+
+    __slots__ = ("count", "diff", "epochs", "generation")
+
+    def __init__(self, diff: _Diff, replica: Replica) -> None:
+        self.diff = diff
+        self.count = diff.count
+        self.generation = replica.generation
+        self.epochs = dict(replica.epochs)
 
 
 class ClassifierModel:
@@ -113,11 +424,74 @@ class ClassifierModel:
             raise ConfigError("converter: required")
         self.method: LinearMethod = create_method(config["method"], config.get("parameter"))
         self.converter = Converter.from_config(config["converter"])
-        self.table = WeightTable()
-        self.labels = LabelCounts()
-        self._version = 0
-        self._trained = 0
-        self._sent_trained: int | None = None
+        #: The copy the writer changes.
+        self._work = Replica()
+        #: Once snapshots are taken: the other copy, the published one, and its readers.
+        self._other: Replica | None = None
+        self._readers: Readers | None = None
+        self._published: ClassifierSnapshot | None = None
+        #: Rows changed since the last publish (None: maybe every row).
+        self._dirty: set[int] | None = set()
+        self._changed = False
+        #: What the writer's copy still lacks of the published one: the rows, or None.
+        self._owed: set[int] | None = None
+        self._owes = False
+        #: The diff this model's own get_diff sent (for put_diff without ``sent``).
+        self._sent: _Sent | None = None
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def snapshot(self) -> ClassifierSnapshot:
+        """Publish what the writer has done (see the module docstring): the snapshot readers
+        get. Called on the writer thread; returns the previous one when nothing changed."""
+        if self._published is not None and not self._changed:
+            return self._published
+        work = self._work
+        if self._other is None:  # the first snapshot: make the second copy
+            self._other = work.copy()
+            self._readers = Readers(work)
+            self._owes = False
+        else:
+            self._owed = self._dirty
+            self._owes = True
+        assert self._readers is not None
+        work.retired = False
+        self._readers.current = work
+        other = self._other
+        other.retired = True  # from now on a reader that finds it retired moves on
+        self._other, self._work = work, other
+        self._dirty = set()
+        self._changed = False
+        self._published = ClassifierSnapshot(self, work, self._readers)
+        return self._published
+
+    def _current(self) -> Replica:
+        """The writer's copy, brought up to date first if a publish left it behind."""
+        work = self._work
+        if self._owes:
+            assert self._readers is not None and self._other is not None
+            self._readers.wait_until_free(work)
+            work.catch_up(self._other, self._owed)
+            self._owes = False
+            self._owed = None
+        return work
+
+    def _writable(self) -> Replica:
+        """:meth:`_current`, about to change (the next snapshot publishes it)."""
+        self._changed = True
+        return self._current()
+
+    def _touch(self, rows: Iterable[int] | None) -> None:
+        """Mark rows changed (None: maybe all)."""
+        dirty = self._dirty
+        if dirty is None:
+            return
+        if rows is None:
+            self._dirty = None
+            return
+        dirty.update(rows)
+        if len(dirty) > 4096 and len(dirty) * 4 > self._work.rows:
+            self._dirty = None  # a whole copy is cheaper than that many rows
 
     # -- the service's calls ---------------------------------------------------------------
 
@@ -127,7 +501,8 @@ class ClassifierModel:
         Every pair is checked before anything is learned: a bad label or datum raises
         ``ValueError`` and leaves the model unchanged.
         """
-        checked: list[tuple[str, DatumLike, dict[str, float]]] = []
+        converter = self.converter
+        checked: list[tuple[str, Extracted]] = []
         unchecked: Sequence[object] = pairs
         for i, pair in enumerate(unchecked):
             if not isinstance(pair, tuple | list) or len(pair) != 2:
@@ -136,259 +511,546 @@ class ClassifierModel:
             if not isinstance(label, str) or not label:
                 raise ValueError(f"train[{i}]: the label must be a non-empty string")
             try:
-                vector = self.converter.convert(datum)
+                extracted = converter.extract(datum)
             except (ValueError, AttributeError, TypeError) as error:
                 raise ValueError(f"train[{i}]: {error}") from None
-            if not all(math.isfinite(v) for v in vector.values()) or not math.isfinite(
-                squared_norm(vector)
-            ):
+            checked.append((label, extracted))
+        return self._train_checked(checked)
+
+    def train_wire(self, data: object) -> int:
+        """:meth:`train` of the wire value of ``train``'s argument (``[[label, datum]...]``,
+        strings as bytes); a value that does not fit raises ``TypeMismatch`` as the
+        dispatcher would."""
+        if type(data) is not list:
+            return self._train_decoded(data)
+        converter = self.converter
+        checked: list[tuple[str, Extracted]] = []
+        for pair in data:
+            if type(pair) is not list or len(pair) != 2:
+                return self._train_decoded(data)
+            label, datum = pair
+            if type(label) is not bytes or not label:
+                return self._train_decoded(data)
+            extracted = converter.extract_wire(datum)
+            if extracted is None:
+                return self._train_decoded(data)
+            try:
+                checked.append((label.decode("utf-8"), extracted))
+            except UnicodeDecodeError:
+                return self._train_decoded(data)
+        return self._train_checked(checked)
+
+    def _train_decoded(self, data: object) -> int:
+        try:
+            decoded = _LABELED.decode(data)
+        except WireTypeError as error:
+            raise TypeMismatch(
+                f"train: argument {types.CLASSIFIER_TRAIN.labels[0]}: {error}"
+            ) from None
+        return self.train([(example.label, example.data) for example in decoded])
+
+    def _train_checked(self, checked: list[tuple[str, Extracted]]) -> int:
+        """Check every example's vector, then learn them in order."""
+        work = self._current()
+        frequency = work.frequency
+        documents = work.documents()
+        counts_documents = self.converter.counts_documents
+        for i, (_, extracted) in enumerate(checked):
+            names, values = weigh(_copy(extracted), frequency, documents)
+            if not all(map(math.isfinite, values)) or not math.isfinite(squared_norm(values)):
                 raise ValueError(f"train[{i}]: the datum gives a feature too large or not finite")
-            checked.append((label, datum, vector))
-        for label, datum, vector in checked:
-            if self.converter.counts_documents:
-                vector = self.converter.convert_and_count(datum)
-            known = sorted(self.labels.counts)
-            self.labels.increment(label)
+        if not checked:
+            return 0
+        work = self._writable()
+        method = self.method
+        dirty = self._dirty
+        for label, extracted in checked:
+            if counts_documents:
+                self._count_document(work, extracted)
+            names, values = weigh(_copy(extracted), work.frequency, work.documents())
+            known = [slot for _, slot in work.order]
+            work.count_label(label)
+            slot = work.slots[label]
             # Jubatus sorts (and merges) a training vector by feature name.
-            self.method.train(self.table, dict(sorted(vector.items())), label, known)
-            self._trained += 1
+            if len(names) > 1:
+                ranked = sorted(range(len(names)), key=names.__getitem__)
+                names = [names[i] for i in ranked]
+                values = [values[i] for i in ranked]
+            fids = [work.intern(name) for name in names]
+            stride = work.arrays.stride
+            fresh: list[int] = []
+            if method.train(
+                work.arrays, [fid * stride for fid in fids], values, slot, known, fresh
+            ):
+                if dirty is not None:
+                    dirty.update(fids)
+                if fresh:
+                    self._count_fresh(work, fresh)
+            work.trained += 1
+        if dirty is not None and len(dirty) > 4096 and len(dirty) * 4 > work.rows:
+            self._dirty = None
         return len(checked)
 
+    def _count_document(self, work: Replica, extracted: Extracted) -> None:
+        names, _, offsets = extracted
+        work.documents_diff += 1
+        if offsets is None:
+            return
+        counted = dict.fromkeys(
+            name for name, offset in zip(names, offsets, strict=True) if offset is not None
+        )
+        rows = [work.intern(name) for name in counted]
+        for fid in rows:
+            work.DFD[fid] += 1
+        self._touch(rows)
+
+    @staticmethod
+    def _count_fresh(work: Replica, fresh: list[int]) -> None:
+        stride = work.arrays.stride
+        counts = work.DC
+        for position in fresh:
+            fid = position // stride
+            if counts[fid] == 0:
+                work.diff_features += 1
+            counts[fid] += 1
+
     def classify(self, data: Sequence[DatumLike]) -> list[list[tuple[str, float]]]:
-        """Every known label (sorted) with its score, per datum; ``ValueError`` on a bad datum."""
-        vectors = []
-        for i, datum in enumerate(data):
-            try:
-                vectors.append(self.converter.convert(datum))
-            except (ValueError, AttributeError, TypeError) as error:
-                raise ValueError(f"classify[{i}]: {error}") from None
-        labels = sorted(self.labels.counts)
-        score = self.table.score
-        return [[(label, score(label, vector)) for label in labels] for vector in vectors]
+        """Every known label (sorted) with its score, per datum; ``ValueError`` on a bad
+        datum. Reads the writer's copy: for a model used from one thread."""
+        return self._current().score(_extract_all(self.converter, data))
 
     def get_labels(self) -> dict[str, int]:
         """Training count per known label."""
-        return dict(self.labels.counts)
+        return dict(self._current().counts)
 
     def set_label(self, label: str) -> bool:
         """Make ``label`` known (count 0); False if it already was."""
         name: object = label
         if not isinstance(name, str) or not name:
             raise ValueError("the label must be a non-empty string")
-        return self.labels.add(label)
+        if label in self._current().counts:
+            return False
+        return self._writable().add_label(label)
 
     def delete_label(self, label: str) -> bool:
         """Forget ``label`` and its weights; False if it was not known."""
-        known = self.labels.erase(label)
-        had_weights = self.table.delete_label(label)
+        work = self._current()
+        known = label in work.counts
+        slot = work.slots.get(label)
+        had_weights = False
+        if slot is not None:
+            views = work.arrays.views()
+            rows = work.rows
+            had_weights = any(
+                bool((~np.isnan(views[name][:rows, slot])).any())
+                for name in ("WM", "WD", "VM", "VD")
+            )
+        sent = self._sent
+        if sent is not None and sent.generation == work.generation:
+            had_weights = had_weights or sent.diff.has_rows(label)
+        if not known and slot is None:
+            return had_weights
+        work = self._writable()
+        work.counts.pop(label, None)
+        work.diff_counts.pop(label, None)
+        work.epochs[label] = work.epochs.get(label, 0) + 1
+        if slot is not None:
+            work.arrays.reset_slot(slot)
+            work.labels[slot] = None
+            del work.slots[label]
+            work.recount()
+        work.sort_labels()
+        self._touch(None)
         return known or had_weights
 
     def clear(self) -> bool:
         """Forget everything learned (the version stays, as in Jubatus)."""
-        self.table.clear()
-        self.labels = LabelCounts()
-        self.converter.frequencies.clear()
-        self._trained = 0
-        self._sent_trained = None
+        work = self._writable()
+        fresh = Replica()
+        fresh.version = work.version
+        fresh.generation = work.generation + 1
+        self._replace(fresh)
+        self._sent = None
         return True
 
     def get_status(self) -> dict[str, str]:
         """Jubatus's status keys for a linear classifier."""
-        master = {f for row in self.table.master.weights.values() for f in row}
-        diff = {f for row in self.table.diff.weights.values() for f in row}
-        return {
-            "method": self.method.name,
-            "num_classes": str(len(self.labels.counts)),
-            "num_features": str(len(master)),
-            "num_features_diff": str(len(diff)),
-            "model_version": str(self._version),
-        }
+        return self._current().status(self.method.name)
+
+    def _replace(self, replica: Replica) -> None:
+        """Swap the writer's copy for ``replica`` (a load, a copied model, a clear)."""
+        work = self._writable()
+        replica.retired = work.retired
+        self._work = replica
+        self._touch(None)
 
     # -- save and load ---------------------------------------------------------------------
 
     def pack(self) -> object:
-        """The whole model (master and unmixed parts) as plain msgpack-able data.
-
-        The value shares the model's dicts: serialize it before the model changes again.
-        """
-        return {
-            "version": self._version,
-            "count": self._trained,
-            "weights": {"master": self.table.master.weights, "diff": self.table.diff.weights},
-            "variances": {
-                "master": self.table.master.variances,
-                "diff": self.table.diff.variances,
-            },
-            "labels": {"counts": self.labels.counts, "diff": self.labels.diff},
-            "documents": self.converter.frequencies.pack(),
-        }
+        """The whole model (master and unmixed parts) as plain msgpack-able data."""
+        return pack_replica(self._current())
 
     def unpack(self, payload: object) -> None:
         """Replace the model with :meth:`pack`'s output; ``ModelFileError`` leaves it as it was."""
         try:
-            fields = read_fields(payload, "model", _PACK_FIELDS)
-            version = read_int(fields["version"], "model.version")
-            trained = read_int(fields["count"], "model.count")
-            weights = read_fields(fields["weights"], "model.weights", ("master", "diff"))
-            variances = read_fields(fields["variances"], "model.variances", ("master", "diff"))
-            master = WeightDiff(
-                read_table(weights["master"], "model.weights.master"),
-                read_table(variances["master"], "model.variances.master"),
-            )
-            diff = WeightDiff(
-                read_table(weights["diff"], "model.weights.diff"),
-                read_table(variances["diff"], "model.variances.diff"),
-            )
-            label_fields = read_fields(fields["labels"], "model.labels", ("counts", "diff"))
-            labels = LabelCounts()
-            labels.counts = _read_label_counts(label_fields["counts"], "model.labels.counts")
-            labels.diff = _read_label_counts(label_fields["diff"], "model.labels.diff")
-            documents = DocumentFrequencies.unpack(fields["documents"], "model.documents")
+            replica = unpack_replica(payload)
         except DiffError as error:
             raise ModelFileError(f"classifier model does not fit: {error}") from None
-        self.table.replace(master, diff)
-        self.labels = labels
-        self.converter.frequencies = documents
-        self._version = version
-        self._trained = trained
-        self._sent_trained = None
+        replica.generation = self._current().generation + 1
+        self._replace(replica)
+        self._sent = None
 
-    # -- Mixable ---------------------------------------------------------------------------
+    # -- the mix ----------------------------------------------------------------------------
 
     @property
     def version(self) -> int:
-        return self._version
+        return self._current().version
 
     def get_diff(self) -> object:
         """What was learned since the last mix (see the module docstring)."""
-        weights = self.table.take_diff()
-        self._sent_trained = self._trained
-        return {
-            "version": self._version,
-            "count": self._trained,
-            "weights": weights.weights,
-            "variances": weights.variances,
-            "labels": self.labels.take_diff(),
-            "documents": self.converter.frequencies.take_diff(),
-        }
+        work = self._current()
+        diff = _Diff.of(work)
+        self._sent = _Sent(diff, work)
+        return diff.plain()
 
     def mix(self, lhs: object, rhs: object) -> object:
         """Two diffs combined (same version: averaged/summed; else the newer one)."""
-        left = _Diff.read(lhs, "lhs")
-        right = _Diff.read(rhs, "rhs")
-        if left.version != right.version:
-            return (left if left.version > right.version else right).plain()
-        weights = mix_weight_diffs(left.weights, left.count, right.weights, right.count)
-        labels = dict(left.labels)
-        for label, n in right.labels.items():
-            labels[label] = labels.get(label, 0) + n
-        frequencies = dict(left.frequencies)
-        for feature, n in right.frequencies.items():
-            frequencies[feature] = frequencies.get(feature, 0) + n
-        return _Diff(
-            left.version,
-            left.count + right.count,
-            weights,
-            labels,
-            left.documents + right.documents,
-            frequencies,
-        ).plain()
+        return mix_diffs(lhs, rhs)
 
-    def put_diff(self, mixed: object) -> bool:
-        """Apply a folded diff; False (no change) when it is based on another version."""
+    def put_diff(self, mixed: object, sent: object = "own") -> bool:
+        """Apply a folded diff; False (no change) when it is based on another version.
+
+        ``sent`` is the snapshot whose ``get_diff`` this server sent in the round (None: it
+        sent none); by default, what this model's own :meth:`get_diff` sent."""
         diff = _Diff.read(mixed, "diff")
-        if diff.version != self._version:
+        if sent == "own":
+            took: _Sent | None = self._sent
+        elif isinstance(sent, ClassifierSnapshot):
+            took = sent.sent
+        else:
+            took = None
+        self._sent = None
+        work = self._current()
+        if diff.version != work.version:
             logger.info(
                 "mixed diff refused: based on version %d, this model is at %d",
                 diff.version,
-                self._version,
+                work.version,
             )
             return False
-        self.table.apply_mixed(diff.weights)
-        self.labels.apply_mixed(diff.labels)
-        for label in [*diff.weights.weights, *diff.weights.variances]:
-            self.labels.counts.setdefault(label, 0)
-        self.converter.frequencies.apply_mixed(diff.documents, diff.frequencies)
-        if self._sent_trained is not None:
-            self._trained = max(self._trained - self._sent_trained, 0)
-        self._sent_trained = None
-        self._version += 1
+        work = self._writable()
+        if took is not None and took.generation != work.generation:
+            took = None
+        touched = _apply_mixed(work, diff, took)
+        work.version += 1
+        self._touch(touched)
         return True
 
     def get_model(self) -> object:
         """The mixed state (no local diff) and its version, for a joining server."""
-        frequencies = self.converter.frequencies
-        return {
-            "version": self._version,
-            "weights": _copy(self.table.master.weights),
-            "variances": _copy(self.table.master.variances),
-            "labels": self.labels.master(),
-            "documents": {
-                "documents": frequencies.master_documents,
-                "frequencies": dict(frequencies.master_frequencies),
-            },
-        }
+        return _model_of(self._current())
 
     def set_model(self, model: object) -> None:
         """Become a copy of a peer's :meth:`get_model`; local unmixed learning is dropped."""
-        fields = read_fields(model, "model", _MODEL_FIELDS)
-        version = read_int(fields["version"], "model.version")
-        master = WeightDiff(
-            read_table(fields["weights"], "model.weights"),
-            read_table(fields["variances"], "model.variances"),
-        )
-        counts = _read_label_counts(fields["labels"], "model.labels")
-        documents, frequencies = read_counts(fields["documents"], "model.documents")
-        self.table.replace(master, WeightDiff())
-        self.labels = LabelCounts()
-        self.labels.counts = counts
-        self.converter.frequencies = DocumentFrequencies(documents, frequencies)
-        self._version = version
-        self._trained = 0
-        self._sent_trained = None
+        replica = read_model(model)
+        replica.generation = self._current().generation + 1
+        self._replace(replica)
+        self._sent = None
+
+
+def _copy(extracted: Extracted) -> Extracted:
+    names, values, offsets = extracted
+    return names, list(values), offsets
+
+
+def _extract_all(converter: Converter, data: Sequence[DatumLike]) -> list[Extracted]:
+    out = []
+    for i, datum in enumerate(data):
+        try:
+            out.append(converter.extract(datum))
+        except (ValueError, AttributeError, TypeError) as error:
+            raise ValueError(f"classify[{i}]: {error}") from None
+    return out
+
+
+# -- the published side --------------------------------------------------------------------
+
+
+class ClassifierSnapshot:
+    """A published, read-only view of a :class:`ClassifierModel`: callable from any thread,
+    with no lock (see the module docstring)."""
+
+    __slots__ = ("_readers", "_replica", "converter", "method_name", "sent")
+
+    def __init__(self, model: ClassifierModel, replica: Replica, readers: Readers) -> None:
+        self.converter = model.converter
+        self.method_name = model.method.name
+        self._replica = replica
+        self._readers = readers
+        #: What get_diff on this snapshot sent (the writer takes it out at put_diff).
+        self.sent: _Sent | None = None
+
+    def _read(self, read: Callable[[Replica], Any]) -> Any:
+        readers = self._readers
+        replica = readers.enter(self._replica)
+        try:
+            return read(replica)
+        finally:
+            readers.leave()
+
+    def classify(self, data: Sequence[DatumLike]) -> list[list[tuple[str, float]]]:
+        extracted = _extract_all(self.converter, data)
+        result: list[list[tuple[str, float]]] = self._read(lambda r: r.score(extracted))
+        return result
+
+    def classify_wire(self, data: object) -> object:
+        """:meth:`classify` of the wire value of ``classify``'s argument, answering the wire
+        value (``[[[label, score]...]...]``); ``TypeMismatch`` as the dispatcher words it for
+        a value that does not fit."""
+        if type(data) is list:
+            extract = self.converter.extract_wire
+            extracted = []
+            for datum in data:
+                one = extract(datum)
+                if one is None:
+                    break
+                extracted.append(one)
+            else:
+                readers = self._readers
+                replica = readers.enter(self._replica)
+                try:
+                    return replica.score(extracted)
+                finally:
+                    readers.leave()
+        try:
+            decoded = _DATA.decode(data)
+        except WireTypeError as error:
+            raise TypeMismatch(
+                f"classify: argument {types.CLASSIFIER_CLASSIFY.labels[0]}: {error}"
+            ) from None
+        return self.classify(decoded)
+
+    def get_labels(self) -> dict[str, int]:
+        counts: dict[str, int] = self._read(lambda r: dict(r.counts))
+        return counts
+
+    def get_status(self) -> dict[str, str]:
+        status: dict[str, str] = self._read(lambda r: r.status(self.method_name))
+        return status
+
+    def frozen(self) -> Replica:
+        """A private copy of this snapshot's numbers (for long reads)."""
+        copy: Replica = self._read(lambda r: r.copy())
+        return copy
+
+    def pack(self) -> object:
+        return pack_replica(self.frozen())
+
+    @property
+    def version(self) -> int:
+        return self._replica.version
+
+    def get_diff(self) -> object:
+        sent: _Sent = self._read(lambda r: _Sent(_Diff.of(r), r))
+        self.sent = sent
+        return sent.diff.plain()
+
+    def mix(self, lhs: object, rhs: object) -> object:
+        return mix_diffs(lhs, rhs)
+
+    def get_model(self) -> object:
+        return _model_of(self.frozen())
+
+
+# -- diffs ---------------------------------------------------------------------------------
 
 
 class _Diff:
-    """A checked diff (the plain form is described in the module docstring)."""
+    """A diff (or a mixed one, or a model's master part) as arrays: ``labels`` are the
+    columns, ``names`` the rows; NaN where a value is missing."""
+
+    __slots__ = (
+        "count",
+        "documents",
+        "frequencies",
+        "label_counts",
+        "labels",
+        "names",
+        "variances",
+        "version",
+        "weights",
+    )
 
     def __init__(
         self,
         version: int,
         count: int,
-        weights: WeightDiff,
-        labels: dict[str, int],
+        labels: list[str],
+        names: list[str],
+        weights: FloatArray,
+        variances: FloatArray,
+        label_counts: dict[str, int],
         documents: int,
-        frequencies: dict[str, int],
+        frequencies: npt_int,
     ) -> None:
         self.version = version
         self.count = count
-        self.weights = weights
         self.labels = labels
+        self.names = names
+        self.weights = weights
+        self.variances = variances
+        self.label_counts = label_counts
         self.documents = documents
         self.frequencies = frequencies
 
     @classmethod
-    def read(cls, value: object, path: str) -> _Diff:
-        fields = read_fields(value, path, _DIFF_FIELDS)
-        documents, frequencies = read_counts(fields["documents"], f"{path}.documents")
-        return cls(
-            read_int(fields["version"], f"{path}.version"),
-            read_int(fields["count"], f"{path}.count"),
-            WeightDiff.from_plain(fields["weights"], fields["variances"], path),
-            _read_label_counts(fields["labels"], f"{path}.labels"),
-            documents,
-            frequencies,
+    def of(cls, replica: Replica) -> _Diff:
+        """The local diff of ``replica`` (copied: it outlives the read)."""
+        return _parts_of(replica, ("WD", "VD"), replica.DFD, replica.documents_diff, cls, True)
+
+    def has_rows(self, label: str) -> bool:
+        if label not in self.labels:
+            return False
+        column = self.labels.index(label)
+        return bool(
+            (~np.isnan(self.weights[:, column])).any()
+            or (~np.isnan(self.variances[:, column])).any()
         )
 
     def plain(self) -> dict[str, object]:
         return {
             "version": self.version,
             "count": self.count,
-            "weights": _copy(self.weights.weights),
-            "variances": _copy(self.weights.variances),
-            "labels": dict(self.labels),
-            "documents": {"documents": self.documents, "frequencies": dict(self.frequencies)},
+            "labels": list(self.labels),
+            "features": _pack_names(self.names),
+            "weights": self.weights.astype("<f8").tobytes(),
+            "variances": self.variances.astype("<f8").tobytes(),
+            "label_counts": dict(self.label_counts),
+            "documents": self.documents,
+            "frequencies": self.frequencies.astype("<i8").tobytes(),
         }
+
+    @classmethod
+    def read(cls, value: object, path: str) -> _Diff:
+        fields = read_fields(value, path, _DIFF_FIELDS)
+        version = read_int(fields["version"], f"{path}.version")
+        count = read_int(fields["count"], f"{path}.count")
+        labels, names, weights, variances, frequencies = _read_arrays(fields, path)
+        label_counts = _read_label_counts(fields["label_counts"], f"{path}.label_counts")
+        documents = read_int(fields["documents"], f"{path}.documents")
+        return cls(
+            version,
+            count,
+            labels,
+            names,
+            weights,
+            variances,
+            label_counts,
+            documents,
+            frequencies,
+        )
+
+
+npt_int = Any  # an int64 numpy array (kept loose: numpy's typing of int arrays is verbose)
+
+
+def _parts_of(
+    replica: Replica,
+    tables: tuple[str, str],
+    frequencies: array[int],
+    documents: int,
+    cls: type[_Diff],
+    diff: bool,
+) -> _Diff:
+    """The rows and labels of ``replica`` that hold something in ``tables`` (weights,
+    variances) or ``frequencies``, as a :class:`_Diff`."""
+    views = replica.arrays.views()
+    rows = replica.rows
+    slots = [slot for slot, label in enumerate(replica.labels) if label is not None]
+    labels = [replica.labels[slot] for slot in slots]
+    weights = views[tables[0]][:rows, slots]
+    variances = views[tables[1]][:rows, slots]
+    counted = np.frombuffer(frequencies, dtype=np.int64)[:rows]
+    keep = (~np.isnan(weights)).any(axis=1) | (~np.isnan(variances)).any(axis=1) | (counted > 0)
+    keep[0] = False
+    picked = np.flatnonzero(keep)
+    names = replica.index.names
+    if diff:
+        label_counts = dict(replica.diff_counts)
+        count = replica.trained
+    else:
+        label_counts = {
+            label: n - replica.diff_counts.get(label, 0) for label, n in replica.counts.items()
+        }
+        count = 0
+    return cls(
+        replica.version,
+        count,
+        [label for label in labels if label is not None],
+        [names[i] for i in picked.tolist()],
+        weights[picked].copy(),
+        variances[picked].copy(),
+        label_counts,
+        documents,
+        counted[picked].copy(),
+    )
+
+
+def _pack_names(names: list[str]) -> list[bytes]:
+    """Feature names in chunks, each packed by itself: unpacking one holds the interpreter
+    for a short step only."""
+    return [
+        msgpack.packb(names[start : start + NAMES_PER_CHUNK], use_bin_type=True)
+        for start in range(0, len(names), NAMES_PER_CHUNK)
+    ]
+
+
+def _read_names(value: object, path: str) -> list[str]:
+    names: list[str] = []
+    for i, chunk in enumerate(read_list(value, path)):
+        if type(chunk) is not bytes:
+            raise DiffError(f"{path}[{i}]: expected packed names (bin)")
+        try:
+            part = msgpack.unpackb(chunk, raw=False)
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+            raise DiffError(f"{path}[{i}]: not valid msgpack") from None
+        if type(part) is not list or not all(type(name) is str for name in part):
+            raise DiffError(f"{path}[{i}]: expected a list of names")
+        names.extend(part)
+    if len(set(names)) != len(names):
+        raise DiffError(f"{path}: a feature appears twice")
+    return names
+
+
+def _read_arrays(
+    fields: Mapping[str, object], path: str
+) -> tuple[list[str], list[str], FloatArray, FloatArray, npt_int]:
+    labels: list[str] = []
+    for i, label in enumerate(read_list(fields["labels"], f"{path}.labels")):
+        if type(label) is not str or not label:
+            raise DiffError(f"{path}.labels[{i}]: expected a label")
+        labels.append(label)
+    if len(set(labels)) != len(labels):
+        raise DiffError(f"{path}.labels: a label appears twice")
+    names = _read_names(fields["features"], f"{path}.features")
+    shape = (len(names), len(labels))
+    weights = _read_floats(fields["weights"], shape, f"{path}.weights")
+    variances = _read_floats(fields["variances"], shape, f"{path}.variances")
+    blob = fields["frequencies"]
+    if type(blob) is not bytes or len(blob) != 8 * len(names):
+        raise DiffError(f"{path}.frequencies: expected {len(names)} counts")
+    frequencies = np.frombuffer(blob, dtype="<i8").astype(np.int64)
+    if (frequencies < 0).any():
+        raise DiffError(f"{path}.frequencies: counts must be >= 0")
+    return labels, names, weights, variances, frequencies
+
+
+def _read_floats(value: object, shape: tuple[int, int], path: str) -> FloatArray:
+    if type(value) is not bytes or len(value) != 8 * shape[0] * shape[1]:
+        raise DiffError(f"{path}: expected {shape[0]} x {shape[1]} numbers")
+    floats = np.frombuffer(value, dtype="<f8").astype(np.float64).reshape(shape)
+    check_finite(floats, path)
+    return floats
 
 
 def _read_label_counts(value: object, path: str) -> dict[str, int]:
@@ -400,5 +1062,342 @@ def _read_label_counts(value: object, path: str) -> dict[str, int]:
     return counts
 
 
-def _copy(table: Table) -> Table:
-    return {label: dict(row) for label, row in table.items()}
+def mix_diffs(lhs: object, rhs: object) -> object:
+    """Two diffs combined (see the module docstring); neither argument changes."""
+    left = _Diff.read(lhs, "lhs")
+    right = _Diff.read(rhs, "rhs")
+    if left.version != right.version:
+        return (left if left.version > right.version else right).plain()
+    labels = list(dict.fromkeys([*left.labels, *right.labels]))
+    rows = dict.fromkeys(left.names)
+    rows.update(dict.fromkeys(right.names))
+    names = list(rows)
+    position = {name: i for i, name in enumerate(names)}
+    columns = {label: j for j, label in enumerate(labels)}
+    shape = (len(names), len(labels))
+
+    def spread(diff: _Diff, values: FloatArray) -> FloatArray:
+        out = np.full(shape, np.nan)
+        if diff.names and diff.labels:
+            rows_at = np.fromiter((position[n] for n in diff.names), np.intp, len(diff.names))
+            cols_at = np.array([columns[label] for label in diff.labels], dtype=np.intp)
+            out[np.ix_(rows_at, cols_at)] = values
+        return out
+
+    lw, rw = spread(left, left.weights), spread(right, right.weights)
+    lv, rv = spread(left, left.variances), spread(right, right.variances)
+    total = left.count + right.count
+    if total > 0:
+        present = ~np.isnan(lw) | ~np.isnan(rw)
+        averaged = (
+            left.count * np.where(np.isnan(lw), 0.0, lw)
+            + right.count * np.where(np.isnan(rw), 0.0, rw)
+        ) / total
+        weights = np.where(present, averaged, np.nan)
+    else:
+        weights = np.full(shape, np.nan)
+    present = ~np.isnan(lv) | ~np.isnan(rv)
+    lv1 = np.where(np.isnan(lv), 1.0, lv)
+    rv1 = np.where(np.isnan(rv), 1.0, rv)
+    variances = np.where(present, np.where(rv1 < lv1, rv1, lv1), np.nan)
+    label_counts = dict(left.label_counts)
+    for label, n in right.label_counts.items():
+        label_counts[label] = label_counts.get(label, 0) + n
+    frequencies = np.zeros(len(names), dtype=np.int64)
+    for diff in (left, right):
+        if diff.names:
+            at = np.fromiter((position[n] for n in diff.names), np.intp, len(diff.names))
+            frequencies[at] += diff.frequencies
+    return _Diff(
+        left.version,
+        total,
+        labels,
+        names,
+        weights,
+        variances,
+        label_counts,
+        left.documents + right.documents,
+        frequencies,
+    ).plain()
+
+
+def _apply_mixed(work: Replica, diff: _Diff, sent: _Sent | None) -> set[int] | None:
+    """put_diff's changes to ``work`` (see the module docstring); the rows touched."""
+    arrays = work.arrays
+    # Labels of the mixed diff, and its rows, get slots and row ids here.
+    slots = [work.slot(label) for label in diff.labels]
+    fids = [work.intern(name) for name in diff.names]
+    views = arrays.views()
+    touched: set[int] = set(fids)
+    if fids and slots:
+        at = np.ix_(np.array(fids, dtype=np.intp), np.array(slots, dtype=np.intp))
+        for table, values in (("WM", diff.weights), ("VM", diff.variances)):
+            current = views[table][at]
+            present = ~np.isnan(values)
+            views[table][at] = np.where(
+                present,
+                np.where(np.isnan(current), 0.0, current) + np.where(present, values, 0.0),
+                current,
+            )
+    documents_sent = 0
+    sent_labels: dict[str, int] = {}
+    if sent is not None:
+        took = sent.diff
+        documents_sent = took.documents
+        live = [
+            (j, label)
+            for j, label in enumerate(took.labels)
+            if label in work.slots and sent.epochs.get(label, 0) == work.epochs.get(label, 0)
+        ]
+        sent_labels = {
+            label: n
+            for label, n in took.label_counts.items()
+            if sent.epochs.get(label, 0) == work.epochs.get(label, 0)
+        }
+        sent_fids = work.fids(took.names)
+        touched.update(sent_fids)
+        if live and took.names:
+            rows_at = np.array(sent_fids, dtype=np.intp)
+            known = rows_at > 0
+            columns = np.array([j for j, _ in live], dtype=np.intp)
+            at = np.ix_(rows_at[known], np.array([work.slots[label] for _, label in live], np.intp))
+            for table, values in (("WD", took.weights), ("VD", took.variances)):
+                taken = values[known][:, columns]
+                current = views[table][at]
+                both = ~np.isnan(taken) & ~np.isnan(current)
+                rest = np.where(both, current - np.where(both, taken, 0.0), current)
+                views[table][at] = np.where(both & (rest == 0.0), np.nan, rest)
+        # document frequencies: the diff's counts less what was sent
+        if took.names:
+            rows_at = np.array(sent_fids, dtype=np.intp)
+            known = rows_at > 0
+            counted = np.frombuffer(work.DFD, dtype=np.int64)
+            rest = counted[rows_at[known]] - took.frequencies[known]
+            counted[rows_at[known]] = np.maximum(rest, 0)
+            del counted
+    if diff.names:
+        counted = np.frombuffer(work.DFM, dtype=np.int64)
+        counted[np.array(fids, dtype=np.intp)] += diff.frequencies
+        del counted
+    work.documents_master += diff.documents
+    if sent is not None:
+        work.documents_diff = max(work.documents_diff - documents_sent, 0)
+        work.trained = max(work.trained - sent.count, 0)
+    _apply_label_counts(work, diff.label_counts, sent_labels)
+    for j, label in enumerate(diff.labels):
+        if (~np.isnan(diff.weights[:, j])).any() or (~np.isnan(diff.variances[:, j])).any():
+            work.counts.setdefault(label, 0)
+    work.sort_labels()
+    rows = np.array(sorted(touched), dtype=np.intp)
+    if rows.size:
+        arrays.refresh(rows)
+    del views
+    work.recount()
+    return touched if len(touched) * 4 < work.rows else None
+
+
+def _apply_label_counts(work: Replica, mixed: Mapping[str, int], sent: Mapping[str, int]) -> None:
+    """counts += mixed - sent; diff -= sent (exact: these are integers)."""
+    counts, diff = work.counts, work.diff_counts
+    for label, n in mixed.items():
+        counts[label] = max(counts.get(label, 0) + n - sent.get(label, 0), 0)
+    for label, n in sent.items():
+        if label not in mixed and label in counts:
+            counts[label] = max(counts[label] - n, 0)
+        if label in diff:
+            rest = diff[label] - n
+            if rest > 0:
+                diff[label] = rest
+            else:
+                del diff[label]
+    for label in counts:
+        work.slot(label)
+
+
+def describe_diff(value: object) -> dict[str, object]:
+    """A diff (from ``get_diff`` or ``mix``) as plain tables, to read or compare:
+    ``version``, ``count``, ``weights`` and ``variances`` (``label -> feature -> value``,
+    only the values there are), ``labels`` (counts), ``documents``, ``frequencies``."""
+    diff = _Diff.read(value, "diff")
+
+    def table(values: FloatArray) -> Table:
+        out: Table = {}
+        for j, label in enumerate(diff.labels):
+            column = values[:, j]
+            present = np.flatnonzero(~np.isnan(column)).tolist()
+            if present:
+                out[label] = {diff.names[i]: float(column[i]) for i in present}
+        return out
+
+    return {
+        "version": diff.version,
+        "count": diff.count,
+        "weights": table(diff.weights),
+        "variances": table(diff.variances),
+        "labels": dict(diff.label_counts),
+        "documents": diff.documents,
+        "frequencies": {
+            name: int(n) for name, n in zip(diff.names, diff.frequencies.tolist(), strict=True) if n
+        },
+    }
+
+
+def _model_of(replica: Replica) -> dict[str, object]:
+    master = _parts_of(replica, ("WM", "VM"), replica.DFM, replica.documents_master, _Diff, False)
+    return {
+        "version": master.version,
+        "labels": master.labels,
+        "features": _pack_names(master.names),
+        "weights": master.weights.astype("<f8").tobytes(),
+        "variances": master.variances.astype("<f8").tobytes(),
+        "label_counts": master.label_counts,
+        "documents": master.documents,
+        "frequencies": master.frequencies.astype("<i8").tobytes(),
+    }
+
+
+def read_model(model: object) -> Replica:
+    """A replica holding a peer's :meth:`ClassifierModel.get_model` (no local diff)."""
+    fields = read_fields(model, "model", _MODEL_FIELDS)
+    version = read_int(fields["version"], "model.version")
+    labels, names, weights, variances, frequencies = _read_arrays(fields, "model")
+    counts = _read_label_counts(fields["label_counts"], "model.label_counts")
+    documents = read_int(fields["documents"], "model.documents")
+    replica = Replica()
+    _fill(replica, labels, names, weights, variances, master=True)
+    if names:
+        fids = np.array(replica.fids(names), dtype=np.intp)
+        np.frombuffer(replica.DFM, dtype=np.int64)[fids] = frequencies
+    replica.counts = counts
+    replica.diff_counts = {}
+    for label in counts:
+        replica.slot(label)
+    replica.sort_labels()
+    replica.documents_master = documents
+    replica.version = version
+    replica.recount()
+    return replica
+
+
+def _fill(
+    replica: Replica,
+    labels: Sequence[str],
+    names: Sequence[str],
+    weights: FloatArray,
+    variances: FloatArray,
+    *,
+    master: bool,
+) -> None:
+    """Write a (names x labels) block into the master (or diff) part of ``replica``."""
+    slots = [replica.slot(label) for label in labels]
+    fids = [replica.intern(name) for name in names]
+    if not fids or not slots:
+        return
+    views = replica.arrays.views()
+    at = np.ix_(np.array(fids, dtype=np.intp), np.array(slots, dtype=np.intp))
+    views["WM" if master else "WD"][at] = weights
+    views["VM" if master else "VD"][at] = variances
+    replica.arrays.refresh(np.array(fids, dtype=np.intp))
+
+
+# -- model files (today's layout: a separate conversion over the arrays) --------------------
+
+
+def pack_replica(replica: Replica) -> dict[str, object]:
+    """The model in the layout of the files ``save`` writes (user data version 2): master and
+    unmixed parts of weights and variances as ``label -> feature -> value`` maps, label
+    counts, document counts."""
+    return {
+        "version": replica.version,
+        "count": replica.trained,
+        "weights": {"master": _table(replica, "WM"), "diff": _table(replica, "WD")},
+        "variances": {"master": _table(replica, "VM"), "diff": _table(replica, "VD")},
+        "labels": {"counts": dict(replica.counts), "diff": dict(replica.diff_counts)},
+        "documents": {
+            "master": {
+                "documents": replica.documents_master,
+                "frequencies": _frequencies(replica, replica.DFM),
+            },
+            "diff": {
+                "documents": replica.documents_diff,
+                "frequencies": _frequencies(replica, replica.DFD),
+            },
+        },
+    }
+
+
+def _table(replica: Replica, name: str) -> Table:
+    values = replica.arrays.views()[name]
+    rows = replica.rows
+    names = replica.index.names
+    table: Table = {}
+    for slot, label in enumerate(replica.labels):
+        if label is None:
+            continue
+        column = values[:rows, slot]
+        present = np.flatnonzero(~np.isnan(column))
+        present = present[present > 0]
+        if present.size:
+            table[label] = dict(
+                zip([names[i] for i in present.tolist()], column[present].tolist(), strict=True)
+            )
+    return table
+
+
+def _frequencies(replica: Replica, counts: array[int]) -> dict[str, int]:
+    values = np.frombuffer(counts, dtype=np.int64)[: replica.rows]
+    present = np.flatnonzero(values > 0)
+    names = replica.index.names
+    return dict(zip([names[i] for i in present.tolist()], values[present].tolist(), strict=True))
+
+
+def unpack_replica(payload: object) -> Replica:
+    """A replica from :func:`pack_replica`'s layout; raises :class:`DiffError`."""
+    fields = read_fields(payload, "model", _PACK_FIELDS)
+    version = read_int(fields["version"], "model.version")
+    trained = read_int(fields["count"], "model.count")
+    weights = read_fields(fields["weights"], "model.weights", ("master", "diff"))
+    variances = read_fields(fields["variances"], "model.variances", ("master", "diff"))
+    tables = {
+        "WM": read_table(weights["master"], "model.weights.master"),
+        "WD": read_table(weights["diff"], "model.weights.diff"),
+        "VM": read_table(variances["master"], "model.variances.master"),
+        "VD": read_table(variances["diff"], "model.variances.diff"),
+    }
+    label_fields = read_fields(fields["labels"], "model.labels", ("counts", "diff"))
+    counts = _read_label_counts(label_fields["counts"], "model.labels.counts")
+    diff_counts = _read_label_counts(label_fields["diff"], "model.labels.diff")
+    documents = read_fields(fields["documents"], "model.documents", ("master", "diff"))
+    master_docs, master_freq = read_counts(documents["master"], "model.documents.master")
+    diff_docs, diff_freq = read_counts(documents["diff"], "model.documents.diff")
+    replica = Replica()
+    for table in tables.values():
+        for label, row in table.items():
+            replica.slot(label)
+            for name in row:
+                replica.intern(name)
+    for label in counts:
+        replica.slot(label)
+    views = replica.arrays.views()
+    ids = replica.index.ids
+    for name, table in tables.items():
+        for label, row in table.items():
+            if row:
+                rows_at = np.fromiter((ids[f] for f in row), dtype=np.intp, count=len(row))
+                views[name][rows_at, replica.slots[label]] = np.fromiter(
+                    row.values(), dtype=np.float64, count=len(row)
+                )
+    replica.arrays.refresh(slice(1, replica.rows))
+    del views
+    for frequencies, target in ((master_freq, replica.DFM), (diff_freq, replica.DFD)):
+        for feature, n in frequencies.items():
+            target[replica.intern(feature)] = n
+    replica.counts = counts
+    replica.diff_counts = diff_counts
+    replica.sort_labels()
+    replica.documents_master = master_docs
+    replica.documents_diff = diff_docs
+    replica.version = version
+    replica.trained = trained
+    replica.recount()
+    return replica

@@ -27,6 +27,18 @@ The document counts behind ``idf`` live in :class:`DocumentFrequencies`, kept as
 plus local diff so the classifier can mix them (counts add up across servers). This
 module never changes anything but those counts, and only in
 :meth:`Converter.convert_and_count`.
+
+:meth:`Converter.extract` and :meth:`Converter.extract_wire` give a datum's features
+*before* the global weight (a model that keeps its document counts elsewhere weighs them
+itself: see :func:`weigh`), from caches: what one string value of one key gives, and what
+rules a number's key meets, are worked out once and kept (up to :data:`CACHE_SIZE`
+entries each; then the cache starts again), so a value seen before costs a dict lookup.
+``extract_wire`` reads the wire form of a datum (strings as UTF-8 ``bytes``) without
+building a :class:`~runtime.wire.datum.Datum`. Both give the features in the order
+:meth:`Converter.convert` does (string rules first, each over the datum's strings in
+order, then each number), which is the order scores are summed in. The caches are shared
+by every thread (the writer and the readers of a snapshot model): entries only depend on
+the config, so whoever computes one first stores the same value.
 """
 
 from __future__ import annotations
@@ -297,6 +309,26 @@ def read_counts(value: object, path: str) -> tuple[int, dict[str, int]]:
     return documents, frequencies
 
 
+#: Entries each cache of a converter keeps before it starts again.
+CACHE_SIZE = 1 << 16
+
+#: Features of a datum before the global weight: names, sample-weighted values, and per
+#: feature the idf offset (None: not idf-weighted), or None when no feature is.
+Extracted = tuple[list[str], list[float], list[float | None] | None]
+
+#: How a number rule turns a value into a feature: the value, its log, or a name per value.
+_NUM, _LOG, _STR = 0, 1, 2
+#: What one string value of one key gives, per string rule: ``(name, sample weight)``s; or
+#: the text of the error when the converter refuses the key.
+StringEntry = tuple[tuple[tuple[str, float], ...], ...] | str
+#: The rules a number's key meets: ``(name, kind)``s; or the error text.
+NumberEntry = tuple[tuple[str, int], ...] | str
+
+
+class DatumError(ValueError):
+    """A datum the converter refuses (a ``$`` in a key a rule reads, a malformed pair)."""
+
+
 class Converter:
     """Turns datums into sparse feature vectors by a Jubatus ``converter`` config."""
 
@@ -306,6 +338,18 @@ class Converter:
         #: Whether any rule weighs by idf (then training counts documents).
         self.counts_documents = any(r.global_weight != "bin" for r in string_rules)
         self.frequencies = DocumentFrequencies()
+        #: Per rule: (idf offset or None, name suffix).
+        self._string_rule_parts = [
+            (
+                _IDF_OFFSETS.get(r.global_weight),
+                f"@{r.type_name}#{r.sample_weight}/{r.global_weight}",
+            )
+            for r in string_rules
+        ]
+        #: (key, value) → what the pair gives; number key → the rules it meets.
+        self._strings: dict[tuple[str, str], StringEntry] = {}
+        self._wire_strings: dict[tuple[bytes, bytes], StringEntry] = {}
+        self._numbers: dict[str | bytes, NumberEntry] = {}
 
     @classmethod
     def from_config(cls, converter_json: object, path: str = "converter") -> Converter:
@@ -410,6 +454,203 @@ class Converter:
                     features.append((f"{name}${_format_number(amount)}", 1.0, None))
         return features
 
+    # -- cached extraction -----------------------------------------------------------------
+
+    def extract(self, datum: DatumLike) -> Extracted:
+        """The features of ``datum`` before the global weight (see the module docstring);
+        ``ValueError`` as :meth:`check` raises it for a datum it refuses."""
+        # The datum may hold anything (a caller's lists): look at its pairs as objects.
+        strings: Sequence[object] = datum.string_values
+        numbers: Sequence[object] = datum.num_values
+        binaries: Sequence[object] = datum.binary_values
+        cache = self._strings
+        entries: list[StringEntry] = []
+        for pair in strings:
+            entry = cache.get(pair) if type(pair) is tuple else None
+            if entry is None:
+                if not isinstance(pair, tuple | list) or len(pair) != 2:
+                    self.check(datum)  # raises
+                    raise AssertionError
+                text, value = pair
+                if type(text) is not str or type(value) is not str:
+                    self.check(datum)
+                    raise AssertionError
+                entry = self._string_entry(text, value)
+                if len(cache) >= CACHE_SIZE:
+                    cache.clear()
+                cache[(text, value)] = entry
+            entries.append(entry)
+        for pair in numbers:  # types first: check() reports them before any '$'
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                self.check(datum)
+                raise AssertionError
+            key, number = pair
+            if type(key) is not str or not (type(number) is float or _is_number(number)):
+                self.check(datum)
+        for pair in binaries:
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                self.check(datum)
+                raise AssertionError
+            key, blob = pair
+            if type(key) is not str or type(blob) is not bytes:
+                self.check(datum)
+        for entry in entries:
+            if type(entry) is str:
+                raise DatumError(entry)
+        names: list[str] = []
+        values: list[float] = []
+        offsets: list[float | None] | None = [] if self.counts_documents else None
+        if entries:
+            self._assemble(entries, names, values, offsets)
+        for key, number in datum.num_values:
+            self._number(key, key, float(number), names, values, offsets)
+        return names, values, offsets
+
+    def extract_wire(self, datum: object) -> Extracted | None:
+        """:meth:`extract` of a datum as the wire carries it (``[[[k, v]...], [[k, n]...],
+        [[k, b]...]]``, strings as UTF-8 ``bytes``); None when it is not well formed in the
+        usual way or the converter refuses it: the caller then decodes it properly, which
+        names what is wrong."""
+        if type(datum) is not list or len(datum) != 3:
+            return None
+        strings, numbers, binaries = datum
+        if type(strings) is not list or type(numbers) is not list or type(binaries) is not list:
+            return None
+        cache = self._wire_strings
+        entries: list[StringEntry] = []
+        for pair in strings:
+            if type(pair) is not list or len(pair) != 2:
+                return None
+            key, value = pair
+            if type(key) is not bytes or type(value) is not bytes:
+                return None
+            token = (key, value)
+            entry = cache.get(token)
+            if entry is None:
+                try:
+                    entry = self._string_entry(key.decode("utf-8"), value.decode("utf-8"))
+                except UnicodeDecodeError:
+                    return None
+                if len(cache) >= CACHE_SIZE:
+                    cache.clear()
+                cache[token] = entry
+            if type(entry) is str:
+                return None
+            entries.append(entry)
+        for pair in numbers:
+            if type(pair) is not list or len(pair) != 2:
+                return None
+            key, number = pair
+            if type(key) is not bytes or (type(number) is not float and type(number) is not int):
+                return None
+        for pair in binaries:
+            if type(pair) is not list or len(pair) != 2:
+                return None
+            if type(pair[0]) is not bytes or type(pair[1]) is not bytes:
+                return None
+        names: list[str] = []
+        values: list[float] = []
+        offsets: list[float | None] | None = [] if self.counts_documents else None
+        if entries:
+            self._assemble(entries, names, values, offsets)
+        for key, number in numbers:
+            if not self._number(key, None, float(number), names, values, offsets):
+                return None
+        return names, values, offsets
+
+    def _string_entry(self, key: str, value: str) -> StringEntry:
+        """Per string rule, the features ``key: value`` gives; the error text instead when a
+        rule reads ``key`` and it holds a ``$``."""
+        rules = self.string_rules
+        if "$" in key and any(rule.matcher(key) for rule in rules):
+            return f"feature key cannot contain '$': {key!r}"
+        per_rule: list[tuple[tuple[str, float], ...]] = []
+        for rule, (_, suffix) in zip(rules, self._string_rule_parts, strict=True):
+            if not rule.matcher(key):
+                per_rule.append(())
+                continue
+            counts: dict[str, float] = {}
+            for token in rule.splitter(value):
+                counts[token] = counts.get(token, 0.0) + 1.0
+            features: list[tuple[str, float]] = []
+            for token, count in counts.items():
+                weight = _sample_weight(rule.sample_weight, count)
+                if weight != 0.0:
+                    features.append((f"{key}${token}{suffix}", weight))
+            per_rule.append(tuple(features))
+        return tuple(per_rule)
+
+    def _assemble(
+        self,
+        entries: list[StringEntry],
+        names: list[str],
+        values: list[float],
+        offsets: list[float | None] | None,
+    ) -> None:
+        """Append the string features of a datum, rule by rule then pair by pair (with their
+        idf offsets when some rule weighs by idf)."""
+        for index, (offset, _) in enumerate(self._string_rule_parts):
+            for entry in entries:
+                assert type(entry) is tuple  # refused keys raise before
+                for name, weight in entry[index]:
+                    names.append(name)
+                    values.append(weight)
+                    if offsets is not None:
+                        offsets.append(offset)
+
+    def _number(
+        self,
+        key: str | bytes,
+        text: str | None,
+        amount: float,
+        names: list[str],
+        values: list[float],
+        offsets: list[float | None] | None,
+    ) -> bool:
+        """Append the features of one number; False when its key holds a ``$`` a rule
+        reads (or is not UTF-8). ``text`` is ``key`` as a string, when it is one."""
+        rules = self._numbers.get(key)
+        if rules is None:
+            if type(key) is bytes:
+                try:
+                    rules = self._number_rules(key.decode("utf-8"))
+                except UnicodeDecodeError:
+                    return False
+            else:
+                assert type(key) is str
+                rules = self._number_rules(key)
+            if len(self._numbers) >= CACHE_SIZE:
+                self._numbers.clear()
+            self._numbers[key] = rules
+        if type(rules) is str:
+            if text is not None:
+                raise DatumError(rules)
+            return False
+        assert type(rules) is tuple
+        for name, kind in rules:
+            if kind == _NUM:
+                names.append(name)
+                values.append(amount)
+            elif kind == _LOG:
+                names.append(name)
+                values.append(math.log(max(1.0, amount)))
+            else:
+                names.append(f"{name}${_format_number(amount)}")
+                values.append(1.0)
+            if offsets is not None:
+                offsets.append(None)
+        return True
+
+    def _number_rules(self, key: str) -> NumberEntry:
+        if "$" in key and any(rule.matcher(key) for rule in self.num_rules):
+            return f"feature key cannot contain '$': {key!r}"
+        kinds = {"num": _NUM, "log": _LOG, "str": _STR}
+        return tuple(
+            (f"{key}@{rule.type_name}", kinds[rule.type_name])
+            for rule in self.num_rules
+            if rule.matcher(key)
+        )
+
     def _weigh(self, features: list[tuple[str, float, float | None]]) -> dict[str, float]:
         vector: dict[str, float] = {}
         documents = self.frequencies.documents
@@ -424,6 +665,30 @@ class Converter:
 
 #: Global weights that scale by idf, and what they add to it.
 _IDF_OFFSETS = {"idf": 0.0, "idf1": 1.0}
+
+
+def weigh(
+    extracted: Extracted,
+    frequency: Callable[[str], int],
+    documents: int,
+) -> tuple[list[str], list[float]]:
+    """The feature vector of extracted features, as :meth:`Converter.convert` makes it:
+    idf-weighted by ``frequency(name)`` of ``documents``, zeros left out, a feature
+    produced twice summed (at its first place). The lists given may be reused."""
+    names, values, offsets = extracted
+    if offsets is not None:
+        log = math.log
+        for i, offset in enumerate(offsets):
+            if offset is not None:
+                idf = log((documents + 1) / (frequency(names[i]) + 1))
+                values[i] = (idf + offset) * values[i]
+    if 0.0 not in values and len(set(names)) == len(names):
+        return names, values
+    vector: dict[str, float] = {}
+    for name, value in zip(names, values, strict=True):
+        if value != 0.0:
+            vector[name] = vector.get(name, 0.0) + value
+    return list(vector), list(vector.values())
 
 
 def _is_number(value: object) -> bool:

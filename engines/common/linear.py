@@ -1,13 +1,13 @@
 """Online linear multiclass classifiers with Jubatus's update rules.
 
-A feature vector is a map from feature name to value. Every label has a weight per
+A feature vector is a list of feature ids with their values. Every label has a weight per
 feature (and, for CW, AROW and NHERD, a variance per feature that starts at 1); a label's
-score is the dot product of its weights with the vector. Training one example with label
-``y`` finds the *largest incorrect label* ``z`` (the highest-scoring other label, first in
-label order on a tie; none when ``y`` is the only label) and the margin
-``m = score(y) - score(z)`` (``score(z)`` is 0 without ``z``), then moves ``y`` towards the
-vector and ``z`` away from it. With ``|x|² = Σ x_f²``, ``C`` the regularization weight,
-``var_l,f`` the variance of label ``l`` at feature ``f`` and
+score is the dot product of its weights with the vector, summed in the vector's order.
+Training one example with label ``y`` finds the *largest incorrect label* ``z`` (the
+highest-scoring other label, first in label order on a tie; none when ``y`` is the only
+label) and the margin ``m = score(y) - score(z)`` (``score(z)`` is 0 without ``z``), then
+moves ``y`` towards the vector and ``z`` away from it. With ``|x|² = Σ x_f²``, ``C`` the
+regularization weight, ``var_l,f`` the variance of label ``l`` at feature ``f`` and
 ``V = Σ (var_y,f + var_z,f) x_f²`` (``var_z,f`` is 1 without ``z``), the methods are
 Jubatus's:
 
@@ -29,69 +29,115 @@ Jubatus's:
 ``C`` is rounded to a 32-bit float first, as Jubatus stores it, and the arithmetic follows
 Jubatus's order of operations, so the numbers match its to the last bit where the inputs do.
 
-The weights live in a :class:`~engines.common.storage.WeightTable`. This module knows
-nothing of data, labels' counts or versions, and never raises on a vector it is given (the
-caller checks values are finite).
+The numbers live in a :class:`~engines.common.storage.WeightArrays`; a rule reads and
+writes single entries (``row * stride + slot``) with plain Python floats, which for the
+short vectors of one example is faster than any numpy call. Labels are slots (columns);
+``known`` lists the slots of the labels known before this example, in label-name order.
+This module knows nothing of data, labels' names, counts or versions, and never raises on
+a vector it is given (the caller checks values are finite).
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
-from engines.common.storage import Vector, WeightTable, as_float32
+from engines.common.storage import WeightArrays, as_float32
 from runtime.errors import ConfigError
 
+#: What a rule reports: the flat positions whose diff weight went from missing to present.
+Fresh = list[int]
 
-def squared_norm(vector: Vector) -> float:
+
+def squared_norm(values: Sequence[float]) -> float:
     total = 0.0
-    for value in vector.values():
+    for value in values:
         total += value * value
     return total
 
 
+def score(
+    weights: Sequence[float], bases: Sequence[int], values: Sequence[float], slot: int
+) -> float:
+    """The dot product of column ``slot`` with the vector (``bases``: row times stride)."""
+    total = 0.0
+    for base, value in zip(bases, values, strict=True):
+        total += weights[base + slot] * value
+    return total
+
+
 def largest_incorrect(
-    table: WeightTable, vector: Vector, label: str, labels: Iterable[str]
-) -> tuple[str | None, float, float]:
-    """``(z, score(z), score(label))``: the best other label (first on ties), or None."""
-    best: str | None = None
+    arrays: WeightArrays,
+    bases: Sequence[int],
+    values: Sequence[float],
+    label: int,
+    known: Sequence[int],
+) -> tuple[int, float, float]:
+    """``(z, score(z), score(label))``: the best other label (first on ties), or -1."""
+    weights = arrays.W
+    best = -1
     best_score = 0.0
-    for other in labels:
+    for other in known:
         if other == label:
             continue
-        score = table.score(other, vector)
-        if best is None or score > best_score:
-            best, best_score = other, score
-    return best, best_score, table.score(label, vector)
+        total = 0.0
+        for base, value in zip(bases, values, strict=True):
+            total += weights[base + other] * value
+        if best < 0 or total > best_score:
+            best, best_score = other, total
+    return best, best_score, score(weights, bases, values, label)
 
 
 def margin_and_variance(
-    table: WeightTable, vector: Vector, label: str, labels: Iterable[str]
-) -> tuple[str | None, float, float]:
+    arrays: WeightArrays,
+    bases: Sequence[int],
+    values: Sequence[float],
+    label: int,
+    known: Sequence[int],
+) -> tuple[int, float, float]:
     """``(z, m, V)`` with ``m = score(label) - score(z)`` and ``V`` as in the module doc."""
-    incorrect, incorrect_score, correct_score = largest_incorrect(table, vector, label, labels)
+    incorrect, incorrect_score, correct_score = largest_incorrect(
+        arrays, bases, values, label, known
+    )
+    variances = arrays.V
     variance = 0.0
-    for feature, value in vector.items():
-        label_variance = table.variance(label, feature)
-        other_variance = 1.0 if incorrect is None else table.variance(incorrect, feature)
+    for base, value in zip(bases, values, strict=True):
+        label_variance = variances[base + label]
+        other_variance = 1.0 if incorrect < 0 else variances[base + incorrect]
         variance += (label_variance + other_variance) * value * value
     return incorrect, -(incorrect_score - correct_score), variance
 
 
 def _bulk_update(
-    table: WeightTable, vector: Vector, step: float, label: str, incorrect: str | None
+    arrays: WeightArrays,
+    bases: Sequence[int],
+    values: Sequence[float],
+    step: float,
+    label: int,
+    incorrect: int,
+    fresh: Fresh,
 ) -> None:
-    for feature, value in vector.items():
+    """``w_label += step x`` and ``w_incorrect -= step x`` (diff parts)."""
+    weights, master, diff = arrays.W, arrays.WM, arrays.WD
+    targets = (label,) if incorrect < 0 else (label, incorrect)
+    for base, value in zip(bases, values, strict=True):
         delta = value * step
-        table.add_weight(label, feature, delta)
-        if incorrect is not None:
-            table.add_weight(incorrect, feature, -delta)
+        for target in targets:
+            i = base + target
+            d = diff[i]
+            if d != d:
+                fresh.append(i)
+                d = 0.0
+            d = d + (delta if target == label else -delta)
+            diff[i] = d
+            m = master[i]
+            weights[i] = (0.0 if m != m else m) + d
 
 
 class LinearMethod(ABC):
-    """One update rule; :meth:`train` changes ``table`` for one labelled vector."""
+    """One update rule; :meth:`train` changes ``arrays`` for one labelled vector."""
 
     #: The canonical method name (as ``get_status`` and errors show it).
     name: ClassVar[str]
@@ -102,23 +148,45 @@ class LinearMethod(ABC):
         self.c = as_float32(regularization_weight)
 
     @abstractmethod
-    def train(self, table: WeightTable, vector: Vector, label: str, labels: Sequence[str]) -> None:
-        """Learn ``vector`` as ``label``; ``labels`` are the labels known before this example."""
+    def train(
+        self,
+        arrays: WeightArrays,
+        bases: Sequence[int],
+        values: Sequence[float],
+        label: int,
+        known: Sequence[int],
+        fresh: Fresh,
+    ) -> bool:
+        """Learn the vector as ``label``; ``known`` are the label slots known before this
+        example, in label order. True when something changed; flat positions whose diff
+        weight appeared are appended to ``fresh``."""
 
 
 class Perceptron(LinearMethod):
     name = "perceptron"
 
-    def train(self, table: WeightTable, vector: Vector, label: str, labels: Sequence[str]) -> None:
-        predicted: str | None = None
+    def train(
+        self,
+        arrays: WeightArrays,
+        bases: Sequence[int],
+        values: Sequence[float],
+        label: int,
+        known: Sequence[int],
+        fresh: Fresh,
+    ) -> bool:
+        weights = arrays.W
+        predicted = -1
         best = 0.0
-        for candidate in labels:
-            score = table.score(candidate, vector)
-            if predicted is None or score > best:
-                predicted, best = candidate, score
+        for candidate in known:
+            total = 0.0
+            for base, value in zip(bases, values, strict=True):
+                total += weights[base + candidate] * value
+            if predicted < 0 or total > best:
+                predicted, best = candidate, total
         if predicted == label:
-            return
-        _bulk_update(table, vector, 1.0, label, predicted)
+            return False
+        _bulk_update(arrays, bases, values, 1.0, label, predicted, fresh)
+        return True
 
 
 class PassiveAggressive(LinearMethod):
@@ -127,15 +195,26 @@ class PassiveAggressive(LinearMethod):
     def step(self, loss: float, norm: float) -> float:
         return loss / (2 * norm)
 
-    def train(self, table: WeightTable, vector: Vector, label: str, labels: Sequence[str]) -> None:
-        incorrect, incorrect_score, correct_score = largest_incorrect(table, vector, label, labels)
+    def train(
+        self,
+        arrays: WeightArrays,
+        bases: Sequence[int],
+        values: Sequence[float],
+        label: int,
+        known: Sequence[int],
+        fresh: Fresh,
+    ) -> bool:
+        incorrect, incorrect_score, correct_score = largest_incorrect(
+            arrays, bases, values, label, known
+        )
         loss = 1.0 + (incorrect_score - correct_score)
         if loss < 0.0:
-            return
-        norm = squared_norm(vector)
+            return False
+        norm = squared_norm(values)
         if norm == 0.0:
-            return
-        _bulk_update(table, vector, self.step(loss, norm), label, incorrect)
+            return False
+        _bulk_update(arrays, bases, values, self.step(loss, norm), label, incorrect, fresh)
+        return True
 
 
 class PassiveAggressive1(PassiveAggressive):
@@ -157,70 +236,138 @@ class ConfidenceWeighted(LinearMethod):
     name = "CW"
     uses_variance = True
 
-    def train(self, table: WeightTable, vector: Vector, label: str, labels: Sequence[str]) -> None:
+    def train(
+        self,
+        arrays: WeightArrays,
+        bases: Sequence[int],
+        values: Sequence[float],
+        label: int,
+        known: Sequence[int],
+        fresh: Fresh,
+    ) -> bool:
         c = self.c
-        incorrect, margin, variance = margin_and_variance(table, vector, label, labels)
+        incorrect, margin, variance = margin_and_variance(arrays, bases, values, label, known)
         if variance == 0.0:
-            return  # an empty vector: nothing to move
+            return False  # an empty vector: nothing to move
         b = 1.0 + 2 * c * margin
         gamma = -b + math.sqrt(b * b - 8 * c * (margin - c * variance))
         if gamma <= 0.0:
-            return
+            return False
         gamma /= 4 * c * variance
-        for feature, value in vector.items():
+        W, V, WM, WD, VM, VD = arrays.W, arrays.V, arrays.WM, arrays.WD, arrays.VM, arrays.VD
+        targets = _targets(label, incorrect)
+        for base, value in zip(bases, values, strict=True):
             covariance_step = 2.0 * gamma * value * value * c
-            for target, sign in _targets(label, incorrect):
-                weight = table.weight(target, feature)
-                sigma = table.variance(target, feature)
-                table.set_weight(target, feature, weight + sign * gamma * sigma * value)
-                table.set_variance(target, feature, 1.0 / (1.0 / sigma + covariance_step))
+            for target, sign in targets:
+                i = base + target
+                weight = W[i]
+                sigma = V[i]
+                m = WM[i]
+                if m != m:
+                    m = 0.0
+                if WD[i] != WD[i]:
+                    fresh.append(i)
+                d = weight + sign * gamma * sigma * value - m
+                WD[i] = d
+                W[i] = m + d
+                m = VM[i]
+                if m != m:
+                    m = 0.0
+                d = 1.0 / (1.0 / sigma + covariance_step) - m
+                VD[i] = d
+                V[i] = (m or 0.0) + (d or 0.0)
+        return True
 
 
 class Arow(LinearMethod):
     name = "AROW"
     uses_variance = True
 
-    def train(self, table: WeightTable, vector: Vector, label: str, labels: Sequence[str]) -> None:
-        incorrect, margin, variance = margin_and_variance(table, vector, label, labels)
+    def train(
+        self,
+        arrays: WeightArrays,
+        bases: Sequence[int],
+        values: Sequence[float],
+        label: int,
+        known: Sequence[int],
+        fresh: Fresh,
+    ) -> bool:
+        incorrect, margin, variance = margin_and_variance(arrays, bases, values, label, known)
         if margin >= 1.0:
-            return
+            return False
         beta = 1.0 / (variance + 1.0 / self.c)
         alpha = (1.0 - margin) * beta
-        for feature, value in vector.items():
-            for target, sign in _targets(label, incorrect):
-                weight = table.weight(target, feature)
-                sigma = table.variance(target, feature)
-                table.set_weight(target, feature, weight + sign * alpha * sigma * value)
-                table.set_variance(target, feature, sigma - beta * sigma * sigma * value * value)
+        W, V, WM, WD, VM, VD = arrays.W, arrays.V, arrays.WM, arrays.WD, arrays.VM, arrays.VD
+        targets = _targets(label, incorrect)
+        for base, value in zip(bases, values, strict=True):
+            for target, sign in targets:
+                i = base + target
+                weight = W[i]
+                sigma = V[i]
+                m = WM[i]
+                if m != m:
+                    m = 0.0
+                if WD[i] != WD[i]:
+                    fresh.append(i)
+                d = weight + sign * alpha * sigma * value - m
+                WD[i] = d
+                W[i] = m + d
+                m = VM[i]
+                if m != m:
+                    m = 0.0
+                d = sigma - beta * sigma * sigma * value * value - m
+                VD[i] = d
+                V[i] = (m or 0.0) + (d or 0.0)
+        return True
 
 
 class NormalHerd(LinearMethod):
     name = "NHERD"
     uses_variance = True
 
-    def train(self, table: WeightTable, vector: Vector, label: str, labels: Sequence[str]) -> None:
+    def train(
+        self,
+        arrays: WeightArrays,
+        bases: Sequence[int],
+        values: Sequence[float],
+        label: int,
+        known: Sequence[int],
+        fresh: Fresh,
+    ) -> bool:
         c = self.c
         c_squared = as_float32(c * c)  # a product of two 32-bit floats in Jubatus
-        incorrect, margin, variance = margin_and_variance(table, vector, label, labels)
+        incorrect, margin, variance = margin_and_variance(arrays, bases, values, label, known)
         if margin >= 1.0:
-            return
-        for feature, value in vector.items():
-            for target, sign in _targets(label, incorrect):
-                weight = table.weight(target, feature)
-                sigma = table.variance(target, feature)
+            return False
+        W, V, WM, WD, VM, VD = arrays.W, arrays.V, arrays.WM, arrays.WD, arrays.VM, arrays.VD
+        targets = _targets(label, incorrect)
+        for base, value in zip(bases, values, strict=True):
+            for target, sign in targets:
+                i = base + target
+                weight = W[i]
+                sigma = V[i]
                 moved = (1.0 - margin) * (value * sigma) / (variance + 1.0 / c)
-                table.set_weight(target, feature, weight + sign * moved)
-                table.set_variance(
-                    target,
-                    feature,
-                    1.0 / ((1.0 / sigma) + (2 * c + c_squared * variance) * value * value),
-                )
+                m = WM[i]
+                if m != m:
+                    m = 0.0
+                if WD[i] != WD[i]:
+                    fresh.append(i)
+                d = weight + sign * moved - m
+                WD[i] = d
+                W[i] = m + d
+                m = VM[i]
+                if m != m:
+                    m = 0.0
+                d = 1.0 / ((1.0 / sigma) + (2 * c + c_squared * variance) * value * value) - m
+                VD[i] = d
+                V[i] = (m or 0.0) + (d or 0.0)
+        return True
 
 
-def _targets(label: str, incorrect: str | None) -> list[tuple[str, float]]:
-    if incorrect is None:
-        return [(label, 1.0)]
-    return [(label, 1.0), (incorrect, -1.0)]
+def _targets(label: int, incorrect: int) -> tuple[tuple[int, float], ...]:
+    if incorrect < 0:
+        return ((label, 1.0),)
+    return ((label, 1.0), (incorrect, -1.0))
 
 
 #: Every accepted ``method`` name (Jubatus's short and long names) and its class.
@@ -310,4 +457,8 @@ __all__ = [
     "PassiveAggressive2",
     "Perceptron",
     "create_method",
+    "largest_incorrect",
+    "margin_and_variance",
+    "score",
+    "squared_norm",
 ]

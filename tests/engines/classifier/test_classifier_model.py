@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import msgpack
 import pytest
 
-from engines.classifier.model import ClassifierModel
+from engines.classifier.model import ClassifierModel, describe_diff
 from runtime.errors import ConfigError, ModelFileError
 from runtime.mix.mixable import DiffError, Mixable, fold_diffs
 
@@ -147,7 +147,7 @@ def test_set_label_and_delete_label() -> None:
     assert model.get_labels() == {"cat": 1}
     [scores] = model.classify([point(1, 1)])
     assert [label for label, _ in scores] == ["cat"]
-    assert "dog" not in model.table.diff.weights
+    assert "dog" not in model.pack()["weights"]["diff"]  # type: ignore[index]
     with pytest.raises(ValueError):
         model.set_label("")
 
@@ -160,7 +160,8 @@ def test_clear_forgets_everything_but_the_version() -> None:
     assert model.clear() is True
     assert model.get_labels() == {}
     assert model.classify([point(1, 1)]) == [[]]
-    assert model.converter.frequencies.documents == 0
+    documents = model.pack()["documents"]  # type: ignore[index]
+    assert documents["master"]["documents"] == documents["diff"]["documents"] == 0
     assert model.version == 1
     assert model.get_status()["num_features"] == "0"
 
@@ -306,8 +307,12 @@ def test_three_models_mixed_agree_and_keep_their_accuracy(method: str) -> None:
     first = models[0].classify([d for _, d in held_out])
     assert all(m.classify([d for _, d in held_out]) == first for m in models[1:])
     assert all(m.get_labels() == single.get_labels() for m in models)
-    assert all(m.converter.frequencies.documents == 1200 for m in models)
-    assert all(not m.table.diff.weights and not m.labels.diff for m in models)
+    for m in models:
+        packed = m.pack()
+        assert isinstance(packed, dict)
+        assert packed["documents"]["master"]["documents"] == 1200
+        assert packed["documents"]["diff"]["documents"] == 0
+        assert packed["weights"]["diff"] == {} and packed["labels"]["diff"] == {}
     # Margin: the mixed model may lose at most 5 points of accuracy to one model that
     # saw every example.
     mixed_accuracy = accuracy(models[0], held_out)
@@ -344,17 +349,19 @@ def test_mix_sums_counts_and_averages_weights_by_count() -> None:
     a.train([("x", point(1, 0))])
     b.train([("x", point(0, 1)), ("y", point(0, 1)), ("y", point(0, 2))])
     left, right = a.get_diff(), b.get_diff()
-    mixed = a.mix(left, right)
-    assert isinstance(mixed, dict)
+    mixed = describe_diff(a.mix(left, right))
     assert mixed["count"] == 4
     assert mixed["labels"] == {"x": 2, "y": 2}
+    lhs, rhs = describe_diff(left), describe_diff(right)
+    weights = mixed["weights"]
+    assert isinstance(weights, dict)
     for label in ("x", "y"):
         for feature in ("x@num", "y@num"):
             expected = (
-                1 * left["weights"].get(label, {}).get(feature, 0.0)  # type: ignore[index]
-                + 3 * right["weights"].get(label, {}).get(feature, 0.0)  # type: ignore[index]
+                1 * lhs["weights"].get(label, {}).get(feature, 0.0)  # type: ignore[attr-defined]
+                + 3 * rhs["weights"].get(label, {}).get(feature, 0.0)  # type: ignore[attr-defined]
             ) / 4
-            assert mixed["weights"].get(label, {}).get(feature, 0.0) == pytest.approx(expected)
+            assert weights.get(label, {}).get(feature, 0.0) == pytest.approx(expected)
     assert left == a.get_diff()  # mix changed neither argument
 
 
@@ -367,11 +374,10 @@ def test_learning_during_a_mix_round_is_kept_for_the_next() -> None:
     models[0].train(late)  # arrives between get_diff and put_diff
     mixed = fold_diffs(models[0], diffs)
     assert [m.put_diff(mixed) for m in models] == [True, True]
-    leftover = models[0].get_diff()
-    assert isinstance(leftover, dict)
+    leftover = describe_diff(models[0].get_diff())
     assert leftover["count"] == 4
-    assert sum(leftover["labels"].values()) == 4
-    assert models[1].get_diff()["count"] == 0  # type: ignore[index]
+    assert sum(leftover["labels"].values()) == 4  # type: ignore[attr-defined]
+    assert describe_diff(models[1].get_diff())["count"] == 0
     # The next round brings both servers to the same model again.
     assert mix_round(models) == [True, True]
     probe = [d for _, d in noisy_data(seed=43, n=20)]
@@ -386,7 +392,9 @@ def test_set_label_and_idle_servers_mix() -> None:
     assert mix_round([busy, idle]) == [True, True]
     assert busy.get_labels() == idle.get_labels() == {"a": 1, "b": 0}
     # The idle server trained nothing: its empty diff does not dilute the busy one's.
-    assert idle.table.weight("a", "x@num") == busy.table.weight("a", "x@num") > 0
+    idle_weights = idle.pack()["weights"]["master"]  # type: ignore[index]
+    busy_weights = busy.pack()["weights"]["master"]  # type: ignore[index]
+    assert idle_weights["a"]["x@num"] == busy_weights["a"]["x@num"] > 0
 
 
 def test_a_joining_server_catches_up_with_get_model() -> None:
@@ -445,3 +453,35 @@ def test_malformed_diffs_are_refused_whole(bad: object) -> None:
 
 def test_the_model_is_mixable() -> None:
     assert isinstance(new_model(), Mixable)
+
+
+def _diff_with(field: str, value: object) -> object:
+    model = new_model()
+    model.train(noisy_data(seed=61, n=5))
+    diff = roundtrip(model.get_diff())
+    assert isinstance(diff, dict)
+    diff[field] = value
+    return diff
+
+
+MALFORMED = [
+    _diff_with("weights", b"\x00" * 8),  # not one number per feature and label
+    _diff_with("weights", b"\x00\x00\x00\x00\x00\x00\xf0\x7f" * 1000),  # inf
+    _diff_with("features", [b"not msgpack \xc1"]),
+    _diff_with("features", ["names, not packed"]),
+    _diff_with("labels", ["a", "a"]),
+    _diff_with("frequencies", b""),
+    _diff_with("label_counts", {"": 1}),
+]
+
+
+@pytest.mark.parametrize("bad", MALFORMED)
+def test_malformed_arrays_are_refused(bad: object) -> None:
+    model = new_model()
+    model.train(noisy_data(seed=62, n=5))
+    before = copy.deepcopy(model.pack())
+    with pytest.raises(DiffError):
+        model.put_diff(bad)
+    with pytest.raises(DiffError):
+        model.mix(model.get_diff(), bad)
+    assert model.pack() == before

@@ -20,21 +20,82 @@ from engines.common.linear import (
     Perceptron,
     create_method,
 )
-from engines.common.storage import WeightDiff, WeightTable, as_float32, mix_weight_diffs
+from engines.common.storage import NAN, FeatureIndex, WeightArrays, as_float32
 from runtime.errors import ConfigError
 
 X = {"f1": 1.0, "f2": 2.0}  # |x|² = 5
+
+
+class Table:
+    """Labels and feature names over :class:`WeightArrays`, as the rules' callers hold them."""
+
+    def __init__(self) -> None:
+        self.arrays = WeightArrays()
+        self.index = FeatureIndex()
+        self.slots: dict[str, int] = {}
+
+    def fid(self, feature: str) -> int:
+        fid = self.index.intern(feature)
+        self.arrays.ensure_rows(fid + 1)
+        return fid
+
+    def slot(self, label: str) -> int:
+        if label not in self.slots:
+            self.slots[label] = len(self.slots)
+            self.arrays.ensure_slots(len(self.slots))
+        return self.slots[label]
+
+    def at(self, label: str, feature: str) -> int:
+        slot = self.slot(label)  # first: a new slot may lay the rows out again
+        return self.fid(feature) * self.arrays.stride + slot
+
+    def weight(self, label: str, feature: str) -> float:
+        return self.arrays.W[self.at(label, feature)]
+
+    def variance(self, label: str, feature: str) -> float:
+        return self.arrays.V[self.at(label, feature)]
+
+    def add_weight(self, label: str, feature: str, delta: float) -> None:
+        self.arrays.add_weight(self.at(label, feature), delta)
+
+    def score(self, label: str, x: dict[str, float]) -> float:
+        total = 0.0
+        for feature, value in x.items():
+            total += self.weight(label, feature) * value
+        return total
+
+    def diff(self, table: str) -> dict[str, dict[str, float]]:
+        """The diff part as the dict engine held it: only the values there are."""
+        values = self.arrays.table(table)
+        out: dict[str, dict[str, float]] = {}
+        for label, slot in self.slots.items():
+            for feature, fid in self.index.ids.items():
+                value = values[fid * self.arrays.stride + slot]
+                if value == value:
+                    out.setdefault(label, {})[feature] = value
+        return out
+
+
+def run(
+    method: LinearMethod, table: Table, x: dict[str, float], label: str, labels: list[str]
+) -> bool:
+    """One example through ``method``: labels known before it, in order."""
+    known = [table.slot(other) for other in labels]
+    slot = table.slot(label)
+    fids = [table.fid(feature) for feature in x]
+    bases = [fid * table.arrays.stride for fid in fids]
+    return method.train(table.arrays, bases, list(x.values()), slot, known, [])
 
 
 def exactly(value: float) -> object:
     return pytest.approx(value, rel=1e-15, abs=0.0)
 
 
-def weights(table: WeightTable, label: str) -> dict[str, float]:
+def weights(table: Table, label: str) -> dict[str, float]:
     return {f: table.weight(label, f) for f in X}
 
 
-def variances(table: WeightTable, label: str) -> dict[str, float]:
+def variances(table: Table, label: str) -> dict[str, float]:
     return {f: table.variance(label, f) for f in X}
 
 
@@ -42,29 +103,29 @@ def variances(table: WeightTable, label: str) -> dict[str, float]:
 
 
 def test_perceptron_moves_both_labels_on_a_mistake() -> None:
-    table = WeightTable()
-    Perceptron().train(table, X, "b", ["a", "b"])  # all scores 0: "a" (first) is predicted
+    table = Table()
+    run(Perceptron(), table, X, "b", ["a", "b"])  # all scores 0: "a" (first) is predicted
     assert weights(table, "b") == {"f1": 1.0, "f2": 2.0}
     assert weights(table, "a") == {"f1": -1.0, "f2": -2.0}
 
 
 def test_perceptron_leaves_a_correct_prediction_alone() -> None:
-    table = WeightTable()
-    Perceptron().train(table, X, "a", ["a", "b"])
-    assert table.diff.weights == {}
+    table = Table()
+    run(Perceptron(), table, X, "a", ["a", "b"])
+    assert table.diff("WD") == {}
 
 
 def test_perceptron_first_label_moves_alone() -> None:
-    table = WeightTable()
-    Perceptron().train(table, X, "a", [])
+    table = Table()
+    run(Perceptron(), table, X, "a", [])
     assert weights(table, "a") == {"f1": 1.0, "f2": 2.0}
-    assert list(table.diff.weights) == ["a"]
+    assert list(table.diff("WD")) == ["a"]
 
 
 def test_perceptron_new_label_is_not_a_candidate_prediction() -> None:
-    table = WeightTable()
+    table = Table()
     table.add_weight("a", "f1", -1.0)  # score(a) = -1 < 0 = score of the new label
-    Perceptron().train(table, X, "b", ["a"])
+    run(Perceptron(), table, X, "b", ["a"])
     assert weights(table, "b") == {"f1": 1.0, "f2": 2.0}
     assert weights(table, "a") == {"f1": -2.0, "f2": -2.0}
 
@@ -73,49 +134,49 @@ def test_perceptron_new_label_is_not_a_candidate_prediction() -> None:
 
 
 def test_pa_step_is_loss_over_twice_the_squared_norm() -> None:
-    table = WeightTable()
-    PassiveAggressive().train(table, X, "a", ["a", "b"])  # loss 1, step 1 / (2 * 5)
+    table = Table()
+    run(PassiveAggressive(), table, X, "a", ["a", "b"])  # loss 1, step 1 / (2 * 5)
     assert weights(table, "a") == {"f1": 0.1, "f2": 0.2}
     assert weights(table, "b") == {"f1": -0.1, "f2": -0.2}
     # Now m = 0.5 - (-0.5) = 1, loss 0: a zero step.
-    PassiveAggressive().train(table, X, "a", ["a", "b"])
+    run(PassiveAggressive(), table, X, "a", ["a", "b"])
     assert weights(table, "a") == {"f1": 0.1, "f2": 0.2}
 
 
 def test_pa_does_nothing_past_the_margin_or_on_an_empty_vector() -> None:
-    table = WeightTable()
+    table = Table()
     table.add_weight("a", "f1", 3.0)
-    PassiveAggressive().train(table, X, "a", ["a", "b"])  # loss 1 - 3 < 0
-    assert table.diff.weights == {"a": {"f1": 3.0}}
-    PassiveAggressive().train(table, {}, "b", ["a", "b"])
-    assert table.diff.weights == {"a": {"f1": 3.0}}
+    run(PassiveAggressive(), table, X, "a", ["a", "b"])  # loss 1 - 3 < 0
+    assert table.diff("WD") == {"a": {"f1": 3.0}}
+    run(PassiveAggressive(), table, {}, "b", ["a", "b"])
+    assert table.diff("WD") == {"a": {"f1": 3.0}}
 
 
 def test_pa_with_the_only_label_moves_it_alone() -> None:
-    table = WeightTable()
-    PassiveAggressive().train(table, X, "a", [])
+    table = Table()
+    run(PassiveAggressive(), table, X, "a", [])
     assert weights(table, "a") == {"f1": 0.1, "f2": 0.2}
-    assert list(table.diff.weights) == ["a"]
+    assert list(table.diff("WD")) == ["a"]
 
 
 def test_pa1_caps_the_step_at_c() -> None:
-    table = WeightTable()
-    PassiveAggressive1(0.0625).train(table, X, "a", ["a", "b"])  # min(0.0625, 0.1)
+    table = Table()
+    run(PassiveAggressive1(0.0625), table, X, "a", ["a", "b"])  # min(0.0625, 0.1)
     assert weights(table, "a") == {"f1": 0.0625, "f2": 0.125}
-    table = WeightTable()
-    PassiveAggressive1(4.0).train(table, X, "a", ["a", "b"])  # min(4, 0.1)
+    table = Table()
+    run(PassiveAggressive1(4.0), table, X, "a", ["a", "b"])  # min(4, 0.1)
     assert weights(table, "a") == {"f1": 0.1, "f2": 0.2}
 
 
 def test_pa1_uses_c_as_a_32_bit_float() -> None:
-    table = WeightTable()
-    PassiveAggressive1(0.05).train(table, X, "a", ["a", "b"])
+    table = Table()
+    run(PassiveAggressive1(0.05), table, X, "a", ["a", "b"])
     assert table.weight("a", "f1") == as_float32(0.05) != 0.05
 
 
 def test_pa2_adds_one_over_2c_to_the_denominator() -> None:
-    table = WeightTable()
-    PassiveAggressive2(0.5).train(table, X, "a", ["a", "b"])  # 1 / (10 + 1)
+    table = Table()
+    run(PassiveAggressive2(0.5), table, X, "a", ["a", "b"])  # 1 / (10 + 1)
     assert weights(table, "a") == {"f1": exactly(1 / 11), "f2": exactly(2 / 11)}
     assert weights(table, "b") == {"f1": exactly(-1 / 11), "f2": exactly(-2 / 11)}
 
@@ -125,8 +186,8 @@ def test_pa2_adds_one_over_2c_to_the_denominator() -> None:
 
 def test_cw_single_step() -> None:
     # m = 0, V = (1 + 1) * 5 = 10, b = 1, gamma = (-1 + sqrt(1 + 80)) / 40 = 0.2
-    table = WeightTable()
-    ConfidenceWeighted(1.0).train(table, X, "a", ["a", "b"])
+    table = Table()
+    run(ConfidenceWeighted(1.0), table, X, "a", ["a", "b"])
     assert weights(table, "a") == {"f1": exactly(0.2), "f2": exactly(0.4)}
     assert weights(table, "b") == {"f1": exactly(-0.2), "f2": exactly(-0.4)}
     # var <- 1 / (1 + 2 * 0.2 * x²)
@@ -136,23 +197,23 @@ def test_cw_single_step() -> None:
 
 def test_cw_without_another_label_counts_its_variance_as_one() -> None:
     # V = (1 + 1) * 5 even though only "a" exists: Jubatus's default for the missing label.
-    table = WeightTable()
-    ConfidenceWeighted(1.0).train(table, X, "a", [])
+    table = Table()
+    run(ConfidenceWeighted(1.0), table, X, "a", [])
     assert weights(table, "a") == {"f1": exactly(0.2), "f2": exactly(0.4)}
-    assert list(table.diff.weights) == ["a"]
+    assert list(table.diff("WD")) == ["a"]
 
 
 def test_cw_second_step_uses_the_variances() -> None:
     c = 0.5
-    table = WeightTable()
+    table = Table()
     method = ConfidenceWeighted(c)
-    method.train(table, {"f": 1.0}, "a", ["a", "b"])
+    run(method, table, {"f": 1.0}, "a", ["a", "b"])
     # first step: m = 0, V = 2, b = 1, gamma = (-1 + sqrt(1 + 8 * 0.5 * 0.5 * 2)) / (4 * 0.5 * 2)
     g1 = (-1 + math.sqrt(1 + 4.0)) / 4.0
     s1 = 1 / (1 + 2 * g1 * c)
     assert table.weight("a", "f") == exactly(g1)
     assert table.variance("a", "f") == exactly(s1)
-    method.train(table, {"f": 1.0}, "b", ["a", "b"])
+    run(method, table, {"f": 1.0}, "b", ["a", "b"])
     m = -g1 - g1  # score(b) - score(a)
     v = 2 * s1
     b = 1 + 2 * c * m
@@ -164,8 +225,8 @@ def test_cw_second_step_uses_the_variances() -> None:
 
 def test_arow_single_step() -> None:
     # m = 0, V = 10, beta = 1 / (10 + 1), alpha = (1 - 0) * beta
-    table = WeightTable()
-    Arow(1.0).train(table, X, "a", ["a", "b"])
+    table = Table()
+    run(Arow(1.0), table, X, "a", ["a", "b"])
     assert weights(table, "a") == {"f1": exactly(1 / 11), "f2": exactly(2 / 11)}
     assert weights(table, "b") == {"f1": exactly(-1 / 11), "f2": exactly(-2 / 11)}
     # var <- var - beta var² x²
@@ -174,27 +235,27 @@ def test_arow_single_step() -> None:
 
 def test_arow_and_nherd_stop_at_margin_one() -> None:
     for method in (Arow(1.0), NormalHerd(1.0)):
-        table = WeightTable()
+        table = Table()
         table.add_weight("a", "f1", 1.0)  # m = 1
-        method.train(table, X, "a", ["a", "b"])
-        assert table.diff.weights == {"a": {"f1": 1.0}}
-        assert table.diff.variances == {}
+        run(method, table, X, "a", ["a", "b"])
+        assert table.diff("WD") == {"a": {"f1": 1.0}}
+        assert table.diff("VD") == {}
 
 
 def test_nherd_single_step() -> None:
     # m = 0, V = 10: w += (1 - 0) x var / (10 + 1); var <- 1 / (1 + (2 + 10) x²)
-    table = WeightTable()
-    NormalHerd(1.0).train(table, X, "a", ["a", "b"])
+    table = Table()
+    run(NormalHerd(1.0), table, X, "a", ["a", "b"])
     assert weights(table, "a") == {"f1": exactly(1 / 11), "f2": exactly(2 / 11)}
     assert weights(table, "b") == {"f1": exactly(-1 / 11), "f2": exactly(-2 / 11)}
     assert variances(table, "a") == {"f1": exactly(1 / 13), "f2": exactly(1 / 49)}
 
 
 def test_largest_incorrect_label_is_the_one_moved() -> None:
-    table = WeightTable()
+    table = Table()
     table.add_weight("b", "f1", 0.5)
     table.add_weight("c", "f1", 2.0)
-    PassiveAggressive().train(table, X, "a", ["a", "b", "c"])
+    run(PassiveAggressive(), table, X, "a", ["a", "b", "c"])
     # z = c (score 2), loss = 1 + 2 - 0 = 3, step = 3 / 10
     assert table.weight("a", "f1") == exactly(0.3)
     assert table.weight("c", "f1") == exactly(2.0 - 0.3)
@@ -220,9 +281,7 @@ def separable_problem(seed: int, n: int) -> list[tuple[str, dict[str, float]]]:
     return examples
 
 
-def accuracy(
-    table: WeightTable, labels: list[str], data: list[tuple[str, dict[str, float]]]
-) -> float:
+def accuracy(table: Table, labels: list[str], data: list[tuple[str, dict[str, float]]]) -> float:
     right = sum(max(labels, key=lambda label: table.score(label, x)) == truth for truth, x in data)
     return right / len(data)
 
@@ -242,68 +301,79 @@ METHOD_OBJECTS: list[LinearMethod] = [
 def test_each_method_learns_a_separable_three_class_problem(method: LinearMethod) -> None:
     train = separable_problem(seed=7, n=900)
     test = separable_problem(seed=8, n=400)
-    table = WeightTable()
+    table = Table()
     labels: list[str] = []
     for label, x in train:  # one online pass
-        method.train(table, x, label, list(labels))
+        run(method, table, x, label, list(labels))
         if label not in labels:
             labels.append(label)
     assert sorted(labels) == ["blue", "green", "red"]
     assert accuracy(table, labels, test) >= 0.95
 
 
-# -- the table and its mix -----------------------------------------------------------------
+# -- the arrays -----------------------------------------------------------------------------
 
 
 def test_a_value_is_master_plus_diff_and_a_missing_variance_is_one() -> None:
-    table = WeightTable()
-    assert table.variance("a", "f") == 1.0
-    table.master.weights["a"] = {"f": 1.5}
-    table.add_weight("a", "f", 0.25)
-    assert table.weight("a", "f") == 1.75
-    table.set_weight("a", "f", 3.0)
-    assert table.diff.weights["a"]["f"] == 1.5
-    table.master.variances["a"] = {"f": 0.5}
-    table.set_variance("a", "f", 0.25)
-    assert table.variance("a", "f") == 0.25
-    assert table.diff.variances["a"]["f"] == -0.25
+    table = Table()
+    i = table.at("a", "f")
+    arrays = table.arrays
+    assert arrays.V[i] == 1.0 and arrays.W[i] == 0.0
+    arrays.WM[i] = 1.5
+    arrays.refresh(slice(None))
+    arrays.add_weight(i, 0.25)
+    assert arrays.W[i] == 1.75
+    arrays.set_weight(i, 3.0)
+    assert arrays.WD[i] == 1.5 and arrays.W[i] == 3.0
+    arrays.VM[i] = 0.5
+    arrays.set_variance(i, 0.25)
+    assert arrays.V[i] == 0.25
+    assert arrays.VD[i] == -0.25
 
 
-def test_mix_averages_weights_by_count_and_takes_the_smallest_variance() -> None:
-    left = WeightDiff({"a": {"f": 1.0, "g": 3.0}}, {"a": {"f": 0.5}})
-    right = WeightDiff({"a": {"f": 4.0}, "b": {"f": 2.0}}, {"a": {"f": 0.25, "g": 2.0}})
-    mixed = mix_weight_diffs(left, 1, right, 3)
-    assert mixed.weights == {
-        "a": {"f": (1.0 + 3 * 4.0) / 4, "g": 3.0 / 4},
-        "b": {"f": 3 * 2.0 / 4},
-    }
-    assert mixed.variances == {"a": {"f": 0.25, "g": 1.0}}
-    assert left.weights == {"a": {"f": 1.0, "g": 3.0}}  # arguments unchanged
+def test_refresh_computes_what_single_writes_compute() -> None:
+    rng = random.Random(3)
+    table = Table()
+    positions = [table.at(label, f"f{k}") for label in "abc" for k in range(20)]
+    arrays = table.arrays
+    for i in positions:
+        for name in ("WM", "WD", "VM", "VD"):
+            roll = rng.random()
+            value = (
+                NAN
+                if roll < 0.3
+                else 0.0
+                if roll < 0.4
+                else -0.0
+                if roll < 0.45
+                else rng.gauss(0, 1)
+            )
+            arrays.table(name)[i] = value
+    singles: dict[int, tuple[float, float]] = {}
+    for i in positions:  # what set_weight / set_variance leave, value by value
+        m, d = arrays.WM[i], arrays.WD[i]
+        weight = (0.0 if m != m else m) + (0.0 if d != d else d)
+        vm, vd = arrays.VM[i], arrays.VD[i]
+        if vm != vm and vd != vd:
+            variance = 1.0
+        else:
+            variance = (0.0 if vm != vm else vm or 0.0) + (0.0 if vd != vd else vd or 0.0)
+        singles[i] = (weight, variance)
+    arrays.refresh(slice(None))
+    for i in positions:
+        assert (repr(arrays.W[i]), repr(arrays.V[i])) == tuple(map(repr, singles[i]))
 
 
-def test_mix_with_no_examples_has_no_weights() -> None:
-    mixed = mix_weight_diffs(WeightDiff({"a": {"f": 1.0}}), 0, WeightDiff(), 0)
-    assert mixed.weights == {}
-
-
-def test_apply_mixed_keeps_what_was_learned_after_take_diff() -> None:
-    table = WeightTable()
-    table.add_weight("a", "f", 1.0)
-    sent = table.take_diff()
-    table.add_weight("a", "f", 0.5)  # learned while the mix round runs
-    table.add_weight("a", "g", 2.0)
-    table.apply_mixed(WeightDiff({"a": {"f": 0.25}}, {}))
-    assert sent.weights == {"a": {"f": 1.0}}
-    assert table.master.weights == {"a": {"f": 0.25}}
-    assert table.diff.weights == {"a": {"f": 0.5, "g": 2.0}}
-    assert table.weight("a", "f") == 0.75
-
-
-def test_apply_mixed_without_take_diff_keeps_the_whole_diff() -> None:
-    table = WeightTable()
-    table.add_weight("a", "f", 1.0)
-    table.apply_mixed(WeightDiff({"a": {"f": 2.0}}, {}))
-    assert table.weight("a", "f") == 3.0
+def test_arrays_grow_in_rows_and_label_slots_keeping_their_values() -> None:
+    table = Table()
+    table.add_weight("a", "f", 2.0)
+    for k in range(200):  # rows double
+        table.add_weight("a", f"g{k}", 1.0)
+    for label in "bcdefg":  # slots double: the rows are laid out again
+        table.add_weight(label, "f", 0.5)
+    assert table.weight("a", "f") == 2.0 and table.weight("g", "f") == 0.5
+    assert table.variance("c", "g7") == 1.0
+    assert table.diff("WD")["a"]["g199"] == 1.0
 
 
 # -- configuration -------------------------------------------------------------------------

@@ -1,0 +1,524 @@
+"""Jubatus's datum-to-feature-vector converter: the ``converter`` block of an engine config.
+
+A datum's string values become features named ``KEY$TOKEN@TYPE#SAMPLE/GLOBAL`` and its
+numbers ``KEY@TYPE`` (``KEY@str$VALUE`` for the ``str`` number type), as Jubatus names
+them, so weights and config carry over. Supported, with Jubatus's meaning:
+
+- key patterns: ``*`` or empty (every key), ``abc*`` (prefix), ``*abc`` (suffix),
+  ``/re/`` (the whole key matches the regular expression), anything else (exact);
+  ``except`` takes a pattern of the same kinds;
+- string types ``str`` (the whole value), ``space`` (split on spaces, tabs and line
+  breaks), and in ``string_types`` the methods ``ngram`` (``char_num`` characters) and
+  ``split`` (on any of ``separators``);
+- sample weights ``bin`` (1), ``tf`` (occurrences in the value), ``log_tf``
+  (``log(1 + tf)``); global weights ``bin`` (1), ``idf`` (``log((N + 1) / (df + 1))``) and
+  ``idf1`` (idf + 1), where ``N`` counts the trained documents and ``df`` those holding the
+  feature, both counted when a document is trained, including that document;
+- number types ``num`` (the value), ``log`` (``log(max(1, value))``), ``str``
+  (``KEY@str$VALUE`` with weight 1, the value printed like C's ``%g``).
+
+Features whose value ends up 0 are left out, and a feature produced twice is summed.
+Filters, combinations, binary features (Jubatus's need plugins), ``bm25``/``weight``
+global weights and ``hash_max_size`` are refused with a clear error rather than ignored.
+Every config error is a :class:`~runtime.errors.ConfigError` naming its path, e.g.
+``converter.string_rules[0].type: unknown type 'foo'``.
+
+The document counts behind ``idf`` live in :class:`DocumentFrequencies`, kept as master
+plus local diff so the classifier can mix them (counts add up across servers). This
+module never changes anything but those counts, and only in
+:meth:`Converter.convert_and_count`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from runtime.errors import ConfigError
+from runtime.mix.mixable import read_fields, read_int, read_map
+
+#: Characters the ``space`` type splits on (Jubatus's set).
+SPACES = " \t\f\n\r\v"
+
+_SAMPLE_WEIGHTS = ("bin", "tf", "log_tf")
+_GLOBAL_WEIGHTS = ("bin", "idf", "idf1")
+_UNSUPPORTED_GLOBAL_WEIGHTS = ("bm25", "weight")
+_NUM_TYPES = ("num", "log", "str")
+_CONFIG_KEYS = (
+    "string_filter_types",
+    "string_filter_rules",
+    "num_filter_types",
+    "num_filter_rules",
+    "string_types",
+    "string_rules",
+    "num_types",
+    "num_rules",
+    "binary_types",
+    "binary_rules",
+    "combination_types",
+    "combination_rules",
+    "hash_max_size",
+)
+#: Parts Jubatus has that Jubako refuses unless they are empty (or null).
+_UNSUPPORTED_PARTS = {
+    "string_filter_types": "string filters",
+    "string_filter_rules": "string filters",
+    "num_filter_types": "number filters",
+    "num_filter_rules": "number filters",
+    "binary_types": "binary features",
+    "binary_rules": "binary features",
+    "combination_types": "combination features",
+    "combination_rules": "combination features",
+}
+
+
+class DatumLike(Protocol):
+    """What the converter reads from a datum (``runtime.wire.datum.Datum`` has exactly this)."""
+
+    @property
+    def string_values(self) -> Sequence[tuple[str, str]]: ...
+
+    @property
+    def num_values(self) -> Sequence[tuple[str, float]]: ...
+
+    @property
+    def binary_values(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+# -- key patterns --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyMatcher:
+    """A Jubatus key pattern (and optionally an ``except`` pattern)."""
+
+    test: Callable[[str], bool]
+    pattern: str
+
+    def __call__(self, key: str) -> bool:
+        return self.test(key)
+
+
+def key_matcher(pattern: str, path: str) -> KeyMatcher:
+    """The matcher for a ``key``/``except`` pattern, in Jubatus's order of forms."""
+    if pattern in ("", "*"):
+        return KeyMatcher(lambda key: True, pattern)
+    if pattern.startswith("*"):
+        suffix = pattern[1:]
+        return KeyMatcher(lambda key: key.endswith(suffix), pattern)
+    if pattern.endswith("*"):
+        prefix = pattern[:-1]
+        return KeyMatcher(lambda key: key.startswith(prefix), pattern)
+    if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
+        try:
+            regex = re.compile(pattern[1:-1])
+        except re.error as error:
+            raise ConfigError(f"{path}: bad regular expression {pattern!r}: {error}") from None
+        return KeyMatcher(lambda key: regex.fullmatch(key) is not None, pattern)
+    return KeyMatcher(lambda key: key == pattern, pattern)
+
+
+def _rule_matcher(rule: Mapping[str, object], path: str) -> KeyMatcher:
+    key = _text(rule, "key", path)
+    matcher = key_matcher(key, f"{path}.key")
+    if rule.get("except") is None:
+        return matcher
+    excluded = key_matcher(_text(rule, "except", path), f"{path}.except")
+    return KeyMatcher(lambda k: matcher(k) and not excluded(k), f"{key} except {excluded.pattern}")
+
+
+# -- string splitters ----------------------------------------------------------------------
+
+
+Splitter = Callable[[str], list[str]]
+
+
+def _whole(value: str) -> list[str]:
+    return [value]
+
+
+_SPACE_TOKENS = re.compile(f"[^{re.escape(SPACES)}]+")
+
+
+def _split_spaces(value: str) -> list[str]:
+    return _SPACE_TOKENS.findall(value)
+
+
+def _ngrams(size: int) -> Splitter:
+    def split(value: str) -> list[str]:
+        return [value[i : i + size] for i in range(len(value) - size + 1)]
+
+    return split
+
+
+def _separators(chars: str) -> Splitter:
+    if not chars:
+        return lambda value: [value] if value else []
+    tokens = re.compile(f"[^{re.escape(chars)}]+")
+    return tokens.findall
+
+
+def _int_param(params: Mapping[str, object], name: str, path: str) -> int:
+    if name not in params:
+        raise ConfigError(f"{path}.{name}: required")
+    value = params[name]
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{path}.{name}: must be an integer, got {value!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ConfigError(f"{path}.{name}: must be an integer, got {value!r}")
+
+
+def _string_type(params: object, path: str) -> Splitter:
+    fields = _object(params, path)
+    method = _text(fields, "method", path)
+    if method == "ngram":
+        _only(fields, {"method", "char_num"}, path)
+        size = _int_param(fields, "char_num", path)
+        if size <= 0:
+            raise ConfigError(f"{path}.char_num: must be a positive integer, got {size}")
+        return _ngrams(size)
+    if method == "split":
+        _only(fields, {"method", "separators"}, path)
+        return _separators(_text(fields, "separators", path))
+    raise ConfigError(f"{path}.method: unknown method {method!r} (known: ngram, split)")
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StringRule:
+    matcher: KeyMatcher
+    type_name: str
+    splitter: Splitter
+    sample_weight: str
+    global_weight: str
+
+
+@dataclass(frozen=True)
+class NumRule:
+    matcher: KeyMatcher
+    type_name: str
+
+
+def _sample_weight(kind: str, count: float) -> float:
+    if kind == "bin":
+        return 1.0
+    if kind == "tf":
+        return count
+    return math.log(1.0 + count)  # log_tf
+
+
+def _format_number(value: float) -> str:
+    """A number as C++'s ``ostream << double`` prints it (``%g``, 6 significant digits)."""
+    return format(value, "g")
+
+
+@dataclass
+class DocumentFrequencies:
+    """Trained-document counts for ``idf``: how many documents, and per feature how many
+    held it; kept as master (mixed) plus diff (local), like the weights."""
+
+    master_documents: int = 0
+    master_frequencies: dict[str, int] = field(default_factory=dict)
+    diff_documents: int = 0
+    diff_frequencies: dict[str, int] = field(default_factory=dict)
+    _sent: tuple[int, dict[str, int]] | None = None
+
+    @property
+    def documents(self) -> int:
+        return self.master_documents + self.diff_documents
+
+    def frequency(self, feature: str) -> int:
+        return self.master_frequencies.get(feature, 0) + self.diff_frequencies.get(feature, 0)
+
+    def count(self, features: Iterable[str]) -> None:
+        """Count one more document holding ``features``."""
+        self.diff_documents += 1
+        for feature in features:
+            self.diff_frequencies[feature] = self.diff_frequencies.get(feature, 0) + 1
+
+    def take_diff(self) -> dict[str, object]:
+        """The local counts as plain data, remembered as sent in the current mix round."""
+        self._sent = (self.diff_documents, dict(self.diff_frequencies))
+        return {"documents": self.diff_documents, "frequencies": dict(self.diff_frequencies)}
+
+    def apply_mixed(self, documents: int, frequencies: Mapping[str, int]) -> None:
+        """Add mixed counts to the master; take what was sent out of the diff."""
+        self.master_documents += documents
+        for feature, n in frequencies.items():
+            self.master_frequencies[feature] = self.master_frequencies.get(feature, 0) + n
+        if self._sent is not None:
+            sent_documents, sent_frequencies = self._sent
+            self.diff_documents = max(self.diff_documents - sent_documents, 0)
+            for feature, n in sent_frequencies.items():
+                rest = self.diff_frequencies.get(feature, 0) - n
+                if rest > 0:
+                    self.diff_frequencies[feature] = rest
+                else:
+                    self.diff_frequencies.pop(feature, None)
+        self._sent = None
+
+    def clear(self) -> None:
+        self.master_documents = self.diff_documents = 0
+        self.master_frequencies, self.diff_frequencies = {}, {}
+        self._sent = None
+
+    def pack(self) -> dict[str, object]:
+        return {
+            "master": {"documents": self.master_documents, "frequencies": self.master_frequencies},
+            "diff": {"documents": self.diff_documents, "frequencies": self.diff_frequencies},
+        }
+
+    @classmethod
+    def unpack(cls, value: object, path: str) -> DocumentFrequencies:
+        """Counts from :meth:`pack`; raises :class:`~runtime.mix.mixable.DiffError`."""
+        fields = read_fields(value, path, ("master", "diff"))
+        master = read_counts(fields["master"], f"{path}.master")
+        diff = read_counts(fields["diff"], f"{path}.diff")
+        return cls(master[0], master[1], diff[0], diff[1])
+
+
+def read_counts(value: object, path: str) -> tuple[int, dict[str, int]]:
+    """``{"documents": n, "frequencies": {feature: n}}``, checked."""
+    fields = read_fields(value, path, ("documents", "frequencies"))
+    documents = read_int(fields["documents"], f"{path}.documents")
+    frequencies = {
+        feature: read_int(n, f"{path}.frequencies[{feature!r}]")
+        for feature, n in read_map(fields["frequencies"], f"{path}.frequencies").items()
+    }
+    return documents, frequencies
+
+
+class Converter:
+    """Turns datums into sparse feature vectors by a Jubatus ``converter`` config."""
+
+    def __init__(self, string_rules: list[StringRule], num_rules: list[NumRule]) -> None:
+        self.string_rules = string_rules
+        self.num_rules = num_rules
+        #: Whether any rule weighs by idf (then training counts documents).
+        self.counts_documents = any(r.global_weight != "bin" for r in string_rules)
+        self.frequencies = DocumentFrequencies()
+
+    @classmethod
+    def from_config(cls, converter_json: object, path: str = "converter") -> Converter:
+        """Build from the ``converter`` object of an engine config; ``ConfigError`` if bad."""
+        config = _object(converter_json, path)
+        unknown = sorted(set(config) - set(_CONFIG_KEYS))
+        if unknown:
+            raise ConfigError.unknown_key(f"{path}.{unknown[0]}", _CONFIG_KEYS)
+        for key, what in _UNSUPPORTED_PARTS.items():
+            if config.get(key):
+                raise ConfigError(f"{path}.{key}: {what} are not supported")
+        if config.get("hash_max_size") is not None:
+            raise ConfigError(f"{path}.hash_max_size: feature hashing is not supported")
+
+        splitters: dict[str, Splitter] = {"str": _whole, "space": _split_spaces}
+        string_types = config.get("string_types")
+        if string_types is not None:
+            for name, params in _object(string_types, f"{path}.string_types").items():
+                splitters[name] = _string_type(params, f"{path}.string_types.{name}")
+        string_rules = [
+            _string_rule(rule, splitters, f"{path}.string_rules[{i}]")
+            for i, rule in enumerate(_list(config.get("string_rules"), f"{path}.string_rules"))
+        ]
+
+        num_types = config.get("num_types")
+        if num_types is not None:
+            for name, params in _object(num_types, f"{path}.num_types").items():
+                where = f"{path}.num_types.{name}"
+                method = _text(_object(params, where), "method", where)
+                raise ConfigError(f"{where}.method: unknown method {method!r}")
+        num_rules = [
+            _num_rule(rule, f"{path}.num_rules[{i}]")
+            for i, rule in enumerate(_list(config.get("num_rules"), f"{path}.num_rules"))
+        ]
+        return cls(string_rules, num_rules)
+
+    # -- conversion ------------------------------------------------------------------------
+
+    def check(self, datum: DatumLike) -> None:
+        """Raise ``ValueError`` if ``datum`` cannot be converted (bad shapes, ``$`` in a key)."""
+        for what, values, value_ok in (
+            ("string_values", datum.string_values, lambda v: isinstance(v, str)),
+            ("num_values", datum.num_values, _is_number),
+            ("binary_values", datum.binary_values, lambda v: isinstance(v, bytes)),
+        ):
+            pairs: Sequence[object] = values
+            for i, pair in enumerate(pairs):
+                if not isinstance(pair, tuple | list) or len(pair) != 2:
+                    raise ValueError(f"datum {what}[{i}]: expected a (key, value) pair")
+                key, value = pair
+                if not isinstance(key, str):
+                    raise ValueError(f"datum {what}[{i}]: key must be a string")
+                if not value_ok(value):
+                    raise ValueError(f"datum {what}[{i}] ({key!r}): wrong value type")
+        for key, _ in datum.string_values:
+            if "$" in key and any(rule.matcher(key) for rule in self.string_rules):
+                raise ValueError(f"feature key cannot contain '$': {key!r}")
+        for key, _ in datum.num_values:
+            if "$" in key and any(rule.matcher(key) for rule in self.num_rules):
+                raise ValueError(f"feature key cannot contain '$': {key!r}")
+
+    def convert(self, datum: DatumLike) -> dict[str, float]:
+        """The feature vector of ``datum`` with the current document counts (no change)."""
+        self.check(datum)
+        return self._weigh(self._unweighted(datum))
+
+    def convert_and_count(self, datum: DatumLike) -> dict[str, float]:
+        """As :meth:`convert`, counting ``datum`` as a trained document first (for idf)."""
+        self.check(datum)
+        features = self._unweighted(datum)
+        if self.counts_documents:
+            self.frequencies.count(dict.fromkeys(f for f, _, idf in features if idf is not None))
+        return self._weigh(features)
+
+    def _unweighted(self, datum: DatumLike) -> list[tuple[str, float, float | None]]:
+        """``(name, value, idf offset)``: the offset is None for features not idf-weighted."""
+        features: list[tuple[str, float, float | None]] = []
+        for rule in self.string_rules:
+            offset = _IDF_OFFSETS.get(rule.global_weight)
+            suffix = f"@{rule.type_name}#{rule.sample_weight}/{rule.global_weight}"
+            for key, value in datum.string_values:
+                if not rule.matcher(key):
+                    continue
+                counts: dict[str, float] = {}
+                for token in rule.splitter(value):
+                    counts[token] = counts.get(token, 0.0) + 1.0
+                for token, count in counts.items():
+                    weight = _sample_weight(rule.sample_weight, count)
+                    if weight != 0.0:
+                        features.append((f"{key}${token}{suffix}", weight, offset))
+        for key, number in datum.num_values:
+            amount = float(number)
+            for num_rule in self.num_rules:
+                if not num_rule.matcher(key):
+                    continue
+                name = f"{key}@{num_rule.type_name}"
+                if num_rule.type_name == "num":
+                    features.append((name, amount, None))
+                elif num_rule.type_name == "log":
+                    features.append((name, math.log(max(1.0, amount)), None))
+                else:
+                    features.append((f"{name}${_format_number(amount)}", 1.0, None))
+        return features
+
+    def _weigh(self, features: list[tuple[str, float, float | None]]) -> dict[str, float]:
+        vector: dict[str, float] = {}
+        documents = self.frequencies.documents
+        for name, value, offset in features:
+            if offset is not None:
+                idf = math.log((documents + 1) / (self.frequencies.frequency(name) + 1))
+                value = (idf + offset) * value
+            if value != 0.0:
+                vector[name] = vector.get(name, 0.0) + value
+        return vector
+
+
+#: Global weights that scale by idf, and what they add to it.
+_IDF_OFFSETS = {"idf": 0.0, "idf1": 1.0}
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _string_rule(rule: object, splitters: Mapping[str, Splitter], path: str) -> StringRule:
+    fields = _object(rule, path)
+    _only(fields, {"key", "except", "type", "sample_weight", "global_weight"}, path)
+    matcher = _rule_matcher(fields, path)
+    type_name = _text(fields, "type", path)
+    splitter = splitters.get(type_name)
+    if splitter is None:
+        raise ConfigError(f"{path}.type: unknown type {type_name!r}")
+    sample = _text(fields, "sample_weight", path)
+    if sample not in _SAMPLE_WEIGHTS:
+        raise ConfigError(
+            f"{path}.sample_weight: unknown sample weight {sample!r} "
+            f"(known: {', '.join(_SAMPLE_WEIGHTS)})"
+        )
+    glob = _text(fields, "global_weight", path)
+    if glob in _UNSUPPORTED_GLOBAL_WEIGHTS:
+        raise ConfigError(f"{path}.global_weight: {glob!r} is not supported")
+    if glob not in _GLOBAL_WEIGHTS:
+        raise ConfigError(
+            f"{path}.global_weight: unknown global weight {glob!r} "
+            f"(known: {', '.join(_GLOBAL_WEIGHTS)})"
+        )
+    return StringRule(matcher, type_name, splitter, sample, glob)
+
+
+def _num_rule(rule: object, path: str) -> NumRule:
+    fields = _object(rule, path)
+    _only(fields, {"key", "except", "type"}, path)
+    matcher = _rule_matcher(fields, path)
+    type_name = _text(fields, "type", path)
+    if type_name not in _NUM_TYPES:
+        raise ConfigError(
+            f"{path}.type: unknown type {type_name!r} (known: {', '.join(_NUM_TYPES)})"
+        )
+    return NumRule(matcher, type_name)
+
+
+# -- config reading ------------------------------------------------------------------------
+
+
+def _object(value: object, path: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected an object, got {_json_type(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise ConfigError(f"{path}: keys must be strings, got {key!r}")
+    return value
+
+
+def _list(value: object, path: str) -> list[object]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: expected an array, got {_json_type(value)}")
+    return value
+
+
+def _text(fields: Mapping[str, object], name: str, path: str) -> str:
+    if name not in fields:
+        raise ConfigError(f"{path}.{name}: required")
+    value = fields[name]
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}.{name}: expected a string, got {_json_type(value)}")
+    return value
+
+
+def _only(fields: Mapping[str, object], allowed: set[str], path: str) -> None:
+    for name in fields:
+        if name not in allowed:
+            raise ConfigError.unknown_key(f"{path}.{name}", allowed)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
