@@ -58,6 +58,7 @@ import logging
 import math
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 import msgpack
@@ -182,12 +183,10 @@ class Replica:
 
     def fids(self, names: Sequence[str]) -> list[int]:
         """Row ids of ``names``; 0 (the unknown feature) for names this copy lacks."""
-        get = self.index.ids.get
+        out = list(map(self.index.ids.get, names, repeat(0)))
         rows = self.rows
-        out = []
-        for name in names:
-            fid = get(name, 0)
-            out.append(fid if fid < rows else 0)
+        if out and max(out) >= rows:  # named since this copy was made
+            out = [fid if fid < rows else 0 for fid in out]
         return out
 
     def documents(self) -> int:
@@ -342,31 +341,43 @@ class Replica:
         self, vectors: list[tuple[list[str], list[float]]]
     ) -> list[list[tuple[str, float]]]:
         """Many datums at once: the products gathered into one array, summed feature after
-        feature (cumsum: the order a Python loop sums in, so the same bits)."""
+        feature (cumsum: the order a Python loop sums in, so the same bits). Each datum's
+        features are padded at the end with the unknown feature times 0."""
         order = self.order
         labels = [label for label, _ in order]
         slots = np.fromiter((slot for _, slot in order), dtype=np.intp, count=len(order))
-        width = max((len(names) for names, _ in vectors), default=0) or 1
-        ids: list[int] = []
+        names: list[str] = []
         values: list[float] = []
-        pad_ids = [0] * width
-        pad_values = [0.0] * width
-        for names, vals in vectors:  # padded with the unknown feature times 0, at the end
-            fids = self.fids(names)
-            missing = width - len(fids)
-            ids.extend(fids)
-            ids.extend(pad_ids[:missing])
-            values.extend(vals)
-            values.extend(pad_values[:missing])
+        lengths: list[int] = []
+        for vector_names, vector_values in vectors:
+            names.extend(vector_names)
+            values.extend(vector_values)
+            lengths.append(len(vector_names))
         count = len(vectors)
-        index = np.array(ids, dtype=np.intp).reshape(count, width)
-        factors = np.array(values, dtype=np.float64).reshape(count, width, 1)
+        total = len(names)
+        fids = np.fromiter(map(self.index.ids.get, names, repeat(0)), dtype=np.intp, count=total)
+        fids[fids >= self.rows] = 0
+        factors_flat = np.array(values, dtype=np.float64)
+        width = max(lengths)
+        if width == min(lengths) and width:
+            index = fids.reshape(count, width)
+            factors = factors_flat.reshape(count, width)
+        else:
+            width = max(width, 1)
+            index = np.zeros((count, width), dtype=np.intp)
+            factors = np.zeros((count, width), dtype=np.float64)
+            sizes = np.array(lengths, dtype=np.intp)
+            rows_at = np.repeat(np.arange(count), sizes)
+            columns = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            index[rows_at, columns] = fids
+            factors[rows_at, columns] = factors_flat
         gathered = self.arrays.views()["W"][index][:, :, slots]
         with np.errstate(all="ignore"):  # inf and NaN values give what Python gives
-            sums = np.cumsum(gathered * factors, axis=1)[:, -1, :] + 0.0
+            sums = np.cumsum(gathered * factors[:, :, None], axis=1)[:, -1, :] + 0.0
+        finite = bool(np.isfinite(factors_flat).all())
         out = []
-        for (_, vals), row in zip(vectors, sums.tolist(), strict=True):
-            if not all(map(math.isfinite, vals)):
+        for (_, vector_values), row in zip(vectors, sums.tolist(), strict=True):
+            if not finite and not all(map(math.isfinite, vector_values)):
                 row = self._without_rows(row, slots.tolist())
             out.append(list(zip(labels, row, strict=True)))
         return out
@@ -555,38 +566,49 @@ class ClassifierModel:
         frequency = work.frequency
         documents = work.documents()
         counts_documents = self.converter.counts_documents
+        vectors = []
         for i, (_, extracted) in enumerate(checked):
             names, values = weigh(_copy(extracted), frequency, documents)
             if not all(map(math.isfinite, values)) or not math.isfinite(squared_norm(values)):
                 raise ValueError(f"train[{i}]: the datum gives a feature too large or not finite")
+            vectors.append((names, values))
         if not checked:
             return 0
         work = self._writable()
         method = self.method
-        dirty = self._dirty
-        for label, extracted in checked:
-            if counts_documents:
+        ids = work.index.ids
+        for (label, extracted), (names, values) in zip(checked, vectors, strict=True):
+            if counts_documents:  # counted first: the document's own counts weigh it
                 self._count_document(work, extracted)
-            names, values = weigh(_copy(extracted), work.frequency, work.documents())
+                names, values = weigh(_copy(extracted), work.frequency, work.documents())
             known = [slot for _, slot in work.order]
             work.count_label(label)
             slot = work.slots[label]
             # Jubatus sorts (and merges) a training vector by feature name.
             if len(names) > 1:
-                ranked = sorted(range(len(names)), key=names.__getitem__)
-                names = [names[i] for i in ranked]
-                values = [values[i] for i in ranked]
-            fids = [work.intern(name) for name in names]
+                ranked = sorted(zip(names, values, strict=True))
+                names = [name for name, _ in ranked]
+                values = [value for _, value in ranked]
+            fids = list(map(ids.get, names))
+            if None in fids:
+                fids = [work.intern(name) for name in names]
             stride = work.arrays.stride
             fresh: list[int] = []
             if method.train(
-                work.arrays, [fid * stride for fid in fids], values, slot, known, fresh
+                work.arrays,
+                [fid * stride for fid in fids],  # type: ignore[operator]
+                values,
+                slot,
+                known,
+                fresh,
             ):
+                dirty = self._dirty
                 if dirty is not None:
-                    dirty.update(fids)
+                    dirty.update(fids)  # type: ignore[arg-type]
                 if fresh:
                     self._count_fresh(work, fresh)
             work.trained += 1
+        dirty = self._dirty
         if dirty is not None and len(dirty) > 4096 and len(dirty) * 4 > work.rows:
             self._dirty = None
         return len(checked)

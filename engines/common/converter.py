@@ -318,9 +318,9 @@ Extracted = tuple[list[str], list[float], list[float | None] | None]
 
 #: How a number rule turns a value into a feature: the value, its log, or a name per value.
 _NUM, _LOG, _STR = 0, 1, 2
-#: What one string value of one key gives, per string rule: ``(name, sample weight)``s; or
-#: the text of the error when the converter refuses the key.
-StringEntry = tuple[tuple[tuple[str, float], ...], ...] | str
+#: What one string value of one key gives, per string rule: its feature names and sample
+#: weights; or the text of the error when the converter refuses the key.
+StringEntry = tuple[tuple[tuple[str, ...], tuple[float, ...]], ...] | str
 #: The rules a number's key meets: ``(name, kind)``s; or the error text.
 NumberEntry = tuple[tuple[str, int], ...] | str
 
@@ -503,7 +503,7 @@ class Converter:
         if entries:
             self._assemble(entries, names, values, offsets)
         for key, number in datum.num_values:
-            self._number(key, key, float(number), names, values, offsets)
+            self._number(key, float(number), names, values, offsets)
         return names, values, offsets
 
     def extract_wire(self, datum: object) -> Extracted | None:
@@ -537,12 +537,6 @@ class Converter:
             if type(entry) is str:
                 return None
             entries.append(entry)
-        for pair in numbers:
-            if type(pair) is not list or len(pair) != 2:
-                return None
-            key, number = pair
-            if type(key) is not bytes or (type(number) is not float and type(number) is not int):
-                return None
         for pair in binaries:
             if type(pair) is not list or len(pair) != 2:
                 return None
@@ -553,9 +547,36 @@ class Converter:
         offsets: list[float | None] | None = [] if self.counts_documents else None
         if entries:
             self._assemble(entries, names, values, offsets)
-        for key, number in numbers:
-            if not self._number(key, None, float(number), names, values, offsets):
+        rules_of = self._numbers
+        for pair in numbers:
+            if type(pair) is not list or len(pair) != 2:
                 return None
+            key, number = pair
+            if type(number) is not float:
+                if type(number) is not int:
+                    return None
+                number = float(number)
+            if type(key) is not bytes:
+                return None
+            rules = rules_of.get(key)
+            if rules is None:
+                try:
+                    rules = self._number_rules(key.decode("utf-8"))
+                except UnicodeDecodeError:
+                    return None
+                if len(rules_of) >= CACHE_SIZE:
+                    rules_of.clear()
+                rules_of[key] = rules
+            if type(rules) is not tuple:
+                return None
+            for name, kind in rules:
+                if kind == _NUM:
+                    names.append(name)
+                    values.append(number)
+                else:
+                    self._number_feature(name, kind, number, names, values)
+                if offsets is not None:
+                    offsets.append(None)
         return names, values, offsets
 
     def _string_entry(self, key: str, value: str) -> StringEntry:
@@ -564,20 +585,22 @@ class Converter:
         rules = self.string_rules
         if "$" in key and any(rule.matcher(key) for rule in rules):
             return f"feature key cannot contain '$': {key!r}"
-        per_rule: list[tuple[tuple[str, float], ...]] = []
+        per_rule: list[tuple[tuple[str, ...], tuple[float, ...]]] = []
         for rule, (_, suffix) in zip(rules, self._string_rule_parts, strict=True):
             if not rule.matcher(key):
-                per_rule.append(())
+                per_rule.append(((), ()))
                 continue
             counts: dict[str, float] = {}
             for token in rule.splitter(value):
                 counts[token] = counts.get(token, 0.0) + 1.0
-            features: list[tuple[str, float]] = []
+            names: list[str] = []
+            weights: list[float] = []
             for token, count in counts.items():
                 weight = _sample_weight(rule.sample_weight, count)
                 if weight != 0.0:
-                    features.append((f"{key}${token}{suffix}", weight))
-            per_rule.append(tuple(features))
+                    names.append(f"{key}${token}{suffix}")
+                    weights.append(weight)
+            per_rule.append((tuple(names), tuple(weights)))
         return tuple(per_rule)
 
     def _assemble(
@@ -592,54 +615,48 @@ class Converter:
         for index, (offset, _) in enumerate(self._string_rule_parts):
             for entry in entries:
                 assert type(entry) is tuple  # refused keys raise before
-                for name, weight in entry[index]:
-                    names.append(name)
-                    values.append(weight)
-                    if offsets is not None:
-                        offsets.append(offset)
+                rule_names, weights = entry[index]
+                names.extend(rule_names)
+                values.extend(weights)
+                if offsets is not None:
+                    offsets.extend([offset] * len(rule_names))
 
     def _number(
         self,
-        key: str | bytes,
-        text: str | None,
+        key: str,
         amount: float,
         names: list[str],
         values: list[float],
         offsets: list[float | None] | None,
-    ) -> bool:
-        """Append the features of one number; False when its key holds a ``$`` a rule
-        reads (or is not UTF-8). ``text`` is ``key`` as a string, when it is one."""
+    ) -> None:
+        """Append the features of one number (``DatumError`` for a ``$`` a rule reads)."""
         rules = self._numbers.get(key)
         if rules is None:
-            if type(key) is bytes:
-                try:
-                    rules = self._number_rules(key.decode("utf-8"))
-                except UnicodeDecodeError:
-                    return False
-            else:
-                assert type(key) is str
-                rules = self._number_rules(key)
+            rules = self._number_rules(key)
             if len(self._numbers) >= CACHE_SIZE:
                 self._numbers.clear()
             self._numbers[key] = rules
         if type(rules) is str:
-            if text is not None:
-                raise DatumError(rules)
-            return False
+            raise DatumError(rules)
         assert type(rules) is tuple
         for name, kind in rules:
-            if kind == _NUM:
-                names.append(name)
-                values.append(amount)
-            elif kind == _LOG:
-                names.append(name)
-                values.append(math.log(max(1.0, amount)))
-            else:
-                names.append(f"{name}${_format_number(amount)}")
-                values.append(1.0)
+            self._number_feature(name, kind, amount, names, values)
             if offsets is not None:
                 offsets.append(None)
-        return True
+
+    @staticmethod
+    def _number_feature(
+        name: str, kind: int, amount: float, names: list[str], values: list[float]
+    ) -> None:
+        if kind == _NUM:
+            names.append(name)
+            values.append(amount)
+        elif kind == _LOG:
+            names.append(name)
+            values.append(math.log(max(1.0, amount)))
+        else:
+            names.append(f"{name}${_format_number(amount)}")
+            values.append(1.0)
 
     def _number_rules(self, key: str) -> NumberEntry:
         if "$" in key and any(rule.matcher(key) for rule in self.num_rules):
