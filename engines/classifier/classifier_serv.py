@@ -34,12 +34,12 @@ default, publishes after every batch).
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from engines.classifier import classifier_types as types
 from engines.classifier.model import ClassifierModel, ClassifierSnapshot
+from engines.common.buffer_options import buffer_options
 from engines.common.neighbor_classifier import NEIGHBOR_METHODS, NeighborClassifierModel
 from runtime import (
     ConfigError,
@@ -51,8 +51,6 @@ from runtime import (
     TypeMismatch,
 )
 from runtime.errors import WireTypeError
-
-_OPTIONS = ("train", "buffer_size", "wait_timeout", "publish_interval")
 
 
 class ClassifierServ(ServerBase):
@@ -75,29 +73,24 @@ class ClassifierServ(ServerBase):
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
-        config = self.config
-        options: dict[str, Any] = {}
-        if isinstance(config, dict) and "jubako" in config:
-            config = dict(config)
-            options = _options(config.pop("jubako"))
+        config, options = buffer_options(self.config, "train")
         self.model: ClassifierModel | NeighborClassifierModel
         #: The linear methods' model, held the snapshot way (None for the neighbour ones).
         self.holder: SnapshotModel[ClassifierModel, ClassifierSnapshot] | None = None
         if isinstance(config, dict) and config.get("method") in NEIGHBOR_METHODS:
-            if options:
+            if config is not self.config:
                 raise ConfigError("jubako: the NN, cosine and euclidean methods have no buffer")
             self.model = NeighborClassifierModel(config)  # NN, cosine, euclidean
             return
         model = ClassifierModel(config)
         self.model = model
-        queued = options.get("train") == "queued"
         self.holder = SnapshotModel(
             model,
             ClassifierModel.snapshot,
-            buffer_size=options.get("buffer_size", 4096),
-            wait_timeout=options.get("wait_timeout", 10.0),
-            publish_interval=options.get("publish_interval", 0.0),
-            queued={"train": _queued_examples} if queued else None,
+            buffer_size=options["buffer_size"],
+            wait_timeout=options["wait_timeout"],
+            publish_interval=options["publish_interval"],
+            queued={"train": _queued_examples} if options["queued"] else None,
             weigh={"train": _examples},
         )
 
@@ -176,34 +169,6 @@ class ClassifierServ(ServerBase):
         if self.holder is None:
             return self.model  # the mixer calls it under the framework's model lock
         return self.holder.mixable()
-
-
-def _options(value: object) -> dict[str, Any]:
-    """The ``jubako`` block of the config, checked."""
-    if not isinstance(value, dict):
-        raise ConfigError("jubako: expected an object")
-    for key in value:
-        if key not in _OPTIONS:
-            raise ConfigError.unknown_key(f"jubako.{key}", _OPTIONS)
-    options: dict[str, Any] = {}
-    if "train" in value:
-        if value["train"] not in ("applied", "queued"):
-            raise ConfigError(
-                f"jubako.train: 'applied' or 'queued', not {json.dumps(value['train'])}"
-            )
-        options["train"] = value["train"]
-    if "buffer_size" in value:
-        size = value["buffer_size"]
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConfigError(f"jubako.buffer_size: a positive integer, not {size!r}")
-        options["buffer_size"] = size
-    for key in ("wait_timeout", "publish_interval"):
-        if key in value:
-            seconds = value[key]
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-                raise ConfigError(f"jubako.{key}: seconds (a number >= 0), not {seconds!r}")
-            options[key] = float(seconds)
-    return options
 
 
 def _examples(data: object) -> int:

@@ -32,19 +32,42 @@ version. ``get_model`` carries only those totals: values stay on the server thei
 routed to. Two deliberate differences from Jubatus: ``clear`` also forgets the mixed
 totals (Jubatus keeps answering ``entropy`` from them), and NaN values are refused.
 
-Thread-safety is the caller's. Nothing here does I/O.
+**How it is held.** Every value pushed gets the next sequence number; the window at any
+moment is the last ``window_size`` numbers (those since the last ``clear``). Per key, an
+append-only log keeps the sequence numbers and values of its pushes, and the sequence
+numbers at which the key came (back) into the window. So a *snapshot* of the model is a
+handful of numbers (how many were pushed, where the window starts, the mixed totals, the
+version) and the logs as they are: values pushed later have later numbers, and a reader
+of the snapshot ignores them. :meth:`StatModel.snapshot` is O(1); the writer
+(:meth:`StatModel.push`, one thread) only ever appends to a log or replaces the whole
+dict of logs (``clear``, ``load``, and a compaction that drops what left the window once
+the logs hold more than twice the window: logs a snapshot still reads are never changed).
+:class:`StatSnapshot` answers ``sum``, ``stddev``, ``max``, ``min``, ``entropy``,
+``moment``, ``pack`` and the mix's reads from any thread, with no lock; the model itself
+answers them too, for one thread.
+
+The answers are the same to the bit as the engine's before it held its model this way
+(``tests/engines/stat/reference.py``): the same values, summed in the same order, and
+``entropy`` over the keys in the order the window learned them (a key comes last again
+when it comes back after all its values had left). Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable
 
 from runtime.errors import ConfigError, ModelFileError
 from runtime.mix.mixable import DiffError, read_fields, read_float, read_int, read_list, read_text
 
 #: The largest window Jubatus accepts (its config field is a 32-bit int).
 MAX_WINDOW_SIZE = 2**31 - 1
+#: Logs are compacted when they hold more than this many times the window (and this many
+#: entries at least).
+COMPACT_FACTOR = 2
+COMPACT_MINIMUM = 1024
 
 
 class StatError(KeyError):
@@ -52,6 +75,142 @@ class StatError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "stat error"
+
+
+class KeyLog:
+    """One key's pushes: sequence numbers and values, and the numbers at which the key came
+    (back) into the window. Only appended to."""
+
+    __slots__ = ("runs", "seqs", "values")
+
+    def __init__(self) -> None:
+        self.seqs: array[int] = array("q")
+        self.values: array[float] = array("d")
+        self.runs: array[int] = array("q")
+
+
+class _View:
+    """The window as of ``pushed`` values: what a snapshot reads (see the module doc)."""
+
+    __slots__ = ("count", "logs", "low", "mixed_count", "mixed_n_log_n", "pushed", "version")
+
+    def __init__(
+        self,
+        logs: dict[str, KeyLog],
+        pushed: int,
+        low: int,
+        mixed_n_log_n: float,
+        mixed_count: int,
+        version: int,
+    ) -> None:
+        self.logs = logs
+        self.pushed = pushed
+        #: The first sequence number in the window.
+        self.low = low
+        self.count = pushed - low
+        self.mixed_n_log_n = mixed_n_log_n
+        self.mixed_count = mixed_count
+        self.version = version
+
+    def values(self, key: str) -> array[float] | None:
+        """The key's values in the window, oldest first; None when it has none."""
+        log = self.logs.get(key)
+        if log is None:
+            return None
+        seqs = log.seqs
+        start = bisect_left(seqs, self.low)
+        end = bisect_left(seqs, self.pushed, start)
+        if start == end:
+            return None
+        return log.values[start:end]
+
+    def of(self, what: str, key: str) -> array[float]:
+        values = self.values(key)
+        if values is None:
+            raise StatError(f"{what}: key {key} not found")
+        return values
+
+    def counts(self) -> list[int]:
+        """The number of values of each key in the window, keys in the order the window
+        learned them (a key that came back is last again)."""
+        found: list[tuple[int, int]] = []
+        low, pushed = self.low, self.pushed
+        for log in list(self.logs.values()):  # in one step: the writer may add keys
+            seqs = log.seqs
+            start = bisect_left(seqs, low)
+            end = bisect_left(seqs, pushed, start)
+            if start == end:
+                continue
+            runs = log.runs
+            came = runs[bisect_left(runs, seqs[end - 1] + 1) - 1]  # the run of its last value
+            found.append((came, end - start))
+        found.sort()
+        return [n for _, n in found]
+
+    def entries(self) -> list[tuple[str, float]]:
+        """The window, oldest first."""
+        numbered: list[tuple[int, str, float]] = []
+        for key, log in list(self.logs.items()):  # in one step: the writer may add keys
+            seqs = log.seqs
+            start = bisect_left(seqs, self.low)
+            end = bisect_left(seqs, self.pushed, start)
+            numbered.extend(
+                zip(seqs[start:end], [key] * (end - start), log.values[start:end], strict=True)
+            )
+        numbered.sort()
+        return [(key, value) for _, key, value in numbered]
+
+    # -- the statistics -------------------------------------------------------------------
+
+    def sum(self, key: str) -> float:
+        return math.fsum(self.of("sum", key))
+
+    def max(self, key: str) -> float:
+        return max(self.of("max", key))
+
+    def min(self, key: str) -> float:
+        return min(self.of("min", key))
+
+    def moment(self, key: str, degree: int, center: float) -> float:
+        if isinstance(degree, bool) or not isinstance(degree, int):
+            raise ValueError("moment: the degree must be an integer")
+        if degree < 0:
+            return -1.0
+        return _moment(self.of("moment", key), degree, float(center))
+
+    def stddev(self, key: str) -> float:
+        values = self.of("stddev", key)
+        mean = math.fsum(values) / len(values)
+        return math.sqrt(_moment(values, 2, mean))
+
+    def entropy(self) -> float:
+        if self.mixed_count:
+            n = float(self.mixed_count)
+            return math.log(n) - self.mixed_n_log_n / n
+        total = self.count
+        result = 0.0
+        for n in self.counts():
+            p = n / total
+            result += p * math.log(p)
+        return -result if result else 0.0
+
+    def get_diff(self) -> dict[str, object]:
+        n_log_n = math.fsum(n * math.log(n) for n in self.counts())
+        return {"version": self.version, "n_log_n": n_log_n, "count": self.count}
+
+    def get_model(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "n_log_n": self.mixed_n_log_n,
+            "count": self.mixed_count,
+        }
+
+
+def _moment(values: Iterable[float], degree: int, center: float) -> float:
+    if degree == 0:
+        return 1.0
+    items = list(values)
+    return math.fsum(_power(x - center, degree) for x in items) / len(items)
 
 
 class StatModel:
@@ -69,11 +228,32 @@ class StatModel:
                 f"window_size: must be an integer from 1 to {MAX_WINDOW_SIZE}, not {size!r}"
             )
         self.window_size = size
-        self._window: deque[tuple[str, float]] = deque()
-        self._values: dict[str, deque[float]] = {}
+        self._logs: dict[str, KeyLog] = {}
+        #: Values pushed so far, and the sequence number the window starts at after clear.
+        self._pushed = 0
+        self._since = 0
+        #: Entries the logs hold (compaction keeps this under COMPACT_FACTOR windows).
+        self._stored = 0
         self._mixed_n_log_n = 0.0
         self._mixed_count = 0
         self._version = 0
+
+    def _low(self) -> int:
+        return max(self._since, self._pushed - self.window_size)
+
+    def _view(self) -> _View:
+        return _View(
+            self._logs,
+            self._pushed,
+            self._low(),
+            self._mixed_n_log_n,
+            self._mixed_count,
+            self._version,
+        )
+
+    def snapshot(self) -> StatSnapshot:
+        """The model as it is now, for readers on any thread (see the module docstring)."""
+        return StatSnapshot(self._view(), self.window_size)
 
     # -- the service's calls ---------------------------------------------------------------
 
@@ -86,65 +266,67 @@ class StatModel:
         number = float(value)
         if math.isnan(number):
             raise ValueError("push: the value must be a number, not NaN")
-        self._window.append((key, number))
-        self._values.setdefault(key, deque()).append(number)
-        while len(self._window) > self.window_size:
-            old_key, _ = self._window.popleft()
-            values = self._values[old_key]
-            values.popleft()
-            if not values:
-                del self._values[old_key]
+        seq = self._pushed
+        log = self._logs.get(key)
+        if log is None:
+            log = self._logs[key] = KeyLog()
+        seqs = log.seqs
+        # The key comes (back) into the window unless its last value is in it as this one
+        # comes (the window takes the new value, then drops its oldest).
+        if not seqs or seqs[-1] < max(self._since, seq - self.window_size):
+            log.runs.append(seq)
+        seqs.append(seq)
+        log.values.append(number)
+        self._pushed = seq + 1
+        self._stored += 1
+        if self._stored > max(COMPACT_FACTOR * self.window_size, COMPACT_MINIMUM):
+            self._compact()
         return True
 
-    def _of(self, what: str, key: str) -> deque[float]:
-        values = self._values.get(key)
-        if not values:
-            raise StatError(f"{what}: key {key} not found")
-        return values
+    def _compact(self) -> None:
+        """New logs holding only what is in the window (the old ones stay as they were)."""
+        low = self._low()
+        logs: dict[str, KeyLog] = {}
+        stored = 0
+        for key, old in self._logs.items():
+            seqs = old.seqs
+            start = bisect_left(seqs, low)
+            if start == len(seqs):
+                continue
+            log = KeyLog()
+            log.seqs = seqs[start:]
+            log.values = old.values[start:]
+            runs = old.runs
+            log.runs = runs[bisect_left(runs, seqs[-1] + 1) - 1 :]
+            logs[key] = log
+            stored += len(log.seqs)
+        self._logs = logs
+        self._stored = stored
 
     def sum(self, key: str) -> float:
-        return math.fsum(self._of("sum", key))
+        return self._view().sum(key)
 
     def max(self, key: str) -> float:
-        return max(self._of("max", key))
+        return self._view().max(key)
 
     def min(self, key: str) -> float:
-        return min(self._of("min", key))
+        return self._view().min(key)
 
     def moment(self, key: str, degree: int, center: float) -> float:
         """Σ(x - center)^degree / n over ``key``'s values (see the module docstring)."""
-        if isinstance(degree, bool) or not isinstance(degree, int):
-            raise ValueError("moment: the degree must be an integer")
-        if degree < 0:
-            return -1.0
-        return self._moment(self._of("moment", key), degree, float(center))
-
-    @staticmethod
-    def _moment(values: deque[float], degree: int, center: float) -> float:
-        if degree == 0:
-            return 1.0
-        return math.fsum(_power(x - center, degree) for x in values) / len(values)
+        return self._view().moment(key, degree, center)
 
     def stddev(self, key: str) -> float:
-        values = self._of("stddev", key)
-        mean = math.fsum(values) / len(values)
-        return math.sqrt(self._moment(values, 2, mean))
+        return self._view().stddev(key)
 
     def entropy(self, key: str = "") -> float:
         """Entropy of the keys' shares of the window (``key`` is ignored, as in Jubatus)."""
-        if self._mixed_count:
-            n = float(self._mixed_count)
-            return math.log(n) - self._mixed_n_log_n / n
-        total = len(self._window)
-        result = 0.0
-        for values in self._values.values():
-            p = len(values) / total
-            result += p * math.log(p)
-        return -result if result else 0.0
+        return self._view().entropy()
 
     def clear(self) -> bool:
-        self._window = deque()
-        self._values = {}
+        self._logs = {}
+        self._since = self._pushed
+        self._stored = 0
         self._mixed_n_log_n = 0.0
         self._mixed_count = 0
         return True
@@ -153,12 +335,7 @@ class StatModel:
 
     def pack(self) -> object:
         """The window (oldest first), the mixed totals and the version, as plain data."""
-        return {
-            "window_size": self.window_size,
-            "window": [[key, value] for key, value in self._window],
-            "mixed": {"n_log_n": self._mixed_n_log_n, "count": self._mixed_count},
-            "version": self._version,
-        }
+        return pack_view(self._view(), self.window_size)
 
     def unpack(self, payload: object) -> None:
         """Replace the model with :meth:`pack`'s output; ``ModelFileError`` leaves it intact.
@@ -185,11 +362,19 @@ class StatModel:
             version = read_int(fields["version"], "stat model.version")
         except DiffError as error:
             raise ModelFileError(f"stat model does not fit: {error}") from None
-        window = deque(entries[-self.window_size :])
-        values: dict[str, deque[float]] = {}
-        for key, value in window:
-            values.setdefault(key, deque()).append(value)
-        self._window, self._values = window, values
+        logs: dict[str, KeyLog] = {}
+        seq = self._pushed
+        for key, value in entries[-self.window_size :]:
+            log = logs.get(key)
+            if log is None:
+                log = logs[key] = KeyLog()
+                log.runs.append(seq)
+            log.seqs.append(seq)
+            log.values.append(value)
+            seq += 1
+        self._since = self._pushed
+        self._logs, self._pushed = logs, seq
+        self._stored = seq - self._since
         self._mixed_n_log_n, self._mixed_count = n_log_n, count
         self._version = version
 
@@ -201,21 +386,15 @@ class StatModel:
 
     def get_diff(self) -> object:
         """This server's ``E = Σ n log n`` and ``N = Σ n`` over its keys."""
-        n_log_n = math.fsum(len(v) * math.log(len(v)) for v in self._values.values())
-        return {"version": self._version, "n_log_n": n_log_n, "count": len(self._window)}
+        return self._view().get_diff()
 
     def mix(self, lhs: object, rhs: object) -> object:
         """Totals add up (whatever the versions: a diff is a total, not a change)."""
-        left_version, left_e, left_n = _read_diff(lhs, "lhs")
-        right_version, right_e, right_n = _read_diff(rhs, "rhs")
-        return {
-            "version": max(left_version, right_version),
-            "n_log_n": left_e + right_e,
-            "count": left_n + right_n,
-        }
+        return mix_totals(lhs, rhs)
 
-    def put_diff(self, mixed: object) -> bool:
-        """Keep the cluster-wide totals for ``entropy``; never refused."""
+    def put_diff(self, mixed: object, sent: object = None) -> bool:
+        """Keep the cluster-wide totals for ``entropy``; never refused (``sent`` is not
+        needed: a diff is a total)."""
         _, n_log_n, count = _read_diff(mixed, "diff")
         self._mixed_n_log_n, self._mixed_count = n_log_n, count
         self._version += 1
@@ -223,16 +402,75 @@ class StatModel:
 
     def get_model(self) -> object:
         """The mixed totals and version (values stay with the server their key routes to)."""
-        return {
-            "version": self._version,
-            "n_log_n": self._mixed_n_log_n,
-            "count": self._mixed_count,
-        }
+        return self._view().get_model()
 
     def set_model(self, model: object) -> None:
         version, n_log_n, count = _read_diff(model, "model")
         self._mixed_n_log_n, self._mixed_count = n_log_n, count
         self._version = version
+
+
+class StatSnapshot:
+    """A published, read-only view of a :class:`StatModel` (see the module docstring)."""
+
+    __slots__ = ("_view", "window_size")
+
+    def __init__(self, view: _View, window_size: int) -> None:
+        self._view = view
+        self.window_size = window_size
+
+    def sum(self, key: str) -> float:
+        return self._view.sum(key)
+
+    def max(self, key: str) -> float:
+        return self._view.max(key)
+
+    def min(self, key: str) -> float:
+        return self._view.min(key)
+
+    def moment(self, key: str, degree: int, center: float) -> float:
+        return self._view.moment(key, degree, center)
+
+    def stddev(self, key: str) -> float:
+        return self._view.stddev(key)
+
+    def entropy(self, key: str = "") -> float:
+        return self._view.entropy()
+
+    def pack(self) -> object:
+        return pack_view(self._view, self.window_size)
+
+    @property
+    def version(self) -> int:
+        return self._view.version
+
+    def get_diff(self) -> object:
+        return self._view.get_diff()
+
+    def mix(self, lhs: object, rhs: object) -> object:
+        return mix_totals(lhs, rhs)
+
+    def get_model(self) -> object:
+        return self._view.get_model()
+
+
+def pack_view(view: _View, window_size: int) -> dict[str, object]:
+    return {
+        "window_size": window_size,
+        "window": [[key, value] for key, value in view.entries()],
+        "mixed": {"n_log_n": view.mixed_n_log_n, "count": view.mixed_count},
+        "version": view.version,
+    }
+
+
+def mix_totals(lhs: object, rhs: object) -> object:
+    left_version, left_e, left_n = _read_diff(lhs, "lhs")
+    right_version, right_e, right_n = _read_diff(rhs, "rhs")
+    return {
+        "version": max(left_version, right_version),
+        "n_log_n": left_e + right_e,
+        "count": left_n + right_n,
+    }
 
 
 def _power(base: float, degree: int) -> float:
@@ -267,3 +505,6 @@ def _read_diff(value: object, path: str) -> tuple[int, float, int]:
         read_float(fields["n_log_n"], f"{path}.n_log_n"),
         read_int(fields["count"], f"{path}.count"),
     )
+
+
+__all__ = ["MAX_WINDOW_SIZE", "StatError", "StatModel", "StatSnapshot"]

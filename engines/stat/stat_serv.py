@@ -3,12 +3,21 @@
 Run it as ``jubastat --rpc-port 9199 --configpath stat.json`` (config ``{"window_size":
 128}``), or in a cluster (``--zookeeper``, ``--name``) behind ``jubastat_proxy``, where the
 servers mix their per-key totals for ``entropy`` as Jubatus's stat does.
+
+The model is held the snapshot way (:class:`~runtime.server.snapshot.SnapshotModel`):
+``push``, ``clear``, ``load`` and the mix's ``put_diff`` are applied by one writer
+thread, in arrival order; ``sum``, ``stddev``, ``max``, ``min``, ``entropy``, ``moment``,
+``save`` and the mix's ``get_diff`` read the published snapshot with no lock. ``push``
+answers once its value is in the window and published, or, with ``"jubako": {"push":
+"queued"}`` in the config, as soon as it is in the writer's buffer
+(:mod:`engines.common.buffer_options` lists the block's keys).
 """
 
 from __future__ import annotations
 
-from engines.stat.model import StatModel
-from runtime import Mixable, ServerBase
+from engines.common.buffer_options import buffer_options
+from engines.stat.model import StatModel, StatSnapshot
+from runtime import Mixable, ServerBase, SnapshotModel
 
 
 class StatServ(ServerBase):
@@ -19,41 +28,59 @@ class StatServ(ServerBase):
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
-        self.model = StatModel(self.config)
+        config, options = buffer_options(self.config, "push")
+        self.model = StatModel(config)
+        self.holder: SnapshotModel[StatModel, StatSnapshot] = SnapshotModel(
+            self.model,
+            StatModel.snapshot,
+            buffer_size=options["buffer_size"],
+            wait_timeout=options["wait_timeout"],
+            publish_interval=options["publish_interval"],
+            queued={"push": _pushed} if options["queued"] else None,
+        )
+
+    def snapshot_model(self) -> SnapshotModel[StatModel, StatSnapshot]:
+        return self.holder
 
     def push(self, key: str, value: float) -> bool:
-        return self.model.push(key, value)
+        return self.holder.write(lambda model: model.push(key, value), name="push")
 
     def sum(self, key: str) -> float:
-        return self.model.sum(key)
+        return self.holder.snapshot.sum(key)
 
     def stddev(self, key: str) -> float:
-        return self.model.stddev(key)
+        return self.holder.snapshot.stddev(key)
 
     def max(self, key: str) -> float:
-        return self.model.max(key)
+        return self.holder.snapshot.max(key)
 
     def min(self, key: str) -> float:
-        return self.model.min(key)
+        return self.holder.snapshot.min(key)
 
     def entropy(self, key: str) -> float:
-        return self.model.entropy(key)
+        return self.holder.snapshot.entropy(key)
 
     def moment(self, key: str, degree: int, center: float) -> float:
-        return self.model.moment(key, degree, center)
+        return self.holder.snapshot.moment(key, degree, center)
 
     def clear(self) -> bool:
-        return self.model.clear()
+        return self.holder.write(lambda model: model.clear(), name="clear")
 
     def get_status(self) -> dict[str, str]:
         return {"window_size": str(self.model.window_size)}
 
     def pack(self) -> object:
-        return self.model.pack()
+        return self.holder.snapshot.pack()
 
     def unpack(self, payload: object) -> None:
-        self.model.unpack(payload)
+        self.model.unpack(payload)  # on the writer: load goes through it
 
     def mixable(self) -> Mixable:
-        # push and clear are #@update: the framework's model lock guards the model.
-        return self.model
+        return self.holder.mixable()
+
+
+def _pushed(key: str, value: float) -> bool:
+    """What a queued ``push`` answers (a NaN is refused now: the writer would refuse it)."""
+    if value != value:
+        raise ValueError("push: the value must be a number, not NaN")
+    return True

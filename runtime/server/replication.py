@@ -51,6 +51,26 @@ MAX_PAGE = 10_000
 _ANY = _t.Object()
 
 
+async def _started(handler: Handler, args: list[Any]) -> object:
+    """Run a ``start`` row and wait for its wire result (ReplicationFailed on an error)."""
+    assert handler.start is not None
+    answer: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    def done(error: BaseException | None, result: object) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(ReplicationFailed(*error_of(error)))
+        else:
+            answer.set_result(result)
+
+    try:
+        handler.start(args, done)
+    except Exception as error:
+        done(error, None)
+    return await answer
+
+
 class ReplicationFailed(Exception):
     """A replicated write failed somewhere; ``wire_error`` is what the caller receives."""
 
@@ -174,6 +194,10 @@ class Replication:
         if isinstance(prepared, ErrorReply):
             raise ReplicationFailed(prepared.error, prepared.result)
         handler = prepared.handler
+        if handler.start is not None and not handler.is_async:
+            # A snapshot model's update (runtime.server.snapshot): its writer answers the
+            # wire result through ``done``, on the loop.
+            return await _started(handler, prepared.args)
         if handler.is_async or handler.start is not None:
             raise TypeMismatch(f"jubako.replicate: {name} cannot be replicated")
         try:

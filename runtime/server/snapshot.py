@@ -108,6 +108,9 @@ class _Item:
     #: Fire-and-forget: answered ``answer`` as soon as it is in the buffer.
     queued: bool = False
     answer: Any = None
+    #: A call of an ``#@update`` method: counted once applied (``on_applied``). The
+    #: framework's own writes (load, the mix's put_diff and set_model) are not.
+    counted: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -180,7 +183,8 @@ class SnapshotModel(Generic[M, S]):
         #: The published snapshot: read it with no lock; it never changes once published.
         self.snapshot: S = make_snapshot(model)
         self.published_at = time.monotonic()
-        #: Called on the writer after each applied update call (the server counts it).
+        #: Called on the writer after each applied call of an ``#@update`` method (the
+        #: server counts it: ``update_count``, the mixer's ``--interval_count``).
         self.on_applied: Callable[[], None] | None = None
         self.counters = _Counters()
         lock = threading.Lock()
@@ -325,7 +329,7 @@ class SnapshotModel(Generic[M, S]):
                 continue
             counters.applied += 1
             counters.counts[item.name] = counters.counts.get(item.name, 0) + 1
-            if self.on_applied is not None:
+            if item.counted and self.on_applied is not None:
                 self.on_applied()
             outcomes.append((item, None, result))
         counters.batches += 1
@@ -570,7 +574,9 @@ class SnapshotModel(Generic[M, S]):
                     raise TypeMismatch("cluster name is not valid UTF-8") from None
             args = _decode(name, decoders, labels, params)
             weight = 1 if weigh is None else max(int(weigh(*args)), 1)
-            item = _Item(lambda _model: func(*args), weight, done, encode=encode, name=name)
+            item = _Item(
+                lambda _model: func(*args), weight, done, encode=encode, name=name, counted=True
+            )
             if ack is not None:  # fire-and-forget: answered once it is in the buffer
                 answer = ack(*args)
                 if encode is not None:
