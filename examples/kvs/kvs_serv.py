@@ -63,6 +63,11 @@ class KvsServ(ServerBase):
         for key, value in rows:
             self._entries[key] = _text(value)
 
+    def delete_rows(self, keys: list[str]) -> None:
+        """Remove entries deleted on the other replicas while this server was away."""
+        for key in keys:
+            self._entries.pop(key, None)
+
     def pack(self) -> object:
         """The model as one msgpack-able value, for ``save``."""
         return dict(self._entries)

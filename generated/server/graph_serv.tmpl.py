@@ -109,3 +109,7 @@ class GraphServ(ServerBase):
     def unpack(self, payload: object) -> None:
         """Replace the model with a saved one; build the new model fully, then swap it in."""
         raise NotImplementedError("graph: load")
+
+    # Optional: implement export_rows, import_rows and delete_rows (runtime.ServerBase) and
+    # proxies copy a replica's keys back to it when it restarts empty or joins, and hand
+    # a departed server's keys on (docs/operating.md, "Replicas").

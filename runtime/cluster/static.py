@@ -115,7 +115,7 @@ class StaticMembership:
             log.debug("mark_down(%s:%d): not a member, ignored", host, port)
             return
         if not self._down.is_down(node):
-            log.warning(
+            log.debug(  # the proxy's keeper logs each server's state
                 "%s:%d marked down; retried after %.1fs", host, port, self._down.retry_interval
             )
         self._down.mark_down(node)
@@ -123,5 +123,5 @@ class StaticMembership:
 
     def mark_up(self, host: str, port: int) -> None:
         if self._down.mark_up((host, port)):
-            log.info("%s:%d is up again", host, port)
+            log.debug("%s:%d is up again", host, port)
             self._watchers.notify(self._snapshot)

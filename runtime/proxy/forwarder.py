@@ -308,8 +308,7 @@ class Forwarder:
         primary, backups, missing = view.writers(key, route.replicas)
         if primary is None:
             raise ForwardError(
-                f"{route.name}: no replica of this key is up to take it "
-                f"({_states(view.not_up())})"
+                f"{route.name}: no replica of this key is up to take it ({_states(view.not_up())})"
             )
         write = _OrderedWrite(self, route, view, primary, backups, missing, params, _ignore)
         self.stats.forward_count += 1
@@ -346,6 +345,8 @@ class Forwarder:
     def _fan_out(self, route: Route, view: ClusterView, params: list[Any], done: Done) -> bool:
         """Send to every target over open connections; False to take the slow way."""
         if route.routing is Routing.BROADCAST:
+            if route.name == "save":
+                return False  # the slow way says which servers saved and which did not
             try:
                 _check_whole(route, view)
             except ForwardError as refused:
@@ -404,6 +405,8 @@ class Forwarder:
             else:
                 nodes = view.actives()
                 if route.routing is Routing.BROADCAST:
+                    if route.name == "save":
+                        return await self._save(route, view, nodes, params)
                     _check_whole(route, view)
             if not nodes:
                 raise ForwardError(f"no server found: {name}")
@@ -455,6 +458,35 @@ class Forwarder:
             except RPCError as error:
                 raise _passed_on(error) from None
         raise ForwardError(_summary(len(failures), len(tries), failures))
+
+    async def _save(
+        self, route: Route, view: ClusterView, nodes: Sequence[Node], params: list[Any]
+    ) -> object:
+        """``save`` on every server that is up; when any did not save (down, catching up,
+        or its save failed), ForwardError naming each, with the files written so far as
+        the error's result (``{server: path}``)."""
+        not_up = dict(view.not_up())
+        reached = [node for node in nodes if node not in not_up]
+        outcomes = await asyncio.gather(
+            *(self._call(node, route.name, params) for node in reached), return_exceptions=True
+        )
+        saved: list[object] = []
+        failures = [f"{node_name(node)}: {state}" for node, state in sorted(not_up.items())]
+        for node, outcome in zip(reached, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, _TRANSPORT_ERRORS):
+                    view.mark_failed(node)
+                failures.append(f"{node_name(node)}: {_reason(outcome)}")
+            else:
+                saved.append(outcome)
+        files = AGGREGATORS[route.aggregator](saved) if saved else {}
+        if not failures:
+            return files
+        where = ", ".join(node_name(node) for node, o in zip(reached, outcomes, strict=True)
+                          if not isinstance(o, BaseException)) or "none"  # fmt: skip
+        message = f"save: not saved on {'; '.join(failures)} (saved on {where})"
+        log.warning("%s", message)
+        raise ForwardError(message, files)
 
     async def _all(
         self, route: Route, view: ClusterView, nodes: Sequence[Node], params: list[Any]
@@ -628,15 +660,14 @@ def _ordered_write(route: Route) -> bool:
 
 
 def _check_whole(route: Route, view: ClusterView) -> None:
-    """A broadcast that writes (or ``save``/``load``) needs every server of the cluster:
+    """A broadcast that writes (``load`` too) needs every server of the cluster:
     ForwardError naming those down or catching up, and nothing is sent."""
-    if route.lock is not LockMode.UPDATE and route.name != "save":
+    if route.lock is not LockMode.UPDATE:
         return
     missing = view.not_up()
     if missing:
         raise ForwardError(
-            f"{route.name}: not sent: it needs every server of the cluster, and "
-            f"{_states(missing)}"
+            f"{route.name}: not sent: it needs every server of the cluster, and {_states(missing)}"
         )
 
 

@@ -157,6 +157,8 @@ class ProxyApp:
         )
         # Answers relayed from one server's read go out at once, not an iteration later.
         self.pool.after_read = self.rpc.flush_now
+        # A server that closes a connection is probed at once (it may be back empty).
+        self.pool.on_lost = self._server_lost
         #: Subsystems started in order and stopped in reverse; states in get_proxy_status.
         self.system = System(
             f"{service_type}-proxy",
@@ -311,6 +313,11 @@ class ProxyApp:
         if view.keeper is not None:
             await view.keeper.stop()
         await view.membership.stop()
+
+    def _server_lost(self, node: Node) -> None:
+        for view in self._all_views():
+            if view.keeper is not None:
+                view.keeper.lost(node)
 
     def _all_views(self) -> list[MembershipView]:
         return [self._static] if self._static is not None else list(self._views.values())

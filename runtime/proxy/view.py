@@ -2,12 +2,13 @@
 
 :class:`MembershipView` answers the forwarder's questions for one cluster:
 
-- ``actives()``: the servers a ``random`` or ``broadcast`` call may go to;
+- ``actives()``: the servers a ``random`` or ``broadcast`` call may go to (not those
+  down or catching up);
 - ``members()``: every server of the cluster, up or not (a broadcast write needs all);
 - ``replicas(key, n)``: the key's ``n`` servers in ring order;
 - ``readers(key, n)``: the same in the order a read tries them: servers down or catching
-  up last, and while a departed server's keys are handed off, the servers that held the
-  key before first;
+  up last, and while keys move (a server joined or left and is not caught up yet), the
+  servers that held the key before first (they may no longer be its replicas);
 - ``writers(key, n)``: the key's primary (its first replica that is up: it orders the
   key's writes), the other replicas a write reaches through it (those catching up
   included), and the replicas that are down (a write cannot reach them: an error names
@@ -63,7 +64,12 @@ class MembershipView(ClusterView):
             keeper.on_change = self.refresh
 
     def actives(self) -> list[Node]:
-        return self.membership.actives()
+        """Up-to-date servers the keeper has up (all the membership offers when none is)."""
+        offered = self.membership.actives()
+        if self.keeper is None or not self._demoted:
+            return offered
+        up = [node for node in offered if node not in self._demoted]
+        return up or offered
 
     def members(self) -> list[Node]:
         return list(self.membership.members())
@@ -108,6 +114,8 @@ class MembershipView(ClusterView):
     def _rebuild(self) -> None:
         """Membership changed: a new ring if its members did, and nothing remembered."""
         snapshot = self.membership.snapshot()
+        if self.keeper is not None and self.keeper.running:
+            self.keeper.follow_members()  # joined servers catch up before a read meets them
         members = tuple(snapshot.cht)
         if members != self._ring_members:
             self._ring = Ring(node_name(node) for node in members)
@@ -130,12 +138,14 @@ class MembershipView(ClusterView):
     def _find_readers(self, key: str | bytes, count: int) -> tuple[Node, ...]:
         """``key``'s replicas in read order, remembered."""
         found = tuple(self.replicas(key, count))
-        if self._previous is not None:  # a hand-off: the servers that held it first
+        if self._previous is not None:  # keys moving: the servers that held it first
+            members = self._ring_members
             held = [
-                self._previous_by_name[name]
+                node
                 for name in self._previous.nodes_for(text_param(key, "key"), count)
+                if (node := self._previous_by_name[name]) in members
             ]
-            found = tuple(sorted(found, key=lambda node: node not in held))
+            found = (*held, *(node for node in found if node not in held))
         demoted = self._demoted
         if demoted and not demoted.isdisjoint(found):
             found = tuple(sorted(found, key=demoted.__contains__))  # stable: ring order kept

@@ -102,10 +102,12 @@ class _ClientProtocol(asyncio.Protocol):
         max_size: int,
         node: tuple[str, int],
         after_read: Callable[[], None] | None,
+        on_lost: Callable[[tuple[str, int]], None] | None = None,
     ) -> None:
         self.pending = pending
         self.node = node
         self.after_read = after_read
+        self.on_lost = on_lost
         self.decoder = Decoder(max_size)
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
@@ -216,10 +218,16 @@ class _ClientProtocol(asyncio.Protocol):
             self.after_read()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        closed_by_peer = self.open  # not by our close() or a drop (they clear it first)
         self.open = False
         self._fail_all(ConnectionLost(f"connection closed by the server ({exc or 'EOF'})"))
         if not self.lost.done():
             self.lost.set_result(None)
+        if closed_by_peer and self.on_lost is not None:
+            try:
+                self.on_lost(self.node)
+            except Exception:
+                log.exception("a lost connection's callback failed")
 
     def _fail_all(self, error: RPCError) -> None:
         _fail_pending(self.pending, error, self.node)
@@ -252,14 +260,18 @@ class AsyncClient:
         timeout: float | None = 10.0,
         max_message_size: int = 64 * 1024 * 1024,
         after_read: Callable[[], None] | None = None,
+        on_lost: Callable[[tuple[str, int]], None] | None = None,
     ) -> None:
         """``after_read``: called after the replies of each read were handed to their
-        callbacks (a proxy writes the answers they produced there)."""
+        callbacks (a proxy writes the answers they produced there). ``on_lost``: called
+        with ``(host, port)`` when the server closed an open connection (a proxy learns at
+        once that a server went away, maybe to come back as a new process)."""
         self.host = host
         self.port = port
         self.timeout = timeout
         self.max_message_size = max_message_size
         self.after_read = after_read
+        self.on_lost = on_lost
         self._pending: _Pending = {}
         #: One timer for the deadlines of every ``call_soon`` call (kept in their waiters),
         #: set for the earliest of them; ``_sweep_at`` is inf while none is set.
@@ -300,7 +312,11 @@ class AsyncClient:
             try:
                 connect = loop.create_connection(
                     lambda: _ClientProtocol(
-                        self._pending, self.max_message_size, self._node, self.after_read
+                        self._pending,
+                        self.max_message_size,
+                        self._node,
+                        self.after_read,
+                        self.on_lost,
                     ),
                     self.host,
                     self.port,

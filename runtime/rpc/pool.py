@@ -27,6 +27,9 @@ class ClientPool:
         self.timeout = timeout
         #: Given to the clients made from now on (see :class:`AsyncClient`).
         self.after_read: Callable[[], None] | None = None
+        #: Given to the clients made from now on: called with ``(host, port)`` when a
+        #: server closes a connection (see :class:`AsyncClient`).
+        self.on_lost: Callable[[tuple[str, int]], None] | None = None
         self.max_per_host = max(1, max_per_host)
         self.batch = max(1, batch)
         self._clients: dict[tuple[str, int], list[AsyncClient]] = {}
@@ -53,7 +56,11 @@ class ClientPool:
         clients = self._clients.setdefault(address, [])
         index = clients.index(full) + 1 if full in clients else len(clients)
         if index == len(clients) < self.max_per_host:
-            clients.append(AsyncClient(*address, timeout=self.timeout, after_read=self.after_read))
+            clients.append(
+                AsyncClient(
+                    *address, timeout=self.timeout, after_read=self.after_read, on_lost=self.on_lost
+                )
+            )
         elif index >= len(clients):
             index = 0
         self._current[address] = clients[index]

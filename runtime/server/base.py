@@ -117,6 +117,18 @@ class ServerBase:
         model lock."""
         raise NotImplementedError(f"{type(self).__name__} does not import rows")
 
+    def delete_rows(self, keys: list[str]) -> None:
+        """Remove the rows of ``keys`` (optional, with the two above): a repair deletes the
+        rows a returning server still holds that were deleted on the live replicas while it
+        was away. Without it such rows stay (``docs/operating.md``, Replicas). Runs under
+        the exclusive model lock."""
+        raise NotImplementedError(f"{type(self).__name__} does not delete rows")
+
+    @property
+    def deletes_rows(self) -> bool:
+        """Whether this service implements :meth:`delete_rows` (and exports rows)."""
+        return self.exports_rows and type(self).delete_rows is not ServerBase.delete_rows
+
     @property
     def exports_rows(self) -> bool:
         """Whether this service implements :meth:`export_rows` and :meth:`import_rows`."""

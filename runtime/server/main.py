@@ -224,6 +224,8 @@ class ServerApp:
             allow=parse_allow(settings.allow),
             read_timeout=settings.read_timeout,
         )
+        if self.replication is not None:  # a write's answer goes out as its backups answer
+            self.replication.pool.after_read = self.rpc.flush_now
         self._zk: Any = None
         self._config_lock: Any = None
         self.membership: ZooKeeperMembership | None = None

@@ -9,9 +9,13 @@ saw the same writes hold the same rows, however many proxies wrote concurrently.
 
 A server that comes back empty, or joins, is *repaired* by a proxy before it answers reads
 for its keys: ``jubako.catch_up`` starts recording the keys written meanwhile,
-``jubako.export`` on the other replicas gives the rows it should hold (paged, in key
-order), ``jubako.import`` stores them (a key written since catch-up began keeps what the
-write left), and ``jubako.catch_up`` again ends it. Export and import are the service's
+``jubako.export`` on the other servers gives the rows it should hold (paged, in key
+order; copies left from an earlier ring first, then the replicas' current ones, which
+win), ``jubako.import`` stores them (a key written since catch-up began keeps what the
+write left), ``jubako.prune`` removes the rows it still holds that its replicas no longer
+have (deleted while it was away; only with the ``delete_rows`` hook, and only when the
+ring has not changed since the replicas were last whole), and ``jubako.catch_up`` again
+ends it. Export and import are the service's
 hooks :meth:`~runtime.server.base.ServerBase.export_rows` and
 :meth:`~runtime.server.base.ServerBase.import_rows`; a service without them answers
 ``jubako.export`` with nil, and its replicas are left as they are. ``jubako.ping`` tells a
@@ -21,14 +25,25 @@ proxy the server is alive and which process answers (a new one after a restart).
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from runtime.cluster.cht import Ring
 from runtime.errors import ProtocolError, TypeMismatch
-from runtime.rpc.dispatch import Dispatcher, ErrorReply, Handler, error_of
+from runtime.rpc.dispatch import (
+    BAD_ARGUMENTS,
+    Call,
+    Dispatcher,
+    Done,
+    ErrorReply,
+    Handler,
+    InlinePlan,
+    error_of,
+)
 from runtime.rpc.locks import LockMode
 from runtime.rpc.pool import ClientPool
 from runtime.server.base import ServerBase
@@ -45,30 +60,11 @@ INTERNAL_METHODS = (
     "jubako.export",
     "jubako.import",
     "jubako.catch_up",
+    "jubako.prune",
 )
 #: Rows one ``jubako.export`` page holds at most.
 MAX_PAGE = 10_000
 _ANY = _t.Object()
-
-
-async def _started(handler: Handler, args: list[Any]) -> object:
-    """Run a ``start`` row and wait for its wire result (ReplicationFailed on an error)."""
-    assert handler.start is not None
-    answer: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-
-    def done(error: BaseException | None, result: object) -> None:
-        if answer.done():
-            return
-        if error is not None:
-            answer.set_exception(ReplicationFailed(*error_of(error)))
-        else:
-            answer.set_result(result)
-
-    try:
-        handler.start(args, done)
-    except Exception as error:
-        done(error, None)
-    return await answer
 
 
 class ReplicationFailed(Exception):
@@ -78,42 +74,6 @@ class ReplicationFailed(Exception):
         super().__init__(str(wire_error))
         self.wire_error = wire_error
         self.wire_result = wire_result
-
-
-class _KeyLocks:
-    """One asyncio lock per key in use; a key's lock goes away when nobody holds it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
-
-    async def __call__(self, key: object) -> _Held:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        await lock.acquire()
-        return _Held(self, key, lock)
-
-    def release(self, key: object, lock: asyncio.Lock) -> None:
-        lock.release()
-        _, users = self._locks[key]
-        if users <= 1:
-            del self._locks[key]
-        else:
-            self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
-class _Held:
-    __slots__ = ("key", "lock", "locks")
-
-    def __init__(self, locks: _KeyLocks, key: object, lock: asyncio.Lock) -> None:
-        self.locks, self.key, self.lock = locks, key, lock
-
-    def release(self) -> None:
-        self.locks.release(self.key, self.lock)
 
 
 class Replication:
@@ -134,19 +94,32 @@ class Replication:
         self.timeout = timeout
         #: A new value each time the process starts: a proxy tells a restart by it.
         self.incarnation = secrets.token_hex(8)
-        self._keys = _KeyLocks()
+        #: Keys whose last write is being replicated, with the writes waiting behind it.
+        self._busy_keys: dict[object, collections.deque[_Write]] = {}
+        self._backup_lists: dict[tuple[Any, ...], list[tuple[str, int]]] = {}
+        self._plans: dict[str, InlinePlan | None] = {}
         #: While a proxy repairs this server: the keys written since, and by which methods.
         self._recording: set[object] | None = None
         self._recorded_methods: dict[str, Handler] = {}
+        #: While a proxy repairs this server: the keys it imported.
+        self._imported: set[str] = set()
 
     def handlers(self) -> dict[str, Handler]:
         """The dispatch rows of the ``jubako.*`` methods."""
         return {
-            "jubako.replicate": Handler(self.replicate, LockMode.NOLOCK, (_ANY, _ANY, _ANY), _ANY),
+            "jubako.replicate": Handler(
+                self.replicate,
+                LockMode.NOLOCK,
+                (_ANY,) * 4,
+                _ANY,
+                takes_cluster_name=False,
+                start=self.start_replicate,
+            ),
             "jubako.ping": Handler(self.ping, LockMode.NOLOCK, (), _ANY),
             "jubako.export": Handler(self.export, LockMode.ANALYSIS, (_ANY,) * 7, _ANY),
             "jubako.import": Handler(self.import_, LockMode.UPDATE, (_ANY,), _t.Bool()),
             "jubako.catch_up": Handler(self.catch_up, LockMode.NOLOCK, (_ANY, _ANY), _t.Bool()),
+            "jubako.prune": Handler(self.prune, LockMode.UPDATE, (_ANY,) * 4, _t.Int(size=8)),
         }
 
     async def close(self) -> None:
@@ -154,79 +127,77 @@ class Replication:
 
     # -- ordered writes -------------------------------------------------------------------
 
-    async def replicate(self, method: object, backups: object, params: object) -> object:
-        """Apply ``method`` with ``params`` (the call's wire params, the cluster name and
-        the key first) here, then on ``backups`` (``"host:port"`` texts), one write per key
-        at a time; the method's wire result, or ReplicationFailed naming the replicas that
-        did not take it."""
+    async def replicate(
+        self, cluster: object, method: object, backups: object, params: object
+    ) -> object:
+        """:meth:`start_replicate` awaited (the general path's way to call it)."""
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+        def done(error: BaseException | None, result: object) -> None:
+            if not future.done():
+                future.set_exception(error) if error is not None else future.set_result(result)
+
+        self.start_replicate([cluster, method, backups, params], done)
+        return await future
+
+    def start_replicate(self, args: list[Any], done: Done) -> None:
+        """``jubako.replicate(cluster, method, backups, params)``: apply ``method`` with
+        ``params`` (the call's wire params, the cluster name and the key first) here, then
+        on ``backups`` (``"host:port"`` texts); ``done`` gets the method's wire result, or
+        ReplicationFailed naming the replicas that did not take it.
+
+        A key's writes run one at a time, in the order they arrived: a write to a key
+        whose last write is still on its way to the backups waits for it to be answered.
+        No task per write: the backups are called over open connections with callbacks.
+        """
+        _, method, backups, params = args
         name = _text(method, "method")
         if name.startswith("jubako.") or not isinstance(params, list) or len(params) < 2:
             raise TypeMismatch(f"jubako.replicate: cannot replicate {name!r} with these params")
         if not isinstance(backups, list):
             raise TypeMismatch("jubako.replicate: backups must be a list of HOST:PORT")
-        nodes = [_node(backup) for backup in backups]
-        dispatcher = self._dispatcher()
-        call_params = params
+        nodes = self._nodes(backups)
         key = params[1]
         try:
-            hash(key)
+            waiting = self._busy_keys.get(key)
         except TypeError:
             raise TypeMismatch("jubako.replicate: the key is not a string") from None
-        held = await self._keys(key)
-        try:
-            result = await self._apply(dispatcher, name, call_params)
-            failures = await self._send(name, call_params, nodes)
-        finally:
-            held.release()
-        if failures:
-            raise ReplicationFailed(
-                f"{name}: applied on {self._self_id()}"
-                + "".join(f", {_name(node)}" for node in nodes if node not in failures)
-                + "; not on "
-                + "; ".join(f"{_name(node)}: {reason}" for node, reason in failures.items()),
-                [_name(node) for node in failures],  # for the proxy: repair these
-            )
-        return result
+        write = _Write(self, key, name, nodes, params, done)
+        if waiting is not None:  # this key's last write is still being replicated
+            waiting.append(write)
+            return
+        self._busy_keys[key] = collections.deque()
+        write.apply()
 
-    async def _apply(self, dispatcher: Dispatcher, name: str, params: list[Any]) -> object:
-        """Run ``name`` here as a call from a client would run, and its wire result."""
-        prepared = dispatcher.prepare(name, params)
-        if isinstance(prepared, ErrorReply):
-            raise ReplicationFailed(prepared.error, prepared.result)
-        handler = prepared.handler
-        if handler.start is not None and not handler.is_async:
-            # A snapshot model's update (runtime.server.snapshot): its writer answers the
-            # wire result through ``done``, on the loop.
-            return await _started(handler, prepared.args)
-        if handler.is_async or handler.start is not None:
-            raise TypeMismatch(f"jubako.replicate: {name} cannot be replicated")
+    def _nodes(self, backups: list[Any]) -> list[tuple[str, int]]:
+        """The backups as ``(host, port)``; the few lists a cluster sends are remembered."""
         try:
-            ran, result = dispatcher.try_run_inline(prepared)
-            if not ran:
-                loop = asyncio.get_running_loop()
-                _, result = await loop.run_in_executor(None, dispatcher.run_blocking, prepared)
-        except Exception as error:
-            wire_error, wire_result = error_of(error)
-            raise ReplicationFailed(wire_error, wire_result) from None
-        bad, wire = dispatcher.encode(prepared, result)
-        if bad is not None:
-            raise ReplicationFailed(bad)
-        return wire
+            wanted = tuple(backups)
+            found = self._backup_lists.get(wanted)
+        except TypeError:  # not texts: _node says what they are
+            return [_node(backup) for backup in backups]
+        if found is None:
+            found = [_node(backup) for backup in backups]
+            if len(self._backup_lists) >= 256:
+                self._backup_lists.clear()
+            self._backup_lists[wanted] = found
+        return found
 
-    async def _send(
-        self, name: str, params: list[Any], nodes: Sequence[tuple[str, int]]
-    ) -> dict[tuple[str, int], str]:
-        """Send the write to every backup; the ones that failed, with why."""
-        if not nodes:
-            return {}
-        timeout = self.timeout
-        calls = (self.pool.call(host, port, name, params, timeout=timeout) for host, port in nodes)
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        return {
-            node: f"{type(outcome).__name__}: {outcome}"
-            for node, outcome in zip(nodes, outcomes, strict=True)
-            if isinstance(outcome, BaseException)
-        }
+    def plan(self, name: str, dispatcher: Dispatcher) -> InlinePlan | None:
+        """How ``name`` runs inline (an update method's), remembered; None when it cannot."""
+        if name not in self._plans:
+            found = dispatcher.inline_plan(name)
+            usable = found is not None and found.lock is LockMode.UPDATE and found.start is None
+            self._plans[name] = found if usable else None
+        return self._plans[name]
+
+    def _next(self, key: object) -> None:
+        """A write to ``key`` has been answered: start the next one waiting, if any."""
+        waiting = self._busy_keys.get(key)
+        if waiting:
+            waiting.popleft().apply()
+        else:
+            self._busy_keys.pop(key, None)
 
     # -- liveness -------------------------------------------------------------------------
 
@@ -245,32 +216,31 @@ class Replication:
         members: object,
         replicas: object,
         target: object,
-        sources: object,
         me: object,
+        holders: object,
         after: object,
         limit: object,
     ) -> object:
-        """Rows ``target`` should hold and this server (``me`` on the ring) is the first
-        source for, in key order after ``after``: ``[rows, last key]`` (``last key`` nil at
-        the end), or nil when the service cannot export rows.
+        """Rows this server (``me`` on the ring) holds that ``target`` should hold, in key
+        order after ``after``: ``[rows, last key]`` (``last key`` nil at the end), or nil
+        when the service cannot export rows.
 
         A key is ``target``'s when ``target`` is among its ``replicas`` first servers on the
-        ring of ``members``; this server is its source when it is the first of them, other
-        than ``target``, that is in ``sources`` (the caught-up servers)."""
+        ring of ``members``. With ``holders`` true, only the keys this server is a replica
+        of too (current copies); with it false, only the others (copies left from an
+        earlier ring: a repair imports them first, so current copies win)."""
         if not self.serv.exports_rows:
             return None
         ring = Ring(_texts(members, "members"))
         count = _count(replicas, "replicas")
         want = _text(target, "target")
-        live = set(_texts(sources, "sources"))
         me = _text(me, "me")
+        current = bool(holders)
         page = min(_count(limit, "limit"), MAX_PAGE)
 
         def owned(key: str) -> bool:
-            holders = ring.nodes_for(key, count)
-            if want not in holders:
-                return False
-            return next((h for h in holders if h != want and h in live), None) == me
+            found = ring.nodes_for(key, count)
+            return want in found and (me in found) is current
 
         start = None if after is None else _text(after, "after")
         rows = self.serv.export_rows(owned, start, page)
@@ -291,7 +261,43 @@ class Replication:
                 continue
             kept.append((_text(raw_key, "key"), row))
         self.serv.import_rows(kept)
+        if self._recording is not None:
+            self._imported.update(key for key, _ in kept)
         return True
+
+    def prune(self, members: object, replicas: object, me: object, sources: object) -> int:
+        """At the end of a repair: delete the rows this server (``me``) holds for keys that
+        a live replica (``sources``) exported to it nothing for, and that nobody wrote
+        since catch-up began (they were deleted while it was away). Keys with no live
+        replica besides this one are kept. Returns how many rows went; 0 without the
+        service's ``delete_rows`` hook."""
+        if self._recording is None or not self.serv.deletes_rows:
+            return 0
+        ring = Ring(_texts(members, "members"))
+        count = _count(replicas, "replicas")
+        me = _text(me, "me")
+        live = set(_texts(sources, "sources")) - {me}
+        written = self._recording
+        imported = self._imported
+
+        def stale(key: str) -> bool:
+            if key in imported or key in written or key.encode("utf-8") in written:
+                return False
+            holders = ring.nodes_for(key, count)
+            return me in holders and any(h in live for h in holders)
+
+        gone: list[str] = []
+        after: str | None = None
+        while True:
+            rows = self.serv.export_rows(stale, after, MAX_PAGE)
+            gone.extend(key for key, _ in rows)
+            if len(rows) < MAX_PAGE:
+                break
+            after = rows[-1][0]
+        if gone:
+            self.serv.delete_rows(gone)
+            log.info("repair: %d rows deleted elsewhere while this server was away", len(gone))
+        return len(gone)
 
     def catch_up(self, begin: object, methods: object) -> bool:
         """Begin (record the keys ``methods`` write from now on) or end a repair."""
@@ -312,7 +318,161 @@ class Replication:
         if self._recording is not None:
             log.info("caught up (%d keys were written meanwhile)", len(self._recording))
         self._recording = None
+        self._imported = set()
         return True
+
+
+class _Write:
+    """One replicated write: applied here, then sent to the backups; answers once."""
+
+    __slots__ = ("done", "failures", "key", "left", "name", "nodes", "owner", "params", "wire")
+
+    def __init__(
+        self,
+        owner: Replication,
+        key: object,
+        name: str,
+        nodes: list[tuple[str, int]],
+        params: list[Any],
+        done: Done,
+    ) -> None:
+        self.owner = owner
+        self.key = key
+        self.name = name
+        self.nodes = nodes
+        self.params = params
+        self.done = done
+        self.failures: dict[tuple[str, int], str] = {}
+        self.left = len(nodes)
+        self.wire: object = None
+
+    def apply(self) -> None:
+        """Run the method here (inline when the model lock is free, else on a worker)."""
+        dispatcher = self.owner._dispatcher()
+        plan = self.owner.plan(self.name, dispatcher)
+        if (
+            plan is not None
+            and len(self.params) == plan.arity
+            and self._run_inline(plan, dispatcher)
+        ):
+            return
+        prepared = dispatcher.prepare(self.name, self.params)
+        if isinstance(prepared, ErrorReply):
+            self.finish(ReplicationFailed(prepared.error, prepared.result))
+            return
+        handler = prepared.handler
+        if handler.start is not None and not handler.is_async:
+            # A snapshot model's update (runtime.server.snapshot): its writer answers the
+            # wire result through ``done``, on the loop.
+            def done(error: BaseException | None, result: object) -> None:
+                if error is not None:
+                    self.finish(ReplicationFailed(*error_of(error)))
+                else:
+                    self.sent(result)
+
+            try:
+                handler.start(prepared.args, done)
+            except Exception as error:
+                done(error, None)
+            return
+        if handler.is_async or handler.start is not None:
+            self.finish(TypeMismatch(f"jubako.replicate: {self.name} cannot be replicated"))
+            return
+        try:
+            ran, result = dispatcher.try_run_inline(prepared)
+        except Exception as error:
+            self.finish(ReplicationFailed(*error_of(error)))
+            return
+        if ran:
+            self.applied(dispatcher, prepared, result)
+            return
+        loop = asyncio.get_running_loop()
+        running = loop.run_in_executor(None, dispatcher.run_blocking, prepared)
+        running.add_done_callback(lambda f: self._ran(dispatcher, prepared, f))
+
+    def _run_inline(self, plan: InlinePlan, dispatcher: Dispatcher) -> bool:
+        """The common case, as the server's inline path runs an update: False (nothing
+        run) when the model lock is taken or an argument does not decode."""
+        lock = dispatcher.model_lock
+        if not lock.try_acquire_write():
+            return False
+        try:
+            wire = plan.run(self.params)
+            if wire is BAD_ARGUMENTS:
+                return False  # the general path says which argument
+            if dispatcher.on_update is not None:
+                dispatcher.on_update()
+        except Exception as error:
+            self.finish(ReplicationFailed(*error_of(error)))
+            return True
+        finally:
+            lock.release_write()
+        self.sent(wire)
+        return True
+
+    def _ran(self, dispatcher: Dispatcher, prepared: Call, running: asyncio.Future[Any]) -> None:
+        error = running.exception() if not running.cancelled() else ProtocolError("cancelled")
+        if error is not None:
+            self.finish(ReplicationFailed(*error_of(error)))
+        else:
+            self.applied(dispatcher, prepared, running.result()[1])
+
+    def applied(self, dispatcher: Dispatcher, prepared: Call, result: object) -> None:
+        bad, wire = dispatcher.encode(prepared, result)
+        if bad is not None:
+            self.finish(ReplicationFailed(bad))
+            return
+        self.sent(wire)
+
+    def sent(self, wire: object) -> None:
+        """Applied here with wire result ``wire``: now to the backups."""
+        self.wire = wire
+        if not self.nodes:
+            self.finish(None)
+            return
+        pool, timeout = self.owner.pool, self.owner.timeout
+        for node in self.nodes:
+            answer = functools.partial(self.answer, node)
+            client = pool.client(*node)
+            if not client.call_soon(self.name, self.params, answer, timeout=timeout):
+                connecting = asyncio.ensure_future(
+                    pool.call(*node, self.name, self.params, timeout=timeout)
+                )
+                connecting.add_done_callback(functools.partial(_settled, answer))
+
+    def answer(self, node: tuple[str, int], error: BaseException | None, result: object) -> None:
+        if error is not None:
+            self.failures[node] = f"{type(error).__name__}: {error}"
+        self.left -= 1
+        if self.left == 0:
+            self.finish(None)
+
+    def finish(self, error: BaseException | None) -> None:
+        owner = self.owner
+        if error is None and self.failures:
+            error = ReplicationFailed(
+                f"{self.name}: applied on {owner._self_id()}"
+                + "".join(f", {_name(n)}" for n in self.nodes if n not in self.failures)
+                + "; not on "
+                + "; ".join(f"{_name(n)}: {why}" for n, why in self.failures.items()),
+                [_name(node) for node in self.failures],  # for the proxy: repair these
+            )
+        try:
+            self.done(error, None) if error is not None else self.done(None, self.wire)
+        finally:
+            owner._next(self.key)
+
+
+def _settled(
+    answer: Callable[[BaseException | None, object], None], call: asyncio.Future[Any]
+) -> None:
+    """A backup call that had to connect first has ended: pass its outcome on."""
+    if call.cancelled():
+        answer(ProtocolError("cancelled"), None)
+    elif call.exception() is not None:
+        answer(call.exception(), None)
+    else:
+        answer(None, call.result())
 
 
 def _recording(handler: Handler, written: set[object]) -> Handler:

@@ -23,7 +23,7 @@ from runtime.errors import JubakoError, RPCError, UnknownMethod
 from runtime.rpc.client import Client
 from runtime.tools import batch
 from runtime.tools.local_cluster import ClusterSpec, ClusterState, down, up
-from runtime.tools.status_table import render_json, render_table, text_status
+from runtime.tools.status_table import render_json, render_table, text_status, with_states
 from runtime.version import __version__
 
 DEFAULT_DIR = ".jubako-cluster"
@@ -169,6 +169,7 @@ def _status(args: argparse.Namespace) -> int:
                 pass  # a server, not a proxy
             else:
                 sections["get_proxy_status"] = text_status(proxy)
+                with_states(sections["get_status"], sections["get_proxy_status"])
     except (RPCError, OSError, ValueError) as error:
         print(f"jubako: {args.address}: {error}", file=sys.stderr)
         return 1

@@ -2,8 +2,9 @@
 
 ``{server_id: {key: value}}`` from a server, a proxy or a whole cluster becomes a text
 table with the keys sorted and a ``-`` where a server lacks a key; long values are cut to
-``max_width`` characters with ``…`` (``--json`` in the command shows them whole). Pure
-formatting: no I/O here.
+``max_width`` characters with ``…`` (``--json`` in the command shows them whole). Through
+a proxy, :func:`with_states` gives every server the proxy knows a column with its state,
+down ones included. Pure formatting: no I/O here.
 """
 
 from __future__ import annotations
@@ -58,6 +59,22 @@ def text_status(wire: object) -> dict[str, dict[str, str]]:
             raise ValueError(f"expected a map of keys for {server!r}")
         out[_text(server)] = {_text(k): _text(v) for k, v in values.items()}
     return out
+
+
+#: The row that shows each server's state as its proxy sees it.
+STATE_ROW = "(state)"
+#: How a proxy's ``get_proxy_status`` names a server's state: ``server.<ip>_<port>``.
+STATE_PREFIX = "server."
+
+
+def with_states(status: dict[str, dict[str, str]], proxy: Status) -> None:
+    """Add a :data:`STATE_ROW` to ``status`` (a cluster's ``get_status`` through a proxy)
+    from the proxy's ``get_proxy_status``: every server it knows gets its state ("up",
+    "down since ..."), and one that did not answer gets a column of its own."""
+    for values in proxy.values():
+        for key, state in values.items():
+            if key.startswith(STATE_PREFIX):
+                status.setdefault(key[len(STATE_PREFIX) :], {})[STATE_ROW] = state
 
 
 def _text(value: object) -> str:

@@ -185,7 +185,7 @@ class ZooKeeperMembership:
 
     def mark_down(self, host: str, port: int) -> None:
         if not self._down.is_down((host, port)):
-            log.warning(
+            log.debug(  # the proxy's keeper logs each server's state
                 "%s:%d marked down; retried after %.1fs", host, port, self._down.retry_interval
             )
         self._down.mark_down((host, port))
@@ -196,7 +196,7 @@ class ZooKeeperMembership:
 
     def mark_up(self, host: str, port: int) -> None:
         if self._down.mark_up((host, port)):
-            log.info("%s:%d is up again", host, port)
+            log.debug("%s:%d is up again", host, port)
             self._watchers.notify(self.snapshot())
 
     # -- life cycle -------------------------------------------------------------------------

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from runtime.tools.status_table import render_json, render_table, text_status
+from runtime.tools.status_table import (
+    STATE_ROW,
+    render_json,
+    render_table,
+    text_status,
+    with_states,
+)
 
 
 def test_columns_per_server_rows_per_key_sorted_and_aligned() -> None:
@@ -41,3 +47,22 @@ def test_wire_bytes_become_text_and_json_is_sorted() -> None:
         text_status([1, 2])
     with pytest.raises(ValueError, match="map of keys"):
         text_status({b"s": 5})
+
+
+def test_a_proxy_shows_every_server_with_its_state_down_ones_too() -> None:
+    status = {"10.0.0.1_9199": {"pid": "11"}, "10.0.0.2_9199": {"pid": "22"}}
+    proxy = {
+        "10.0.0.9_9198": {
+            "pid": "99",
+            "server.10.0.0.1_9199": "up",
+            "server.10.0.0.2_9199": "catching up since 2026-12-04T10:00:00",
+            "server.10.0.0.3_9199": "down since 2026-12-04T10:00:00 (no answer to a probe)",
+        }
+    }
+    with_states(status, proxy)
+    assert sorted(status) == ["10.0.0.1_9199", "10.0.0.2_9199", "10.0.0.3_9199"]
+    assert status["10.0.0.3_9199"] == {STATE_ROW: proxy["10.0.0.9_9198"]["server.10.0.0.3_9199"]}
+    assert status["10.0.0.1_9199"] == {"pid": "11", STATE_ROW: "up"}
+    table = render_table(status, max_width=60)
+    state_line = next(line for line in table.splitlines() if line.startswith(STATE_ROW))
+    assert "down since" in state_line and "catching up" in state_line
