@@ -1,7 +1,9 @@
-"""The classifier service behind a real RPC server on 127.0.0.1: its ``#@nolock`` methods
-run under the framework's model lock (``model_lock_for``), so while a writer on another
-thread (as the mixer applying a diff) holds it, a ``classify`` waits in the server's queue
-and the event loop goes on answering. And what ``model_lock_for`` may name."""
+"""The classifier service behind a real RPC server on 127.0.0.1, its rows made as the
+server makes them: ``classify`` reads the published snapshot with no lock, so while the
+writer thread is busy (a mix applying its diff, a long load) a ``classify`` is answered at
+once from the last snapshot; a ``train`` queued behind the busy writer is answered once
+applied, and a ``classify`` sent after that answer sees it. And what ``model_lock_for``
+may name."""
 
 from __future__ import annotations
 
@@ -19,12 +21,11 @@ from engines.classifier import classifier_types as types
 from engines.classifier.classifier_client import AsyncClassifier
 from engines.classifier.classifier_impl import handlers
 from engines.classifier.classifier_serv import ClassifierServ
-from runtime.errors import UnknownMethod
-from runtime.rpc.client import AsyncClient
 from runtime.rpc.dispatch import Dispatcher
 from runtime.rpc.locks import LockMode
 from runtime.rpc.server import RpcServer
-from runtime.server.main import with_model_locks
+from runtime.server.main import with_model_locks, with_wire_methods
+from runtime.server.snapshot import snapshot_rows
 from runtime.wire.datum import Datum
 
 CONFIG = {
@@ -37,11 +38,16 @@ CONFIG = {
 @pytest_asyncio.fixture
 async def served() -> AsyncIterator[tuple[RpcServer, ClassifierServ]]:
     serv = ClassifierServ(json.dumps(CONFIG))
-    dispatcher = Dispatcher(with_model_locks(handlers(serv), serv), cluster_name="c")
+    holder = serv.snapshot_model()
+    assert holder is not None
+    rows = with_wire_methods(with_model_locks(handlers(serv), serv), serv)
+    dispatcher = Dispatcher(snapshot_rows(rows, holder), cluster_name="c")
     rpc = RpcServer(dispatcher, "127.0.0.1", 0, threads=2)
+    await holder.start()
     await rpc.start()
     yield rpc, serv
     await rpc.close()
+    await holder.stop()
 
 
 def _datum(x: float) -> Datum:
@@ -49,43 +55,42 @@ def _datum(x: float) -> Datum:
 
 
 @pytest.mark.asyncio
-async def test_a_classify_waits_for_a_writer_without_stopping_the_loop(
+async def test_a_classify_is_answered_while_the_writer_is_busy(
     served: tuple[RpcServer, ClassifierServ],
 ) -> None:
-    rpc, _ = served
+    rpc, serv = served
+    holder = serv.snapshot_model()
+    assert holder is not None
     async with AsyncClassifier("127.0.0.1", rpc.port, "c") as client:
         examples = [types.LabeledDatum("pos", _datum(1.0)), types.LabeledDatum("neg", _datum(-1))]
-        for _ in range(3):  # after its first calls, classify is known fast: it runs inline
-            await client.train(examples)
-            await client.classify([_datum(0.5)])
-        assert rpc.timings["classify"].fast
+        assert await client.train(examples) == 2
+        before = await client.classify([_datum(0.5)])
 
-        held = threading.Event()
-        release = threading.Event()
+        held, release = threading.Event(), threading.Event()
 
-        def writer() -> None:  # what the mixer does while it applies a diff
-            with rpc.dispatcher.model_lock.write():
-                held.set()
-                release.wait(5)
+        def busy(model: object) -> None:  # what a mix's put_diff or a load does
+            held.set()
+            release.wait(5)
 
-        thread = threading.Thread(target=writer)
-        thread.start()
+        writer = asyncio.ensure_future(asyncio.to_thread(holder.write, busy))
         try:
             assert await asyncio.to_thread(held.wait, 5)
-            classify = asyncio.ensure_future(client.classify([_datum(0.5)]))
-            await asyncio.sleep(0.2)
-            assert not classify.done(), "classify ran while a writer held the model lock"
-            # The loop is free: another connection is answered at once.
+            train = asyncio.ensure_future(client.train([types.LabeledDatum("neg", _datum(3.0))]))
             started = time.monotonic()
-            async with AsyncClient("127.0.0.1", rpc.port, timeout=5) as other:
-                with pytest.raises(UnknownMethod):
-                    await other.call("no_such_method", ["c"])
-            assert time.monotonic() - started < 0.5
+            during = await asyncio.wait_for(client.classify([_datum(0.5)]), 2)
+            assert time.monotonic() - started < 1.0
+            assert during == before  # the last published snapshot
+            await asyncio.sleep(0.1)
+            assert not train.done(), "the train was answered before it was applied"
         finally:
             release.set()
-            thread.join(5)
-        results = await asyncio.wait_for(classify, 5)
-        assert [result.label for result in results[0]] == ["neg", "pos"]
+        await writer
+        assert await asyncio.wait_for(train, 5) == 1
+        after = await client.classify([_datum(0.5)])  # sent after the answer: sees it
+        assert after != before
+        assert {r.label for r in after[0]} == {"pos", "neg"}
+    status = holder.status()
+    assert status["writer.applied"] == "3"  # two trains and the busy write
 
 
 def test_model_lock_for_names_only_nolock_methods() -> None:
