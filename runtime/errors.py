@@ -111,6 +111,11 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+class StartModeError(ConfigError):
+    """The flags name no mode a server can start in (standalone without a config,
+    ZooKeeper without a cluster name): Jubatus's line, usage, exit status 1."""
+
+
 class MembershipError(JubakoError):
     """ZooKeeper membership cannot be used (unreachable, bad address, not started)."""
 

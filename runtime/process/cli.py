@@ -4,16 +4,19 @@ Long and short forms follow Jubatus (``--rpc-port``/``-p``, ``--thread``/``-c``,
 scripts written for Jubatus servers keep working. Parsing gives a validated
 :class:`~runtime.process.settings.ServerSettings` or
 :class:`~runtime.process.settings.ProxySettings`; bad values exit with status 2 and a
-message naming the flag.
+message naming the flag, and flags that name no mode to start in (``-z`` without ``-n``)
+with Jubatus's line and status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, StartModeError
 from runtime.process.settings import (
     EVENT_LOOPS,
     ProxySettings,
@@ -24,6 +27,15 @@ from runtime.process.settings import (
 from runtime.version import __version__
 
 S = TypeVar("S", ServerSettings, ProxySettings)
+#: The Jubatus release whose wire, flags and files Jubako follows (``--version`` says it
+#: first, as Jubatus does, for tools that read it).
+JUBATUS_VERSION = "1.1.1"
+
+
+def version_text(prog: str) -> str:
+    """``--version``: Jubatus's words (``jubatus-1.1.1 (jubaclassifier)``), then Jubako's
+    own version on the same line: ``jubatus-1.1.1 (jubaclassifier) jubako-0.1.0``."""
+    return f"jubatus-{JUBATUS_VERSION} ({prog}) jubako-{__version__}"
 
 
 class _DefaultsShown(argparse.HelpFormatter):
@@ -136,7 +148,14 @@ def _common(parser: argparse.ArgumentParser, defaults: ServerSettings | ProxySet
         '"_" (e.g. {"thread": 4} or thread: 4); JUBAKO_<SETTING> environment variables '
         "override it, flags override both",
     )
-    add("-v", "--version", action="version", version=f"jubako-{__version__} (%(prog)s)")
+    add(
+        "-D",
+        "--daemon",
+        action="store_true",
+        help="run in the background once the flags and config are checked; the log goes "
+        "to a file in --logdir (without one it is lost: a warning says so)",
+    )
+    add("-v", "--version", action="version", version=version_text("%(prog)s"))
 
 
 def server_parser(prog: str) -> argparse.ArgumentParser:
@@ -277,8 +296,18 @@ def _parse(
         parser.error(str(error))
     try:
         return settings.validate()
+    except StartModeError as error:
+        start_mode_error(parser, str(error))
     except ConfigError as error:
         parser.error(str(explain(error, sources)))
+
+
+def start_mode_error(parser: argparse.ArgumentParser, message: str) -> typing.NoReturn:
+    """Exit as Jubatus does when the flags name no mode to start in: its line on stderr
+    (``message``'s first line is Jubatus's own), the usage, status 1."""
+    print(message, file=sys.stderr)
+    parser.print_usage(sys.stderr)
+    sys.exit(1)
 
 
 def parse_server_args(

@@ -7,6 +7,7 @@ cluster; a second signal exits at once (status 1).
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import logging
 import os
@@ -42,6 +43,17 @@ async def serve_until_signalled(
     finally:
         await stop()
     return 0
+
+
+def report_start_failure(what: str, error: OSError, port: int) -> None:
+    """Log why a server or proxy could not start listening. A taken port gets Jubatus's
+    own line first, ``server failed to start: any process using port N?`` (toolkits such
+    as jubakit read it to try another port), and the system's words on the next line."""
+    if error.errno == errno.EADDRINUSE:
+        log.error("%s failed to start: any process using port %d?", what, port)
+        log.error("(%s)", error)
+    else:
+        log.error("%s failed to start: %s", what, error)
 
 
 def log_file_path(logdir: str, prog: str) -> str | None:

@@ -18,7 +18,7 @@ from typing import ClassVar, TypeVar
 
 import yaml
 
-from runtime.errors import ConfigError, did_you_mean
+from runtime.errors import ConfigError, StartModeError, did_you_mean
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 #: Client connections a server or proxy keeps open at once (fewer when the process may
@@ -49,6 +49,8 @@ class ServerSettings:
     configpath: str = ""
     model_file: str = ""
     config_test: bool = False
+    #: Run in the background (``-D``), the log in ``--logdir``.
+    daemon: bool = False
     zookeeper: str = ""
     name: str = ""
     mixer: str = "linear_mixer"
@@ -80,7 +82,7 @@ class ServerSettings:
         _at_least("read_timeout", self.read_timeout, 0)
         if self.zookeeper:
             if not self.name:
-                raise ConfigError("can't start multinode mode without name specified (--name)")
+                raise StartModeError("can't start multinode mode without name specified")
             _at_least("zookeeper_timeout", self.zookeeper_timeout, 1)
             _at_least("interconnect_timeout", self.interconnect_timeout, 1)
         if self.mixer not in {"linear_mixer"}:
@@ -110,6 +112,8 @@ class ProxySettings:
     logdir: str = ""
     log_config: str = ""
     log_level: str = "INFO"
+    #: Run in the background (``-D``), the log in ``--logdir``.
+    daemon: bool = False
     zookeeper: str = ""
     servers: str = ""
     zookeeper_timeout: float = 10.0

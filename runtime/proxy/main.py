@@ -39,9 +39,15 @@ from runtime.cluster.zookeeper import paths
 from runtime.cluster.zookeeper.membership import ZooKeeperMembership, connect_client
 from runtime.errors import ConfigError, JubakoError, MembershipError, TypeMismatch
 from runtime.process.cli import parse_proxy_args
+from runtime.process.daemon import daemonize
 from runtime.process.lifecycle import Part, System
 from runtime.process.logs import setup_logging
-from runtime.process.serving import log_file_path, run_on_event_loop, serve_until_signalled
+from runtime.process.serving import (
+    log_file_path,
+    report_start_failure,
+    run_on_event_loop,
+    serve_until_signalled,
+)
 from runtime.process.settings import FILE_RESERVE, ProxySettings, connection_cap, listen_host
 from runtime.proxy.forwarder import ClusterView, Forwarder, ForwardError
 from runtime.proxy.replicas import ReplicaKeeper
@@ -389,11 +395,13 @@ def run_proxy(
     setup_logging(settings.log_level, log_file_path(settings.logdir, name))
     try:
         app = ProxyApp(settings, service_type=service_type, routes=routes, prog=name)
+        if settings.daemon:
+            daemonize(settings.logdir)
+            setup_logging(settings.log_level, log_file_path(settings.logdir, name))
         return run_on_event_loop(app.serve(), settings.event_loop)
     except (ConfigError, JubakoError) as error:
         log.error("proxy failed to start: %s", error)
         return 1
     except OSError as error:
-        port = settings.rpc_port
-        log.error("proxy failed to start: %s (any process using port %d?)", error, port)
+        report_start_failure("proxy", error, settings.rpc_port)
         return 1

@@ -35,12 +35,24 @@ from typing import Any
 from runtime.cluster.membership import Node
 from runtime.cluster.zookeeper.lock import ZkLock, config_read_lock, master_lock
 from runtime.cluster.zookeeper.membership import ZooKeeperMembership, connect_client
-from runtime.errors import ConfigError, JubakoError, MembershipError, ModelFileError
+from runtime.errors import (
+    ConfigError,
+    JubakoError,
+    MembershipError,
+    ModelFileError,
+    StartModeError,
+)
 from runtime.mix.linear_mixer import LinearMixer, MixSettings, standalone_handlers
-from runtime.process.cli import parse_server_args
+from runtime.process.cli import parse_server_args, server_parser, start_mode_error
+from runtime.process.daemon import daemonize
 from runtime.process.lifecycle import Part, Subsystem, System
 from runtime.process.logs import setup_logging
-from runtime.process.serving import log_file_path, run_on_event_loop, serve_until_signalled
+from runtime.process.serving import (
+    log_file_path,
+    report_start_failure,
+    run_on_event_loop,
+    serve_until_signalled,
+)
 from runtime.process.settings import ServerSettings, connection_cap, listen_host
 from runtime.rpc.dispatch import Dispatcher, Handler
 from runtime.rpc.listener import parse_allow
@@ -57,6 +69,9 @@ from runtime.wire.types import Object
 __all__ = ["ServerApp", "handler", "load_service_class", "run_server"]
 
 log = logging.getLogger(__name__)
+
+#: Jubatus's words when a standalone server has neither a config nor a model file.
+STANDALONE_NEEDS_CONFIG = "config path or model file must be specified for standalone mode"
 
 HandlersFactory = Callable[[Any], Mapping[str, Handler]]
 
@@ -108,7 +123,6 @@ def read_config(settings: ServerSettings, service_type: str) -> tuple[str, str]:
         return read_config_from(
             settings.zookeeper, service_type, settings.name, timeout=settings.zookeeper_timeout
         )
-    log.warning("no --configpath given: starting with an empty config {}")
     return "{}", ""
 
 
@@ -116,15 +130,19 @@ def build_service(cls: type[ServerBase], config_json: str, config_label: str) ->
     """The service built from its config; a config error names where the config came
     from, and says how to give one when none was."""
     try:
-        return cls(config_json)
+        serv = cls(config_json)
     except ConfigError as error:
-        if not config_label:
-            raise ConfigError(
-                "a config is needed: give a JSON config file with --configpath FILE (with "
-                "--zookeeper, store one first with jubaconfig -c write -t TYPE -n NAME -f "
-                f"FILE); without one the service says: {error}"
+        if not config_label:  # Jubatus's line, then what would do
+            raise StartModeError(
+                f"{STANDALONE_NEEDS_CONFIG}\n"
+                "give a JSON config file with --configpath FILE or a saved model with "
+                "--model_file FILE (with --zookeeper, store a config first with jubaconfig "
+                f"-c write -t TYPE -n NAME -f FILE); without one the service says: {error}"
             ) from None
         raise ConfigError(f"config {config_label}: {error}") from None
+    if not config_label:
+        log.warning("no --configpath given: the service starts with an empty config {}")
+    return serv
 
 
 class ServerApp:
@@ -427,7 +445,12 @@ def run_server(
             prog=prog,
             configpath_label=config_label,
         )
+        if settings.daemon:
+            daemonize(settings.logdir)
+            setup_logging(settings.log_level, log_file_path(settings.logdir, prog))
         return run_on_event_loop(app.serve(), settings.event_loop)
+    except StartModeError as error:
+        start_mode_error(server_parser(prog), str(error))
     except (ConfigError, ModelFileError, JubakoError) as error:
         if settings.config_test:  # the answer -T asks for, once, on stdout
             print(f"Configuration error: {error}")
@@ -435,8 +458,7 @@ def run_server(
             log.error("server failed to start: %s", error)
         return 1
     except OSError as error:
-        port = settings.rpc_port
-        log.error("server failed to start: %s (any process using port %d?)", error, port)
+        report_start_failure("server", error, settings.rpc_port)
         return 1
 
 
