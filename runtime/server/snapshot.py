@@ -280,6 +280,8 @@ class SnapshotModel(Generic[M, S]):
                 notify_room = self._has_waiting
                 if self._blocked:
                     self._room.notify_all()
+            if notify_room:  # the batch taken made room: calls waiting for it go in now
+                self._post(self._admit_waiting)
             if batch:
                 held.extend(self._apply(batch))
             due = time.monotonic() - self.published_at >= self.publish_interval
@@ -287,8 +289,6 @@ class SnapshotModel(Generic[M, S]):
                 self._publish()
                 self._deliver(held)
                 held = []
-            elif notify_room:
-                self._post(self._admit_waiting)
         if held:
             self._publish()
             self._deliver(held)
