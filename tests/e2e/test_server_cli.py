@@ -146,23 +146,22 @@ def test_daemon_returns_at_once_and_logs_to_logdir(tmp_path: Path) -> None:
     logdir.mkdir()
     bad = engine("jubaclassifier", "-D", "--logdir", str(logdir), "--rpc-port", "0")
     assert bad.returncode == 1 and bad.stderr.startswith("config path or model file")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     started = run(
-        "kvs_impl.py", "-D", "--logdir", str(logdir), "--rpc-port", str(port),
+        "kvs_impl.py", "-D", "--logdir", str(logdir), "--rpc-port", "0",
         "--configpath", "config.json", "--datadir", str(tmp_path),
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
-    deadline = time.monotonic() + 20
-    pid = 0
-    while time.monotonic() < deadline:
-        logs = list(logdir.glob("kvs_impl.*.log"))
-        if logs and f"listening on 127.0.0.1:{port}" in logs[0].read_text():
-            pid = int(logs[0].name.split(".")[1])
-            break
+    deadline = time.monotonic() + 30
+    pid = port = 0
+    text = ""
+    while time.monotonic() < deadline and not pid:
+        for log in logdir.glob("kvs_impl.*.log"):
+            text = log.read_text()
+            found = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
+            if found:
+                pid, port = int(log.name.split(".")[1]), int(found.group(1))
         time.sleep(0.1)
-    assert pid, "the daemon never logged that it listens"
+    assert pid, f"the daemon never logged that it listens: {text!r}"
     try:
         with Client("127.0.0.1", port, timeout=10) as client:
             (status,) = client.call("get_status", [""]).values()
