@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
@@ -108,6 +109,11 @@ _MODEL_FIELDS = (
 NAMES_PER_CHUNK = 4096
 #: Datums a classify scores one by one in Python; more are scored as one numpy product.
 BATCH_FROM = 8
+#: Rows a bulk change (a mix, a load) handles per step: each step holds the interpreter a
+#: millisecond or so, and threads reading a snapshot run between steps.
+CHUNK = 8192
+#: How long the writer steps aside between the steps of a bulk change, seconds.
+PAUSE_SECONDS = 0.0001
 
 #: The wire types of the arguments of classify and train (for the errors of bad input).
 _DATA = types.CLASSIFIER_CLASSIFY.args[0]
@@ -247,13 +253,18 @@ class Replica:
             self.sort_labels()
 
     def recount(self) -> None:
-        """The feature counts of get_status, and the per-row diff counts, from the arrays."""
+        """The feature counts of get_status, and the per-row diff counts, from the arrays
+        (:data:`CHUNK` rows at a time)."""
         views = self.arrays.views()
-        rows = self.rows
-        self.master_features = int((~np.isnan(views["WM"][1:rows])).any(axis=1).sum())
-        diff = (~np.isnan(views["WD"][:rows])).sum(axis=1)
-        self.DC[:rows] = array("l", diff.astype(np.int64).tolist())
-        self.diff_features = int((diff[1:] > 0).sum())
+        master = diff_features = 0
+        for low in range(1, self.rows, CHUNK):
+            high = min(low + CHUNK, self.rows)
+            master += int((~np.isnan(views["WM"][low:high])).any(axis=1).sum())
+            diff = (~np.isnan(views["WD"][low:high])).sum(axis=1)
+            self.DC[low:high] = array("l", diff.tolist())
+            diff_features += int((diff > 0).sum())
+        self.master_features = master
+        self.diff_features = diff_features
 
     def copy(self) -> Replica:
         """A copy sharing nothing mutable but the (append-only) feature index."""
@@ -1029,6 +1040,7 @@ def _pack_names(names: list[str]) -> list[bytes]:
 
 def _read_names(value: object, path: str) -> list[str]:
     names: list[str] = []
+    seen: set[str] = set()
     for i, chunk in enumerate(read_list(value, path)):
         if type(chunk) is not bytes:
             raise DiffError(f"{path}[{i}]: expected packed names (bin)")
@@ -1038,9 +1050,10 @@ def _read_names(value: object, path: str) -> list[str]:
             raise DiffError(f"{path}[{i}]: not valid msgpack") from None
         if type(part) is not list or not all(type(name) is str for name in part):
             raise DiffError(f"{path}[{i}]: expected a list of names")
+        seen.update(part)  # a chunk at a time: no step holds the interpreter long
         names.extend(part)
-    if len(set(names)) != len(names):
-        raise DiffError(f"{path}: a feature appears twice")
+        if len(seen) != len(names):
+            raise DiffError(f"{path}: a feature appears twice")
     return names
 
 
@@ -1094,14 +1107,14 @@ def mix_diffs(lhs: object, rhs: object) -> object:
     rows = dict.fromkeys(left.names)
     rows.update(dict.fromkeys(right.names))
     names = list(rows)
-    position = {name: i for i, name in enumerate(names)}
+    position = dict(zip(names, range(len(names)), strict=True))
     columns = {label: j for j, label in enumerate(labels)}
     shape = (len(names), len(labels))
 
     def spread(diff: _Diff, values: FloatArray) -> FloatArray:
         out = np.full(shape, np.nan)
         if diff.names and diff.labels:
-            rows_at = np.fromiter((position[n] for n in diff.names), np.intp, len(diff.names))
+            rows_at = np.array(list(map(position.__getitem__, diff.names)), dtype=np.intp)
             cols_at = np.array([columns[label] for label in diff.labels], dtype=np.intp)
             out[np.ix_(rows_at, cols_at)] = values
         return out
@@ -1128,7 +1141,7 @@ def mix_diffs(lhs: object, rhs: object) -> object:
     frequencies = np.zeros(len(names), dtype=np.int64)
     for diff in (left, right):
         if diff.names:
-            at = np.fromiter((position[n] for n in diff.names), np.intp, len(diff.names))
+            at = np.array(list(map(position.__getitem__, diff.names)), dtype=np.intp)
             frequencies[at] += diff.frequencies
     return _Diff(
         left.version,
@@ -1144,30 +1157,45 @@ def mix_diffs(lhs: object, rhs: object) -> object:
 
 
 def _apply_mixed(work: Replica, diff: _Diff, sent: _Sent | None) -> set[int] | None:
-    """put_diff's changes to ``work`` (see the module docstring); the rows touched."""
-    arrays = work.arrays
-    # Labels of the mixed diff, and its rows, get slots and row ids here.
+    """put_diff's changes to ``work`` (see the module docstring); the rows touched (None:
+    maybe all). Done :data:`CHUNK` rows at a time: no single step holds the interpreter
+    long (readers on other threads go on between the steps)."""
+    # Every label this diff names gets its slot first (a new slot lays the rows out again).
     slots = [work.slot(label) for label in diff.labels]
-    fids = [work.intern(name) for name in diff.names]
-    views = arrays.views()
-    touched: set[int] = set(fids)
-    if fids and slots:
-        at = np.ix_(np.array(fids, dtype=np.intp), np.array(slots, dtype=np.intp))
+    for label in diff.label_counts:
+        work.slot(label)
+    fids = _intern_all(work, diff.names)
+    arrays = work.arrays
+    columns = np.array(slots, dtype=np.intp)
+    for start in range(0, len(fids) if slots else 0, CHUNK):
+        _pause()
+        rows = np.array(fids[start : start + CHUNK], dtype=np.intp)
+        views = arrays.views()
+        at = np.ix_(rows, columns)
         for table, values in (("WM", diff.weights), ("VM", diff.variances)):
+            part = values[start : start + CHUNK]
             current = views[table][at]
-            present = ~np.isnan(values)
+            present = ~np.isnan(part)
             views[table][at] = np.where(
                 present,
-                np.where(np.isnan(current), 0.0, current) + np.where(present, values, 0.0),
+                np.where(np.isnan(current), 0.0, current) + np.where(present, part, 0.0),
                 current,
             )
+        arrays.refresh(rows)
+    for start in range(0, len(fids), CHUNK):
+        counted = np.frombuffer(work.DFM, dtype=np.int64)
+        counted[np.array(fids[start : start + CHUNK], dtype=np.intp)] += diff.frequencies[
+            start : start + CHUNK
+        ]
+        del counted
+    touched: set[int] | None = set(fids) if len(fids) * 4 < work.rows else None
     documents_sent = 0
     sent_labels: dict[str, int] = {}
     if sent is not None:
         took = sent.diff
         documents_sent = took.documents
-        live = [
-            (j, label)
+        same = [
+            (j, work.slots[label])
             for j, label in enumerate(took.labels)
             if label in work.slots and sent.epochs.get(label, 0) == work.epochs.get(label, 0)
         ]
@@ -1176,31 +1204,32 @@ def _apply_mixed(work: Replica, diff: _Diff, sent: _Sent | None) -> set[int] | N
             for label, n in took.label_counts.items()
             if sent.epochs.get(label, 0) == work.epochs.get(label, 0)
         }
-        sent_fids = work.fids(took.names)
-        touched.update(sent_fids)
-        if live and took.names:
-            rows_at = np.array(sent_fids, dtype=np.intp)
-            known = rows_at > 0
-            columns = np.array([j for j, _ in live], dtype=np.intp)
-            at = np.ix_(rows_at[known], np.array([work.slots[label] for _, label in live], np.intp))
-            for table, values in (("WD", took.weights), ("VD", took.variances)):
-                taken = values[known][:, columns]
-                current = views[table][at]
-                both = ~np.isnan(taken) & ~np.isnan(current)
-                rest = np.where(both, current - np.where(both, taken, 0.0), current)
-                views[table][at] = np.where(both & (rest == 0.0), np.nan, rest)
-        # document frequencies: the diff's counts less what was sent
-        if took.names:
-            rows_at = np.array(sent_fids, dtype=np.intp)
-            known = rows_at > 0
+        taken_columns = np.array([j for j, _ in same], dtype=np.intp)
+        live_columns = np.array([slot for _, slot in same], dtype=np.intp)
+        for start in range(0, len(took.names), CHUNK):
+            _pause()
+            found = np.array(work.fids(took.names[start : start + CHUNK]), dtype=np.intp)
+            known = found > 0  # (names this model forgot since, on a clear, are not found)
+            rows = found[known]
+            if touched is not None:
+                touched.update(rows.tolist())
+            if same:
+                views = arrays.views()
+                at = np.ix_(rows, live_columns)
+                for table, values in (("WD", took.weights), ("VD", took.variances)):
+                    taken = values[start : start + CHUNK][known][:, taken_columns]
+                    current = views[table][at]
+                    both = ~np.isnan(taken) & ~np.isnan(current)
+                    rest = np.where(both, current - np.where(both, taken, 0.0), current)
+                    views[table][at] = np.where(both & (rest == 0.0), np.nan, rest)
+                arrays.refresh(rows)
+            # document frequencies: the local counts less what was sent
             counted = np.frombuffer(work.DFD, dtype=np.int64)
-            rest = counted[rows_at[known]] - took.frequencies[known]
-            counted[rows_at[known]] = np.maximum(rest, 0)
+            rest_counts = counted[rows] - took.frequencies[start : start + CHUNK][known]
+            counted[rows] = np.maximum(rest_counts, 0)
             del counted
-    if diff.names:
-        counted = np.frombuffer(work.DFM, dtype=np.int64)
-        counted[np.array(fids, dtype=np.intp)] += diff.frequencies
-        del counted
+        if touched is not None and len(touched) * 4 >= work.rows:
+            touched = None
     work.documents_master += diff.documents
     if sent is not None:
         work.documents_diff = max(work.documents_diff - documents_sent, 0)
@@ -1210,12 +1239,27 @@ def _apply_mixed(work: Replica, diff: _Diff, sent: _Sent | None) -> set[int] | N
         if (~np.isnan(diff.weights[:, j])).any() or (~np.isnan(diff.variances[:, j])).any():
             work.counts.setdefault(label, 0)
     work.sort_labels()
-    rows = np.array(sorted(touched), dtype=np.intp)
-    if rows.size:
-        arrays.refresh(rows)
-    del views
     work.recount()
-    return touched if len(touched) * 4 < work.rows else None
+    return touched
+
+
+def _intern_all(work: Replica, names: list[str]) -> list[int]:
+    """Row ids of ``names`` in ``work``, new names given new ones (a chunk at a time)."""
+    ids = work.index.ids
+    fids: list[int] = []
+    for start in range(0, len(names), CHUNK):
+        part = names[start : start + CHUNK]
+        found = list(map(ids.get, part))
+        if None in found:
+            found = [work.intern(name) for name in part]
+        fids.extend(found)  # type: ignore[arg-type]
+    return fids
+
+
+def _pause() -> None:
+    """Between the steps of a bulk change: let a reader waiting for the interpreter run
+    (a sleep releases it; a thread that only switches holds it again at once)."""
+    time.sleep(PAUSE_SECONDS)
 
 
 def _apply_label_counts(work: Replica, mixed: Mapping[str, int], sent: Mapping[str, int]) -> None:

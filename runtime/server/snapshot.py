@@ -130,6 +130,7 @@ class _Counters:
     last_apply_seconds: float = 0.0
     largest_batch: int = 0
     waited: int = 0
+    rested: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -151,7 +152,10 @@ class SnapshotModel(Generic[M, S]):
     arguments (``{"train": lambda data: len(data)}``); ``weigh`` maps methods to their
     weight from their arguments. ``switch_interval`` lowers the interpreter's thread switch
     interval when the writer starts (a busy writer then gives the event loop the GIL
-    within that many seconds; the default is 5 ms).
+    within that many seconds; the default is 5 ms). ``read_share`` puts reads first: while
+    readers are busy, the writer rests after each batch so that it keeps the interpreter at
+    most ``1 - read_share`` of the time (Python runs one thread at a time: without this a
+    client training at full speed would take half of it from the readers); 0 turns it off.
     """
 
     name = "writer"
@@ -167,7 +171,8 @@ class SnapshotModel(Generic[M, S]):
         max_batch: int = 1024,
         queued: Mapping[str, Callable[..., Any]] | None = None,
         weigh: Mapping[str, Callable[..., int]] | None = None,
-        switch_interval: float = 0.001,
+        switch_interval: float = 0.0005,
+        read_share: float = 0.9,
     ) -> None:
         if buffer_size < 1 or max_batch < 1:
             raise ValueError("buffer_size and max_batch must be at least 1")
@@ -180,8 +185,12 @@ class SnapshotModel(Generic[M, S]):
         self.queued: dict[str, Callable[..., Any]] = dict(queued or {})
         self.weigh: dict[str, Callable[..., int]] = dict(weigh or {})
         self.switch_interval = switch_interval
-        #: The published snapshot: read it with no lock; it never changes once published.
-        self.snapshot: S = make_snapshot(model)
+        if not 0.0 <= read_share < 1.0:
+            raise ValueError("read_share must be at least 0 and under 1")
+        self.read_share = read_share
+        self._snapshot: S = make_snapshot(model)
+        #: Reads of :attr:`snapshot` so far (how the writer knows readers are busy).
+        self.reads = 0
         self.published_at = time.monotonic()
         #: Called on the writer after each applied call of an ``#@update`` method (the
         #: server counts it: ``update_count``, the mixer's ``--interval_count``).
@@ -199,10 +208,17 @@ class SnapshotModel(Generic[M, S]):
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._writer_ident: int | None = None
+        self._reads_seen = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         # Loop-side only: calls waiting for room, in arrival order, and their timer.
         self._waiting: deque[_Waiting] = deque()
         self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def snapshot(self) -> S:
+        """The published snapshot: read it with no lock; it never changes once published."""
+        self.reads += 1  # (not exact across threads: a hint for the writer)
+        return self._snapshot
 
     # -- the writer's side -----------------------------------------------------------------
 
@@ -289,10 +305,24 @@ class SnapshotModel(Generic[M, S]):
                 self._publish()
                 self._deliver(held)
                 held = []
+            if batch and self.read_share and not self._stopping:
+                self._rest(self.counters.last_apply_seconds)
         if held:
             self._publish()
             self._deliver(held)
         log.debug("writer thread ends")
+
+    def _rest(self, busy: float) -> None:
+        """Give the readers their share: rest ``busy * share / (1 - share)`` seconds (at
+        most 50 ms) when they read since the writer last looked."""
+        reads = self.reads
+        if reads == self._reads_seen:
+            return
+        self._reads_seen = reads
+        rest = min(busy * self.read_share / (1.0 - self.read_share), 0.05)
+        if rest > 0.0:
+            self.counters.rested += rest
+            time.sleep(rest)
 
     def _take_batch(self) -> list[_Item]:
         """Up to ``max_batch`` weight of queued items (at least one); the caller holds the
@@ -344,7 +374,7 @@ class SnapshotModel(Generic[M, S]):
             log.exception("making a snapshot failed: readers keep the previous one")
             self.counters.last_error = "make_snapshot failed (see the log)"
             return
-        self.snapshot = snapshot
+        self._snapshot = snapshot
         self.published_at = time.monotonic()
         self.counters.published += 1
 
@@ -537,6 +567,7 @@ class SnapshotModel(Generic[M, S]):
             "writer.largest_batch": str(c.largest_batch),
             "writer.last_apply_seconds": f"{c.last_apply_seconds:.6f}",
             "writer.last_error": c.last_error,
+            "writer.rested_seconds": f"{c.rested:.3f}",
             "snapshot.published": str(c.published),
             "snapshot.age_seconds": f"{time.monotonic() - self.published_at:.3f}",
             "snapshot.publish_interval": f"{self.publish_interval:g}",
