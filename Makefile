@@ -42,6 +42,7 @@ bench: venv oracle
 	$(BIN)/python -m bench.mix
 	$(BIN)/python -m bench.stalled
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.replicas
 
 venv: $(VENV)/.installed
 

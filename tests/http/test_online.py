@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from openapi_spec_validator import validate
 
 from runtime.testing import ServerProcess
 from tests.http.conftest import KVS_DIR, Gateway, start_server
@@ -236,3 +237,4 @@ def test_docs_work_offline_and_openapi_holds_together(kvs_gateway: Gateway) -> N
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
     ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
+    validate(spec)  # the OpenAPI 3 schema itself: raises on any invalid part
