@@ -41,6 +41,7 @@ bench: venv oracle
 	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.mix
 	$(BIN)/python -m bench.stalled
+	$(BIN)/python -m bench.vs_jubatus
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.replicas
 
