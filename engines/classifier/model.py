@@ -60,6 +60,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
+from threading import get_ident
 from typing import Any
 
 import msgpack
@@ -142,6 +143,8 @@ class Replica:
         "labels",
         "master_features",
         "order",
+        "order_labels",
+        "order_slots",
         "retired",
         "rows",
         "slots",
@@ -167,8 +170,10 @@ class Replica:
         #: Training counts per label (what get_labels shows) and their part since the mix.
         self.counts: dict[str, int] = {}
         self.diff_counts: dict[str, int] = {}
-        #: The known labels, sorted, with their slots.
+        #: The known labels, sorted, with their slots (and the two apart, for scoring).
         self.order: tuple[tuple[str, int], ...] = ()
+        self.order_labels: list[str] = []
+        self.order_slots: list[int] = []
         self.documents_master = 0
         self.documents_diff = 0
         self.version = 0
@@ -234,6 +239,8 @@ class Replica:
 
     def sort_labels(self) -> None:
         self.order = tuple((label, self.slot(label)) for label in sorted(self.counts))
+        self.order_labels = [label for label, _ in self.order]
+        self.order_slots = [slot for _, slot in self.order]
 
     def add_label(self, label: str) -> bool:
         if label in self.counts:
@@ -288,6 +295,8 @@ class Replica:
         self.counts = dict(source.counts)
         self.diff_counts = dict(source.diff_counts)
         self.order = source.order
+        self.order_labels = source.order_labels
+        self.order_slots = source.order_slots
         self.documents_master = source.documents_master
         self.documents_diff = source.documents_diff
         self.version = source.version
@@ -324,28 +333,32 @@ class Replica:
 
     def score(self, extracted: Sequence[Extracted]) -> list[list[tuple[str, float]]]:
         """Every known label (sorted) with its score, per datum."""
-        order = self.order
         frequency = self.frequency
-        documents = self.documents()
+        documents = self.documents_master + self.documents_diff
         vectors = [weigh(e, frequency, documents) for e in extracted]
-        if len(vectors) >= BATCH_FROM and order:
+        if len(vectors) >= BATCH_FROM and self.order:
             return self._score_batch(vectors)
-        labels = [label for label, _ in order]
-        slots = [slot for _, slot in order]
+        labels = self.order_labels
+        slots = self.order_slots
         weights = self.arrays.W
         stride = self.arrays.stride
+        get = self.index.ids.get
+        rows = self.rows
         out = []
         for names, values in vectors:
-            bases = [fid * stride for fid in self.fids(names)]
+            fids = list(map(get, names, repeat(0)))
+            if fids and max(fids) >= rows:  # named since this copy was made: unknown here
+                fids = [fid if fid < rows else 0 for fid in fids]
+            bases = [fid * stride for fid in fids]
             scores = []
             for slot in slots:
                 total = 0.0
-                for base, value in zip(bases, values, strict=True):
+                for base, value in zip(bases, values):  # noqa: B905 (one length)
                     total += weights[base + slot] * value
                 scores.append(total)
             if not all(map(math.isfinite, values)):
                 scores = self._without_rows(scores, slots)
-            out.append(list(zip(labels, scores, strict=True)))
+            out.append(list(zip(labels, scores)))  # noqa: B905 (one length)
         return out
 
     def _score_batch(
@@ -825,11 +838,12 @@ class ClassifierSnapshot:
 
     def _read(self, read: Callable[[Replica], Any]) -> Any:
         readers = self._readers
-        replica = readers.enter(self._replica)
+        me = get_ident()
+        replica = readers.enter(self._replica, me)
         try:
             return read(replica)
         finally:
-            readers.leave()
+            readers.leave(me)
 
     def classify(self, data: Sequence[DatumLike]) -> list[list[tuple[str, float]]]:
         extracted = _extract_all(self.converter, data)
@@ -850,11 +864,12 @@ class ClassifierSnapshot:
                 extracted.append(one)
             else:
                 readers = self._readers
-                replica = readers.enter(self._replica)
+                me = get_ident()
+                replica = readers.enter(self._replica, me)
                 try:
                     return replica.score(extracted)
                 finally:
-                    readers.leave()
+                    readers.leave(me)
         try:
             decoded = _DATA.decode(data)
         except WireTypeError as error:

@@ -9,7 +9,7 @@ read in progress, and every change is made twice (once per copy: a copy of the r
 touched the second time).
 
 :class:`Readers` is how a reader says which copy it reads: ``enter(copy)`` before, and
-``leave()`` after, on the same thread, never nested. It works under the GIL's ordering:
+``leave()`` after, on the same thread (naming it), never nested. It works under the GIL's ordering:
 the reader writes its registration, then looks whether its copy is still published; the
 writer marks the copy retired, then looks at the registrations. One of the two sees the
 other, so a reader never reads a copy the writer has started to change (when it finds its
@@ -20,7 +20,6 @@ when it publishes the copy again.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Protocol, TypeVar
 
@@ -48,10 +47,10 @@ class Readers:
         #: Times the writer found a reader on a copy it wanted (a status figure).
         self.waited = 0
 
-    def enter(self, copy: C) -> C:
-        """Register the calling thread as a reader of ``copy`` and return the copy to read:
-        ``copy``, or the newest one when ``copy`` has been retired meanwhile."""
-        me = threading.get_ident()
+    def enter(self, copy: C, me: int) -> C:
+        """Register thread ``me`` (``threading.get_ident()``, the caller's) as a reader of
+        ``copy`` and return the copy to read: ``copy``, or the newest one when ``copy`` has
+        been retired meanwhile."""
         slots = self.slots
         while True:
             slots[me] = copy
@@ -59,8 +58,8 @@ class Readers:
                 return copy
             copy = self.current  # type: ignore[assignment]
 
-    def leave(self) -> None:
-        self.slots.pop(threading.get_ident(), None)
+    def leave(self, me: int) -> None:
+        self.slots.pop(me, None)
 
     def wait_until_free(self, copy: Copy) -> None:
         """Return once no reader is on ``copy`` (which the caller has marked retired)."""
