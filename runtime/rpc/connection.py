@@ -109,7 +109,7 @@ class Connection(asyncio.Protocol):
         #: The client sent bytes past a limit or not MessagePack-RPC: read nothing more.
         self.refused = False
         #: Bytes read but not pushed yet (a large message is scanned a slice at a time).
-        self.backlog = b""
+        self.backlog: bytes | memoryview = b""
         self.closing = False
         self.closed = False
         self.peer = "?"
@@ -189,18 +189,33 @@ class Connection(asyncio.Protocol):
 
     # -- reading and framing -----------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
         if self.refused:  # bytes read before reading stopped
             return
-        if self.decoder.scanner is not None and len(data) > SCAN_SLICE:
+        decoder = self.decoder
+        if decoder.scanner is not None and len(data) > SCAN_SLICE:
             # A large message is walked in Python: a slice per loop iteration, so other
-            # connections wait for one slice at most; the rest waits here, unread.
-            self.backlog = data[SCAN_SLICE:]
-            data = data[:SCAN_SLICE]
-            self._update_reading()
-            self.loop.call_soon(self._take_backlog)
+            # connections wait for one slice at most. Once it is whole, the rest of the
+            # read goes to the C unpacker at once; while it is not, the rest waits here,
+            # unread (a view: no copy).
+            view = memoryview(data)
+            try:
+                decoder.push(view[:SCAN_SLICE])
+            except ProtocolError as error:
+                self.refuse(error)
+                return
+            data = view[SCAN_SLICE:]
+            if decoder.scanner is not None:
+                was_waiting = bool(self.backlog)
+                self.backlog = data
+                if not was_waiting:
+                    self._update_reading()
+                self.loop.call_soon(self._take_backlog)
+                if self._serve_pass():
+                    self._serve_rest()
+                return
         try:
-            self.decoder.push(data)
+            decoder.push(data)
         except ProtocolError as error:  # too large, or not MessagePack-RPC
             self.refuse(error)
             return
@@ -208,12 +223,15 @@ class Connection(asyncio.Protocol):
             self._serve_rest()
 
     def _take_backlog(self) -> None:
-        backlog, self.backlog = self.backlog, b""
+        backlog = self.backlog
         if self.closed or self.closing or self.refused:
+            self.backlog = b""
             return
-        self._update_reading()
         if backlog:
-            self.data_received(backlog)
+            self.data_received(backlog)  # sets a new backlog when a slice is left over
+        if self.backlog is backlog:  # all taken: read again
+            self.backlog = b""
+            self._update_reading()
 
     def watch_progress(self) -> None:
         """Check in ``read_timeout`` seconds that the request in progress keeps coming."""

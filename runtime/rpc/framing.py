@@ -246,8 +246,8 @@ class BoundedDecoder:
         self.boundary = 0
         #: The bytes given to the unpacker that may hold an incomplete message: the last
         #: read, and before it whatever was still unconsumed when it came.
-        self._last: bytes = b""
-        self._older: list[bytes] = []
+        self._last: bytes | memoryview = b""
+        self._older: list[bytes | memoryview] = []
         #: The scanner of a large message in progress, if any.
         self.scanner: Scanner | None = None
         #: The decoded estimate of the scanned message the unpacker holds, with its end.
@@ -270,7 +270,7 @@ class BoundedDecoder:
         :meth:`settle`)."""
         return self.scanner is not None or self.given > self.boundary
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes | memoryview) -> None:
         """Add bytes from the client."""
         self.fed += len(data)
         if self.scanner is None:
