@@ -11,7 +11,8 @@ answers ``{id, score}`` from the first replica. ``add_bulk`` does the same per d
 answers the ids. Every other method is the generated proxy's row (``anomaly_proxy.py``).
 
 The hook is a subclass of :class:`runtime.proxy.main.ProxyApp` overriding one method,
-``_forwarding_handler``, for the two routes; nothing in the runtime knows about anomaly.
+``handler_for`` (the proxy's extension hook), for the two routes; nothing in the runtime
+knows about anomaly.
 """
 
 from __future__ import annotations
@@ -56,14 +57,14 @@ class AnomalyProxyApp(ProxyApp):
         self._id_locks: dict[str, asyncio.Lock] = {}
         super().__init__(settings, service_type=SERVICE_TYPE, routes=ROUTES, prog=prog)
 
-    def _forwarding_handler(self, route: Route) -> Handler:
+    def handler_for(self, route: Route) -> Handler:
         if route.name == "add":
             return Handler(self._add, LockMode.NOLOCK, (_t.Object(), _t.Object()), _t.Object(),
                            takes_cluster_name=False)  # fmt: skip
         if route.name == "add_bulk":
             return Handler(self._add_bulk, LockMode.NOLOCK, (_t.Object(), _t.Object()),
                            _t.Object(), takes_cluster_name=False)  # fmt: skip
-        return super()._forwarding_handler(route)
+        return super().handler_for(route)
 
     async def _add(self, cluster: Any, datum: Any) -> object:
         name = text_param(cluster, "cluster name")

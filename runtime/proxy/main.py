@@ -140,7 +140,7 @@ class ProxyApp:
             self.pool,
             timeout=settings.timeout,
         )
-        handlers = {n: self._forwarding_handler(r) for n, r in self.forwarder.routes.items()}
+        handlers = {n: self.handler_for(r) for n, r in self.forwarder.routes.items()}
         handlers["get_proxy_status"] = Handler(
             self.get_proxy_status, LockMode.NOLOCK, (), sig.GET_PROXY_STATUS.result
         )
@@ -175,8 +175,18 @@ class ProxyApp:
             ],
         )
 
-    def _forwarding_handler(self, route: Route) -> Handler:
-        """A dispatch row taking the raw wire params (cluster name first) of ``route``."""
+    def handler_for(self, route: Route) -> Handler:
+        """The dispatch row that serves ``route``'s method: by default it forwards the raw
+        wire params (cluster name first) as the route says.
+
+        **The proxy's extension hook.** A proxy that must do more than route a method (as
+        Jubatus's anomaly proxy gives ``add`` a cluster-wide id) subclasses
+        :class:`ProxyApp` and overrides this for that method, returning its own
+        :class:`~runtime.rpc.dispatch.Handler` (``takes_cluster_name=False``: it gets the
+        cluster name first); the handler may call ``self.forwarder.forward(method,
+        params)`` to send calls as the routes say. Every other method keeps the default
+        (``super().handler_for(route)``). See ``engines/anomaly/proxy.py`` and
+        ``docs/writing-a-service.md``."""
         forwarder = self.forwarder
         name = route.name
 
