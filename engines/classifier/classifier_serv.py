@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from engines.classifier import classifier_types as types
+from engines.classifier.jubatus_file import linear_from_jubatus, linear_to_jubatus
 from engines.classifier.model import ClassifierModel, ClassifierSnapshot
 from engines.common.buffer_options import buffer_options
 from engines.common.neighbor_classifier import NEIGHBOR_METHODS, NeighborClassifierModel
@@ -50,14 +51,17 @@ from runtime import (
     SnapshotModel,
     TypeMismatch,
 )
-from runtime.errors import WireTypeError
+from runtime.errors import ModelFileError, WireTypeError
+from runtime.mix.mixable import DiffError
 
 
 class ClassifierServ(ServerBase):
     """A Jubatus-compatible classifier."""
 
-    #: 2: the payload holds master and unmixed parts of the model separately.
-    user_data_version = 2
+    #: 1: Jubatus's layout (:mod:`engines.classifier.jubatus_file`); files of Jubako's
+    #: older layout (2: master and unmixed parts as tables) still load.
+    user_data_version = 1
+    older_user_data_versions = (2,)
     model_lock_for: ClassVar[Mapping[str, LockMode]] = {
         "train": LockMode.UPDATE,
         "classify": LockMode.ANALYSIS,
@@ -159,11 +163,18 @@ class ClassifierServ(ServerBase):
         if self.holder is None:
             # A deep copy: the model may change while the framework writes the file.
             return copy.deepcopy(self.model.pack())
-        return self.holder.snapshot.pack()  # a copy of the snapshot: nothing waits on it
+        # A copy of the snapshot (nothing waits on it), in Jubatus's layout.
+        assert isinstance(self.model, ClassifierModel)
+        return linear_to_jubatus(self.holder.snapshot.pack(), self.model.method.uses_variance)
 
     def unpack(self, payload: object) -> None:
         # On the writer (load goes through it) for the linear methods.
-        self.model.unpack(payload)
+        if isinstance(self.model, ClassifierModel) and isinstance(payload, list):
+            try:
+                payload = linear_from_jubatus(payload, self.model.method.uses_variance)
+            except DiffError as error:
+                raise ModelFileError(f"classifier model does not fit: {error}") from None
+        self.model.unpack(payload)  # (a map: the older layout)
 
     def mixable(self) -> Mixable:
         if self.holder is None:

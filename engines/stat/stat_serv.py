@@ -16,15 +16,20 @@ answers once its value is in the window and published, or, with ``"jubako": {"pu
 from __future__ import annotations
 
 from engines.common.buffer_options import buffer_options
+from engines.stat.jubatus_file import from_jubatus, to_jubatus
 from engines.stat.model import StatModel, StatSnapshot
 from runtime import Mixable, ServerBase, SnapshotModel
+from runtime.errors import ModelFileError
+from runtime.mix.mixable import DiffError
 
 
 class StatServ(ServerBase):
     """Sliding-window statistics per key."""
 
-    #: 2: the payload carries the mixed totals next to the windows.
-    user_data_version = 2
+    #: 1: Jubatus's layout (:mod:`engines.stat.jubatus_file`); files of Jubako's older
+    #: layout (2: a map of the window, the mixed totals and the version) still load.
+    user_data_version = 1
+    older_user_data_versions = (2,)
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
@@ -70,9 +75,14 @@ class StatServ(ServerBase):
         return {"window_size": str(self.model.window_size)}
 
     def pack(self) -> object:
-        return self.holder.snapshot.pack()
+        return to_jubatus(self.holder.snapshot.pack())
 
     def unpack(self, payload: object) -> None:
+        if isinstance(payload, list):  # Jubatus's layout (a map: the older one)
+            try:
+                payload = from_jubatus(payload)
+            except DiffError as error:
+                raise ModelFileError(f"stat model does not fit: {error}") from None
         self.model.unpack(payload)  # on the writer: load goes through it
 
     def mixable(self) -> Mixable:

@@ -8,7 +8,9 @@ config, implements the IDL methods, and fills in the hooks the framework calls:
   ``save`` and ``load``. ``unpack`` must build the new model fully before swapping it in,
   so a payload it rejects leaves the running model untouched;
 - ``user_data_version`` is stored in model files; ``load`` refuses files of another version
-  (and the mixer refuses to copy a peer's model of another version);
+  (and the mixer refuses to copy a peer's model of another version), except the
+  ``older_user_data_versions`` a service still reads (its ``unpack`` tells the layouts
+  apart);
 - :meth:`mixable` hands the mixer the model it combines across servers (``None``, the
   default, for a service without mix);
 - :meth:`updated` is what a method calls after changing the model when the framework does
@@ -52,6 +54,8 @@ class ServerBase:
 
     #: Version of the model payload written by :meth:`pack`; bump it when the layout changes.
     user_data_version: ClassVar[int] = 1
+    #: Versions of older payload layouts :meth:`unpack` still reads (``load`` accepts them).
+    older_user_data_versions: ClassVar[tuple[int, ...]] = ()
     #: ``#@nolock`` methods the framework runs under its model lock anyway, with the mode
     #: (``ANALYSIS`` shared, ``UPDATE`` alone and counted); see the module docstring.
     model_lock_for: ClassVar[Mapping[str, LockMode]] = {}

@@ -203,6 +203,7 @@ class ServiceHost:
             service_type=self.service_type,
             config_json=None if overwrite_config else self.serv.config_json,
             user_data_version=self.serv.user_data_version,
+            older_versions=self.serv.older_user_data_versions,
         )
         holder = self.serv.snapshot_model()
         if holder is not None:  # the writer swaps it in; readers keep the old snapshot

@@ -43,6 +43,7 @@ import secrets
 import struct
 import time
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -305,14 +306,16 @@ def read_model_file(
     service_type: str | None,
     config_json: str | None = None,
     user_data_version: int | None,
+    older_versions: Collection[int] = (),
 ) -> ModelFile:
     """Read and verify a model file; nothing is applied anywhere.
 
     Checks, in Jubatus's order: magic, format version, major version, (our) lengths
     against the file size, CRC-32, system data, system-data version, ``service_type``
     (unless None), ``config_json`` compared as JSON values (unless None), the user
-    container, ``user_data_version`` (unless None). The saved id is not compared, so a
-    file may be renamed.
+    container, ``user_data_version`` (unless None; ``older_versions`` are accepted too: a
+    service that still reads an older layout names them). The saved id is not compared,
+    so a file may be renamed.
 
     :raises ModelFileError: naming the first check that failed.
     """
@@ -322,6 +325,7 @@ def read_model_file(
         service_type=service_type,
         config_json=config_json,
         user_data_version=user_data_version,
+        older_versions=older_versions,
     )
 
 
@@ -339,6 +343,7 @@ def decode_model_file(
     service_type: str | None,
     config_json: str | None = None,
     user_data_version: int | None,
+    older_versions: Collection[int] = (),
 ) -> ModelFile:
     """Verify and decode the bytes of a model file (see :func:`read_model_file`)."""
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
@@ -384,7 +389,11 @@ def decode_model_file(
         raise ModelFileError(f"server config mismatched: {saved_config}, expected {config_json}")
 
     saved_user_version, payload = _decode_user_data(user_data)
-    if user_data_version is not None and saved_user_version != user_data_version:
+    if (
+        user_data_version is not None
+        and saved_user_version != user_data_version
+        and saved_user_version not in older_versions
+    ):
         raise ModelFileError(
             f"user data version mismatched: {saved_user_version}, expected {user_data_version}"
         )
