@@ -147,6 +147,9 @@ class ProxyStats:
     failover_count: int = 0
 
 
+#: The share of the proxy's ``--timeout`` a primary may wait for a write's backups.
+BACKUP_SHARE = 0.8
+
 class ForwardError(RPCError):
     """A forwarded call failed; ``wire_error`` is the error value the client receives, and
     ``wire_result`` what the reply carries beside it (a declared exception's fields)."""
@@ -705,9 +708,13 @@ class _OrderedWrite:
         self.done = done
 
     def request(self) -> list[object]:
-        """``jubako.replicate``'s params: cluster name, method, backups, the call's params."""
+        """``jubako.replicate``'s params: cluster name, method, backups, the call's params,
+        and how long the primary may wait for the backups: less than this proxy waits for
+        the primary, so a silent backup is named in the answer (and repaired) instead of
+        the primary timing out."""
         backups = [node_name(node) for node in self.backups]
-        return [self.params[0], self.route.name, backups, self.params]
+        wait = BACKUP_SHARE * self.forwarder.timeout
+        return [self.params[0], self.route.name, backups, self.params, wait]
 
     def answer(self, error: RPCError | None, result: object) -> None:
         if error is None:

@@ -165,10 +165,15 @@ class ReplicaKeeper:
         self.on_change()
 
     def missed_write(self, node: Node) -> None:
-        """A write did not reach ``node``: repair it once it answers again."""
+        """A write did not reach ``node``: repair it once it answers again, or now when it
+        answers probes all the same (a link between two servers failed, not the server)."""
         member = self.states.get(node)
-        if member is not None:
-            member.missed_writes = True
+        if member is None:
+            return
+        member.missed_writes = True
+        if member.state == UP and self._task is not None:
+            log.warning("%s%s:%d missed a write: repairing it", self.label, *node)
+            self._repair(node)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -328,12 +333,15 @@ class ReplicaKeeper:
         started = time.monotonic()
         rows = 0
         pruned = 0
+        token: object = None
         try:
             members = sorted(self.states)
             names = [node_name(n) for n in members]
             sources = [n for n in members if n != target and self.state(n) == UP]
             settled = not handoff and self.whole_epoch == self.epoch
-            await self._call(target, "jubako.catch_up", [True, self.cht_writes])
+            if target in self.states:  # a write it misses from now on means a new round
+                self.states[target].missed_writes = False
+            token = await self._call(target, "jubako.catch_up", [True, self.cht_writes])
             # copies left by an earlier ring first, then current replicas' (they win)
             for holders in (False, True):
                 for source in sources:
@@ -348,7 +356,8 @@ class ReplicaKeeper:
                 pruned = await self._call(
                     target, "jubako.prune", [names, self.replicas, node_name(target), live]
                 )
-            await self._call(target, "jubako.catch_up", [False, []])
+            await self._call(target, "jubako.catch_up", [False, token])
+            token = None
         except asyncio.CancelledError:
             raise
         except (RPCError, OSError) as error:
@@ -366,13 +375,18 @@ class ReplicaKeeper:
                 self.membership.mark_down(*target)
             return
         finally:
+            if token is not None:  # cancelled or failed half way: end it if it answers
+                self._end_quietly(target, token)
             retrying = handoff and target in self._retrying
             if self._repairs.get(target) is asyncio.current_task() and not retrying:
                 self._handoff.discard(target)  # (unless started over, or to be retried)
         member = self.states.get(target)
         if member is None:
             return
-        member.missed_writes = False
+        if member.missed_writes:  # a write did not reach it while it was copied: again
+            log.warning("%s%s:%d missed a write while it was repaired: again", self.label, *target)
+            asyncio.get_running_loop().call_soon(self._repair, target)
+            return
         if not handoff:
             self.membership.mark_up(*target)
             self._set(target, UP, "")
@@ -389,6 +403,18 @@ class ReplicaKeeper:
         busy = any(not t.done() and t is not me for t in self._repairs.values())
         if not busy and not self._handoff and all(m.state == UP for m in self.states.values()):
             self.whole_epoch = self.epoch
+
+    def _end_quietly(self, target: Node, token: object) -> None:
+        """Tell ``target`` a repair of it ended unfinished (best effort: the server
+        forgets it after a while anyway)."""
+
+        async def end() -> None:
+            with contextlib.suppress(RPCError, OSError):
+                await self._call(target, "jubako.catch_up", [False, token])
+
+        ending = asyncio.get_running_loop().create_task(end())
+        self._probes.add(ending)
+        ending.add_done_callback(self._probes.discard)
 
     async def _copy_from(
         self, source: Node, target: Node, names: list[str], holders: bool

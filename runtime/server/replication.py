@@ -29,6 +29,7 @@ import collections
 import functools
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,8 @@ INTERNAL_METHODS = (
     "jubako.catch_up",
     "jubako.prune",
 )
+#: Seconds after which a repair that never ended is forgotten (its proxy went away).
+REPAIR_TTL = 600.0
 #: Rows one ``jubako.export`` page holds at most.
 MAX_PAGE = 10_000
 _ANY = _t.Object()
@@ -103,6 +106,8 @@ class Replication:
         self._recorded_methods: dict[str, Handler] = {}
         #: While a proxy repairs this server: the keys it imported.
         self._imported: set[str] = set()
+        #: Repairs under way: token -> when it began (``time.monotonic``).
+        self._repairers: dict[str, float] = {}
 
     def handlers(self) -> dict[str, Handler]:
         """The dispatch rows of the ``jubako.*`` methods."""
@@ -110,7 +115,7 @@ class Replication:
             "jubako.replicate": Handler(
                 self.replicate,
                 LockMode.NOLOCK,
-                (_ANY,) * 4,
+                (_ANY,) * 5,
                 _ANY,
                 takes_cluster_name=False,
                 start=self.start_replicate,
@@ -118,7 +123,7 @@ class Replication:
             "jubako.ping": Handler(self.ping, LockMode.NOLOCK, (), _ANY),
             "jubako.export": Handler(self.export, LockMode.ANALYSIS, (_ANY,) * 7, _ANY),
             "jubako.import": Handler(self.import_, LockMode.UPDATE, (_ANY,), _t.Bool()),
-            "jubako.catch_up": Handler(self.catch_up, LockMode.NOLOCK, (_ANY, _ANY), _t.Bool()),
+            "jubako.catch_up": Handler(self.catch_up, LockMode.NOLOCK, (_ANY, _ANY), _ANY),
             "jubako.prune": Handler(self.prune, LockMode.UPDATE, (_ANY,) * 4, _t.Int(size=8)),
         }
 
@@ -128,7 +133,7 @@ class Replication:
     # -- ordered writes -------------------------------------------------------------------
 
     async def replicate(
-        self, cluster: object, method: object, backups: object, params: object
+        self, cluster: object, method: object, backups: object, params: object, wait: object
     ) -> object:
         """:meth:`start_replicate` awaited (the general path's way to call it)."""
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
@@ -137,20 +142,21 @@ class Replication:
             if not future.done():
                 future.set_exception(error) if error is not None else future.set_result(result)
 
-        self.start_replicate([cluster, method, backups, params], done)
+        self.start_replicate([cluster, method, backups, params, wait], done)
         return await future
 
     def start_replicate(self, args: list[Any], done: Done) -> None:
-        """``jubako.replicate(cluster, method, backups, params)``: apply ``method`` with
-        ``params`` (the call's wire params, the cluster name and the key first) here, then
-        on ``backups`` (``"host:port"`` texts); ``done`` gets the method's wire result, or
-        ReplicationFailed naming the replicas that did not take it.
+        """``jubako.replicate(cluster, method, backups, params, wait)``: apply ``method``
+        with ``params`` (the call's wire params, the cluster name and the key first) here,
+        then on ``backups`` (``"host:port"`` texts), waiting for them ``wait`` seconds at
+        most (``--interconnect_timeout`` when nil or longer); ``done`` gets the method's
+        wire result, or ReplicationFailed naming the replicas that did not take it.
 
         A key's writes run one at a time, in the order they arrived: a write to a key
         whose last write is still on its way to the backups waits for it to be answered.
         No task per write: the backups are called over open connections with callbacks.
         """
-        _, method, backups, params = args
+        _, method, backups, params, wait = args
         name = _text(method, "method")
         if name.startswith("jubako.") or not isinstance(params, list) or len(params) < 2:
             raise TypeMismatch(f"jubako.replicate: cannot replicate {name!r} with these params")
@@ -162,7 +168,10 @@ class Replication:
             waiting = self._busy_keys.get(key)
         except TypeError:
             raise TypeMismatch("jubako.replicate: the key is not a string") from None
-        write = _Write(self, key, name, nodes, params, done)
+        timeout = self.timeout
+        if isinstance(wait, int | float) and 0 < wait < timeout:
+            timeout = float(wait)
+        write = _Write(self, key, name, nodes, params, done, timeout)
         if waiting is not None:  # this key's last write is still being replicated
             waiting.append(write)
             return
@@ -299,19 +308,36 @@ class Replication:
             log.info("repair: %d rows deleted elsewhere while this server was away", len(gone))
         return len(gone)
 
-    def catch_up(self, begin: object, methods: object) -> bool:
-        """Begin (record the keys ``methods`` write from now on) or end a repair."""
-        dispatcher = self._dispatcher()
+    def catch_up(self, begin: object, what: object) -> object:
+        """``catch_up(true, methods)`` begins a repair and returns its token: the keys
+        ``methods`` write are recorded from now on (imports leave them be).
+        ``catch_up(false, token)`` ends that repair. Recording stops when every repair
+        under way has ended (two proxies may repair a server at once), or when the
+        unfinished ones are older than :data:`REPAIR_TTL` seconds (their proxy went away)."""
+        self._expire_repairs()
         if begin:
             if self._recording is None:
-                self._recording = set()
-                for name in _texts(methods, "methods"):
-                    handler = dispatcher.handlers.get(name)
-                    if handler is not None and not handler.passes_args:
-                        self._recorded_methods[name] = handler
-                        dispatcher.add(name, _recording(handler, self._recording))
-                log.info("catching up: a proxy copies this server's keys to it")
-            return True
+                self._start_recording(_texts(what, "methods"))
+            token = secrets.token_hex(8)
+            self._repairers[token] = time.monotonic()
+            return token
+        self._repairers.pop(_text(what, "token") if what else "", None)
+        if not self._repairers:
+            self._stop_recording()
+        return True
+
+    def _start_recording(self, methods: list[str]) -> None:
+        dispatcher = self._dispatcher()
+        self._recording = set()
+        for name in methods:
+            handler = dispatcher.handlers.get(name)
+            if handler is not None and not handler.passes_args:
+                self._recorded_methods[name] = handler
+                dispatcher.add(name, _recording(handler, self._recording))
+        log.info("catching up: a proxy copies this server's keys to it")
+
+    def _stop_recording(self) -> None:
+        dispatcher = self._dispatcher()
         for name, handler in self._recorded_methods.items():
             dispatcher.add(name, handler)
         self._recorded_methods = {}
@@ -319,13 +345,26 @@ class Replication:
             log.info("caught up (%d keys were written meanwhile)", len(self._recording))
         self._recording = None
         self._imported = set()
-        return True
+
+    def _expire_repairs(self) -> None:
+        """Forget repairs begun more than :data:`REPAIR_TTL` seconds ago."""
+        if not self._repairers:
+            return
+        oldest = time.monotonic() - REPAIR_TTL
+        for token, began in list(self._repairers.items()):
+            if began < oldest:
+                log.warning("a repair begun %.0f s ago never ended: forgotten", REPAIR_TTL)
+                del self._repairers[token]
+        if not self._repairers and self._recording is not None:
+            self._stop_recording()
 
 
 class _Write:
     """One replicated write: applied here, then sent to the backups; answers once."""
 
-    __slots__ = ("done", "failures", "key", "left", "name", "nodes", "owner", "params", "wire")
+    __slots__ = (
+        "done", "failures", "key", "left", "name", "nodes", "owner", "params", "timeout", "wire",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -335,8 +374,10 @@ class _Write:
         nodes: list[tuple[str, int]],
         params: list[Any],
         done: Done,
+        timeout: float,
     ) -> None:
         self.owner = owner
+        self.timeout = timeout
         self.key = key
         self.name = name
         self.nodes = nodes
@@ -430,7 +471,7 @@ class _Write:
         if not self.nodes:
             self.finish(None)
             return
-        pool, timeout = self.owner.pool, self.owner.timeout
+        pool, timeout = self.owner.pool, self.timeout
         for node in self.nodes:
             answer = functools.partial(self.answer, node)
             client = pool.client(*node)
@@ -451,7 +492,7 @@ class _Write:
         owner = self.owner
         if error is None and self.failures:
             error = ReplicationFailed(
-                f"{self.name}: applied on {owner._self_id()}"
+                f"{self.name}: applied on {_address(owner._self_id())}"
                 + "".join(f", {_name(n)}" for n in self.nodes if n not in self.failures)
                 + "; not on "
                 + "; ".join(f"{_name(n)}: {why}" for n, why in self.failures.items()),
@@ -527,6 +568,12 @@ def _node(value: object) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ProtocolError(f"backup {text!r} is not HOST:PORT")
     return host, int(port)
+
+
+def _address(server_id: str) -> str:
+    """``127.0.0.1_9199`` (a server id) as ``127.0.0.1:9199``, as the others are named."""
+    host, _, port = server_id.rpartition("_")
+    return f"{host}:{port}" if host else server_id
 
 
 def _name(node: tuple[str, int]) -> str:

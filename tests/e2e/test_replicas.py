@@ -265,6 +265,37 @@ def test_a_replica_back_with_an_old_model_loses_rows_deleted_meanwhile(
         assert [first[k] for k in keys[100:]] == ["old"] * 100
 
 
+def test_a_silent_backup_is_named_and_repaired_and_the_primary_stays_up(
+    kvs_dir: Path, tmp_path: Path
+) -> None:
+    """A backup that stops answering (SIGSTOP) costs a write part of the proxy's
+    ``--timeout``: the primary gives up on it first, so the error names the backup (not a
+    timeout of the primary), the primary stays up, and the backup gets the write once it
+    answers again."""
+    with ExitStack() as stack:
+        nodes = [_server(stack, kvs_dir, tmp_path) for _ in range(2)]
+        args = ["--rpc-port", "0", "--timeout", "1", *_static(nodes)]
+        proxy = stack.enter_context(ServerProcess(kvs_dir / "kvs_proxy.py", args, cwd=kvs_dir))
+        ring = Ring(_name(n) for n in nodes)
+        primary, backup = nodes if ring.nodes_for("k", 2)[0] == _name(nodes[0]) else nodes[::-1]
+        with Client("127.0.0.1", proxy.port, timeout=30) as client:
+            assert client.call("put", [CLUSTER, "k", "old"]) is True
+            backup.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(RemoteError) as failed:
+                    client.call("put", [CLUSTER, "k", "new"])
+            finally:
+                backup.send_signal(signal.SIGCONT)
+            assert f"applied on 127.0.0.1:{primary.port}" in str(failed.value)
+            assert f"not on 127.0.0.1:{backup.port}" in str(failed.value)
+            assert _states(proxy)[_name(primary)] == "up"
+            _wait(
+                lambda: [h["k"] for h in _holdings(nodes, ["k"])] == ["new", "new"],
+                "the backup never gets the write",
+            )
+            _wait(lambda: set(_states(proxy).values()) == {"up"}, "the servers never all up")
+
+
 # -- all-or-error, visible membership ---------------------------------------------------
 
 
