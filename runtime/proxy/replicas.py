@@ -74,6 +74,8 @@ class MemberState:
 
     def shown(self) -> str:
         when = datetime.datetime.fromtimestamp(self.since).isoformat(timespec="seconds")
+        if self.state == UP and self.suspect:
+            return "up? (it closed its connection; a probe is on its way)"
         if self.state == UP:
             return UP
         detail = f" ({self.reason})" if self.reason else ""

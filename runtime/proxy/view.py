@@ -169,7 +169,7 @@ class MembershipView(ClusterView):
             return [
                 (node, member.shown())
                 for node, member in sorted(keeper.states.items())
-                if member.state != UP
+                if member.state != UP or member.suspect
             ]
         return [(node, "down") for node in self.membership.down()]
 
