@@ -24,12 +24,9 @@ from runtime.process.settings import (
     explain,
     resolve_with_sources,
 )
-from runtime.version import __version__
+from runtime.version import JUBATUS_VERSION, __version__
 
 S = TypeVar("S", ServerSettings, ProxySettings)
-#: The Jubatus release whose wire, flags and files Jubako follows (``--version`` says it
-#: first, as Jubatus does, for tools that read it).
-JUBATUS_VERSION = "1.1.1"
 
 
 def version_text(prog: str) -> str:

@@ -59,7 +59,7 @@ from runtime.rpc.locks import LockMode
 from runtime.rpc.logbounds import cut
 from runtime.rpc.pool import ClientPool
 from runtime.rpc.server import RpcServer
-from runtime.version import __version__
+from runtime.version import JUBATUS_VERSION, __version__
 from runtime.wire import signature as sig, types as _t
 
 __all__ = ["BUILTIN_ROUTES", "MembershipView", "ProxyApp", "parse_servers", "run_proxy"]
@@ -286,7 +286,8 @@ class ProxyApp:
             "clock_time": str(int(now)),
             "start_time": str(int(stats.started)),
             "uptime": str(int(now - stats.started)),
-            "VERSION": __version__,
+            "VERSION": JUBATUS_VERSION,
+            "jubako_version": __version__,
             "PROGNAME": self.prog,
             "pid": str(os.getpid()),
             "threadnum": str(s.thread),

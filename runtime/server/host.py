@@ -33,7 +33,7 @@ from runtime.server.persistence import (
     validate_model_id,
     write_model_file,
 )
-from runtime.version import __version__
+from runtime.version import JUBATUS_VERSION, __version__
 from runtime.wire import signature as sig
 from runtime.wire.signature import Signature
 from runtime.wire.types import Object
@@ -259,7 +259,8 @@ class ServiceHost:
             "threadnum": str(s.thread),
             "datadir": s.datadir,
             "is_standalone": _flag(s.is_standalone),
-            "VERSION": __version__,
+            "VERSION": JUBATUS_VERSION,
+            "jubako_version": __version__,
             "PROGNAME": self.prog,
             "type": self.service_type,
             "logdir": s.logdir,
