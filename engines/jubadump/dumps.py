@@ -18,9 +18,10 @@ and its answers have the same shape, member for member:
   values, owner and version, ``clock``).
 
 Jubako's jubadump also dumps what Jubatus's refuses ("type ... is not supported for dump"):
-``stat`` (window, per-key sums, mixed totals), ``weight`` (the document counts) and the
-neighbour-based methods of ``classifier`` and ``regression``; those shapes follow the same
-conventions (:data:`EXTENSIONS` names them). Every problem is a :class:`DumpError`.
+``stat`` (window, per-key sums, mixed totals), ``weight`` (the document counts), the
+neighbour-based methods of ``classifier`` and ``regression``, and recommender and ``lof``
+models with an unlearner (Jubatus's stops with ``std::bad_cast``); those shapes follow the
+same conventions (:data:`EXTENSIONS` names them). Every problem is a :class:`DumpError`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from engines.common.jubatus_file import (
 )
 from runtime.mix.mixable import DiffError, read_int, read_list, read_map, read_text
 
-#: What Jubako's jubadump dumps beyond Jubatus's (engine, method) pairs.
+#: What Jubako's jubadump dumps beyond Jubatus's (engine, method) pairs. Besides these,
+#: the recommender and anomaly models with an unlearner (Jubatus's fails on the unlearner
+#: that comes first: "std::bad_cast"); the unlearner is left out of the dump.
 EXTENSIONS = (
     "stat",
     "weight",
@@ -175,7 +178,11 @@ _COLUMN_TYPES = (
 
 
 def column_table(value: object) -> dict[str, Any]:
-    """``column_table_dump``: the schema, each row's column values, owner and version."""
+    """``column_table_dump``: the schema, each row's column values, owner and version.
+
+    A row's own words: Jubatus's jubadump 1.1.0 reads the words of the row at position
+    ``r`` at ``r + i`` instead of ``r * words + i``, so for hashes longer than 64 bits it
+    prints other rows' words (the only place this dump differs from it on purpose)."""
     keys, _, versions, columns, clock, index = read_struct(value, "table", 6)
     schema: list[dict[str, Any]] = []
     bits_of: list[int] = []
@@ -213,7 +220,10 @@ def column_table(value: object) -> dict[str, Any]:
 
 
 def _plain(value: object) -> object:
-    """A msgpack value as jubadump's serializer turns one into JSON."""
+    """A msgpack value as jubadump's serializer turns one into JSON (an unsigned integer
+    as a signed 64-bit one: a hash word above 2**63 prints negative, as in Jubatus's)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1 << 63:
+        return value - (1 << 64)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, list):
@@ -254,11 +264,21 @@ def _regression(config: dict[str, Any], payload: object, warn: Callable[[str], N
     return {"storage": {"storage": _linear_storage(storage)}, "weights": _weight_manager(weights)}
 
 
+def _without_unlearner(config: dict[str, Any], model: object, path: str) -> object:
+    """A recommender's or lof's part without the unlearner that leads it when the config
+    names one."""
+    parameter = config.get("parameter")
+    if isinstance(parameter, dict) and parameter.get("unlearner") is not None:
+        return read_list(model, path)[1:]
+    return model
+
+
 def _recommender(config: dict[str, Any], payload: object, warn: Callable[[str], None]) -> object:
     method = str(config.get("method"))
     if method not in ("inverted_index", "inverted_index_euclid"):
         raise DumpError(f'recommender method "{method}" is not supported for dump')
     model, weights = _driver(payload, 2)[:2]
+    model = _without_unlearner(config, model, "recommender")
     return {"index": _inverted_index_recommender(model), "weights": _weight_manager(weights)}
 
 
@@ -270,7 +290,7 @@ def _anomaly(config: dict[str, Any], payload: object, warn: Callable[[str], None
     if method != "lof":
         warn(f'Warning: anomaly method "{method}" is not fully supported for dump')
         return {"storage": dict(UNSUPPORTED), "weights": _weight_manager(weights)}
-    storage, nn_storage = read_struct(model, "lof", 2)
+    storage, nn_storage = read_struct(_without_unlearner(config, model, "lof"), "lof", 2)
     table, table_diff, _, _ = read_struct(storage, "lof[0]", 4)
     entries: dict[str, Any] = {}
     for part in (table_diff, table):  # jubadump reads the diff first: the master wins
