@@ -14,13 +14,16 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from engines.anomaly import anomaly_types as types
+from engines.anomaly.jubatus_file import from_jubatus, to_jubatus
 from engines.anomaly.model import AnomalyModel
+from engines.common.jubatus_file import from_file
 from runtime import Datum, LockMode, Mixable, ServerBase
 
 
 class AnomalyServ(ServerBase):
     """Jubatus's anomaly engine."""
 
+    #: 1: Jubatus's layout (:mod:`engines.anomaly.jubatus_file`); Jubako's older map loads.
     user_data_version = 1
     model_lock_for: ClassVar[Mapping[str, LockMode]] = {
         "add": LockMode.UPDATE,
@@ -60,10 +63,11 @@ class AnomalyServ(ServerBase):
         return self.model.get_status()
 
     def pack(self) -> object:
-        return self.model.pack()
+        return to_jubatus(self.model)
 
     def unpack(self, payload: object) -> None:
-        self.model.unpack(payload)
+        model = self.model
+        model.unpack(from_file(payload, "anomaly", lambda v: from_jubatus(v, model)))
 
     def mixable(self) -> Mixable:
         return self.model

@@ -38,9 +38,15 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from engines.classifier import classifier_types as types
-from engines.classifier.jubatus_file import linear_from_jubatus, linear_to_jubatus
+from engines.classifier.jubatus_file import (
+    linear_from_jubatus,
+    linear_to_jubatus,
+    neighbor_from_jubatus,
+    neighbor_to_jubatus,
+)
 from engines.classifier.model import ClassifierModel, ClassifierSnapshot
 from engines.common.buffer_options import buffer_options
+from engines.common.jubatus_file import from_file
 from engines.common.neighbor_classifier import NEIGHBOR_METHODS, NeighborClassifierModel
 from runtime import (
     ConfigError,
@@ -51,8 +57,7 @@ from runtime import (
     SnapshotModel,
     TypeMismatch,
 )
-from runtime.errors import ModelFileError, WireTypeError
-from runtime.mix.mixable import DiffError
+from runtime.errors import WireTypeError
 
 
 class ClassifierServ(ServerBase):
@@ -162,19 +167,24 @@ class ClassifierServ(ServerBase):
     def pack(self) -> object:
         if self.holder is None:
             # A deep copy: the model may change while the framework writes the file.
-            return copy.deepcopy(self.model.pack())
+            assert isinstance(self.model, NeighborClassifierModel)
+            return copy.deepcopy(neighbor_to_jubatus(self.model))
         # A copy of the snapshot (nothing waits on it), in Jubatus's layout.
         assert isinstance(self.model, ClassifierModel)
         return linear_to_jubatus(self.holder.snapshot.pack(), self.model.method.uses_variance)
 
     def unpack(self, payload: object) -> None:
         # On the writer (load goes through it) for the linear methods.
-        if isinstance(self.model, ClassifierModel) and isinstance(payload, list):
-            try:
-                payload = linear_from_jubatus(payload, self.model.method.uses_variance)
-            except DiffError as error:
-                raise ModelFileError(f"classifier model does not fit: {error}") from None
-        self.model.unpack(payload)  # (a map: the older layout)
+        model = self.model
+        if isinstance(model, ClassifierModel):
+            uses_variance = model.method.uses_variance
+            model.unpack(
+                from_file(payload, "classifier", lambda v: linear_from_jubatus(v, uses_variance))
+            )
+        else:  # (a map: the older layout)
+            model.unpack(
+                from_file(payload, "classifier", lambda v: neighbor_from_jubatus(v, model))
+            )
 
     def mixable(self) -> Mixable:
         if self.holder is None:

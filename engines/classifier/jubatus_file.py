@@ -28,6 +28,12 @@ Jubatus saved) loads ``tbl`` as master and ``tbl_diff`` as the unmixed diff, as
 Jubatus counts document frequencies for every feature when a rule weighs by idf, Jubako
 only for the idf-weighted ones (the only ones that weigh anything): a file from Jubatus
 keeps its other counts, unused.
+
+The neighbour methods (:func:`neighbor_to_jubatus`): ``NN`` is ``[[table, labels],
+weight_manager]`` (``nearest_neighbor_classifier``; the unlearner first when there is one),
+the table a column table of the rows' hash bits; ``cosine`` and ``euclidean`` are
+``[[inverted index, labels], weight_manager]`` (``inverted_index_classifier``); the pieces
+are in :mod:`engines.common.jubatus_tables`. Label counts are written as master.
 """
 
 from __future__ import annotations
@@ -50,6 +56,18 @@ from engines.common.jubatus_file import (
     read_version,
     read_weight_manager,
 )
+from engines.common.jubatus_tables import (
+    nn_columns,
+    pack_column_table,
+    pack_inverted_index,
+    pack_unlearner,
+    read_column_table,
+    read_inverted_index,
+    read_unlearner,
+    rows_table,
+    table_rows,
+)
+from engines.common.neighbor_classifier import NeighborClassifierModel
 from runtime.mix.mixable import DiffError, read_int, read_list, read_map
 
 #: label -> feature -> value (the tables of ClassifierModel.pack).
@@ -259,4 +277,71 @@ def _documents(weights: Mapping[str, object], path: str) -> dict[str, object]:
     }
 
 
-__all__ = ["linear_from_jubatus", "linear_to_jubatus"]
+# -- the neighbour methods -----------------------------------------------------------------
+
+
+def neighbor_to_jubatus(model: NeighborClassifierModel) -> list[object]:
+    """A neighbour classifier's model in Jubatus's layout (see the module docstring)."""
+    packed = model.pack()
+    assert isinstance(packed, dict)
+    core, weights = packed["core"], packed["weights"]
+    index = model.core.index
+    if index is not None:
+        rows = table_rows(core["rows"])
+        table = pack_column_table(
+            rows, core["rows"]["clock"], nn_columns(index.name, index.hash_num)
+        )
+    else:
+        table = pack_inverted_index(core["rows"])
+    part: list[object] = [table, pack_labels(core["labels"], {}, packed["version"])]
+    unlearner = model.core.unlearner
+    if unlearner is not None and core["unlearner"] is not None:
+        part.insert(0, pack_unlearner(unlearner.name, core["unlearner"]))
+    return [part, pack_weight_manager(packed["version"], weights["master"], weights["diff"])]
+
+
+def neighbor_from_jubatus(payload: object, model: NeighborClassifierModel) -> dict[str, object]:
+    """Jubatus's user data of a neighbour classifier as ``model.unpack()`` takes it."""
+    driver = read_list(payload, "model")
+    if len(driver) != 2:
+        raise DiffError(f"model: expected [classifier, weight_manager], got {len(driver)} parts")
+    part = read_list(driver[0], "model[0]")
+    unlearner = model.core.unlearner
+    unlearned = None
+    if unlearner is not None:
+        if len(part) != 3:
+            raise DiffError("model[0]: expected [unlearner, rows, labels]")
+        unlearned = read_unlearner(unlearner.name, part[0], "model[0][0]")
+        if unlearned.get("random", 0) is None:
+            current = unlearner.pack()
+            assert isinstance(current, dict)
+            unlearned["random"] = current["random"]
+        part = part[1:]
+    if len(part) != 2:
+        raise DiffError(f"model[0]: expected [rows, labels], got {len(part)} parts")
+    index = model.core.index
+    if index is not None:
+        rows, clock = read_column_table(
+            part[0], nn_columns(index.name, index.hash_num), "model[0][0]"
+        )
+        table: object = rows_table(rows, clock)
+    else:
+        table = read_inverted_index(part[0], "model[0][0]")
+    master, diff, _ = read_labels(part[1], "model[0][1]")
+    counts = dict(master)
+    for label, n in diff.items():
+        counts[label] = counts.get(label, 0) + n
+    version, master_weights, diff_weights = read_weight_manager(driver[1], "model[1]")
+    return {
+        "version": version,
+        "core": {"rows": table, "labels": counts, "unlearner": unlearned},
+        "weights": {"master": master_weights, "diff": diff_weights},
+    }
+
+
+__all__ = [
+    "linear_from_jubatus",
+    "linear_to_jubatus",
+    "neighbor_from_jubatus",
+    "neighbor_to_jubatus",
+]

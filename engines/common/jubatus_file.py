@@ -31,8 +31,9 @@ return plain values ``msgpack`` packs in the old spec. Nothing here does I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from runtime.errors import ModelFileError
 from runtime.mix.mixable import DiffError, read_int, read_list, read_map, read_text
 
 #: A keyword-weights part as the engines keep it (``fv_converter.KeywordWeights.to_plain``).
@@ -231,10 +232,23 @@ def pack_linear_table(table: LinearTable, ids: Mapping[str, int]) -> dict[str, o
     }
 
 
+def from_file(payload: object, engine: str, convert: Callable[[object], object]) -> object:
+    """What a model's ``unpack`` takes, from a file's payload: Jubatus's layout (an array)
+    through ``convert``, Jubako's older layout (a map) as it is; a payload that does not fit
+    raises :class:`~runtime.errors.ModelFileError` naming what."""
+    if not isinstance(payload, list):
+        return payload
+    try:
+        return convert(payload)
+    except DiffError as error:
+        raise ModelFileError(f"{engine} model does not fit: {error}") from None
+
+
 __all__ = [
     "LinearTable",
     "PlainWeights",
     "empty_weights",
+    "from_file",
     "pack_key_manager",
     "pack_keyword_weights",
     "pack_labels",

@@ -280,13 +280,26 @@ class LshIndex:
         self._rebuild_buckets()
         return applied
 
+    def stale(self) -> dict[str, list[int]]:
+        """The removed rows still members of buckets (see :meth:`remove_row`): row -> the
+        buckets it is still in (sorted)."""
+        out: dict[str, list[int]] = {}
+        for bucket, members in self.buckets.items():
+            for key in members:
+                if key not in self.entries:
+                    out.setdefault(key, []).append(bucket)
+        return {key: sorted(out[key]) for key in sorted(out)}
+
     def pack(self) -> dict[str, object]:
+        """The rows with their versions, the clock, and the removed rows still in buckets
+        (``stale``: they count towards candidates until the next mix, as in Jubatus)."""
         return {
             "clock": self.log.clock,
             "rows": {
                 key: [*self.log.versions.get(key, (0, "")), self._plain(key)]
                 for key in self.entries
             },
+            "stale": self.stale(),
         }
 
     def unpack_into(self, value: object, path: str) -> None:
@@ -294,3 +307,9 @@ class LshIndex:
         self.apply_rows(fields.get("rows"), f"{path}.rows")
         self.log.clock = max(self.log.clock, read_int(fields.get("clock"), f"{path}.clock"))
         self.log.changed = {}
+        for key, buckets in read_map(fields.get("stale", {}), f"{path}.stale").items():
+            if key in self.entries:
+                continue  # a row Jubatus removed and set again: its entry is its buckets
+            for bucket in read_list(buckets, f"{path}.stale[{key!r}]"):
+                number = read_int(bucket, f"{path}.stale[{key!r}]")
+                self.buckets.setdefault(number, set()).add(key)

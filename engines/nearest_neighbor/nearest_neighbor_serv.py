@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+from engines.common.jubatus_file import from_file
 from engines.nearest_neighbor import nearest_neighbor_types as types
+from engines.nearest_neighbor.jubatus_file import from_jubatus, to_jubatus
 from engines.nearest_neighbor.model import NearestNeighborModel
 from runtime import Datum, LockMode, Mixable, ServerBase
 
@@ -24,6 +26,8 @@ def _scored(rows: list[tuple[str, float]]) -> list[types.IdWithScore]:
 class NearestNeighborServ(ServerBase):
     """Jubatus's nearest_neighbor engine."""
 
+    #: 1: Jubatus's layout (:mod:`engines.nearest_neighbor.jubatus_file`); Jubako's older
+    #: map loads.
     user_data_version = 1
     model_lock_for: ClassVar[Mapping[str, LockMode]] = {
         "neighbor_row_from_id": LockMode.ANALYSIS,
@@ -62,10 +66,16 @@ class NearestNeighborServ(ServerBase):
         return self.model.get_status()
 
     def pack(self) -> object:
-        return self.model.pack()
+        model = self.model
+        return to_jubatus(model.pack(), model.method, model.index.hash_num)
 
     def unpack(self, payload: object) -> None:
-        self.model.unpack(payload)
+        model = self.model
+
+        def convert(value: object) -> object:
+            return from_jubatus(value, model.method, model.index.hash_num)
+
+        model.unpack(from_file(payload, "nearest_neighbor", convert))
 
     def mixable(self) -> Mixable:
         return self.model

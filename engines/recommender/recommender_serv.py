@@ -10,7 +10,9 @@ so the framework's model lock guards the model.
 
 from __future__ import annotations
 
+from engines.common.jubatus_file import from_file
 from engines.recommender import recommender_types as types
+from engines.recommender.jubatus_file import from_jubatus, to_jubatus
 from engines.recommender.model import RecommenderModel
 from runtime import Datum, Mixable, ServerBase
 
@@ -29,6 +31,8 @@ def _datum(parts: tuple[list[tuple[str, str]], list[tuple[str, float]]]) -> Datu
 class RecommenderServ(ServerBase):
     """Jubatus's recommender engine."""
 
+    #: 1: Jubatus's layout (:mod:`engines.recommender.jubatus_file`); Jubako's older map
+    #: loads.
     user_data_version = 1
 
     def __init__(self, config_json: str) -> None:
@@ -84,10 +88,11 @@ class RecommenderServ(ServerBase):
         return self.model.get_status()
 
     def pack(self) -> object:
-        return self.model.pack()
+        return to_jubatus(self.model)
 
     def unpack(self, payload: object) -> None:
-        self.model.unpack(payload)
+        model = self.model
+        model.unpack(from_file(payload, "recommender", lambda v: from_jubatus(v, model)))
 
     def mixable(self) -> Mixable:
         return self.model

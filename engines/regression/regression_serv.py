@@ -10,7 +10,9 @@ in the IDL, so the framework's model lock guards every call and the mixer.
 
 from __future__ import annotations
 
+from engines.common.jubatus_file import from_file
 from engines.regression import regression_types as types
+from engines.regression.jubatus_file import from_jubatus, shape_of, to_jubatus
 from engines.regression.model import RegressionModel
 from runtime import Datum, Mixable, ServerBase
 
@@ -18,6 +20,8 @@ from runtime import Datum, Mixable, ServerBase
 class RegressionServ(ServerBase):
     """A Jubatus-compatible regression server."""
 
+    #: 1: Jubatus's layout (:mod:`engines.regression.jubatus_file`); Jubako's older map
+    #: loads.
     user_data_version = 1
 
     def __init__(self, config_json: str) -> None:
@@ -37,10 +41,11 @@ class RegressionServ(ServerBase):
         return self.model.get_status()
 
     def pack(self) -> object:
-        return self.model.pack()
+        return to_jubatus(self.model.pack(), shape_of(self.model))
 
     def unpack(self, payload: object) -> None:
-        self.model.unpack(payload)
+        shape = shape_of(self.model)
+        self.model.unpack(from_file(payload, "regression", lambda v: from_jubatus(v, shape)))
 
     def mixable(self) -> Mixable:
         return self.model

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+from engines.common.jubatus_file import from_file
 from engines.weight import weight_types as types
+from engines.weight.jubatus_file import from_jubatus, to_jubatus
 from engines.weight.model import WeightModel
 from runtime import Datum, LockMode, Mixable, ServerBase
 
@@ -20,6 +22,7 @@ from runtime import Datum, LockMode, Mixable, ServerBase
 class WeightServ(ServerBase):
     """Jubatus's weight engine."""
 
+    #: 1: Jubatus's layout (:mod:`engines.weight.jubatus_file`); Jubako's older map loads.
     user_data_version = 1
     model_lock_for: ClassVar[Mapping[str, LockMode]] = {
         "update": LockMode.UPDATE,
@@ -44,10 +47,10 @@ class WeightServ(ServerBase):
         return self.model.get_status()
 
     def pack(self) -> object:
-        return self.model.pack()
+        return to_jubatus(self.model.pack())
 
     def unpack(self, payload: object) -> None:
-        self.model.unpack(payload)
+        self.model.unpack(from_file(payload, "weight", from_jubatus))
 
     def mixable(self) -> Mixable:
         return self.model

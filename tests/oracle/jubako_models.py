@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import random
+import uuid
 from typing import Any
+from unittest import mock
 
 from runtime import ServerBase
 from runtime.server.persistence import decode_model_file, encode_model_file
@@ -52,10 +55,24 @@ def wire_arguments(method: str, args: list[Any]) -> list[Any]:
     return list(args)
 
 
+#: The owner the row engines write in each row's version: a random name per model
+#: (``engines.common.nearest_neighbor.owner_id``), fixed here so that a case saves the same
+#: bytes each time.
+OWNER = uuid.UUID(int=0x0B0B0B0B0B0B << 80)
+
+
 def new_service(case: dict[str, Any], config_json: str | None = None) -> ServerBase:
     class_name, _ = SERVICES[case["engine"]]
     module = importlib.import_module(f"engines.{case['engine']}.{case['engine']}_serv")
-    serv: ServerBase = getattr(module, class_name)(config_json or json.dumps(case["config"]))
+    with mock.patch("uuid.uuid4", return_value=OWNER):
+        serv: ServerBase = getattr(module, class_name)(config_json or json.dumps(case["config"]))
+    # The neighbour classifiers and regressions name each trained row with random
+    # characters (as Jubatus does): seeded here for the same reason.
+    model = getattr(serv, "model", None)
+    for part in ("core", "neighbors"):  # classifier, regression
+        names = getattr(getattr(model, part, None), "_random", None)
+        if isinstance(names, random.Random):
+            names.seed(case["name"])
     return serv
 
 

@@ -91,6 +91,90 @@ def _stat_case() -> dict[str, Any]:
     }
 
 
+def _numeric_rows(seed: int, count: int) -> list[dict[str, Any]]:
+    return [row for _, row in gaussian_rows(seed, count)]
+
+
+def _regression_case(name: str, method: str, parameter: Any) -> dict[str, Any]:
+    rng = random.Random(31)
+    data = []
+    for row in synthetic_rows(53, 70):
+        total = sum(v for k, v in row.items() if k.startswith("n") and isinstance(v, float))
+        data.append((round(2.0 * total + rng.gauss(0.0, 0.5), 4), row))
+    build: list[Call] = [["train", [[value, row]]] for value, row in data[:55]]
+    ask: list[Call] = [["estimate", [row for _, row in data[55:]]]]
+    config = {"method": method, "parameter": parameter, "converter": TEXT_CONVERTER}
+    return {"name": name, "engine": "regression", "config": config, "build": build, "ask": ask}
+
+
+def _weight_case() -> dict[str, Any]:
+    rows = synthetic_rows(61, 40)
+    build: list[Call] = [["update", row] for row in rows[:30]]
+    ask: list[Call] = [["calc_weight", row] for row in rows[30:]]
+    return {
+        "name": "weight_idf",
+        "engine": "weight",
+        "config": {"converter": TEXT_CONVERTER},
+        "build": build,
+        "ask": ask,
+    }
+
+
+def _row_questions(prefix: str, ids: list[str], probes: list[dict[str, Any]]) -> list[Call]:
+    """Questions by id and by datum for the row engines (``prefix``: ``neighbor``/``similar``
+    methods of nearest_neighbor, ``similar`` of the recommender)."""
+    ask: list[Call] = [["get_all_rows"]]
+    for row_id in ids:
+        ask.append([f"{prefix}_row_from_id", row_id, 6])
+    for row in probes:
+        ask.append([f"{prefix}_row_from_datum", row, 6])
+    return ask
+
+
+def _nearest_neighbor_case(name: str, method: str, parameter: Any) -> dict[str, Any]:
+    rows = _numeric_rows(71, 45)
+    build: list[Call] = [["set_row", f"r{i}", row] for i, row in enumerate(rows[:40])]
+    build.append(["set_row", "r3", rows[40]])  # a row set again
+    ids = ["r0", "r3", "r17", "r39"]
+    ask = _row_questions("neighbor", ids, rows[41:]) + [
+        question
+        for question in _row_questions("similar", ids, rows[41:])
+        if question[0] != "get_all_rows"
+    ]
+    return {
+        "name": name,
+        "engine": "nearest_neighbor",
+        "config": {"method": method, "parameter": parameter, "converter": NUM_CONVERTER},
+        "build": build,
+        "ask": ask,
+    }
+
+
+def _recommender_case(name: str, method: str, parameter: Any) -> dict[str, Any]:
+    rows = synthetic_rows(83, 45)
+    build: list[Call] = [["update_row", f"u{i}", row] for i, row in enumerate(rows[:40])]
+    build.append(["update_row", "u5", rows[40]])  # a row updated (features added)
+    build.append(["clear_row", "u7"])
+    ids = ["u0", "u5", "u7", "u22"]
+    ask = _row_questions("similar", ids, rows[41:])
+    ask += [["complete_row_from_id", row_id] for row_id in ids]
+    ask += [["complete_row_from_datum", row] for row in rows[41:]]
+    ask += [["decode_row", row_id] for row_id in ids]
+    config: dict[str, Any] = {"method": method, "converter": TEXT_CONVERTER}
+    if parameter is not None:
+        config["parameter"] = parameter
+    return {"name": name, "engine": "recommender", "config": config, "build": build, "ask": ask}
+
+
+def _anomaly_case(name: str, method: str, parameter: Any) -> dict[str, Any]:
+    rows = _numeric_rows(97, 40)
+    build: list[Call] = [["add", row] for row in rows[:34]]
+    build.append(["update", "4", rows[34]])
+    ask: list[Call] = [["get_all_rows"]] + [["calc_score", row] for row in rows[35:]]
+    config = {"method": method, "parameter": parameter, "converter": NUM_CONVERTER}
+    return {"name": name, "engine": "anomaly", "config": config, "build": build, "ask": ask}
+
+
 def cases() -> list[dict[str, Any]]:
     """Every case, in a fixed order (the goldens' names are the case names)."""
     gaussian = gaussian_rows(23, 130)
@@ -104,4 +188,112 @@ def cases() -> list[dict[str, Any]]:
             "classifier_nherd", "NHERD", {"regularization_weight": 0.5}, gaussian, 100
         ),
         _stat_case(),
+        _classifier_case(
+            "classifier_nn_lsh",
+            "NN",
+            {
+                "method": "lsh",
+                "parameter": {"hash_num": 64},
+                "nearest_neighbor_num": 5,
+                "local_sensitivity": 1.0,
+            },
+            gaussian,
+            100,
+        ),
+        _classifier_case(
+            "classifier_cosine_text",
+            "cosine",
+            {"nearest_neighbor_num": 5, "local_sensitivity": 1.0},
+            text,
+            80,
+        ),
+        _regression_case(
+            "regression_pa1", "PA1", {"sensitivity": 0.1, "regularization_weight": 1.0}
+        ),
+        _regression_case(
+            "regression_arow", "AROW", {"sensitivity": 0.1, "regularization_weight": 1.0}
+        ),
+        _weight_case(),
+        _nearest_neighbor_case("nearest_neighbor_lsh", "lsh", {"hash_num": 64}),
+        _recommender_case("recommender_inverted_index", "inverted_index", None),
+        _recommender_case("recommender_lsh", "lsh", {"hash_num": 64}),
+        _anomaly_case(
+            "anomaly_lof",
+            "lof",
+            {
+                "nearest_neighbor_num": 5,
+                "reverse_nearest_neighbor_num": 10,
+                "method": "inverted_index_euclid",
+                "parameter": {},
+            },
+        ),
+        _classifier_case(
+            "classifier_nn_euclid_lsh_lru",
+            "NN",
+            {
+                "method": "euclid_lsh",
+                "parameter": {"hash_num": 64},
+                "nearest_neighbor_num": 5,
+                "local_sensitivity": 1.0,
+                "unlearner": "lru",
+                "unlearner_parameter": {"max_size": 60},
+            },
+            gaussian,
+            100,
+        ),
+        _regression_case(
+            "regression_nn_euclid_lsh",
+            "NN",
+            {"method": "euclid_lsh", "parameter": {"hash_num": 64}, "nearest_neighbor_num": 5},
+        ),
+        _regression_case(
+            "regression_cosine", "cosine", {"nearest_neighbor_num": 5, "weight": "distance"}
+        ),
+        _nearest_neighbor_case("nearest_neighbor_minhash", "minhash", {"hash_num": 64}),
+        _nearest_neighbor_case("nearest_neighbor_euclid_lsh", "euclid_lsh", {"hash_num": 100}),
+        _recommender_case(
+            "recommender_inverted_index_lru",
+            "inverted_index",
+            {"unlearner": "lru", "unlearner_parameter": {"max_size": 30}},
+        ),
+        _recommender_case("recommender_inverted_index_euclid", "inverted_index_euclid", None),
+        _recommender_case("recommender_minhash", "minhash", {"hash_num": 64}),
+        _recommender_case(
+            "recommender_euclid_lsh",
+            "euclid_lsh",
+            {"hash_num": 64, "table_num": 4, "seed": 1091, "probe_num": 64, "bin_width": 100},
+        ),
+        _recommender_case(
+            "recommender_nearest_neighbor",
+            "nearest_neighbor_recommender",
+            {"method": "euclid_lsh", "parameter": {"hash_num": 128}},
+        ),
+        _anomaly_case(
+            "anomaly_lof_euclid_lsh_lru",
+            "lof",
+            {
+                "nearest_neighbor_num": 5,
+                "reverse_nearest_neighbor_num": 10,
+                "method": "euclid_lsh",
+                "parameter": {
+                    "hash_num": 64,
+                    "table_num": 4,
+                    "seed": 1091,
+                    "probe_num": 64,
+                    "bin_width": 100,
+                },
+                "unlearner": "lru",
+                "unlearner_parameter": {"max_size": 25},
+            },
+        ),
+        _anomaly_case(
+            "anomaly_light_lof",
+            "light_lof",
+            {
+                "nearest_neighbor_num": 5,
+                "reverse_nearest_neighbor_num": 10,
+                "method": "euclid_lsh",
+                "parameter": {"hash_num": 64},
+            },
+        ),
     ]
