@@ -7,7 +7,7 @@ offset size field
 ====== ==== ===========================================================================
 0      8    magic ``b"jubatus\\0"``
 8      8    format version, uint64 = 1
-16     4    Jubatus major version, uint32 (we write 1.1.0; readers require major == 1)
+16     4    Jubatus major version, uint32 (we write 1.1.1; readers require major == 1)
 20     4    minor, uint32
 24     4    maintenance, uint32
 28     4    CRC-32 (zlib) over bytes 0-27, then 32-47, then system data, then user data
@@ -52,6 +52,7 @@ import msgpack
 
 from runtime.errors import ModelFileError
 from runtime.rpc.logbounds import shown
+from runtime.version import JUBATUS_VERSION
 
 __all__ = [
     "FORMAT_VERSION",
@@ -73,8 +74,9 @@ log = logging.getLogger(__name__)
 MAGIC: Final = b"jubatus\0"
 #: The container layout version; the only one that exists.
 FORMAT_VERSION: Final = 1
-#: The Jubatus version written into the header (readers only require major == 1).
-WRITER_VERSION: Final = (1, 1, 0)
+#: The Jubatus version written into the header, the release ``--version`` and ``get_status``
+#: name (readers only require major == 1).
+WRITER_VERSION: Final = tuple(int(part) for part in JUBATUS_VERSION.split("."))
 #: Version of the system-data array ``[version, timestamp, type, id, config]``.
 SYSTEM_DATA_VERSION: Final = 1
 #: Size of the fixed header in bytes.

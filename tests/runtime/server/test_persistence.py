@@ -109,7 +109,7 @@ def test_header_layout_byte_by_byte() -> None:
     assert data[8:16] == b"\x00" * 7 + b"\x01"  # format version 1, big-endian uint64
     assert data[16:20] == b"\x00\x00\x00\x01"  # major 1
     assert data[20:24] == b"\x00\x00\x00\x01"  # minor 1
-    assert data[24:28] == b"\x00\x00\x00\x00"  # maintenance 0
+    assert data[24:28] == b"\x00\x00\x00\x01"  # maintenance 1 (1.1.1, as Jubatus 1.1.1 writes)
     assert data[32:40] == struct.pack(">Q", len(system_data))
     assert data[40:48] == struct.pack(">Q", len(user_data))
     assert data[48 : 48 + len(system_data)] == system_data
@@ -261,7 +261,7 @@ def test_every_single_byte_flip_is_detected() -> None:
         (0, "^invalid file format$"),
         (7, "^invalid file format$"),
         (15, "^invalid format version: 65, expected 1$"),
-        (19, r"^cannot load model file created before v1\.0\.0: 65\.1\.0$"),
+        (19, r"^cannot load model file created before v1\.0\.0: 65\.1\.1$"),
         (23, "^invalid crc32 checksum: "),  # minor is not compared, but it is in the CRC
         (27, "^invalid crc32 checksum: "),
         (30, "^invalid crc32 checksum: "),
