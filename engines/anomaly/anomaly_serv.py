@@ -5,7 +5,9 @@ Run it as ``jubaanomaly --rpc-port 9199 --configpath anomaly.json`` with a Jubat
 config (``method`` lof or light_lof, ``parameter``, ``converter``), or in a cluster behind
 ``jubaanomaly_proxy`` (:mod:`engines.anomaly.proxy`), which gives every ``add`` an id
 unique in the cluster. ``add`` and ``add_bulk`` are ``#@nolock`` in the IDL, as in Jubatus;
-``model_lock_for`` has the framework take its model lock alone for them.
+``model_lock_for`` has the framework take its model lock alone for them. ``add`` and
+``calc_score`` are served on the wire values (``wire_methods``): the datum becomes
+features through the converter's caches without a ``Datum``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from engines.anomaly import anomaly_types as types
 from engines.anomaly.jubatus_file import from_jubatus, to_jubatus
 from engines.anomaly.model import AnomalyModel
 from engines.common.jubatus_file import from_file
+from engines.common.wire import call_typed
 from runtime import Datum, LockMode, Mixable, ServerBase
 
 
@@ -28,6 +31,10 @@ class AnomalyServ(ServerBase):
     model_lock_for: ClassVar[Mapping[str, LockMode]] = {
         "add": LockMode.UPDATE,
         "add_bulk": LockMode.UPDATE,
+    }
+    wire_methods: ClassVar[Mapping[str, str]] = {
+        "add": "add_wire",
+        "calc_score": "calc_score_wire",
     }
 
     def __init__(self, config_json: str) -> None:
@@ -55,6 +62,22 @@ class AnomalyServ(ServerBase):
 
     def calc_score(self, row: Datum) -> float:
         return self.model.calc_score(row)
+
+    # -- on the wire ------------------------------------------------------------------------
+
+    def add_wire(self, row: object) -> object:
+        """``add`` on its wire argument, answering ``(id, score)``."""
+        datum = self.model.converter.wire_datum(row)
+        if datum is None:
+            return call_typed(types.ANOMALY_ADD, self.add, row)
+        key, score = self.model.add(datum)
+        return (key, float(score))
+
+    def calc_score_wire(self, row: object) -> object:
+        datum = self.model.converter.wire_datum(row)
+        if datum is None:
+            return call_typed(types.ANOMALY_CALC_SCORE, self.calc_score, row)
+        return float(self.model.calc_score(datum))
 
     def get_all_rows(self) -> list[str]:
         return self.model.get_all_rows()

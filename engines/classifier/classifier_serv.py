@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from engines.classifier import classifier_types as types
 from engines.classifier.jubatus_file import (
@@ -48,6 +48,7 @@ from engines.classifier.model import ClassifierModel, ClassifierSnapshot
 from engines.common.buffer_options import buffer_options
 from engines.common.jubatus_file import from_file
 from engines.common.neighbor_classifier import NEIGHBOR_METHODS, NeighborClassifierModel
+from engines.common.wire import decode_argument
 from runtime import (
     ConfigError,
     Datum,
@@ -55,9 +56,7 @@ from runtime import (
     Mixable,
     ServerBase,
     SnapshotModel,
-    TypeMismatch,
 )
-from runtime.errors import WireTypeError
 
 
 class ClassifierServ(ServerBase):
@@ -148,13 +147,13 @@ class ClassifierServ(ServerBase):
     def train_wire(self, data: object) -> int:
         """``train`` on its wire argument (run on the writer, for the linear methods)."""
         if self.holder is None:
-            return self.train(_decode(types.CLASSIFIER_TRAIN, data))
+            return self.train(decode_argument(types.CLASSIFIER_TRAIN, data))
         return self.holder.write(lambda model: model.train_wire(data), name="train")
 
     def classify_wire(self, data: object) -> object:
         """``classify`` on its wire argument, answering ``[[[label, score]...]...]``."""
         if self.holder is None:
-            return self.model.classify(_decode(types.CLASSIFIER_CLASSIFY, data))
+            return self.model.classify(decode_argument(types.CLASSIFIER_CLASSIFY, data))
         return self.holder.snapshot.classify_wire(data)
 
     # -- the framework's hooks ----------------------------------------------------------------
@@ -205,12 +204,5 @@ def _queued_examples(data: object) -> int:
         type(pair) is list and len(pair) == 2 and type(pair[0]) is bytes and type(pair[1]) is list
         for pair in data
     ):
-        _decode(types.CLASSIFIER_TRAIN, data)  # raises the dispatcher's error, if there is one
+        decode_argument(types.CLASSIFIER_TRAIN, data)  # raises the dispatcher's error, if any
     return len(data)  # type: ignore[arg-type]
-
-
-def _decode(signature: Any, data: object) -> Any:
-    try:
-        return signature.args[0].decode(data)
-    except WireTypeError as error:
-        raise TypeMismatch(f"{signature.name}: argument {signature.labels[0]}: {error}") from None

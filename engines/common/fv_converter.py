@@ -639,6 +639,38 @@ def mix_keyword_weights(lhs: object, rhs: object, path: str) -> dict[str, object
 # -- the converter -------------------------------------------------------------------------
 
 
+class ConvertedDatum:
+    """A datum the wire carried, already turned into its unweighted features by
+    :meth:`FeatureConverter.wire_datum` (checked, filters none): the converter's
+    :meth:`~FeatureConverter.check` passes it and :meth:`~FeatureConverter.unweighted`
+    gives its features, so an engine's calls take it where they take a datum. Its values
+    are not kept (the three lists are empty): only the converter that made it reads it."""
+
+    __slots__ = ("features",)
+
+    def __init__(self, features: Features) -> None:
+        #: The unweighted features, a list of this datum's own (never changed by a reader).
+        self.features = features
+
+    @property
+    def string_values(self) -> Sequence[tuple[str, str]]:
+        return ()
+
+    @property
+    def num_values(self) -> Sequence[tuple[str, float]]:
+        return ()
+
+    @property
+    def binary_values(self) -> Sequence[tuple[str, bytes]]:
+        return ()
+
+
+#: What one ``[key, value]`` string pair of the wire gives: per string rule, its features.
+_StringEntry = tuple[tuple[tuple[str, float], ...], ...]
+#: Entries each of a converter's wire caches keeps before it starts again.
+WIRE_CACHE_SIZE = 1 << 16
+
+
 class FeatureConverter:
     """A Jubatus ``converter`` config turned into a function from datums to features."""
 
@@ -663,6 +695,11 @@ class FeatureConverter:
         self.weighs_globally = any(r.global_weight != "bin" for r in string_rules)
         self.weights = WeightManager()
         self._num_plans: dict[str, list[tuple[str, str]]] = {}
+        #: The wire's (key, value) string pairs → what they give; number keys → plans.
+        self._wire_strings: dict[tuple[bytes, bytes], _StringEntry] = {}
+        self._wire_num_plans: dict[bytes, list[tuple[str, str]]] = {}
+        #: Whether :meth:`wire_datum` serves (filters make features of several values).
+        self._wire_ok = not string_filters and not num_filters
 
     @classmethod
     def from_config(cls, converter_json: object, path: str = "converter") -> FeatureConverter:
@@ -803,6 +840,8 @@ class FeatureConverter:
 
     def check(self, datum: DatumLike) -> None:
         """``ValueError`` when the datum cannot be converted (bad shapes, ``$`` in a key)."""
+        if type(datum) is ConvertedDatum:  # checked when it was made
+            return
         if type(datum) is Datum:  # its methods (and the wire) checked every value's type
             for key, _ in datum.num_values:
                 if "$" in key:
@@ -830,6 +869,8 @@ class FeatureConverter:
 
     def unweighted(self, datum: DatumLike) -> Features:
         """Filters, then string and number rules: Jubatus's ``convert_unweighted``."""
+        if type(datum) is ConvertedDatum:
+            return datum.features
         features: Features = []
         strings = datum.string_values
         if self._string_filters:
@@ -863,8 +904,13 @@ class FeatureConverter:
             self._nums(nums, features)
         return features
 
-    def _strings(self, values: Sequence[tuple[str, str]], out: Features) -> None:
-        for rule in self._string_rules:
+    def _strings(
+        self,
+        values: Sequence[tuple[str, str]],
+        out: Features,
+        rules: Sequence[_StringRule] | None = None,
+    ) -> None:
+        for rule in self._string_rules if rules is None else rules:
             suffix = f"@{rule.type_name}#{rule.sample_weight}/{rule.global_weight}"
             for key, value in values:
                 if not rule.matcher(key):
@@ -911,6 +957,98 @@ class FeatureConverter:
                     out.append((name, math.log(max(1.0, value))))
                 else:
                     out.append((f"{name}${format_number(value)}", 1.0))
+
+    # -- from the wire ---------------------------------------------------------------------
+
+    def wire_datum(self, datum: object) -> ConvertedDatum | None:
+        """The datum as the wire carries it (``[[[k, v]...], [[k, n]...], [[k, b]...]]``,
+        strings as UTF-8 ``bytes``), converted without a :class:`Datum`: what
+        :meth:`unweighted` gives for it, from caches (what one string pair gives, what
+        rules a number's key meets). None when it is not well formed in the usual way, the
+        converter refuses it (a ``$`` in a key a rule reads) or the config has filters: the
+        caller then decodes it properly, which names what is wrong."""
+        if not self._wire_ok or type(datum) is not list or len(datum) != 3:
+            return None
+        strings, numbers, binaries = datum
+        if type(strings) is not list or type(numbers) is not list or type(binaries) is not list:
+            return None
+        features: Features = []
+        if strings:
+            cache = self._wire_strings
+            entries: list[_StringEntry] = []
+            for pair in strings:
+                if type(pair) is not list or len(pair) != 2:
+                    return None
+                key, value = pair
+                if type(key) is not bytes or type(value) is not bytes:
+                    return None
+                token = (key, value)
+                entry = cache.get(token)
+                if entry is None:
+                    entry = self._wire_string_entry(key, value)
+                    if entry is None:
+                        return None
+                    if len(cache) >= WIRE_CACHE_SIZE:
+                        cache.clear()
+                    cache[token] = entry
+                entries.append(entry)
+            for index in range(len(self._string_rules)):  # rule by rule, as unweighted
+                for entry in entries:
+                    features.extend(entry[index])
+        if numbers:
+            plans = self._wire_num_plans
+            for pair in numbers:
+                if type(pair) is not list or len(pair) != 2:
+                    return None
+                key, value = pair
+                if type(value) is not float:
+                    if type(value) is not int:
+                        return None
+                    value = float(value)
+                if type(key) is not bytes:
+                    return None
+                plan = plans.get(key)
+                if plan is None:
+                    try:
+                        plan = self._num_plan(key.decode("utf-8"))
+                    except (UnicodeDecodeError, ValueError):
+                        return None
+                    if len(plans) >= WIRE_CACHE_SIZE:
+                        plans.clear()
+                    plans[key] = plan
+                for name, type_name in plan:
+                    if type_name == "num":
+                        features.append((name, value))
+                    elif type_name == "log":
+                        features.append((name, math.log(max(1.0, value))))
+                    else:
+                        features.append((f"{name}${format_number(value)}", 1.0))
+        for pair in binaries:
+            if type(pair) is not list or len(pair) != 2:
+                return None
+            if type(pair[0]) is not bytes or type(pair[1]) is not bytes:
+                return None
+        return ConvertedDatum(features)
+
+    def _wire_string_entry(self, key_bytes: bytes, value_bytes: bytes) -> _StringEntry | None:
+        """Per string rule, the features one string pair gives (as :meth:`_strings`); None
+        for text that is not UTF-8 or a ``$`` in a key a rule reads."""
+        try:
+            key = key_bytes.decode("utf-8")
+            value = value_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        per_rule: list[tuple[tuple[str, float], ...]] = []
+        for rule in self._string_rules:
+            if not rule.matcher(key):
+                per_rule.append(())
+                continue
+            if "$" in key:
+                return None
+            out: Features = []
+            self._strings([(key, value)], out, [rule])
+            per_rule.append(tuple(out))
+        return tuple(per_rule)
 
     def _finish(self, features: Features) -> Features:
         if self.weighs_globally:

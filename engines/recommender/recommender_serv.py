@@ -5,12 +5,19 @@ Run it as ``jubarecommender --rpc-port 9199 --configpath recommender.json`` with
 recommender config (``method``, ``parameter``, ``converter``), or in a cluster behind
 ``jubarecommender_proxy``, which sends a row's calls to its servers on the hash ring and
 the servers mix their indexes. Every method is ``#@update`` or ``#@analysis`` in the IDL,
-so the framework's model lock guards the model.
+so the framework's model lock guards the model. ``update_row`` and the calls by datum
+(``similar_row_from_datum``, ``complete_row_from_datum``) are served on the wire values
+(``wire_methods``): the datum becomes features through the converter's caches without a
+``Datum``, and the answers go out as plain pairs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from engines.common.jubatus_file import from_file
+from engines.common.wire import call_typed, scored_wire, wire_text, wire_uint
 from engines.recommender import recommender_types as types
 from engines.recommender.jubatus_file import from_jubatus, to_jubatus
 from engines.recommender.model import RecommenderModel
@@ -34,6 +41,11 @@ class RecommenderServ(ServerBase):
     #: 1: Jubatus's layout (:mod:`engines.recommender.jubatus_file`); Jubako's older map
     #: loads.
     user_data_version = 1
+    wire_methods: ClassVar[Mapping[str, str]] = {
+        "update_row": "update_row_wire",
+        "similar_row_from_datum": "similar_row_from_datum_wire",
+        "complete_row_from_datum": "complete_row_from_datum_wire",
+    }
 
     def __init__(self, config_json: str) -> None:
         super().__init__(config_json)
@@ -71,6 +83,34 @@ class RecommenderServ(ServerBase):
 
     def similar_row_from_datum_and_rate(self, row: Datum, rate: float) -> list[types.IdWithScore]:
         return _scored(self.model.similar_row_from_datum_and_rate(row, rate))
+
+    # -- on the wire ------------------------------------------------------------------------
+
+    def update_row_wire(self, id: object, row: object) -> object:
+        key = wire_text(id)
+        datum = self.model.converter.wire_datum(row)
+        if key is None or datum is None:
+            return call_typed(types.RECOMMENDER_UPDATE_ROW, self.update_row, id, row)
+        return self.model.update_row(key, datum)
+
+    def similar_row_from_datum_wire(self, row: object, size: object) -> object:
+        datum = self.model.converter.wire_datum(row)
+        count = wire_uint(size)
+        if datum is None or count is None:
+            return call_typed(
+                types.RECOMMENDER_SIMILAR_ROW_FROM_DATUM, self.similar_row_from_datum, row, size
+            )
+        return scored_wire(self.model.similar_row_from_datum(datum, count))
+
+    def complete_row_from_datum_wire(self, row: object) -> object:
+        """``complete_row_from_datum``, answering the datum's wire form."""
+        datum = self.model.converter.wire_datum(row)
+        if datum is None:
+            return call_typed(
+                types.RECOMMENDER_COMPLETE_ROW_FROM_DATUM, self.complete_row_from_datum, row
+            )
+        strings, nums = self.model.complete_row_from_datum(datum)
+        return (strings, nums, ())
 
     def decode_row(self, id: str) -> Datum:
         return _datum(self.model.decode_row(id))
