@@ -36,7 +36,9 @@ error is a :class:`~runtime.errors.ConfigError` naming its path.
 from __future__ import annotations
 
 import math
+import operator
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -191,6 +193,9 @@ def _split_spaces(value: str) -> list[str]:
 
 
 def _ngrams(size: int) -> Splitter:
+    if size == 2:  # the usual bigrams: each character added to the next, in C
+        return lambda value: list(map(operator.add, value, value[1:]))
+
     def split(value: str) -> list[str]:
         return [value[i : i + size] for i in range(len(value) - size + 1)]
 
@@ -551,13 +556,18 @@ class WeightManager:
         """Apply the global weights by each key's suffix; features weighing 0 are dropped."""
         weighed: Features = []
         group_lengths: dict[str, float] | None = None
+        count: float | None = None  # the document count, read once
+        master = self.master.document_frequencies
+        diff = self.diff.document_frequencies
+        log = math.log
         for name, value in features:
             slash = name.rfind("/")
             kind = name[slash + 1 :] if slash >= 0 else ""
-            if kind in ("idf", "idf1"):
-                count = float(self.document_count)
-                frequency = self.document_frequency(name)
-                value = (math.log((count + 1) / (frequency + 1)) + (kind == "idf1")) * value
+            if kind == "idf" or kind == "idf1":
+                if count is None:
+                    count = float(self.document_count)
+                frequency = master.get(name, 0.0) + diff.get(name, 0.0)  # document_frequency
+                value = (log((count + 1) / (frequency + 1)) + (kind == "idf1")) * value
             elif kind == "bm25":
                 if group_lengths is None:
                     group_lengths = {}
@@ -912,23 +922,27 @@ class FeatureConverter:
     ) -> None:
         for rule in self._string_rules if rules is None else rules:
             suffix = f"@{rule.type_name}#{rule.sample_weight}/{rule.global_weight}"
+            sample = rule.sample_weight
             for key, value in values:
                 if not rule.matcher(key):
                     continue
                 _check_key(key)
-                counts: dict[str, float] = {}
-                for token in rule.splitter(value):
-                    counts[token] = counts.get(token, 0.0) + 1.0
-                sample = rule.sample_weight
-                for token, count in counts.items():
-                    if sample == "bin":
-                        weight = 1.0
-                    elif sample == "tf":
-                        weight = count
-                    else:
-                        weight = math.log(1.0 + count)
-                    if weight != 0.0:
-                        out.append((f"{key}${token}{suffix}", weight))
+                # Occurrences in order of first occurrence; every weight is above 0.
+                counts = Counter(rule.splitter(value))
+                prefix = f"{key}$"
+                if sample == "bin":
+                    out.extend([(f"{prefix}{token}{suffix}", 1.0) for token in counts])
+                elif sample == "tf":
+                    out.extend(
+                        [(f"{prefix}{token}{suffix}", float(n)) for token, n in counts.items()]
+                    )
+                else:
+                    out.extend(
+                        [
+                            (f"{prefix}{token}{suffix}", math.log(1.0 + n))
+                            for token, n in counts.items()
+                        ]
+                    )
 
     def _num_plan(self, key: str) -> list[tuple[str, str]]:
         """The ``(feature name, type)`` a number under ``key`` gives, by rule (cached)."""
@@ -1106,8 +1120,9 @@ def _is_number(value: object) -> bool:
 def sort_and_merge(features: Features) -> Features:
     """Sorted by name, equal names summed (Jubatus's ``sort_and_merge``)."""
     merged: dict[str, float] = {}
+    get = merged.get
     for name, value in features:
-        merged[name] = merged.get(name, 0.0) + value
+        merged[name] = get(name, 0.0) + value
     return sorted(merged.items())
 
 

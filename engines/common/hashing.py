@@ -264,6 +264,10 @@ class ProjectionCache:
         self.hash_num = hash_num
         self.capacity = capacity
         self._rows: OrderedDict[str, F32] = OrderedDict()
+        #: The rows of one datum's feature names, stacked (datums of one data set mostly
+        #: share their names); up to ``capacity`` rows in all, then it starts again.
+        self._matrices: dict[tuple[str, ...], F32] = {}
+        self._matrix_rows = 0
 
     def rows(self, names: Sequence[str]) -> list[F32]:
         cached = self._rows
@@ -277,23 +281,39 @@ class ProjectionCache:
                 cached.popitem(last=False)
         return [cached[name] for name in names]
 
+    def matrix(self, names: tuple[str, ...]) -> F32:
+        """The rows of ``names`` stacked (names x hash_num), kept for the next datum with
+        the same names (the normals of a name never change)."""
+        stacked = self._matrices.get(names)
+        if stacked is None:
+            stacked = np.stack(self.rows(names))
+            self._matrix_rows += len(names)
+            if self._matrix_rows > self.capacity:
+                self._matrices.clear()
+                self._matrix_rows = len(names)
+            self._matrices[names] = stacked
+        return stacked
+
 
 def random_projection(features: Sequence[tuple[str, float]], cache: ProjectionCache) -> F32:
     """``Σ float32(value) x normals(name)`` in 32-bit floats, in feature order (a running
     sum down the columns, as Jubatus adds feature after feature)."""
     if not features:
         return np.zeros(cache.hash_num, dtype=np.float32)
-    rows = cache.rows([name for name, _ in features])
-    if len(rows) == 1:
-        return (np.float32(features[0][1]) * rows[0]).astype(np.float32)
+    if len(features) == 1:
+        name, value = features[0]
+        return (np.float32(value) * cache.rows([name])[0]).astype(np.float32)
+    matrix = cache.matrix(tuple([name for name, _ in features]))
     values = np.array([value for _, value in features], dtype=np.float32)
-    products = np.stack(rows) * values[:, np.newaxis]
-    summed: F32 = np.cumsum(products, axis=0, dtype=np.float32)[-1]
+    products = matrix * values[:, np.newaxis]
+    summed: F32 = products.cumsum(axis=0, dtype=np.float32)[-1]
     return summed
 
 
 def pack_bits(flags: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:
     """A boolean vector as Jubatus's bit vector words (bit i of word i // 64)."""
+    if len(flags) % 64 == 0:  # whole words: no padding to add
+        return np.packbits(flags, bitorder="little").view(np.uint64)
     padded = np.zeros(-(-len(flags) // 64) * 64, dtype=np.uint8)
     padded[: len(flags)] = flags
     return np.packbits(padded, bitorder="little").view(np.uint64)
