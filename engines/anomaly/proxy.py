@@ -31,12 +31,12 @@ from runtime.process.cli import parse_proxy_args
 from runtime.process.logs import setup_logging
 from runtime.process.serving import log_file_path, run_on_event_loop
 from runtime.process.settings import ProxySettings
-from runtime.proxy.forwarder import text_param
 from runtime.proxy.main import ProxyApp
 from runtime.proxy.routing import Route
 from runtime.rpc.dispatch import Handler
 from runtime.rpc.locks import LockMode
 from runtime.wire import types as _t
+from runtime.wire.types import text_param
 
 __all__ = ["AnomalyProxyApp", "main"]
 

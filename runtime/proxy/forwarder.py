@@ -58,6 +58,7 @@ from runtime.proxy.aggregators import AGGREGATORS
 from runtime.proxy.routing import Route, Routing
 from runtime.rpc.client import AsyncClient, ReplyCallback
 from runtime.rpc.locks import LockMode
+from runtime.wire.types import text_param
 
 log = logging.getLogger(__name__)
 
@@ -767,15 +768,3 @@ def _fails_over(route: Route) -> bool:
 
 def _summary(failed: int, total: int, failures: list[str]) -> str:
     return f"error occurred in {failed} out of {total} requests: " + "; ".join(failures)
-
-
-def text_param(value: object, what: str) -> str:
-    """A string parameter as text (old clients send bytes); TypeMismatch otherwise."""
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise TypeMismatch(f"{what} is not valid UTF-8") from None
-    if isinstance(value, str):
-        return value
-    raise TypeMismatch(f"{what} must be a string, not {type(value).__name__}")

@@ -26,8 +26,9 @@ from collections.abc import Sequence
 
 from runtime.cluster.cht import Ring
 from runtime.cluster.membership import Membership, Node, Snapshot
-from runtime.proxy.forwarder import ClusterView, text_param
+from runtime.proxy.forwarder import ClusterView
 from runtime.proxy.replicas import DOWN, UP, ReplicaKeeper, node_name
+from runtime.wire.types import text_param
 
 __all__ = ["DOWN_RECHECK", "RECENT_KEYS", "MembershipView"]
 

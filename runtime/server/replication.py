@@ -49,6 +49,7 @@ from runtime.rpc.locks import LockMode
 from runtime.rpc.pool import ClientPool
 from runtime.server.base import ServerBase
 from runtime.wire import types as _t
+from runtime.wire.types import text_param
 
 __all__ = ["INTERNAL_METHODS", "Replication"]
 
@@ -157,7 +158,7 @@ class Replication:
         No task per write: the backups are called over open connections with callbacks.
         """
         _, method, backups, params, wait = args
-        name = _text(method, "method")
+        name = text_param(method, "method")
         if name.startswith("jubako.") or not isinstance(params, list) or len(params) < 2:
             raise TypeMismatch(f"jubako.replicate: cannot replicate {name!r} with these params")
         if not isinstance(backups, list):
@@ -242,8 +243,8 @@ class Replication:
             return None
         ring = Ring(_texts(members, "members"))
         count = _count(replicas, "replicas")
-        want = _text(target, "target")
-        me = _text(me, "me")
+        want = text_param(target, "target")
+        me = text_param(me, "me")
         current = bool(holders)
         page = min(_count(limit, "limit"), MAX_PAGE)
 
@@ -251,7 +252,7 @@ class Replication:
             found = ring.nodes_for(key, count)
             return want in found and (me in found) is current
 
-        start = None if after is None else _text(after, "after")
+        start = None if after is None else text_param(after, "after")
         rows = self.serv.export_rows(owned, start, page)
         last = rows[-1][0] if len(rows) == page else None
         return [[[key, row] for key, row in rows], last]
@@ -268,7 +269,7 @@ class Replication:
             raw_key, row = entry
             if raw_key in written:
                 continue
-            kept.append((_text(raw_key, "key"), row))
+            kept.append((text_param(raw_key, "key"), row))
         self.serv.import_rows(kept)
         if self._recording is not None:
             self._imported.update(key for key, _ in kept)
@@ -284,7 +285,7 @@ class Replication:
             return 0
         ring = Ring(_texts(members, "members"))
         count = _count(replicas, "replicas")
-        me = _text(me, "me")
+        me = text_param(me, "me")
         live = set(_texts(sources, "sources")) - {me}
         written = self._recording
         imported = self._imported
@@ -321,7 +322,7 @@ class Replication:
             token = secrets.token_hex(8)
             self._repairers[token] = time.monotonic()
             return token
-        self._repairers.pop(_text(what, "token") if what else "", None)
+        self._repairers.pop(text_param(what, "token") if what else "", None)
         if not self._repairers:
             self._stop_recording()
         return True
@@ -539,21 +540,10 @@ def _recording(handler: Handler, written: set[object]) -> Handler:
     )
 
 
-def _text(value: object, what: str) -> str:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise TypeMismatch(f"{what} is not valid UTF-8") from None
-    if isinstance(value, str):
-        return value
-    raise TypeMismatch(f"{what} must be a string, not {type(value).__name__}")
-
-
 def _texts(value: object, what: str) -> list[str]:
     if not isinstance(value, list | tuple):
         raise TypeMismatch(f"{what} must be a list of strings")
-    return [_text(item, what) for item in value]
+    return [text_param(item, what) for item in value]
 
 
 def _count(value: object, what: str) -> int:
@@ -563,7 +553,7 @@ def _count(value: object, what: str) -> int:
 
 
 def _node(value: object) -> tuple[str, int]:
-    text = _text(value, "backup")
+    text = text_param(value, "backup")
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ProtocolError(f"backup {text!r} is not HOST:PORT")

@@ -21,7 +21,7 @@ import enum
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from runtime.errors import WireTypeError
+from runtime.errors import TypeMismatch, WireTypeError
 from runtime.wire.datum import Datum
 
 T = TypeVar("T")
@@ -142,6 +142,19 @@ class Float(Descriptor[float]):
         if isinstance(given, int | float) and not isinstance(given, bool):
             return float(given)
         raise _wrong("double", given)
+
+
+def text_param(value: object, what: str) -> str:
+    """A string parameter read by hand (a proxy's key, a replication call's names) as
+    text: old clients send bytes; anything else is :class:`TypeMismatch` naming ``what``."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TypeMismatch(f"{what} is not valid UTF-8") from None
+    if isinstance(value, str):
+        return value
+    raise TypeMismatch(f"{what} must be a string, not {type(value).__name__}")
 
 
 class String(Descriptor[str]):
