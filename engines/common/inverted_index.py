@@ -45,13 +45,16 @@ Scored = list[tuple[str, float]]
 class _Posting:
     """One feature's values by row number, as numpy arrays (a removed row keeps a 0)."""
 
-    __slots__ = ("numbers", "size", "values", "where")
+    __slots__ = ("dense", "numbers", "size", "values", "where")
 
     def __init__(self) -> None:
         self.numbers = np.zeros(8, dtype=np.int64)
         self.values = np.zeros(8, dtype=np.float64)
         self.size = 0
         self.where: dict[int, int] = {}
+        #: Whether row ``i`` sits at position ``i`` (every row so far has the feature and
+        #: came in number order): then the numbers are ``0 .. size - 1``.
+        self.dense = True
 
     def set(self, number: int, value: float) -> None:
         position = self.where.get(number)
@@ -62,6 +65,8 @@ class _Posting:
                 self.values = np.concatenate([self.values, np.zeros_like(self.values)])
             self.numbers[position] = number
             self.where[number] = position
+            if number != position:
+                self.dense = False
             self.size += 1
         self.values[position] = value
 
@@ -176,8 +181,13 @@ class InvertedIndex:
             if posting is None or posting.size == 0:
                 continue
             size = posting.size
-            numbers = posting.numbers[:size]
             stored = posting.values[:size]
+            if posting.dense:  # rows 0 .. size - 1: a slice, not a scatter (same sums)
+                dots[:size] += stored * value
+                if touched:
+                    shared.append(np.flatnonzero(stored != 0.0))
+                continue
+            numbers = posting.numbers[:size]
             dots[numbers] += stored * value  # a row appears once in a posting
             if touched:
                 shared.append(numbers[stored != 0.0])
