@@ -406,6 +406,55 @@ class Replica:
             out.append(list(zip(labels, row, strict=True)))
         return out
 
+    def score_flat(
+        self, names: list[str], values: list[float], lengths: list[int]
+    ) -> list[list[tuple[str, float]]] | None:
+        """:meth:`score` of datums whose features (not weighted by idf) are laid end to end,
+        ``lengths[i]`` of them for datum ``i``, as one numpy gather summed feature after
+        feature (see :meth:`_score_batch`); None when that might not give the same bits as
+        :meth:`score` (a value or a weight that is not finite, a feature twice in a datum):
+        the caller then scores them the usual way. A 0 value, which :func:`weigh` leaves
+        out, is summed here: 0 times a finite weight adds nothing to a sum but the sign of
+        a zero, and ``+ 0.0`` at the end makes every zero positive, as a Python sum from
+        ``0.0`` has it."""
+        count = len(lengths)
+        order = self.order
+        if not order:
+            return [[] for _ in lengths]
+        factors_flat = np.array(values, dtype=np.float64)
+        if not np.isfinite(factors_flat).all():
+            return None
+        total = len(names)
+        fids = np.fromiter(map(self.index.ids.get, names, repeat(0)), dtype=np.intp, count=total)
+        fids[fids >= self.rows] = 0
+        width = max(lengths)
+        if width == min(lengths) and width:
+            index = fids.reshape(count, width)
+            factors = factors_flat.reshape(count, width)
+        else:
+            width = max(width, 1)
+            index = np.zeros((count, width), dtype=np.intp)
+            factors = np.zeros((count, width), dtype=np.float64)
+            sizes = np.array(lengths, dtype=np.intp)
+            rows_at = np.repeat(np.arange(count), sizes)
+            columns = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            index[rows_at, columns] = fids
+            factors[rows_at, columns] = factors_flat
+        if width > 1:
+            # A known feature twice in a datum (weigh sums its values first); the unknown
+            # feature (0: padding, names this copy lacks) weighs 0 however often it comes.
+            ordered = np.sort(index, axis=1)
+            if ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] != 0)).any():
+                return None
+        gathered = self.arrays.views()["W"][index][:, :, self.order_slots]
+        if not np.isfinite(gathered).all():
+            return None
+        sums = np.cumsum(gathered * factors[:, :, None], axis=1)[:, -1, :] + 0.0
+        labels = self.order_labels
+        step = len(labels)
+        pairs = list(zip(labels * count, sums.ravel().tolist(), strict=True))
+        return [pairs[at : at + step] for at in range(0, len(pairs), step)]
+
     def _without_rows(self, scores: list[float], slots: Sequence[int]) -> list[float]:
         """Scores with 0 for the labels that have no weights at all (the dict-based engine
         did not sum over them: a non-finite value times nothing stayed 0)."""
@@ -855,6 +904,21 @@ class ClassifierSnapshot:
         value (``[[[label, score]...]...]``); ``TypeMismatch`` as the dispatcher words it for
         a value that does not fit."""
         if type(data) is list:
+            if len(data) >= BATCH_FROM and not self.converter.counts_documents:
+                try:
+                    names, values, lengths = self.converter.extract_wire_many(data)
+                except ValueError:
+                    pass  # one by one, below
+                else:
+                    readers = self._readers
+                    me = get_ident()
+                    replica = readers.enter(self._replica, me)
+                    try:
+                        scored = replica.score_flat(names, values, lengths)
+                    finally:
+                        readers.leave(me)
+                    if scored is not None:
+                        return scored
             extract = self.converter.extract_wire
             extracted = []
             for datum in data:

@@ -34,11 +34,13 @@ itself: see :func:`weigh`), from caches: what one string value of one key gives,
 rules a number's key meets, are worked out once and kept (up to :data:`CACHE_SIZE`
 entries each; then the cache starts again), so a value seen before costs a dict lookup.
 ``extract_wire`` reads the wire form of a datum (strings as UTF-8 ``bytes``) without
-building a :class:`~runtime.wire.datum.Datum`. Both give the features in the order
-:meth:`Converter.convert` does (string rules first, each over the datum's strings in
-order, then each number), which is the order scores are summed in. The caches are shared
-by every thread (the writer and the readers of a snapshot model): entries only depend on
-the config, so whoever computes one first stores the same value.
+building a :class:`~runtime.wire.datum.Datum`; ``extract_wire_many`` reads a list of them
+into one run of features (for a batch scored at once, when nothing is weighed by idf).
+They give the features in the order :meth:`Converter.convert` does (string rules first,
+each over the datum's strings in order, then each number), which is the order scores are
+summed in. The caches are shared by every thread (the writer and the readers of a
+snapshot model): entries only depend on the config, so whoever computes one first stores
+the same value.
 """
 
 from __future__ import annotations
@@ -578,6 +580,95 @@ class Converter:
                 if offsets is not None:
                     offsets.append(None)
         return names, values, offsets
+
+    def extract_wire_many(self, data: list[object]) -> tuple[list[str], list[float], list[int]]:
+        """:meth:`extract_wire` of every datum of ``data``, their features laid end to end
+        (names, values) with each datum's count; for a converter that weighs nothing by idf
+        (``counts_documents`` false). ``ValueError`` where :meth:`extract_wire` gives None:
+        the caller then takes the datums one by one, which says what is wrong."""
+        if self.counts_documents:
+            raise ValueError("idf: extract one by one")
+        names: list[str] = []
+        values: list[float] = []
+        lengths: list[int] = []
+        add_names = names.extend
+        add_values = values.extend
+        add_name = names.append
+        add_value = values.append
+        count = lengths.append
+        cache = self._wire_strings
+        rules_of = self._numbers
+        one_rule = len(self._string_rule_parts) == 1
+        # A value of the wrong type fails a check or a lookup (TypeError: an unhashable
+        # key; ValueError: a pair of the wrong length); only bytes keys are ever cached.
+        try:
+            for datum in data:
+                if type(datum) is not list:
+                    raise ValueError
+                strings, numbers, binaries = datum
+                if type(strings) is not list or type(numbers) is not list:
+                    raise ValueError
+                if type(binaries) is not list:
+                    raise ValueError
+                start = len(names)
+                if strings:
+                    entries: list[StringEntry] = []
+                    for pair in strings:
+                        if type(pair) is not list:
+                            raise ValueError
+                        key, value = pair
+                        entry = cache.get((key, value))
+                        if entry is None:
+                            if type(key) is not bytes or type(value) is not bytes:
+                                raise ValueError
+                            entry = self._string_entry(key.decode("utf-8"), value.decode("utf-8"))
+                            if len(cache) >= CACHE_SIZE:
+                                cache.clear()
+                            cache[(key, value)] = entry
+                        if type(entry) is not tuple:  # the error text of a refused key
+                            raise ValueError
+                        if one_rule:
+                            rule_names, weights = entry[0]
+                            add_names(rule_names)
+                            add_values(weights)
+                        else:
+                            entries.append(entry)
+                    if entries:
+                        self._assemble(entries, names, values, None)
+                for pair in binaries:
+                    if type(pair) is not list:
+                        raise ValueError
+                    key, blob = pair
+                    if type(key) is not bytes or type(blob) is not bytes:
+                        raise ValueError
+                for pair in numbers:
+                    if type(pair) is not list:
+                        raise ValueError
+                    key, number = pair
+                    if type(number) is not float:
+                        if type(number) is not int:
+                            raise ValueError
+                        number = float(number)
+                    rules = rules_of.get(key)
+                    if rules is None:
+                        if type(key) is not bytes:
+                            raise ValueError
+                        rules = self._number_rules(key.decode("utf-8"))
+                        if len(rules_of) >= CACHE_SIZE:
+                            rules_of.clear()
+                        rules_of[key] = rules
+                    if type(rules) is not tuple:
+                        raise ValueError
+                    for name, kind in rules:
+                        if kind == _NUM:
+                            add_name(name)
+                            add_value(number)
+                        else:
+                            self._number_feature(name, kind, number, names, values)
+                count(len(names) - start)
+        except (TypeError, ValueError):  # UnicodeDecodeError is a ValueError
+            raise ValueError("not well formed: extract one by one") from None
+        return names, values, lengths
 
     def _string_entry(self, key: str, value: str) -> StringEntry:
         """Per string rule, the features ``key: value`` gives; the error text instead when a

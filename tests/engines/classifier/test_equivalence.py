@@ -141,6 +141,68 @@ def test_the_wire_path_gives_the_typed_paths_answers() -> None:
     assert same(got, expected)
 
 
+NO_IDF = {
+    "string_rules": [
+        {"key": "*", "type": "space", "sample_weight": "bin", "global_weight": "bin"},
+        {"key": "t*", "type": "str", "sample_weight": "tf", "global_weight": "bin"},
+    ],
+    "num_rules": [
+        {"key": "*", "type": "num"},
+        {"key": "n1", "type": "log"},
+        {"key": "n2", "type": "str"},
+    ],
+}
+
+
+def _wire_datum(rng: random.Random) -> list[Any]:
+    """A wire datum whose numbers are often 0 (weigh leaves those out)."""
+    strings = [[b"text", " ".join(rng.choices(WORDS, k=rng.randint(0, 3))).encode()]]
+    keys = rng.sample([b"n0", b"n1", b"n2", b"n3"], rng.randint(0, 4))
+    numbers = [[key, rng.choice([0.0, -0.0, 0, 2, rng.uniform(-3.0, 3.0)])] for key in keys]
+    return [strings, numbers, []]
+
+
+def _typed(datum: list[Any]) -> Datum:
+    typed = Datum()
+    typed.string_values = [(k.decode(), v.decode()) for k, v in datum[0]]
+    typed.num_values = [(k.decode(), float(v)) for k, v in datum[1]]
+    return typed
+
+
+@pytest.mark.parametrize("method", ["PA1", "AROW", "NHERD"])
+def test_batches_without_idf_score_as_the_reference(method: str) -> None:
+    """A batch of wire datums with no idf rule is scored as one numpy product of its
+    features laid end to end, 0 values included: the same bits as the reference; and the
+    same again through the usual path when a datum has a feature twice (weigh sums its
+    values first) or a value that is not finite."""
+    new, old = ClassifierModel(config(method, NO_IDF)), ReferenceModel(config(method, NO_IDF))
+    rng = random.Random(11)
+    for _ in range(150):
+        pair = [(rng.choice(["a", "b", "c"]), _typed(_wire_datum(rng)))]
+        assert new.train(pair) == old.train(pair)
+    new.set_label("d")  # known, without weights
+    old.set_label("d")
+    snapshot = new.snapshot()
+    odd: list[tuple[str, int, list[Any]]] = [  # (what, strings 0 or numbers 1, pairs)
+        ("plain", 0, [[b"text", b"fig"]]),
+        ("unknown feature", 1, [[b"unknown", 1.5]]),
+        ("a number twice", 1, [[b"n0", 0.1], [b"n0", 0.7], [b"n0", -0.1]]),
+        ("a word twice", 0, [[b"text", b"apple banana"], [b"text", b"banana"]]),
+        ("infinite", 1, [[b"n3", math.inf]]),
+        ("not a number", 1, [[b"n0", math.nan]]),
+    ]
+    for what, part, extra in odd:
+        for size in (BATCH_FROM, 40):
+            data = [_wire_datum(rng) for _ in range(size)]
+            data[size // 2][part].extend(extra)
+            got = snapshot.classify_wire(data)
+            assert same(got, old.classify([_typed(d) for d in data])), what
+    names, values, lengths = new.converter.extract_wire_many(
+        [_wire_datum(rng) for _ in range(BATCH_FROM)]
+    )
+    assert snapshot.frozen().score_flat(names, values, lengths) is not None
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_mix_rounds_leave_the_same_models(method: str) -> None:
     """Three servers, mixed three times with training in between and while rounds run."""

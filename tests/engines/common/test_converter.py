@@ -363,3 +363,52 @@ def test_the_unknown_type_message_is_exact() -> None:
     with pytest.raises(ConfigError) as caught:
         Converter.from_config({"string_rules": [string_rule(type_="foo")]})
     assert str(caught.value) == "converter.string_rules[0].type: unknown type 'foo'"
+
+
+WIRE_CONVERTER = {
+    "string_rules": [
+        {"key": "*", "type": "space", "sample_weight": "bin", "global_weight": "bin"},
+        {"key": "t*", "type": "str", "sample_weight": "tf", "global_weight": "bin"},
+    ],
+    "num_rules": [{"key": "*", "type": "num"}, {"key": "n*", "type": "log"}],
+}
+GOOD_WIRE = [
+    [[[b"text", b"a b a"], [b"x", b"c"]], [[b"n", 2.5], [b"m", 0]], [[b"blob", b"\x00"]]],
+    [[], [], []],
+    [[[b"text", b"z"]], [[b"n", -1.0]], []],
+]
+BAD_WIRE = [
+    "not a datum",
+    [[], []],
+    [[[b"text"]], [], []],
+    [[[b"text", "a str"]], [], []],
+    [[[b"te$t", b"a"]], [], []],  # a '$' in a key a rule reads
+    [[], [[b"n", "1"]], []],
+    [[], [[[b"n"], 1.0]], []],  # an unhashable key
+    [[], [[b"\xff", 1.0]], []],  # not UTF-8
+    [[], [], [[b"blob", 1]]],
+]
+
+
+@pytest.mark.parametrize("bad", BAD_WIRE, ids=repr)
+def test_extract_wire_many_is_extract_wire_end_to_end(bad: object) -> None:
+    """Features of every datum laid end to end, as extract_wire gives them one by one;
+    ValueError where it gives None."""
+    converter = Converter.from_config(WIRE_CONVERTER)
+    names, values, lengths = converter.extract_wire_many(list(GOOD_WIRE))
+    one_by_one = [converter.extract_wire(datum) for datum in GOOD_WIRE]
+    assert lengths == [len(one[0]) for one in one_by_one if one is not None]
+    assert names == [name for one in one_by_one if one is not None for name in one[0]]
+    assert values == [value for one in one_by_one if one is not None for value in one[1]]
+    assert converter.extract_wire(bad) is None
+    with pytest.raises(ValueError):
+        converter.extract_wire_many([*GOOD_WIRE, bad])
+    idf = Converter.from_config(
+        {
+            "string_rules": [
+                {"key": "*", "type": "str", "sample_weight": "bin", "global_weight": "idf"}
+            ]
+        }
+    )
+    with pytest.raises(ValueError):
+        idf.extract_wire_many(list(GOOD_WIRE))
