@@ -377,24 +377,11 @@ class Replica:
             names.extend(vector_names)
             values.extend(vector_values)
             lengths.append(len(vector_names))
-        count = len(vectors)
         total = len(names)
         fids = np.fromiter(map(self.index.ids.get, names, repeat(0)), dtype=np.intp, count=total)
         fids[fids >= self.rows] = 0
         factors_flat = np.array(values, dtype=np.float64)
-        width = max(lengths)
-        if width == min(lengths) and width:
-            index = fids.reshape(count, width)
-            factors = factors_flat.reshape(count, width)
-        else:
-            width = max(width, 1)
-            index = np.zeros((count, width), dtype=np.intp)
-            factors = np.zeros((count, width), dtype=np.float64)
-            sizes = np.array(lengths, dtype=np.intp)
-            rows_at = np.repeat(np.arange(count), sizes)
-            columns = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-            index[rows_at, columns] = fids
-            factors[rows_at, columns] = factors_flat
+        index, factors = _padded(fids, factors_flat, lengths)
         gathered = self.arrays.views()["W"][index][:, :, slots]
         with np.errstate(all="ignore"):  # inf and NaN values give what Python gives
             sums = np.cumsum(gathered * factors[:, :, None], axis=1)[:, -1, :] + 0.0
@@ -427,20 +414,8 @@ class Replica:
         total = len(names)
         fids = np.fromiter(map(self.index.ids.get, names, repeat(0)), dtype=np.intp, count=total)
         fids[fids >= self.rows] = 0
-        width = max(lengths)
-        if width == min(lengths) and width:
-            index = fids.reshape(count, width)
-            factors = factors_flat.reshape(count, width)
-        else:
-            width = max(width, 1)
-            index = np.zeros((count, width), dtype=np.intp)
-            factors = np.zeros((count, width), dtype=np.float64)
-            sizes = np.array(lengths, dtype=np.intp)
-            rows_at = np.repeat(np.arange(count), sizes)
-            columns = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-            index[rows_at, columns] = fids
-            factors[rows_at, columns] = factors_flat
-        if width > 1:
+        index, factors = _padded(fids, factors_flat, lengths)
+        if index.shape[1] > 1:
             # A known feature twice in a datum (weigh sums its values first); the unknown
             # feature (0: padding, names this copy lacks) weighs 0 however often it comes.
             ordered = np.sort(index, axis=1)
@@ -476,6 +451,26 @@ class Replica:
             "num_features_diff": str(self.diff_features),
             "model_version": str(self.version),
         }
+
+
+def _padded(
+    fids: np.ndarray[Any, np.dtype[np.intp]], factors: FloatArray, lengths: list[int]
+) -> tuple[np.ndarray[Any, np.dtype[np.intp]], FloatArray]:
+    """Features laid end to end, ``lengths[i]`` for datum ``i``, as one row per datum,
+    padded at the end with the unknown feature (0) times 0."""
+    count = len(lengths)
+    width = max(lengths)
+    if width == min(lengths) and width:
+        return fids.reshape(count, width), factors.reshape(count, width)
+    width = max(width, 1)
+    sizes = np.array(lengths, dtype=np.intp)
+    shift = np.arange(0, count * width, width) - (np.cumsum(sizes) - sizes)
+    at = np.arange(len(fids)) + np.repeat(shift, sizes)
+    index = np.zeros(count * width, dtype=np.intp)
+    index[at] = fids
+    padded = np.zeros(count * width, dtype=np.float64)
+    padded[at] = factors
+    return index.reshape(count, width), padded.reshape(count, width)
 
 
 # -- the model (the writer's side) ---------------------------------------------------------

@@ -352,6 +352,8 @@ class Converter:
         self._strings: dict[tuple[str, str], StringEntry] = {}
         self._wire_strings: dict[tuple[bytes, bytes], StringEntry] = {}
         self._numbers: dict[str | bytes, NumberEntry] = {}
+        #: Wire number key → its feature's name, for a key that meets one ``num`` rule.
+        self._plain_numbers: dict[bytes, str] = {}
 
     @classmethod
     def from_config(cls, converter_json: object, path: str = "converter") -> Converter:
@@ -598,6 +600,7 @@ class Converter:
         count = lengths.append
         cache = self._wire_strings
         rules_of = self._numbers
+        plain = self._plain_numbers
         one_rule = len(self._string_rule_parts) == 1
         # A value of the wrong type fails a check or a lookup (TypeError: an unhashable
         # key; ValueError: a pair of the wrong length); only bytes keys are ever cached.
@@ -649,6 +652,11 @@ class Converter:
                         if type(number) is not int:
                             raise ValueError
                         number = float(number)
+                    name = plain.get(key)
+                    if name is not None:
+                        add_name(name)
+                        add_value(number)
+                        continue
                     rules = rules_of.get(key)
                     if rules is None:
                         if type(key) is not bytes:
@@ -659,6 +667,10 @@ class Converter:
                         rules_of[key] = rules
                     if type(rules) is not tuple:
                         raise ValueError
+                    if len(rules) == 1 and rules[0][1] == _NUM and type(key) is bytes:
+                        if len(plain) >= CACHE_SIZE:
+                            plain.clear()
+                        plain[key] = rules[0][0]
                     for name, kind in rules:
                         if kind == _NUM:
                             add_name(name)
