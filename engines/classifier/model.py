@@ -110,6 +110,10 @@ _MODEL_FIELDS = (
 NAMES_PER_CHUNK = 4096
 #: Datums a classify scores one by one in Python; more are scored as one numpy product.
 BATCH_FROM = 8
+#: Labels up to which a few datums are scored by code made for their slots (:func:`_adder`).
+UNROLL_LABELS = 8
+#: Those functions kept (one per label order and stride seen) before starting again.
+ADDERS_KEPT = 256
 #: Rows a bulk change (a mix, a load) handles per step: each step holds the interpreter a
 #: millisecond or so, and threads reading a snapshot run between steps.
 CHUNK = 8192
@@ -344,18 +348,22 @@ class Replica:
         stride = self.arrays.stride
         get = self.index.ids.get
         rows = self.rows
+        add_up = _adder((stride, *slots)) if 0 < len(slots) <= UNROLL_LABELS else None
         out = []
         for names, values in vectors:
-            fids = list(map(get, names, repeat(0)))
-            if fids and max(fids) >= rows:  # named since this copy was made: unknown here
-                fids = [fid if fid < rows else 0 for fid in fids]
-            bases = [fid * stride for fid in fids]
-            scores = []
-            for slot in slots:
-                total = 0.0
-                for base, value in zip(bases, values):  # noqa: B905 (one length)
-                    total += weights[base + slot] * value
-                scores.append(total)
+            if add_up is not None:
+                scores = add_up(get, rows, weights, names, values)
+            else:
+                fids = list(map(get, names, repeat(0)))
+                if fids and max(fids) >= rows:  # named since this copy was made: unknown here
+                    fids = [fid if fid < rows else 0 for fid in fids]
+                bases = [fid * stride for fid in fids]
+                scores = []
+                for slot in slots:
+                    total = 0.0
+                    for base, value in zip(bases, values):  # noqa: B905 (one length)
+                        total += weights[base + slot] * value
+                    scores.append(total)
             if not all(map(math.isfinite, values)):
                 scores = self._without_rows(scores, slots)
             out.append(list(zip(labels, scores)))  # noqa: B905 (one length)
@@ -451,6 +459,49 @@ class Replica:
             "num_features_diff": str(self.diff_features),
             "model_version": str(self.version),
         }
+
+
+#: What sums one datum's products for the label slots of a key (the stride, then the
+#: slots): ``add_up(get, rows, weights, names, values) -> [score per slot]``, ``get`` the
+#: feature index's ``ids.get`` and ``rows`` the rows of the copy read.
+Adder = Callable[
+    [Callable[[str, int], int], int, "array[float]", list[str], list[float]], list[float]
+]
+_ADDERS: dict[tuple[int, ...], Adder] = {}
+
+
+def _adder(key: tuple[int, ...]) -> Adder:
+    """The :data:`Adder` of ``key``, made once (Python code written for those slots, the
+    stride and slots as constants) and kept. It sums every label in one pass over the
+    features; each label's sum takes the same products in the same order as a loop per
+    label, from ``0.0``, so the same bits, for a third less bytecode per product."""
+    adder = _ADDERS.get(key)
+    if adder is None:
+        stride, *slots = key
+        totals = [f"t{i}" for i in range(len(slots))]
+        source = "\n".join(
+            [
+                "def add_up(get, rows, weights, names, values):",
+                f"    {' = '.join(totals)} = 0.0",
+                "    for name, value in zip(names, values):",
+                "        base = get(name, 0)",
+                "        if base >= rows:  # named since this copy was made: unknown here",
+                "            base = 0",
+                f"        base *= {stride}",
+                *(
+                    f"        {total} += weights[base + {slot}] * value"
+                    for total, slot in zip(totals, slots, strict=True)
+                ),
+                f"    return [{', '.join(totals)}]",
+            ]
+        )
+        namespace: dict[str, Any] = {}
+        exec(compile(source, f"<scores of slots {slots}>", "exec"), namespace)
+        adder = namespace["add_up"]
+        if len(_ADDERS) >= ADDERS_KEPT:
+            _ADDERS.clear()
+        _ADDERS[key] = adder
+    return adder
 
 
 def _padded(

@@ -550,8 +550,16 @@ class Converter:
         values: list[float] = []
         offsets: list[float | None] | None = [] if self.counts_documents else None
         if entries:
-            self._assemble(entries, names, values, offsets)
+            if len(entries) == 1 and offsets is None and len(self._string_rule_parts) == 1:
+                entry = entries[0]
+                assert type(entry) is tuple  # refused keys have returned above
+                rule_names, weights = entry[0]
+                names.extend(rule_names)
+                values.extend(weights)
+            else:
+                self._assemble(entries, names, values, offsets)
         rules_of = self._numbers
+        plain = self._plain_numbers
         for pair in numbers:
             if type(pair) is not list or len(pair) != 2:
                 return None
@@ -562,6 +570,13 @@ class Converter:
                 number = float(number)
             if type(key) is not bytes:
                 return None
+            name = plain.get(key)
+            if name is not None:
+                names.append(name)
+                values.append(number)
+                if offsets is not None:
+                    offsets.append(None)
+                continue
             rules = rules_of.get(key)
             if rules is None:
                 try:
@@ -573,6 +588,7 @@ class Converter:
                 rules_of[key] = rules
             if type(rules) is not tuple:
                 return None
+            self._note_plain(key, rules)
             for name, kind in rules:
                 if kind == _NUM:
                     names.append(name)
@@ -582,6 +598,14 @@ class Converter:
                 if offsets is not None:
                     offsets.append(None)
         return names, values, offsets
+
+    def _note_plain(self, key: bytes, rules: tuple[tuple[str, int], ...]) -> None:
+        """Keep the feature name of a wire number key that meets one ``num`` rule."""
+        if len(rules) == 1 and rules[0][1] == _NUM:
+            plain = self._plain_numbers
+            if len(plain) >= CACHE_SIZE:
+                plain.clear()
+            plain[key] = rules[0][0]
 
     def extract_wire_many(self, data: list[object]) -> tuple[list[str], list[float], list[int]]:
         """:meth:`extract_wire` of every datum of ``data``, their features laid end to end
@@ -667,10 +691,8 @@ class Converter:
                         rules_of[key] = rules
                     if type(rules) is not tuple:
                         raise ValueError
-                    if len(rules) == 1 and rules[0][1] == _NUM and type(key) is bytes:
-                        if len(plain) >= CACHE_SIZE:
-                            plain.clear()
-                        plain[key] = rules[0][0]
+                    if type(key) is bytes:
+                        self._note_plain(key, rules)
                     for name, kind in rules:
                         if kind == _NUM:
                             add_name(name)
