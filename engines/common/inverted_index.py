@@ -253,6 +253,91 @@ class InvertedIndex:
         best = self._best(scores, numbers, count)
         return [(self.keys[n], s) for s, n in best]
 
+    def _add_products(
+        self, queries: Sequence[Features], dots: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """Add each query's products to its row of ``dots``, position by position, features
+        that differ between the queries one by one; returns the queries' squared norms."""
+        many = len(queries)
+        query_norms = np.zeros(many, dtype=np.float64)
+        for i, query in enumerate(queries):
+            norm = 0.0
+            for _, value in query:
+                norm += value * value
+            query_norms[i] = norm
+        longest = max(len(query) for query in queries)
+        postings = self.postings
+        for step in range(longest):
+            groups: dict[str, list[int]] = {}
+            for i, query in enumerate(queries):
+                if step < len(query):
+                    groups.setdefault(query[step][0], []).append(i)
+            for feature, members in groups.items():
+                posting = postings.get(feature)
+                if posting is None or posting.size == 0:
+                    continue
+                width = posting.size
+                values = np.array([queries[i][step][1] for i in members], dtype=np.float64)
+                products = values[:, np.newaxis] * posting.values[np.newaxis, :width]
+                rows = np.array(members, dtype=np.int64)
+                if posting.dense:
+                    dots[rows, :width] += products
+                else:
+                    dots[np.ix_(rows, posting.numbers[:width])] += products
+        return query_norms
+
+    def euclid_distances(self, queries: Sequence[Features], count: int) -> list[Scored]:
+        """``euclid(query, count)`` for each query (not ``ignore_orthogonal``), as
+        ``(row, distance)`` best first: the same numbers, one numpy pass per query
+        *position* over all the queries at once instead of one per query feature.
+
+        Step ``j`` adds every query's ``j``-th product to its dot products, so each query's
+        sum is still taken in its own order (bit for bit :meth:`euclid`'s); queries whose
+        ``j``-th features differ are added feature by feature."""
+        if count <= 0 or not queries:
+            return [[] for _ in queries]
+        size = len(self.keys)
+        many = len(queries)
+        dots = np.zeros((many, size), dtype=np.float64)
+        postings = self.postings
+        split = [tuple(zip(*query, strict=True)) for query in queries]
+        names = split[0][0] if split[0] else ()
+        if names and all(part and part[0] == names for part in split):
+            # every query has the same features in the same order (the usual case)
+            matrix = np.array([part[1] for part in split], dtype=np.float64)
+            query_norms = np.zeros(many, dtype=np.float64)
+            for step, feature in enumerate(names):
+                column = matrix[:, step]
+                query_norms += column * column
+                posting = postings.get(feature)
+                if posting is None or posting.size == 0:
+                    continue
+                width = posting.size
+                products = column[:, np.newaxis] * posting.values[np.newaxis, :width]
+                if posting.dense:
+                    dots[:, :width] += products
+                else:
+                    dots[:, posting.numbers[:width]] += products
+        else:
+            query_norms = self._add_products(queries, dots)
+        norms = self._norm_array[:size]
+        numbers = np.flatnonzero(norms != 0.0)
+        if len(numbers) == 0:
+            return [[] for _ in queries]
+        squared = query_norms[:, np.newaxis] + norms[numbers] - 2 * dots[:, numbers]
+        # -(-√x) is √x bit for bit: these are the distances recommender's euclid gives
+        distances = np.sqrt(np.maximum(0.0, squared))
+        keys = self.keys
+        chosen, values, redo = nearest_rows(distances, numbers, count)
+        out: list[Scored] = []
+        for i, (row_numbers, row_values) in enumerate(zip(chosen, values, strict=True)):
+            if redo[i]:  # ties across the cut, or NaN: the one-query path decides
+                best = self._best(-distances[i], numbers, count)
+                out.append([(keys[n], -s) for s, n in best])
+            else:
+                out.append([(keys[n], d) for n, d in zip(row_numbers, row_values, strict=True)])
+        return out
+
     # -- mix and save ----------------------------------------------------------------------
 
     def take_diff(self) -> dict[str, list[object]]:
@@ -298,6 +383,31 @@ class InvertedIndex:
         self.apply_rows(read_map(fields["rows"], f"{path}.rows"), f"{path}.rows")
         self.log.clock = max(self.log.clock, clock)
         self.log.changed = {}
+
+
+def nearest_rows(
+    distances: npt.NDArray[np.float64], numbers: npt.NDArray[np.int64], count: int
+) -> tuple[list[list[int]], list[list[float]], list[bool]]:
+    """Per row of ``distances`` (columns are rows ``numbers``), the ``count`` smallest, by
+    distance then the *later* number first (:meth:`InvertedIndex._best` on ``-distance``):
+    their numbers and distances, and whether the row must be redone one at a time (a NaN,
+    or a distance equal to the cut's falling on both sides of it)."""
+    many, width = distances.shape
+    redo = np.asarray(np.isnan(distances).any(axis=1))
+    if width > count:
+        part = np.argpartition(distances, count - 1, axis=1)[:, :count]
+        kept = np.take_along_axis(distances, part, 1)
+        cut = kept.max(axis=1)
+        redo |= np.count_nonzero(distances <= cut[:, np.newaxis], axis=1) != count
+    else:
+        part = np.broadcast_to(np.arange(width), (many, width))
+        kept = distances
+    order = np.lexsort((-numbers[part], kept), axis=1)
+    chosen = np.take_along_axis(part, order, 1)
+    picked: list[list[int]] = numbers[chosen].tolist()
+    distance: list[list[float]] = np.take_along_axis(kept, order, 1).tolist()
+    again: list[bool] = redo.tolist()
+    return picked, distance, again
 
 
 def read_rows(

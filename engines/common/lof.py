@@ -241,7 +241,8 @@ class Lof(_Lof):
             self.unlearner.remove(key)
 
     def _update_entries(self, keys: Iterable[str]) -> None:
-        rows = {key: self.neighbours_of(key, self.k) for key in keys}
+        order = list(keys)
+        rows = dict(zip(order, self.engine.neighbor_rows_from_ids(order, self.k), strict=True))
         for key, found in rows.items():
             if found:
                 self.kdists[key] = found[-1][1]

@@ -300,6 +300,19 @@ class RecommenderIndex:
             return self.neighbors.neighbor_row_from_features(self.original.get(key), count)
         return [(k, self._distance(score)) for k, score in self.similar_to(key, count)]
 
+    def neighbor_rows_from_ids(self, keys: Sequence[str], count: int) -> list[Scored]:
+        """``neighbor_row_from_id`` for each key (the same answers; ``inverted_index_euclid``
+        asks them in one pass over the index)."""
+        inverted = self.inverted
+        if (
+            inverted is not None
+            and self.method == "inverted_index_euclid"
+            and not self.ignore_orthogonal
+        ):
+            get = self.original.get
+            return inverted.euclid_distances([get(key) for key in keys], count)
+        return [self.neighbor_row_from_id(key, count) for key in keys]
+
     def _distance(self, score: float) -> float:
         if self.method in ("inverted_index_euclid", "euclid_lsh"):
             return -score
