@@ -505,8 +505,9 @@ class LightLof(_Lof):
         table = self.scores
         positions = [table.index[key] for key in keys if key in table.index]
         nested: dict[int, list[tuple[int, float]]] = {}
-        for position in positions:
-            found = self.neighbours_of(table.keys[position], self.k)
+        keys_of = table.keys
+        many = self.engine.neighbor_rows_from_ids([keys_of[p] for p in positions], self.k)
+        for position, found in zip(positions, many, strict=True):
             nested[position] = [
                 (table.index[other], distance) for other, distance in found if other in table.index
             ]

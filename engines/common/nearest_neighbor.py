@@ -272,6 +272,34 @@ def smallest(scores: npt.NDArray[np.float64] | npt.NDArray[np.int64], count: int
     return [int(i) for i in np.lexsort((np.arange(size), scores))]
 
 
+#: At most this many words' worth of Hamming distances per pass of
+#: :meth:`NearestNeighborIndex.neighbor_rows_from_ids`.
+_CHUNK = 1 << 22
+
+
+def smallest_rows(
+    scores: npt.NDArray[np.float64] | npt.NDArray[np.int64], count: int
+) -> tuple[list[list[int]], list[bool]]:
+    """:func:`smallest` for each row of ``scores``, and whether the row must be redone by
+    :func:`smallest` (a NaN, or a score equal to the cut's falling on both sides of it)."""
+    many, size = scores.shape
+    redo = np.zeros(many, dtype=bool)
+    if scores.dtype == np.float64:
+        redo |= np.isnan(scores).any(axis=1)
+    if count < size:
+        part = np.argpartition(scores, count - 1, axis=1)[:, :count]
+        kept = np.take_along_axis(scores, part, 1)
+        cut = kept.max(axis=1)
+        redo |= np.count_nonzero(scores <= cut[:, np.newaxis], axis=1) != count
+    else:
+        part = np.broadcast_to(np.arange(size), (many, size))
+        kept = scores
+    order = np.lexsort((part, kept), axis=1)
+    picked: list[list[int]] = np.take_along_axis(part, order, 1).tolist()
+    again: list[bool] = redo.tolist()
+    return picked, again
+
+
 class NearestNeighborIndex(ABC):
     """One of Jubatus's nearest-neighbour methods over a :class:`BitTable`."""
 
@@ -323,6 +351,42 @@ class NearestNeighborIndex(ABC):
             return []
         words = self.table.matrix[position].copy()
         return self._ranked(words, float(self.table.norms[position]), count)
+
+    def many_distances(
+        self, words: npt.NDArray[np.uint64], norms: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64] | npt.NDArray[np.int64]:
+        """What :meth:`_ranked` ranks, for each row of ``words`` at once: Hamming distances
+        (``euclid_lsh``: the distances of :meth:`distances`, the same operations)."""
+        size = len(self.table)
+        xor = np.bitwise_xor(self.table.matrix[np.newaxis, :size], words[:, np.newaxis, :])
+        hamming: npt.NDArray[np.int64] = np.bitwise_count(xor).sum(axis=2, dtype=np.int64)
+        return hamming
+
+    def neighbor_rows_from_ids(self, keys: Sequence[str], count: int) -> list[Scored]:
+        """``neighbor_row_from_id`` for each key, the same answers, the distances to every
+        row computed for all the keys in one pass."""
+        table = self.table
+        index = table.index
+        found = [(i, index[key]) for i, key in enumerate(keys) if key in index]
+        out: list[Scored] = [[] for _ in keys]
+        if count <= 0 or not found or len(table) == 0:
+            return out
+        keys_of_rows = table.keys
+        step = max(1, _CHUNK // max(1, len(table) * table.words))
+        for start in range(0, len(found), step):
+            chunk = found[start : start + step]
+            positions = np.array([position for _, position in chunk], dtype=np.int64)
+            scores = self.many_distances(table.matrix[positions], table.norms[positions])
+            picked, redo = smallest_rows(scores, count)
+            integral = scores.dtype != np.float64
+            for row, ((i, _), chosen) in enumerate(zip(chunk, picked, strict=True)):
+                if redo[row]:
+                    chosen = smallest(scores[row], count)
+                values = scores[row][chosen].tolist()
+                if integral:
+                    values = [value / self.hash_num for value in values]
+                out[i] = [(keys_of_rows[p], value) for p, value in zip(chosen, values, strict=True)]
+        return out
 
     def similarity(self, distance: float) -> float:
         return 1.0 - distance
@@ -381,6 +445,19 @@ class EuclidLsh(Lsh):
         with np.errstate(invalid="ignore"):
             far = np.sqrt(norm * norm + norms * norms - 2 * norm * norms * cosines)
         return np.where(hamming == 0, np.abs(norm - norms), far)
+
+    def many_distances(
+        self, words: npt.NDArray[np.uint64], norms: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64] | npt.NDArray[np.int64]:
+        hamming = super().many_distances(words, norms)
+        size = len(self.table)
+        stored = self.table.norms[:size]
+        cosines = self._cosines[hamming]
+        norm = norms[:, np.newaxis]
+        with np.errstate(invalid="ignore"):
+            far = np.sqrt(norm * norm + stored * stored - 2 * norm * stored * cosines)
+        result: npt.NDArray[np.float64] = np.where(hamming == 0, np.abs(norm - stored), far)
+        return result
 
     def similarity(self, distance: float) -> float:
         return -distance
