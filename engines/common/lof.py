@@ -243,6 +243,7 @@ class Lof(_Lof):
     def _update_entries(self, keys: Iterable[str]) -> None:
         order = list(keys)
         rows = dict(zip(order, self.engine.neighbor_rows_from_ids(order, self.k), strict=True))
+        kdists = self.kdists
         for key, found in rows.items():
             if found:
                 self.kdists[key] = found[-1][1]
@@ -255,7 +256,13 @@ class Lof(_Lof):
                 length = min(len(found), self.k)
                 total = 0.0
                 for other, distance in found[:length]:
-                    total += max(distance, self.kdist(other))
+                    try:
+                        other_kdist = kdists[other]
+                    except KeyError:
+                        self.kdist(other)  # raises the error
+                        raise
+                    # max(distance, other_kdist), as Python picks it
+                    total += other_kdist if other_kdist > distance else distance
                 self.lrds[key] = length / (total + 1e-15)
             self.log.touch(key)
 
@@ -503,25 +510,32 @@ class LightLof(_Lof):
 
     def _update_entries(self, keys: Iterable[str]) -> None:
         table = self.scores
-        positions = [table.index[key] for key in keys if key in table.index]
-        nested: dict[int, list[tuple[int, float]]] = {}
+        index = table.index
+        positions = [index[key] for key in keys if key in index]
         keys_of = table.keys
         many = self.engine.neighbor_rows_from_ids([keys_of[p] for p in positions], self.k)
+        kdist = table.kdist
+        nested: list[list[tuple[int, float]]] = []
         for position, found in zip(positions, many, strict=True):
-            nested[position] = [
-                (table.index[other], distance) for other, distance in found if other in table.index
-            ]
+            nested.append([(index[other], distance) for other, distance in found if other in index])
             if found:
-                table.kdist[position] = found[-1][1]
-        for position in positions:
-            neighbours = nested[position]
+                kdist[position] = found[-1][1]
+        # the neighbours' k-distances, read once the k-distances above are all written
+        others = [other for neighbours in nested for other, _ in neighbours]
+        kdists: list[float] = kdist[others].tolist() if others else []
+        at = 0
+        for position, neighbours in zip(positions, nested, strict=True):
             lrd = 1.0
             if neighbours:
                 length = min(len(neighbours), self.k)
                 total = 0.0
-                for other, distance in neighbours[:length]:
-                    total += max(distance, float(table.kdist[other]))
+                for (_, distance), other_kdist in zip(
+                    neighbours[:length], kdists[at : at + length], strict=True
+                ):
+                    # max(distance, other_kdist), as Python picks it
+                    total += other_kdist if other_kdist > distance else distance
                 lrd = math.inf if total == 0 else length / total
+            at += len(neighbours)
             table.lrd[position] = lrd
             table.touch_row(position)
 
