@@ -101,6 +101,9 @@ class _Lof:
         self.parameter = params.raw("parameter")
         self.unlearner: Unlearner | None = create_unlearner(params)
         self.ignored = 0
+        #: The ``reverse_nearest_neighbor_num`` nearest rows that storing a row found for it,
+        #: while nothing else has changed: ``score_of`` that row takes its nearest from them.
+        self._just_stored: tuple[str, Scored] | None = None
 
     def kdist(self, key: str) -> float:
         raise NotImplementedError
@@ -129,8 +132,22 @@ class _Lof:
         lrd, lrds = self._lrd_of(self.neighbours(features, self.k))
         return calculate_lof(lrd, lrds)
 
+    def _stored(self, key: str, found: Scored) -> None:
+        """Keep what storing ``key`` found, when its ``k + 1`` nearest are a prefix of it:
+        the ranking is by distance then row (a total order), so the ``k + 1`` nearest are
+        the first ``k + 1`` of the ``reverse_k`` nearest unless a NaN distance is about."""
+        self._just_stored = None
+        if self.prefix_is_nearest and len(found) > self.k and all(d == d for _, d in found):
+            self._just_stored = (key, found)
+
+    prefix_is_nearest = True
+
     def score_of(self, key: str) -> float:
-        neighbours = self.neighbours_of(key, self.k + 1)
+        just, self._just_stored = self._just_stored, None
+        if just is not None and just[0] == key:
+            neighbours = just[1][: self.k + 1]
+        else:
+            neighbours = self.neighbours_of(key, self.k + 1)
         for i, (other, _) in enumerate(neighbours):
             if other == key:
                 neighbours[i] = neighbours[-1]
@@ -158,6 +175,10 @@ class Lof(_Lof):
         self.kdists: dict[str, float] = {}
         self.lrds: dict[str, float] = {}
         self.log = ChangeLog(owner)
+        # inverted_index_euclid ranks every row by (distance, row), a NaN distance showing;
+        # cosine clamps a NaN to -1, and the hashed methods' candidates may depend on how
+        # many are asked
+        self.prefix_is_nearest = self.engine.method == "inverted_index_euclid"
         if self.unlearner is not None:
             self.unlearner.forget = self.remove_row
 
@@ -179,17 +200,20 @@ class Lof(_Lof):
     def neighbours_of(self, key: str, count: int) -> Scored:
         return self.engine.neighbor_row_from_id(key, count)
 
-    def _collect(self, key: str, into: set[str]) -> None:
-        into.update(k for k, _ in self.neighbours_of(key, self.reverse_k))
+    def _collect(self, key: str, into: set[str]) -> Scored:
+        found = self.neighbours_of(key, self.reverse_k)
+        into.update(k for k, _ in found)
+        return found
 
     def _row_update(self, key: str, diff: Features, pending: set[str]) -> bool:
+        self._just_stored = None
         if self.ignore_kth and self._is_kth_same(merge_vector(self.engine.decode(key), diff)):
             self.ignored += 1
             return False
         if self.engine.decode(key):
             self._collect(key, pending)
         self.engine.update_row(key, diff)
-        self._collect(key, pending)
+        self._stored(key, self._collect(key, pending))
         pending.add(key)
         return True
 
@@ -230,6 +254,7 @@ class Lof(_Lof):
         return self.score(merged)
 
     def remove_row(self, key: str) -> None:
+        self._just_stored = None
         self.kdists.pop(key, None)
         self.lrds.pop(key, None)
         self.log.touch(key)
@@ -270,6 +295,7 @@ class Lof(_Lof):
         return self.engine.all_rows()
 
     def clear(self) -> None:
+        self._just_stored = None
         self.engine.clear()
         self.kdists = {}
         self.lrds = {}
@@ -306,6 +332,7 @@ class Lof(_Lof):
         }
 
     def apply(self, diff: object, path: str) -> None:
+        self._just_stored = None
         fields = read_map(diff, path)
         scores = _read_scores(fields.get("scores"), f"{path}.scores")
         self.engine.apply_rows(read_map(fields.get("rows"), f"{path}.rows"), f"{path}.rows")
@@ -337,6 +364,7 @@ class Lof(_Lof):
         }
 
     def unpack_into(self, value: object, path: str) -> None:
+        self._just_stored = None
         fields = read_map(value, path)
         engine = self.engine
         self.engine = RecommenderIndex.unpack(
@@ -456,8 +484,10 @@ class LightLof(_Lof):
     def neighbours_of(self, key: str, count: int) -> Scored:
         return self.engine.neighbor_row_from_id(key, count)
 
-    def _collect(self, key: str, into: set[str]) -> None:
-        into.update(k for k, _ in self.neighbours_of(key, self.reverse_k))
+    def _collect(self, key: str, into: set[str]) -> Scored:
+        found = self.neighbours_of(key, self.reverse_k)
+        into.update(k for k, _ in found)
+        return found
 
     def _touch(self, key: str) -> None:
         if self.unlearner is not None and not self.unlearner.touch(key):
@@ -467,6 +497,7 @@ class LightLof(_Lof):
             )
 
     def set_row(self, key: str, features: Features) -> bool:
+        self._just_stored = None
         if self.ignore_kth and self._is_kth_same(features):
             self.ignored += 1
             return False
@@ -475,13 +506,15 @@ class LightLof(_Lof):
             self._collect(key, pending)
         self._touch(key)
         self.engine.set_row(key, features)
-        self._collect(key, pending)
+        found = self._collect(key, pending)
         self.scores.add(key, -1.0, -1.0)
         pending.add(key)
         self._update_entries(pending)
+        self._stored(key, found)
         return True
 
     def set_bulk(self, rows: Sequence[tuple[str, Features]]) -> list[str]:
+        self._just_stored = None
         pending: set[str] = set()
         accepted = []
         for key, features in rows:
@@ -501,6 +534,7 @@ class LightLof(_Lof):
         return accepted
 
     def _unlearn(self, key: str) -> None:
+        self._just_stored = None
         reverse: set[str] = set()
         self._collect(key, reverse)
         reverse.discard(key)
@@ -543,6 +577,7 @@ class LightLof(_Lof):
         return list(self.engine.table.keys)
 
     def clear(self) -> None:
+        self._just_stored = None
         self.engine.table.clear()
         self.scores.clear()
         self.ignored = 0
@@ -572,6 +607,7 @@ class LightLof(_Lof):
         }
 
     def apply(self, diff: object, path: str) -> None:
+        self._just_stored = None
         fields = read_map(diff, path)
         rows = read_map(fields.get("rows"), f"{path}.rows")
         scores = read_map(fields.get("scores"), f"{path}.scores")
@@ -595,6 +631,7 @@ class LightLof(_Lof):
         }
 
     def unpack_into(self, value: object, path: str) -> None:
+        self._just_stored = None
         fields = read_map(value, path)
         self.engine.table.unpack_into(fields.get("rows"), f"{path}.rows")
         self.scores.unpack_into(fields.get("scores"), f"{path}.scores")
