@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from engines.common.config import json_type
 from runtime.errors import ConfigError
 from runtime.mix.mixable import read_fields, read_int, read_map
 
@@ -885,7 +886,7 @@ def _num_rule(rule: object, path: str) -> NumRule:
 
 def _object(value: object, path: str) -> dict[str, object]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{path}: expected an object, got {_json_type(value)}")
+        raise ConfigError(f"{path}: expected an object, got {json_type(value)}")
     for key in value:
         if not isinstance(key, str):
             raise ConfigError(f"{path}: keys must be strings, got {key!r}")
@@ -896,7 +897,7 @@ def _list(value: object, path: str) -> list[object]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ConfigError(f"{path}: expected an array, got {_json_type(value)}")
+        raise ConfigError(f"{path}: expected an array, got {json_type(value)}")
     return value
 
 
@@ -905,7 +906,7 @@ def _text(fields: Mapping[str, object], name: str, path: str) -> str:
         raise ConfigError(f"{path}.{name}: required")
     value = fields[name]
     if not isinstance(value, str):
-        raise ConfigError(f"{path}.{name}: expected a string, got {_json_type(value)}")
+        raise ConfigError(f"{path}.{name}: expected a string, got {json_type(value)}")
     return value
 
 
@@ -913,19 +914,3 @@ def _only(fields: Mapping[str, object], allowed: set[str], path: str) -> None:
     for name in fields:
         if name not in allowed:
             raise ConfigError.unknown_key(f"{path}.{name}", allowed)
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__

@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from engines.common.config import json_type
 from engines.common.converter import DatumLike, KeyMatcher, key_matcher
 from engines.common.hashing import fnv1_64
 from runtime.errors import ConfigError
@@ -77,25 +78,9 @@ _GLOBAL_WEIGHTS = ("bin", "idf", "idf1", "bm25", "weight")
 # -- config reading ------------------------------------------------------------------------
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _object(value: object, path: str) -> dict[str, object]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{path}: expected an object, got {_json_type(value)}")
+        raise ConfigError(f"{path}: expected an object, got {json_type(value)}")
     return {str(k): v for k, v in value.items()}
 
 
@@ -107,7 +92,7 @@ def _list(value: object, path: str) -> list[object]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ConfigError(f"{path}: expected an array, got {_json_type(value)}")
+        raise ConfigError(f"{path}: expected an array, got {json_type(value)}")
     return value
 
 
@@ -116,7 +101,7 @@ def _text(fields: Mapping[str, object], name: str, path: str) -> str:
         raise ConfigError(f"{path}.{name}: required")
     value = fields[name]
     if not isinstance(value, str):
-        raise ConfigError(f"{path}.{name}: expected a string, got {_json_type(value)}")
+        raise ConfigError(f"{path}.{name}: expected a string, got {json_type(value)}")
     return value
 
 
@@ -128,7 +113,7 @@ def _param(fields: Mapping[str, object], name: str, path: str, default: str | No
         raise ConfigError(f"{path}.{name}: required")
     value = fields[name]
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"{path}.{name}: expected a string, got {_json_type(value)}")
+        raise ConfigError(f"{path}.{name}: expected a string, got {json_type(value)}")
     return value if isinstance(value, str) else repr(value)
 
 
