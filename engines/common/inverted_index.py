@@ -85,6 +85,11 @@ class InvertedIndex:
         self.norms: dict[int, float] = {}
         self._norm_array = np.zeros(16, dtype=np.float64)
         self.log = ChangeLog(owner)
+        #: Counts every value set and row removed (callers that keep answers check it).
+        self.generation = 0
+        #: Whether a row was removed or rows applied since ``clear``: a posting may then
+        #: hold a 0 for a row that no longer has the feature.
+        self.irregular = False
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -102,6 +107,7 @@ class InvertedIndex:
         return number, False
 
     def set_value(self, key: str, feature: str, value: float) -> None:
+        self.generation += 1
         number, new = self._number(key)
         column = self.columns.setdefault(number, {})
         norms = self.norms
@@ -129,6 +135,8 @@ class InvertedIndex:
         number = self.ids.get(key)
         if number is None:
             return False
+        self.generation += 1
+        self.irregular = True
         column = self.columns.pop(number, None)
         existed = column is not None or number in self.norms
         if column is not None:
@@ -149,6 +157,8 @@ class InvertedIndex:
         self.norms = {}
         self._norm_array = np.zeros(16, dtype=np.float64)
         self.log.clear()
+        self.generation += 1
+        self.irregular = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -287,15 +297,23 @@ class InvertedIndex:
         return query_norms
 
     def euclid_distances(self, queries: Sequence[Features], count: int) -> list[Scored]:
+        return self.euclid_distances_with(queries, count)[0]
+
+    def euclid_distances_with(
+        self, queries: Sequence[Features], count: int
+    ) -> tuple[list[Scored], list[float], list[bool]]:
         """``euclid(query, count)`` for each query (not ``ignore_orthogonal``), as
         ``(row, distance)`` best first: the same numbers, one numpy pass per query
         *position* over all the queries at once instead of one per query feature.
 
         Step ``j`` adds every query's ``j``-th product to its dot products, so each query's
         sum is still taken in its own order (bit for bit :meth:`euclid`'s); queries whose
-        ``j``-th features differ are added feature by feature."""
+        ``j``-th features differ are added feature by feature.
+
+        Also returns each query's squared norm and whether every distance it has is a
+        number (not NaN)."""
         if count <= 0 or not queries:
-            return [[] for _ in queries]
+            return [[] for _ in queries], [], []
         size = len(self.keys)
         many = len(queries)
         dots = np.zeros((many, size), dtype=np.float64)
@@ -323,12 +341,13 @@ class InvertedIndex:
         norms = self._norm_array[:size]
         numbers = np.flatnonzero(norms != 0.0)
         if len(numbers) == 0:
-            return [[] for _ in queries]
+            return [[] for _ in queries], query_norms.tolist(), [True] * many
         squared = query_norms[:, np.newaxis] + norms[numbers] - 2 * dots[:, numbers]
         # -(-√x) is √x bit for bit: these are the distances recommender's euclid gives
         distances = np.sqrt(np.maximum(0.0, squared))
         keys = self.keys
         chosen, values, redo = nearest_rows(distances, numbers, count)
+        numeric: list[bool] = np.asarray(~np.isnan(distances).any(axis=1)).tolist()
         out: list[Scored] = []
         for i, (row_numbers, row_values) in enumerate(zip(chosen, values, strict=True)):
             if redo[i]:  # ties across the cut, or NaN: the one-query path decides
@@ -336,7 +355,7 @@ class InvertedIndex:
                 out.append([(keys[n], -s) for s, n in best])
             else:
                 out.append([(keys[n], d) for n, d in zip(row_numbers, row_values, strict=True)])
-        return out
+        return out, query_norms.tolist(), numeric
 
     # -- mix and save ----------------------------------------------------------------------
 
@@ -353,6 +372,8 @@ class InvertedIndex:
     ) -> list[tuple[str, dict[str, float] | None]]:
         """Peers' rows, checked first; returns the rows that replaced local ones."""
         checked = read_rows(rows, path)
+        self.generation += 1
+        self.irregular = True
         applied = []
         for key, version, values in checked:
             if self.log.newer_here(key, version):

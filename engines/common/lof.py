@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from engines.common.config import Params
+from engines.common.inverted_index import InvertedIndex
 from engines.common.nearest_neighbor import (
     NearestNeighborIndex,
     RowTable,
@@ -162,6 +163,113 @@ class _Lof:
         return len(found) == self.k - 1 and found[-1][1] == 0
 
 
+class _Nearest:
+    """Each row's ``k`` nearest over ``inverted_index_euclid`` (what
+    ``neighbor_row_from_id(row, k)`` answers), kept while rows are only added.
+
+    A new row ``x`` enters row ``r``'s list when it ranks among its ``k`` nearest by
+    (distance, later row first). ``r``'s distance to ``x`` is the one ``r``'s own query
+    gives: ``√max(0, |r|² + |x|² - 2 dot)`` with ``|r|²`` as that query summed it, ``|x|²``
+    the index's, and ``dot`` from ``x``'s query. That dot is ``r``'s bit for bit: both
+    add the same products ``r_f x_f`` in the same order, rows' features being listed in
+    one order (the recommender's first-seen column order), as long as no posting holds a
+    leftover 0 for a row (``irregular``: a removal or rows applied from a peer). Any write
+    other than a new row, or a NaN distance, forgets the lists concerned."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.index: InvertedIndex | None = None
+        self.generation = -1
+        self.lists: dict[int, list[tuple[float, int]]] = {}
+        self._reset_arrays(16)
+
+    def _reset_arrays(self, capacity: int) -> None:
+        self.query_norms = np.zeros(capacity, dtype=np.float64)
+        self.worst = np.zeros(capacity, dtype=np.float64)
+        self.worst_number = np.zeros(capacity, dtype=np.int64)
+        self.full = np.zeros(capacity, dtype=bool)
+        self.kept = np.zeros(capacity, dtype=bool)
+
+    def _grow(self, size: int) -> None:
+        capacity = len(self.kept)
+        if size <= capacity:
+            return
+        capacity = max(size, 2 * capacity)
+        for name in ("query_norms", "worst", "worst_number", "full", "kept"):
+            old = getattr(self, name)
+            new = np.zeros(capacity, dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def usable(self, index: InvertedIndex) -> bool:
+        """Whether the lists may be read and kept; forgets them if ``index`` changed."""
+        if index is not self.index or index.generation != self.generation:
+            self.index = index
+            self.generation = index.generation
+            if self.lists:
+                self.lists = {}
+                self._reset_arrays(16)
+        return not index.irregular
+
+    def keep(self, number: int, found: list[tuple[float, int]], query_norm: float) -> None:
+        self._grow(number + 1)
+        self.lists[number] = found
+        self.query_norms[number] = query_norm
+        self.kept[number] = True
+        self._note(number, found)
+
+    def _note(self, number: int, found: list[tuple[float, int]]) -> None:
+        self.full[number] = len(found) >= self.k
+        if found:
+            self.worst[number], self.worst_number[number] = found[-1]
+
+    def _forget(self, numbers: Iterable[int]) -> None:
+        for number in numbers:
+            self.lists.pop(number, None)
+            self.kept[number] = False
+
+    def added(self, index: InvertedIndex, number: int, query: Features, writes: int) -> None:
+        """Row ``number`` (new, ``query`` its features) was just written by ``writes`` sets
+        of values; ``self.generation`` was the index's before them."""
+        if (
+            index is not self.index
+            or index.generation != self.generation + writes
+            or index.irregular
+            or not self.lists
+        ):
+            self.usable(index)
+            return
+        self.generation = index.generation
+        self._grow(len(index.keys))
+        norm = float(index._norm_array[number])
+        if norm == 0.0:  # not among anyone's candidates
+            return
+        rows = np.flatnonzero(self.kept[: len(index.keys)])
+        if len(rows) == 0:
+            return
+        dots, _ = index._dots(query)
+        squared = self.query_norms[rows] + norm - 2 * dots[rows]
+        distances = np.sqrt(np.maximum(0.0, squared))
+        lost = np.isnan(distances)
+        if lost.any():
+            self._forget(rows[lost].tolist())
+        worst = self.worst[rows]
+        enters = ~self.full[rows] | (distances < worst)
+        enters |= (distances == worst) & (number > self.worst_number[rows])
+        enters &= ~lost
+        k = self.k
+        for row, distance in zip(rows[enters].tolist(), distances[enters].tolist(), strict=True):
+            found = self.lists[row]
+            at = 0
+            for other_distance, other in found:
+                if other_distance > distance or (other_distance == distance and other < number):
+                    break
+                at += 1
+            found.insert(at, (distance, number))
+            del found[k:]
+            self._note(row, found)
+
+
 class Lof(_Lof):
     """``lof``: LOF over a recommender method (its rows, its distances)."""
 
@@ -179,6 +287,9 @@ class Lof(_Lof):
         # cosine clamps a NaN to -1, and the hashed methods' candidates may depend on how
         # many are asked
         self.prefix_is_nearest = self.engine.method == "inverted_index_euclid"
+        self.nearest: _Nearest | None = None
+        if self.prefix_is_nearest and not self.engine.ignore_orthogonal:
+            self.nearest = _Nearest(self.k)
         if self.unlearner is not None:
             self.unlearner.forget = self.remove_row
 
@@ -212,7 +323,15 @@ class Lof(_Lof):
             return False
         if self.engine.decode(key):
             self._collect(key, pending)
+        inverted = self.engine.inverted
+        nearest = self.nearest
+        new = nearest is not None and inverted is not None and key not in inverted.ids
         self.engine.update_row(key, diff)
+        if new:
+            assert nearest is not None and inverted is not None
+            number = inverted.ids.get(key)  # none for an empty row
+            if number is not None:
+                nearest.added(inverted, number, self.engine.original.get(key), len(diff))
         self._stored(key, self._collect(key, pending))
         pending.add(key)
         return True
@@ -267,7 +386,7 @@ class Lof(_Lof):
 
     def _update_entries(self, keys: Iterable[str]) -> None:
         order = list(keys)
-        rows = dict(zip(order, self.engine.neighbor_rows_from_ids(order, self.k), strict=True))
+        rows = self._nearest_of(order)
         kdists = self.kdists
         for key, found in rows.items():
             if found:
@@ -290,6 +409,38 @@ class Lof(_Lof):
                     total += other_kdist if other_kdist > distance else distance
                 self.lrds[key] = length / (total + 1e-15)
             self.log.touch(key)
+
+    def _nearest_of(self, order: list[str]) -> dict[str, Scored]:
+        """Each key's ``k`` nearest (``neighbor_row_from_id``), from the kept lists when
+        they hold them."""
+        nearest = self.nearest
+        inverted = self.engine.inverted
+        if nearest is None or inverted is None or not nearest.usable(inverted):
+            return dict(zip(order, self.engine.neighbor_rows_from_ids(order, self.k), strict=True))
+        ids = inverted.ids
+        keys = inverted.keys
+        lists = nearest.lists
+        rows: dict[str, Scored] = {}
+        missing = []
+        for key in order:
+            number = ids.get(key)
+            kept = lists.get(number) if number is not None else None
+            if kept is None:
+                missing.append(key)
+                rows[key] = []
+            else:
+                rows[key] = [(keys[n], d) for d, n in kept]
+        if missing:
+            get = self.engine.original.get
+            found, norms, numeric = inverted.euclid_distances_with(
+                [get(key) for key in missing], self.k
+            )
+            for key, scored, norm, ok in zip(missing, found, norms, numeric, strict=True):
+                rows[key] = scored
+                number = ids.get(key)
+                if ok and number is not None:
+                    nearest.keep(number, [(d, ids[k]) for k, d in scored], norm)
+        return rows
 
     def all_rows(self) -> list[str]:
         return self.engine.all_rows()
