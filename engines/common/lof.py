@@ -388,14 +388,21 @@ class Lof(_Lof):
         order = list(keys)
         rows = self._nearest_of(order)
         kdists = self.kdists
+        # Every row's kdist first, a row with no neighbours included (0.0, the entry Jubatus
+        # makes for it), so that the lrds below do not depend on the order of ``keys``: a
+        # set, and Python's string hashing differs between processes. Jubatus makes that
+        # entry in its second pass, so there a row that has such a row among its neighbours
+        # fails with "row does not exist" or not, by the order of its hash set; Jubako
+        # answers as the order that does not fail.
         for key, found in rows.items():
             if found:
                 self.kdists[key] = found[-1][1]
                 self.lrds.setdefault(key, 1.0)
+            else:
+                self.kdists.setdefault(key, 0.0)
         for key, found in rows.items():
             if not found:
                 self.lrds[key] = 1.0
-                self.kdists.setdefault(key, 0.0)
             else:
                 length = min(len(found), self.k)
                 total = 0.0
