@@ -45,6 +45,8 @@ bench: venv oracle
 	$(BIN)/python -m bench.vs_jubatus
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.replicas
+	$(BIN)/python -m bench.engines --write
+	$(BIN)/python -m bench.abuse
 
 venv: $(VENV)/.installed
 
