@@ -138,18 +138,26 @@ def linear_to_jubatus(packed: object, uses_variance: bool) -> list[object]:
     )
     master_docs, diff_docs = documents["master"], documents["diff"]
     assert isinstance(master_docs, dict) and isinstance(diff_docs, dict)
+    groups = model.get("groups") or {"master": {}, "diff": {}}
+    assert isinstance(groups, dict)
     return [
         [storage, label_table],
-        pack_weight_manager(version, _weights(master_docs), _weights(diff_docs)),
+        pack_weight_manager(
+            version,
+            _weights(master_docs, groups["master"]),
+            _weights(diff_docs, groups["diff"]),
+        ),
     ]
 
 
-def _weights(documents: Mapping[str, object]) -> dict[str, object]:
+def _weights(
+    documents: Mapping[str, object], groups: Mapping[str, list[float]]
+) -> dict[str, object]:
     return {
         "document_count": documents["documents"],
         "document_frequencies": documents["frequencies"],
-        "group_frequencies": {},
-        "group_total_lengths": {},
+        "group_frequencies": {group: pair[0] for group, pair in groups.items()},
+        "group_total_lengths": {group: pair[1] for group, pair in groups.items()},
     }
 
 
@@ -205,7 +213,7 @@ def linear_from_jubatus(payload: object, uses_variance: bool) -> dict[str, objec
     for label in labels.values():
         counts.setdefault(label, 0)
     _, master_weights, diff_weights = read_weight_manager(driver[1], "model[1]")
-    return {
+    packed: dict[str, object] = {
         "version": version,
         "count": trained,
         "weights": {"master": tables["WM"], "diff": tables["WD"]},
@@ -215,6 +223,22 @@ def linear_from_jubatus(payload: object, uses_variance: bool) -> dict[str, objec
             "master": _documents(master_weights, "model[1][2]"),
             "diff": _documents(diff_weights, "model[1][1]"),
         },
+    }
+    groups = {"master": _groups(master_weights), "diff": _groups(diff_weights)}
+    if groups["master"] or groups["diff"]:
+        packed["groups"] = groups
+    return packed
+
+
+def _groups(weights: Mapping[str, object]) -> dict[str, list[float]]:
+    """bm25's counts per group from a keyword weights part, as ``{group: [documents,
+    summed length]}`` (a group in one table only counts 0 in the other)."""
+    frequencies = weights["group_frequencies"]
+    lengths = weights["group_total_lengths"]
+    assert isinstance(frequencies, dict) and isinstance(lengths, dict)
+    return {
+        group: [float(frequencies.get(group, 0.0)), float(lengths.get(group, 0.0))]
+        for group in dict.fromkeys([*frequencies, *lengths])
     }
 
 

@@ -67,6 +67,7 @@ import msgpack
 import numpy as np
 
 from engines.classifier import classifier_types as types
+from engines.classifier.full_converter import FullConverter, Groups, average_length, pick_converter
 from engines.common.converter import Converter, DatumLike, Extracted, read_counts, weigh
 from engines.common.linear import LinearMethod, create_method, squared_norm
 from engines.common.readers import Readers
@@ -79,7 +80,14 @@ from engines.common.storage import (
     read_table,
 )
 from runtime.errors import ConfigError, ModelFileError, TypeMismatch, WireTypeError
-from runtime.mix.mixable import DiffError, read_fields, read_int, read_list, read_map
+from runtime.mix.mixable import (
+    DiffError,
+    read_fields,
+    read_float,
+    read_int,
+    read_list,
+    read_map,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +150,10 @@ class Replica:
         "documents_diff",
         "documents_master",
         "epochs",
+        "full",
         "generation",
+        "groups_diff",
+        "groups_master",
         "index",
         "labels",
         "master_features",
@@ -180,6 +191,10 @@ class Replica:
         self.order_slots: list[int] = []
         self.documents_master = 0
         self.documents_diff = 0
+        #: The whole converter (None: the fast one), and bm25's counts per group.
+        self.full: FullConverter | None = None
+        self.groups_master: Groups = {}
+        self.groups_diff: Groups = {}
         self.version = 0
         self.trained = 0
         #: Bumped by clear, load and a copied model: a diff sent before is not taken out.
@@ -206,6 +221,17 @@ class Replica:
 
     def documents(self) -> int:
         return self.documents_master + self.documents_diff
+
+    def average_length(self, group: str) -> float:
+        return average_length(self.groups_master, self.groups_diff, group)
+
+    def vector(self, extracted: Extracted) -> tuple[list[str], list[float]]:
+        """The feature vector of ``extracted`` with this copy's document counts (the lists
+        given may be reused)."""
+        full = self.full
+        if full is None:
+            return weigh(extracted, self.frequency, self.documents())
+        return full.vector(extracted, self.frequency, self.documents(), self.average_length)
 
     # -- structure --------------------------------------------------------------------------
 
@@ -303,6 +329,9 @@ class Replica:
         self.order_slots = source.order_slots
         self.documents_master = source.documents_master
         self.documents_diff = source.documents_diff
+        self.full = source.full
+        self.groups_master = dict(source.groups_master)
+        self.groups_diff = dict(source.groups_diff)
         self.version = source.version
         self.trained = source.trained
         self.generation = source.generation
@@ -337,9 +366,12 @@ class Replica:
 
     def score(self, extracted: Sequence[Extracted]) -> list[list[tuple[str, float]]]:
         """Every known label (sorted) with its score, per datum."""
-        frequency = self.frequency
-        documents = self.documents_master + self.documents_diff
-        vectors = [weigh(e, frequency, documents) for e in extracted]
+        if self.full is None:
+            frequency = self.frequency
+            documents = self.documents_master + self.documents_diff
+            vectors = [weigh(e, frequency, documents) for e in extracted]
+        else:
+            vectors = [self.vector(e) for e in extracted]
         if len(vectors) >= BATCH_FROM and self.order:
             return self._score_batch(vectors)
         labels = self.order_labels
@@ -553,9 +585,12 @@ class ClassifierModel:
         if "converter" not in config:
             raise ConfigError("converter: required")
         self.method: LinearMethod = create_method(config["method"], config.get("parameter"))
-        self.converter = Converter.from_config(config["converter"])
+        #: The fast converter, or Jubatus's whole one for a config only it takes.
+        self.converter: Converter | FullConverter = pick_converter(config["converter"])
+        self._full = self.converter if isinstance(self.converter, FullConverter) else None
         #: The copy the writer changes.
         self._work = Replica()
+        self._work.full = self._full
         #: Once snapshots are taken: the other copy, the published one, and its readers.
         self._other: Replica | None = None
         self._readers: Readers | None = None
@@ -682,12 +717,11 @@ class ClassifierModel:
     def _train_checked(self, checked: list[tuple[str, Extracted]]) -> int:
         """Check every example's vector, then learn them in order."""
         work = self._current()
-        frequency = work.frequency
-        documents = work.documents()
         counts_documents = self.converter.counts_documents
+        full = self._full
         vectors = []
         for i, (_, extracted) in enumerate(checked):
-            names, values = weigh(_copy(extracted), frequency, documents)
+            names, values = work.vector(_copy(extracted))
             if not all(map(math.isfinite, values)) or not math.isfinite(squared_norm(values)):
                 raise ValueError(f"train[{i}]: the datum gives a feature too large or not finite")
             vectors.append((names, values))
@@ -698,8 +732,11 @@ class ClassifierModel:
         ids = work.index.ids
         for (label, extracted), (names, values) in zip(checked, vectors, strict=True):
             if counts_documents:  # counted first: the document's own counts weigh it
-                self._count_document(work, extracted)
-                names, values = weigh(_copy(extracted), work.frequency, work.documents())
+                if full is None:
+                    self._count_document(work, extracted)
+                else:
+                    self._count_every_feature(work, extracted, full.counts_groups)
+                names, values = work.vector(_copy(extracted))
             known = [slot for _, slot in work.order]
             work.count_label(label)
             slot = work.slots[label]
@@ -744,6 +781,17 @@ class ClassifierModel:
         for fid in rows:
             work.DFD[fid] += 1
         self._touch(rows)
+
+    def _count_every_feature(self, work: Replica, extracted: Extracted, groups: bool) -> None:
+        """Count a document as Jubatus's ``weight_manager`` does (the whole converter's
+        way): every feature, each time it comes; with ``groups``, bm25's group counts."""
+        work.documents_diff += 1
+        rows = [work.intern(name) for name in extracted[0]]
+        for fid in rows:
+            work.DFD[fid] += 1
+        self._touch(rows)
+        if groups:
+            FullConverter.count_groups(extracted, work.groups_diff)
 
     @staticmethod
     def _count_fresh(work: Replica, fresh: list[int]) -> None:
@@ -822,6 +870,7 @@ class ClassifierModel:
         """Swap the writer's copy for ``replica`` (a load, a copied model, a clear)."""
         work = self._writable()
         replica.retired = work.retired
+        replica.full = self._full
         self._work = replica
         self._touch(None)
 
@@ -904,7 +953,9 @@ def _copy(extracted: Extracted) -> Extracted:
     return names, list(values), offsets
 
 
-def _extract_all(converter: Converter, data: Sequence[DatumLike]) -> list[Extracted]:
+def _extract_all(
+    converter: Converter | FullConverter, data: Sequence[DatumLike]
+) -> list[Extracted]:
     out = []
     for i, datum in enumerate(data):
         try:
@@ -1031,6 +1082,7 @@ class _Diff:
         "count",
         "documents",
         "frequencies",
+        "groups",
         "label_counts",
         "labels",
         "names",
@@ -1060,11 +1112,15 @@ class _Diff:
         self.label_counts = label_counts
         self.documents = documents
         self.frequencies = frequencies
+        #: bm25's counts per group (the whole converter's; empty for the fast one).
+        self.groups: Groups = {}
 
     @classmethod
     def of(cls, replica: Replica) -> _Diff:
         """The local diff of ``replica`` (copied: it outlives the read)."""
-        return _parts_of(replica, ("WD", "VD"), replica.DFD, replica.documents_diff, cls, True)
+        diff = _parts_of(replica, ("WD", "VD"), replica.DFD, replica.documents_diff, cls, True)
+        diff.groups = dict(replica.groups_diff)
+        return diff
 
     def has_rows(self, label: str) -> bool:
         if label not in self.labels:
@@ -1076,7 +1132,7 @@ class _Diff:
         )
 
     def plain(self) -> dict[str, object]:
-        return {
+        plain: dict[str, object] = {
             "version": self.version,
             "count": self.count,
             "labels": list(self.labels),
@@ -1087,16 +1143,20 @@ class _Diff:
             "documents": self.documents,
             "frequencies": self.frequencies.astype("<i8").tobytes(),
         }
+        if self.groups:
+            plain["groups"] = plain_groups(self.groups)
+        return plain
 
     @classmethod
     def read(cls, value: object, path: str) -> _Diff:
-        fields = read_fields(value, path, _DIFF_FIELDS)
+        fields, groups = _without_groups(value, path)
+        fields = read_fields(fields, path, _DIFF_FIELDS)
         version = read_int(fields["version"], f"{path}.version")
         count = read_int(fields["count"], f"{path}.count")
         labels, names, weights, variances, frequencies = _read_arrays(fields, path)
         label_counts = _read_label_counts(fields["label_counts"], f"{path}.label_counts")
         documents = read_int(fields["documents"], f"{path}.documents")
-        return cls(
+        diff = cls(
             version,
             count,
             labels,
@@ -1107,6 +1167,50 @@ class _Diff:
             documents,
             frequencies,
         )
+        diff.groups = groups
+        return diff
+
+
+def plain_groups(groups: Groups) -> dict[str, list[float]]:
+    return {group: [frequency, length] for group, (frequency, length) in groups.items()}
+
+
+def read_groups(value: object, path: str) -> Groups:
+    """bm25's counts per group (``{group: [documents, summed length]}``), checked."""
+    groups: Groups = {}
+    for group, pair in read_map(value, path).items():
+        where = f"{path}[{group!r}]"
+        items = read_list(pair, where)
+        if len(items) != 2:
+            raise DiffError(f"{where}: expected [documents, length]")
+        groups[group] = (read_float(items[0], where), read_float(items[1], where))
+    return groups
+
+
+def _without_groups(value: object, path: str) -> tuple[dict[str, object], Groups]:
+    """A map's fields less the optional ``groups``, and those read."""
+    fields = dict(read_map(value, path))
+    if "groups" not in fields:
+        return fields, {}
+    return fields, read_groups(fields.pop("groups"), f"{path}.groups")
+
+
+def add_groups(into: Groups, other: Mapping[str, tuple[float, float]]) -> None:
+    """``into += other``, group by group (as Jubatus's ``keyword_weights`` merge)."""
+    for group, (frequency, length) in other.items():
+        mine = into.get(group, (0.0, 0.0))
+        into[group] = (mine[0] + frequency, mine[1] + length)
+
+
+def take_groups(into: Groups, sent: Mapping[str, tuple[float, float]]) -> None:
+    """``into -= sent``; a group left at 0 is dropped."""
+    for group, (frequency, length) in sent.items():
+        mine = into.get(group, (0.0, 0.0))
+        rest = (mine[0] - frequency, mine[1] - length)
+        if rest == (0.0, 0.0):
+            into.pop(group, None)
+        else:
+            into[group] = rest
 
 
 npt_int = Any  # an int64 numpy array (kept loose: numpy's typing of int arrays is verbose)
@@ -1268,7 +1372,7 @@ def mix_diffs(lhs: object, rhs: object) -> object:
         if diff.names:
             at = np.array(list(map(position.__getitem__, diff.names)), dtype=np.intp)
             frequencies[at] += diff.frequencies
-    return _Diff(
+    mixed = _Diff(
         left.version,
         total,
         labels,
@@ -1278,7 +1382,10 @@ def mix_diffs(lhs: object, rhs: object) -> object:
         label_counts,
         left.documents + right.documents,
         frequencies,
-    ).plain()
+    )
+    mixed.groups = dict(left.groups)
+    add_groups(mixed.groups, right.groups)
+    return mixed.plain()
 
 
 def _apply_mixed(work: Replica, diff: _Diff, sent: _Sent | None) -> set[int] | None:
@@ -1356,8 +1463,10 @@ def _apply_mixed(work: Replica, diff: _Diff, sent: _Sent | None) -> set[int] | N
         if touched is not None and len(touched) * 4 >= work.rows:
             touched = None
     work.documents_master += diff.documents
+    add_groups(work.groups_master, diff.groups)
     if sent is not None:
         work.documents_diff = max(work.documents_diff - documents_sent, 0)
+        take_groups(work.groups_diff, sent.diff.groups)
         work.trained = max(work.trained - sent.count, 0)
     _apply_label_counts(work, diff.label_counts, sent_labels)
     for j, label in enumerate(diff.labels):
@@ -1435,7 +1544,7 @@ def describe_diff(value: object) -> dict[str, object]:
 
 def _model_of(replica: Replica) -> dict[str, object]:
     master = _parts_of(replica, ("WM", "VM"), replica.DFM, replica.documents_master, _Diff, False)
-    return {
+    model: dict[str, object] = {
         "version": master.version,
         "labels": master.labels,
         "features": _pack_names(master.names),
@@ -1445,11 +1554,15 @@ def _model_of(replica: Replica) -> dict[str, object]:
         "documents": master.documents,
         "frequencies": master.frequencies.astype("<i8").tobytes(),
     }
+    if replica.groups_master:
+        model["groups"] = plain_groups(replica.groups_master)
+    return model
 
 
 def read_model(model: object) -> Replica:
     """A replica holding a peer's :meth:`ClassifierModel.get_model` (no local diff)."""
-    fields = read_fields(model, "model", _MODEL_FIELDS)
+    fields, groups = _without_groups(model, "model")
+    fields = read_fields(fields, "model", _MODEL_FIELDS)
     version = read_int(fields["version"], "model.version")
     labels, names, weights, variances, frequencies = _read_arrays(fields, "model")
     counts = _read_label_counts(fields["label_counts"], "model.label_counts")
@@ -1465,6 +1578,7 @@ def read_model(model: object) -> Replica:
         replica.slot(label)
     replica.sort_labels()
     replica.documents_master = documents
+    replica.groups_master = groups
     replica.version = version
     replica.recount()
     return replica
@@ -1497,8 +1611,8 @@ def _fill(
 def pack_replica(replica: Replica) -> dict[str, object]:
     """The model in the layout of the files ``save`` writes (user data version 2): master and
     unmixed parts of weights and variances as ``label -> feature -> value`` maps, label
-    counts, document counts."""
-    return {
+    counts, document counts (and bm25's counts per group, when there are any)."""
+    packed: dict[str, object] = {
         "version": replica.version,
         "count": replica.trained,
         "weights": {"master": _table(replica, "WM"), "diff": _table(replica, "WD")},
@@ -1515,6 +1629,12 @@ def pack_replica(replica: Replica) -> dict[str, object]:
             },
         },
     }
+    if replica.groups_master or replica.groups_diff:
+        packed["groups"] = {
+            "master": plain_groups(replica.groups_master),
+            "diff": plain_groups(replica.groups_diff),
+        }
+    return packed
 
 
 def _table(replica: Replica, name: str) -> Table:
@@ -1544,7 +1664,11 @@ def _frequencies(replica: Replica, counts: array[int]) -> dict[str, int]:
 
 def unpack_replica(payload: object) -> Replica:
     """A replica from :func:`pack_replica`'s layout; raises :class:`DiffError`."""
-    fields = read_fields(payload, "model", _PACK_FIELDS)
+    fields = dict(read_map(payload, "model"))
+    groups = read_fields(
+        fields.pop("groups", {"master": {}, "diff": {}}), "model.groups", ("master", "diff")
+    )
+    fields = read_fields(fields, "model", _PACK_FIELDS)
     version = read_int(fields["version"], "model.version")
     trained = read_int(fields["count"], "model.count")
     weights = read_fields(fields["weights"], "model.weights", ("master", "diff"))
@@ -1588,6 +1712,8 @@ def unpack_replica(payload: object) -> Replica:
     replica.sort_labels()
     replica.documents_master = master_docs
     replica.documents_diff = diff_docs
+    replica.groups_master = read_groups(groups["master"], "model.groups.master")
+    replica.groups_diff = read_groups(groups["diff"], "model.groups.diff")
     replica.version = version
     replica.trained = trained
     replica.recount()

@@ -1054,6 +1054,12 @@ class FeatureConverter:
             features = self.weights.weigh(features)
         else:
             features = [feature for feature in features if feature[1] != 0.0]
+        return self.combine(features)
+
+    def combine(self, features: Features) -> Features:
+        """Weighed features with the combination features added, then hashed by
+        ``hash_max_size``: the steps of Jubatus's converter after the global weights.
+        ``features`` may be extended in place."""
         if self._combinations and len(features) >= 2:
             size = len(features)
             for rule in self._combinations:

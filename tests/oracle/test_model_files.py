@@ -245,7 +245,7 @@ def test_the_core_loads_files_jubako_saves_now(tmp_path: Path) -> None:
 
 def test_the_goldens_are_small() -> None:
     sizes = [path.stat().st_size for path in MODELS.rglob("*") if path.is_file()]
-    assert sum(sizes) < 600_000
+    assert sum(sizes) < 800_000  # 3 classifier cases over the whole converter: ~190 kB
 
 
 def _model_file(case: dict[str, Any], serv: Any, payload: object) -> bytes:
