@@ -17,10 +17,14 @@ import pytest
 from kazoo.client import KazooClient
 
 from engines.classifier.classifier_client import Classifier
+from engines.classifier.model import ClassifierModel
 from runtime.cluster.zookeeper import paths
 from runtime.errors import RemoteError
+from runtime.mix.mixable import fold_diffs
 from runtime.testing import ManagedZooKeeper, ServerProcess, TcpRelay
+from runtime.wire.datum import Datum
 from tests.e2e.classifier_cluster import (
+    CONFIG,
     IMPL,
     PROXY,
     Example,
@@ -35,6 +39,7 @@ from tests.e2e.classifier_cluster import (
     wait_for,
     write_config,
 )
+from tests.oracle.model_cases import BM25_CONVERTER, _text_labelled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.zookeeper]
 
@@ -330,3 +335,39 @@ def test_training_while_rounds_run_loses_no_example(zk_hosts: str, tmp_path: Pat
         for server in servers:
             with client(server) as c:
                 assert sum(c.get_labels().values()) == len(examples)
+
+
+def test_a_config_over_the_whole_converter_mixes_its_counts(zk_hosts: str, tmp_path: Path) -> None:
+    """bm25 (with its group counts), the weight global weight and hashing: two servers
+    trained on halves answer, after one mix, as two models mixed in this process."""
+    full: dict[str, object] = {**CONFIG, "converter": BM25_CONVERTER}
+    data = [(label, Datum(row)) for label, row in _text_labelled(41, 100)]
+    halves = [data[:60][i::2] for i in range(2)]
+    models = [ClassifierModel(full) for _ in range(2)]
+    with ExitStack() as stack:
+        servers = [
+            start_server(stack, tmp_path, write_config(tmp_path, full), zk_hosts, index=i)
+            for i in range(2)
+        ]
+        wait_for(lambda: up_to_date(servers), "the servers to join")
+        for server, model, half in zip(servers, models, halves, strict=True):
+            with client(server) as c:
+                assert c.train(labeled(half)) == len(half)
+            model.train(half)
+        with client(servers[0]) as c:
+            assert c.do_mix() is True
+        wait_for(lambda: up_to_date(servers), "every server to apply the mix")
+        mixed = fold_diffs(models[0], [m.get_diff() for m in models])
+        assert all(m.put_diff(mixed) for m in models)
+        probe = [datum for _, datum in data[60:]]
+        expected = models[0].classify(probe)
+        for server in servers:
+            with client(server) as c:
+                rows = c.classify(probe)
+            for row, want in zip(rows, expected, strict=True):
+                got = sorted((r.label, r.score) for r in row)
+                assert [label for label, _ in got] == [label for label, _ in want]
+                assert all(
+                    abs(a - b) <= 1e-12 * max(1.0, abs(b))
+                    for (_, a), (_, b) in zip(got, want, strict=True)
+                )
