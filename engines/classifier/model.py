@@ -719,9 +719,14 @@ class ClassifierModel:
         work = self._current()
         counts_documents = self.converter.counts_documents
         full = self._full
+        frequency = work.frequency
+        documents = work.documents()
         vectors = []
         for i, (_, extracted) in enumerate(checked):
-            names, values = work.vector(_copy(extracted))
+            if full is None:
+                names, values = weigh(_copy(extracted), frequency, documents)
+            else:
+                names, values = work.vector(_copy(extracted))
             if not all(map(math.isfinite, values)) or not math.isfinite(squared_norm(values)):
                 raise ValueError(f"train[{i}]: the datum gives a feature too large or not finite")
             vectors.append((names, values))
