@@ -19,7 +19,9 @@ them, so weights and config carry over. Supported, with Jubatus's meaning:
 
 Features whose value ends up 0 are left out, and a feature produced twice is summed.
 Filters, combinations, binary features (Jubatus's need plugins), ``bm25``/``weight``
-global weights and ``hash_max_size`` are refused with a clear error rather than ignored.
+global weights and ``hash_max_size`` are refused with a clear error rather than ignored
+(the classifier then runs on Jubatus's whole converter:
+:mod:`engines.classifier.full_converter`).
 Every config error is a :class:`~runtime.errors.ConfigError` naming its path, e.g.
 ``converter.string_rules[0].type: unknown type 'foo'``.
 

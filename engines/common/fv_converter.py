@@ -1,5 +1,8 @@
 """Jubatus's whole datum converter and its weight manager, as the engines other than the
-classifier use them (regression, weight, nearest_neighbor, recommender, anomaly).
+classifier use them (regression, weight, nearest_neighbor, recommender, anomaly), and the
+classifier's neighbour methods; its linear methods use the converter (not the weight
+manager: they keep the counts themselves) for the configs their fast converter refuses
+(:mod:`engines.classifier.full_converter`).
 
 :class:`FeatureConverter` reads a Jubatus ``converter`` config and turns a datum into the
 same *list* of ``(feature, value)`` pairs Jubatus's ``datum_to_fv_converter`` builds, in
