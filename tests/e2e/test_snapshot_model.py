@@ -108,36 +108,51 @@ def test_classify_during_a_large_mix_never_waits_for_it_nor_sees_half_of_it(
     with ExitStack() as stack:
         servers = [start_server(stack, tmp_path, config, zk_hosts, index=i) for i in range(2)]
         wait_for(lambda: up_to_date(servers), "the servers to join")
-        size = 100_000
-        for i, server in enumerate(servers):  # each learns half of 1e5 features, two labels
-            keys = list(range(i, size, 2))
-            scale = 1.0 + i  # the servers' weights differ: a mix changes every score
-            examples = []
-            for start in range(0, len(keys), 100):
-                values = {f"f{k}": scale for k in keys[start : start + 100]}
-                examples.append(types.LabeledDatum("a", Datum(values)))
-                examples.append(types.LabeledDatum("b", Datum({k: -v for k, v in values.items()})))
-            with client(server, timeout=120) as c:
-                for start in range(0, len(examples), 100):
-                    assert c.train(examples[start : start + 100]) == 100
         probe = [Datum({f"f{k}": 1.0 for k in range(40)}), Datum({"f7": 2.0, "f99998": 1.0})]
         member = servers[1]
-        with client(member) as c:
-            before = answers(c, probe)
-        with Hammer(member.port, probe) as hammer:
-            with client(servers[0], timeout=120) as master:
-                assert master.do_mix() is True
-            time.sleep(0.2)
-        with client(member) as c:
-            after = answers(c, probe)
-        assert after != before
-        # Never half a model: every answer is the model before or after the mix.
-        assert all(seen in (before, after) for seen in hammer.seen), "a torn read"
-        assert before in hammer.seen[:1] and after in hammer.seen
-        apply_seconds = float(status(member)["writer.last_apply_seconds"])
-        assert apply_seconds > 0.0
-        # Reads did not wait for the apply (bench.mix measures the tight figure).
-        assert max(hammer.times) < max(0.1, apply_seconds / 2), (max(hammer.times), apply_seconds)
+        slowest: list[tuple[float, float]] = []
+        # A second round only if the first saw a slow read: a read that waits for the apply
+        # is slow in every round, a pause of a busy machine (CI) seldom twice.
+        for round_ in range(2):
+            train_halves(servers, flip=round_ == 1)
+            with client(member) as c:
+                before = answers(c, probe)
+            with Hammer(member.port, probe) as hammer:
+                with client(servers[0], timeout=120) as master:
+                    assert master.do_mix() is True
+                time.sleep(0.2)
+            with client(member) as c:
+                after = answers(c, probe)
+            assert after != before
+            # Never half a model: every answer is the model before or after the mix.
+            assert all(seen in (before, after) for seen in hammer.seen), "a torn read"
+            assert before in hammer.seen[:1] and after in hammer.seen
+            apply_seconds = float(status(member)["writer.last_apply_seconds"])
+            assert apply_seconds > 0.0
+            slowest.append((max(hammer.times), apply_seconds))
+            # Reads did not wait for the apply (bench.mix measures the tight figure).
+            if max(hammer.times) < max(0.1, apply_seconds / 2):
+                break
+        else:
+            pytest.fail(f"a read waited in both rounds (slowest, apply seconds): {slowest}")
+
+
+def train_halves(servers: list[ServerProcess], *, flip: bool = False) -> None:
+    """Each server learns half of 1e5 features for two labels, server ``i``'s values ``i +
+    1`` (the servers differ, so a mix changes every score); ``flip`` swaps the labels, so a
+    model that learned them once changes again."""
+    size = 100_000
+    first, second = ("b", "a") if flip else ("a", "b")
+    for i, server in enumerate(servers):
+        keys = list(range(i, size, 2))
+        examples = []
+        for start in range(0, len(keys), 100):
+            values = {f"f{k}": 1.0 + i for k in keys[start : start + 100]}
+            examples.append(types.LabeledDatum(first, Datum(values)))
+            examples.append(types.LabeledDatum(second, Datum({k: -v for k, v in values.items()})))
+        with client(server, timeout=120) as c:
+            for start in range(0, len(examples), 100):
+                assert c.train(examples[start : start + 100]) == 100
 
 
 def test_a_full_buffer_makes_train_wait_then_fail_clearly_losing_nothing_acknowledged(
