@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import struct
 import sys
 import time
-from dataclasses import dataclass, field
 
 import msgpack
 
-from bench._load import percentile, process_cpu_seconds
+from bench._load import LoadConnection, Window, measure
 
 CLUSTER = "bench"
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india")
@@ -73,27 +71,15 @@ def bodies(call: str) -> list[bytes]:
     return [name + msgpack.packb(params(call, i), use_bin_type=False) for i in range(count)]
 
 
-@dataclass
-class Window:
-    measuring: bool = False
-    stopping: bool = False
-    calls: int = 0
-    errors: int = 0
-    first_error: object = None
-    latencies_ns: list[int] = field(default_factory=list)
+class CallConnection(LoadConnection):
+    """A :class:`~bench._load.LoadConnection` cycling over request variants, replies
+    decoded in full and the first error kept."""
 
-
-class LoadConnection(asyncio.Protocol):
     def __init__(self, bodies: list[bytes], depth: int, window: Window, offset: int) -> None:
+        super().__init__(bodies[0], 0, depth, window)
         self.bodies = bodies
-        self.depth = depth
-        self.window = window
-        self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=64 * 1024 * 1024)
-        self.sent_at: dict[int, int] = {}
-        self.next_id = 0
         self.turn = offset
-        self.transport: asyncio.Transport | None = None
-        self.closed = asyncio.get_running_loop().create_future()
+        self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=64 * 1024 * 1024)
 
     def _request(self, now: int) -> bytes:
         msgid = self.next_id
@@ -101,12 +87,6 @@ class LoadConnection(asyncio.Protocol):
         self.sent_at[msgid] = now
         self.turn = (self.turn + 1) % len(self.bodies)
         return b"\x94\x00" + struct.pack(">BI", 0xCE, msgid) + self.bodies[self.turn]
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        now = time.perf_counter_ns()
-        transport.write(b"".join(self._request(now) for _ in range(self.depth)))
 
     def data_received(self, data: bytes) -> None:
         self.unpacker.feed(data)
@@ -127,54 +107,20 @@ class LoadConnection(asyncio.Protocol):
         if replies and not window.stopping and self.transport is not None:
             self.transport.write(b"".join(self._request(now) for _ in range(replies)))
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     window = Window()
     packed = bodies(args.call)
-    connections: list[LoadConnection] = []
+    connections: list[CallConnection] = []
     for n in range(args.connections):
         _, protocol = await loop.create_connection(
-            lambda n=n: LoadConnection(packed, args.depth, window, n * 7),  # type: ignore[misc]
+            lambda n=n: CallConnection(packed, args.depth, window, n * 7),  # type: ignore[misc]
             args.host,
             args.port,
         )
         connections.append(protocol)
-    await asyncio.sleep(args.warmup)
-    server_before = process_cpu_seconds(args.server_pid) if args.server_pid else 0.0
-    client_before = os.times()
-    started = time.perf_counter()
-    window.measuring = True
-    await asyncio.sleep(args.seconds)
-    window.measuring = False
-    elapsed = time.perf_counter() - started
-    client_after = os.times()
-    server_cpu = process_cpu_seconds(args.server_pid) - server_before if args.server_pid else 0.0
-    window.stopping = True
-    for connection in connections:
-        if connection.transport is not None:
-            connection.transport.abort()
-    await asyncio.wait_for(asyncio.gather(*(c.closed for c in connections)), 10)
-    latencies = sorted(window.latencies_ns)
-    calls = window.calls
-    client_cpu = (client_after.user + client_after.system) - (
-        client_before.user + client_before.system
-    )
-    return {
-        "calls": calls,
-        "errors": window.errors,
-        "first_error": repr(window.first_error) if window.errors else None,
-        "seconds": elapsed,
-        "calls_per_s": calls / elapsed if elapsed else 0.0,
-        "p50_us": percentile(latencies, 0.50),
-        "p99_us": percentile(latencies, 0.99),
-        "server_cpu_us_per_call": server_cpu / calls * 1e6 if calls else float("nan"),
-        "client_cpu_us_per_call": client_cpu / calls * 1e6 if calls else float("nan"),
-    }
+    return await measure(connections, window, args)
 
 
 def main(argv: list[str] | None = None) -> int:

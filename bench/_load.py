@@ -18,6 +18,7 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import msgpack
@@ -51,6 +52,8 @@ class Window:
     stopping: bool = False
     calls: int = 0
     errors: int = 0
+    #: The error of the first failed reply, where the connection records it.
+    first_error: object = None
     latencies_ns: list[int] = field(default_factory=list)
 
 
@@ -123,6 +126,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             lambda: LoadConnection(body, args.payload, args.depth, window), args.host, args.port
         )
         connections.append(protocol)
+    return await measure(connections, window, args)
+
+
+async def measure(
+    connections: Sequence[LoadConnection], window: Window, args: argparse.Namespace
+) -> dict[str, object]:
+    """Warm up for ``args.warmup``, count replies for ``args.seconds``, close the
+    connections and sum up: calls/s, latency, the server's (``args.server_pid``) and this
+    process's CPU per call."""
     await asyncio.sleep(args.warmup)
     server_cpu_before = process_cpu_seconds(args.server_pid) if args.server_pid else 0.0
     client_before = os.times()
@@ -148,6 +160,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     return {
         "calls": calls,
         "errors": window.errors,
+        "first_error": repr(window.first_error) if window.errors else None,
         "seconds": elapsed,
         "calls_per_s": calls / elapsed if elapsed else 0.0,
         "p50_us": percentile(latencies, 0.50),

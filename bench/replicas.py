@@ -24,7 +24,6 @@ import datetime
 import functools
 import re
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -34,7 +33,8 @@ from pathlib import Path
 
 import msgpack
 
-from bench._load import LoadConnection, Window, percentile
+from bench._call_load import CallConnection
+from bench._load import Window, percentile
 from bench.results import replace_section
 from bench.rpc import machine_note
 from runtime.rpc.client import AsyncClient, Client
@@ -74,39 +74,6 @@ class Tree:
         return ServerProcess(kvs / "kvs_proxy.py", args, cwd=kvs, env=env)
 
 
-class PutLoad(LoadConnection):
-    """Keeps ``depth`` puts in flight, cycling over pre-packed bodies (one per key)."""
-
-    def __init__(self, bodies: list[bytes], depth: int, window: Window, start: int) -> None:
-        self.bodies = bodies
-        self.turn = start
-        super().__init__(bodies[0], 0, depth, window)
-
-    def _request(self, now: int) -> bytes:
-        msgid = self.next_id
-        self.next_id = (msgid + 1) & 0xFFFFFFFF
-        self.sent_at[msgid] = now
-        self.turn = (self.turn + 1) % len(self.bodies)
-        return b"\x94\x00" + struct.pack(">BI", 0xCE, msgid) + self.bodies[self.turn]
-
-    def data_received(self, data: bytes) -> None:
-        self.unpacker.feed(data)
-        window = self.window
-        now = time.perf_counter_ns()
-        replies = 0
-        for message in self.unpacker:
-            replies += 1
-            sent = self.sent_at.pop(message[1], None)
-            if window.measuring:
-                if message[2] is None and sent is not None:
-                    window.calls += 1
-                    window.latencies_ns.append(now - sent)
-                else:
-                    window.errors += 1
-        if replies and not window.stopping and self.transport is not None:
-            self.transport.write(b"".join(self._request(now) for _ in range(replies)))
-
-
 def _bodies(keys: int) -> list[bytes]:
     method = msgpack.packb("put", use_bin_type=False)
     return [
@@ -125,7 +92,7 @@ async def _measure(
     for i in range(connections):
         start = i * len(bodies) // connections
         _, protocol = await loop.create_connection(
-            functools.partial(PutLoad, bodies, depth, window, start), "127.0.0.1", port
+            functools.partial(CallConnection, bodies, depth, window, start), "127.0.0.1", port
         )
         conns.append(protocol)
     await asyncio.sleep(0.5)
