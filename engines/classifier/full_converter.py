@@ -35,10 +35,16 @@ lengths (:meth:`FullConverter.count_groups`), kept, mixed and saved beside them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from engines.common.converter import Converter, DatumLike, Extracted, weigh
-from engines.common.fv_converter import BM25_B, BM25_K1, FeatureConverter, Features, group_key
+from engines.common.fv_converter import (
+    FeatureConverter,
+    Features,
+    bm25,
+    group_key,
+    group_lengths,
+)
 from runtime.errors import ConfigError
 
 #: Per group: (documents holding it, their summed lengths).
@@ -135,7 +141,7 @@ def weigh_features(
     expressions of :meth:`~engines.common.fv_converter.WeightManager.weigh`, over the
     classifier's counts."""
     weighed: Features = []
-    group_lengths: dict[str, float] | None = None
+    lengths: dict[str, float] | None = None
     count = float(documents)
     log = math.log
     for name, value in features:
@@ -145,40 +151,17 @@ def weigh_features(
             df = float(frequency(name))
             value = (log((count + 1) / (df + 1)) + (kind == "idf1")) * value
         elif kind == "bm25":
-            if group_lengths is None:
-                group_lengths = {}
-                for other, amount in features:
-                    group = group_key(other)
-                    if group:
-                        group_lengths[group] = group_lengths.get(group, 0.0) + amount
-            value = _bm25(name, value, count, float(frequency(name)), group_lengths, average_length)
+            if lengths is None:
+                lengths = group_lengths(features)
+            group = group_key(name)
+            value = bm25(
+                value, count, float(frequency(name)), lengths.get(group, 0.0), average_length(group)
+            )
         elif kind == "weight":
             value = 0.0  # user weights: Jubatus has no call that sets them
         if value != 0.0:
             weighed.append((name, value))
     return weighed
-
-
-def _bm25(
-    name: str,
-    value: float,
-    count: float,
-    frequency: float,
-    group_lengths: Mapping[str, float],
-    average_length: Callable[[str], float],
-) -> float:
-    group = group_key(name)
-    length = group_lengths.get(group, 0.0)
-    average = average_length(group)
-    try:
-        ratio = length / average
-    except ZeroDivisionError:
-        ratio = math.inf if length else math.nan
-    try:
-        idf = math.log((count - frequency + 0.5) / (frequency + 0.5))
-    except ValueError:
-        idf = math.nan
-    return idf * ((value * (BM25_K1 + 1)) / (value + BM25_K1 * (1 - BM25_B + BM25_B * ratio)))
 
 
 def average_length(master: Groups, diff: Groups, group: str) -> float:

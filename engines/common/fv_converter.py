@@ -505,6 +505,32 @@ def group_key(name: str) -> str:
     return name[:dollar] + name[at:]
 
 
+def group_lengths(features: Features) -> dict[str, float]:
+    """Each string group's length in one datum: the sum of its features' values (bm25)."""
+    lengths: dict[str, float] = {}
+    for name, amount in features:
+        group = group_key(name)
+        if group:
+            lengths[group] = lengths.get(group, 0.0) + amount
+    return lengths
+
+
+def bm25(
+    value: float, count: float, frequency: float, length: float, average: float
+) -> float:
+    """Jubatus's bm25 weight of a feature of ``value`` seen in ``frequency`` of ``count``
+    documents, its group ``length`` long in this datum and ``average`` long on average."""
+    try:
+        ratio = length / average
+    except ZeroDivisionError:
+        ratio = math.inf if length else math.nan
+    try:
+        idf = math.log((count - frequency + 0.5) / (frequency + 0.5))
+    except ValueError:
+        idf = math.nan
+    return idf * ((value * (BM25_K1 + 1)) / (value + BM25_K1 * (1 - BM25_B + BM25_B * ratio)))
+
+
 class WeightManager:
     """Document counts for idf and bm25, master (mixed) plus diff (local), as Jubatus's
     ``weight_manager`` keeps them; mixes by adding the diffs up."""
@@ -543,7 +569,7 @@ class WeightManager:
     def weigh(self, features: Features) -> Features:
         """Apply the global weights by each key's suffix; features weighing 0 are dropped."""
         weighed: Features = []
-        group_lengths: dict[str, float] | None = None
+        lengths: dict[str, float] | None = None
         count: float | None = None  # the document count, read once
         master = self.master.document_frequencies
         diff = self.diff.document_frequencies
@@ -557,34 +583,21 @@ class WeightManager:
                 frequency = master.get(name, 0.0) + diff.get(name, 0.0)  # document_frequency
                 value = (log((count + 1) / (frequency + 1)) + (kind == "idf1")) * value
             elif kind == "bm25":
-                if group_lengths is None:
-                    group_lengths = {}
-                    for other, amount in features:
-                        group = group_key(other)
-                        if group:
-                            group_lengths[group] = group_lengths.get(group, 0.0) + amount
-                value = self._bm25(name, value, group_lengths)
+                if lengths is None:
+                    lengths = group_lengths(features)
+                group = group_key(name)
+                value = bm25(
+                    value,
+                    float(self.document_count),
+                    self.document_frequency(name),
+                    lengths.get(group, 0.0),
+                    self.average_group_length(group),
+                )
             elif kind == "weight":
                 value = 0.0  # user weights: Jubatus has no call that sets them
             if value != 0.0:
                 weighed.append((name, value))
         return weighed
-
-    def _bm25(self, name: str, value: float, group_lengths: Mapping[str, float]) -> float:
-        group = group_key(name)
-        count = float(self.document_count)
-        frequency = self.document_frequency(name)
-        length = group_lengths.get(group, 0.0)
-        average = self.average_group_length(group)
-        try:
-            ratio = length / average
-        except ZeroDivisionError:
-            ratio = math.inf if length else math.nan
-        try:
-            idf = math.log((count - frequency + 0.5) / (frequency + 0.5))
-        except ValueError:
-            idf = math.nan
-        return idf * ((value * (BM25_K1 + 1)) / (value + BM25_K1 * (1 - BM25_B + BM25_B * ratio)))
 
     # -- state -----------------------------------------------------------------------------
 
