@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.cluster.cht import Ring
-from runtime.errors import ProtocolError, TypeMismatch
+from runtime.errors import ClusterError, ProtocolError, TypeMismatch
 from runtime.rpc.dispatch import (
     BAD_ARGUMENTS,
     Call,
@@ -66,6 +66,8 @@ INTERNAL_METHODS = (
 )
 #: Seconds after which a repair that never ended is forgotten (its proxy went away).
 REPAIR_TTL = 600.0
+#: Repairs under way at once at most (each a token; any client can begin one).
+MAX_REPAIRS = 64
 #: Rows one ``jubako.export`` page holds at most.
 MAX_PAGE = 10_000
 _ANY = _t.Object()
@@ -317,6 +319,11 @@ class Replication:
         unfinished ones are older than :data:`REPAIR_TTL` seconds (their proxy went away)."""
         self._expire_repairs()
         if begin:
+            if len(self._repairers) >= MAX_REPAIRS:
+                raise ClusterError(
+                    f"jubako.catch_up: {MAX_REPAIRS} repairs are under way already; end one "
+                    f"(catch_up(false, token)) or wait {REPAIR_TTL:.0f} s for it to expire"
+                )
             if self._recording is None:
                 self._start_recording(_texts(what, "methods"))
             token = secrets.token_hex(8)
