@@ -50,7 +50,11 @@ def buffer_options(config: object, update: str) -> tuple[object, dict[str, Any]]
     for key in ("wait_timeout", "publish_interval"):
         if key in block:
             seconds = block[key]
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not seconds >= 0  # NaN too (Python's json reads NaN)
+            ):
                 raise ConfigError(f"jubako.{key}: seconds (a number >= 0), not {seconds!r}")
             options[key] = float(seconds)
     return rest, options
