@@ -213,12 +213,7 @@ class InvertedIndex:
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64] | None]:
         """Every row's dot product with ``query`` (added feature by feature in query order,
         as Jubatus sums them) and, when asked, the rows sharing a nonzero value with it."""
-        rows = len(self.keys)
-        if not touched and len(query) > 2:
-            dots = self._dense_dots(query, rows)
-            if dots is not None:
-                return dots, None
-        dots = np.zeros(rows, dtype=np.float64)
+        dots = np.zeros(len(self.keys), dtype=np.float64)
         shared: list[npt.NDArray[np.int64]] = []
         for feature, value in query:
             posting = self.postings.get(feature)
@@ -238,29 +233,6 @@ class InvertedIndex:
         if not touched:
             return dots, None
         return dots, (np.concatenate(shared) if shared else None)
-
-    def _dense_dots(self, query: Features, rows: int) -> npt.NDArray[np.float64] | None:
-        """:meth:`_dots` in three numpy steps when every posting the query meets holds
-        every row in number order (rows of the same shape: one matrix), else None. The
-        products are added down the matrix's first axis, one query feature after the
-        other from 0.0, as the loop adds them."""
-        postings = self.postings
-        stored: list[npt.NDArray[np.float64]] = []
-        values: list[float] = []
-        for feature, value in query:
-            posting = postings.get(feature)
-            if posting is None or posting.size == 0:
-                continue
-            if posting.size != rows or not posting.dense:
-                return None
-            stored.append(posting.values[:rows])
-            values.append(value)
-        if not stored:
-            return np.zeros(rows, dtype=np.float64)
-        matrix = np.stack(stored)
-        matrix *= np.array(values, dtype=np.float64)[:, np.newaxis]
-        dots: npt.NDArray[np.float64] = np.add.reduce(matrix, axis=0, initial=0.0)
-        return dots
 
     @staticmethod
     def _best(

@@ -4,7 +4,6 @@ feature, the definition it must match to the bit: norms, columns, postings and s
 from __future__ import annotations
 
 import math
-import random
 
 import numpy as np
 from hypothesis import given, settings, strategies as st
@@ -82,24 +81,3 @@ def test_a_row_set_back_to_zero_has_no_norm() -> None:
     assert index._norm_array[0] == 0.0
     assert np.signbit(index._norm_array[0]) == np.False_
 
-
-@settings(max_examples=100, deadline=None)
-@given(
-    st.integers(min_value=1, max_value=40),
-    st.lists(VALUES, min_size=3, max_size=12),
-    st.randoms(use_true_random=False),
-)
-def test_dots_over_dense_rows_add_the_products_in_query_order(
-    rows: int, query_values: list[float], rng: random.Random
-) -> None:
-    """The matrix path (every row has every feature) against the feature-by-feature loop
-    (the path ``touched`` takes), to the bit."""
-    index = InvertedIndex("a")
-    names = [f"f{j}" for j in range(len(query_values))]
-    for r in range(rows):
-        index.update_row(f"r{r}", [(name, rng.uniform(-1e3, 1e3)) for name in names])
-    query = list(zip(rng.sample(names, len(names)), query_values, strict=True))
-    dense, _ = index._dots(query)
-    looped, _ = index._dots(query, touched=True)
-    assert [v.hex() for v in dense.tolist()] == [v.hex() for v in looped.tolist()]
-    assert index._dense_dots(query, rows) is not None  # the matrix path was taken
