@@ -1107,9 +1107,11 @@ class FeatureConverter:
         self.check(datum)
         return self._finish(self.unweighted(datum))
 
-    def convert_and_update(self, datum: DatumLike) -> Features:
-        """As :meth:`convert`, counting the datum as a document first (training calls)."""
-        self.check(datum)
+    def convert_and_update(self, datum: DatumLike, *, checked: bool = False) -> Features:
+        """As :meth:`convert`, counting the datum as a document first (training calls);
+        ``checked``: the caller ran :meth:`check` on it already."""
+        if not checked:
+            self.check(datum)
         features = self.unweighted(datum)
         self.weights.update(features, self.uses_idf, self.uses_bm25)
         return self._finish(features)

@@ -43,7 +43,11 @@ Scored = list[tuple[str, float]]
 
 
 class _Posting:
-    """One feature's values by row number, as numpy arrays (a removed row keeps a 0)."""
+    """One feature's values by row number, as numpy arrays (a removed row keeps a 0).
+
+    While every row so far has the feature and came in number order (``dense``), row ``i``
+    sits at position ``i``: ``numbers`` and ``where`` are not kept then (a slice of
+    ``values`` is the posting); the first row out of order fills them in."""
 
     __slots__ = ("dense", "numbers", "size", "values", "where")
 
@@ -51,24 +55,37 @@ class _Posting:
         self.numbers = np.zeros(8, dtype=np.int64)
         self.values = np.zeros(8, dtype=np.float64)
         self.size = 0
+        #: Position by row number (empty while ``dense``).
         self.where: dict[int, int] = {}
-        #: Whether row ``i`` sits at position ``i`` (every row so far has the feature and
-        #: came in number order): then the numbers are ``0 .. size - 1``.
         self.dense = True
 
+    def position(self, number: int) -> int | None:
+        """Where row ``number``'s value is, if the posting has one."""
+        if self.dense:
+            return number if number < self.size else None
+        return self.where.get(number)
+
     def set(self, number: int, value: float) -> None:
-        position = self.where.get(number)
+        position = self.position(number)
         if position is None:
-            position = self.size
-            if position == len(self.numbers):
-                self.numbers = np.concatenate([self.numbers, np.zeros_like(self.numbers)])
-                self.values = np.concatenate([self.values, np.zeros_like(self.values)])
+            position = self._append(number)
+        self.values[position] = value
+
+    def _append(self, number: int) -> int:
+        """A position for a row the posting does not have yet."""
+        position = self.size
+        if position == len(self.values):
+            self.numbers = np.concatenate([self.numbers, np.zeros_like(self.numbers)])
+            self.values = np.concatenate([self.values, np.zeros_like(self.values)])
+        if self.dense and number != position:
+            self.dense = False
+            self.numbers[:position] = np.arange(position, dtype=np.int64)
+            self.where = dict(zip(range(position), range(position), strict=True))
+        if not self.dense:
             self.numbers[position] = number
             self.where[number] = position
-            if number != position:
-                self.dense = False
-            self.size += 1
-        self.values[position] = value
+        self.size = position + 1
+        return position
 
 
 class InvertedIndex:
@@ -146,11 +163,13 @@ class InvertedIndex:
             posting = postings.get(feature)
             if posting is None:
                 posting = postings[feature] = _Posting()
-            where = posting.where.get(number)
-            if where is None:
-                posting.set(number, value)
+            if posting.dense:
+                position: int | None = number if number < posting.size else None
             else:
-                posting.values[where] = value
+                position = posting.where.get(number)
+            if position is None:
+                position = posting._append(number)
+            posting.values[position] = value
         self.generation += len(features)
         if norm == 0:
             norms.pop(number, None)

@@ -52,10 +52,12 @@ class RecommenderModel:
         self.clear_row_count = 0
         self._version = 0
 
-    def _features(self, datum: DatumLike, update: bool) -> list[tuple[str, float]]:
+    def _features(
+        self, datum: DatumLike, update: bool, checked: bool = False
+    ) -> list[tuple[str, float]]:
         try:
             if update:
-                return self.converter.convert_and_update(datum)
+                return self.converter.convert_and_update(datum, checked=checked)
             return self.converter.convert(datum)
         except (ValueError, TypeError, AttributeError) as error:
             raise ValueError(f"datum: {error}") from None
@@ -70,7 +72,7 @@ class RecommenderModel:
                 "cannot add new row as number of sticky rows reached the maximum size of "
                 f"unlearner: {key}"
             )
-        features = self._features(datum, update=True)
+        features = self._features(datum, update=True, checked=True)
         self.update_row_count += 1
         self.index.update_row(key, features)
         return True
