@@ -23,6 +23,7 @@ row replaces the local one unless the local one is newer. Thread-safety is the c
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from collections.abc import Sequence
 
 import numpy as np
@@ -88,6 +89,25 @@ class _Posting:
         return position
 
 
+#: A query's products are summed as one matrix (:class:`_DenseCopy`) from this many rows on
+#: (numpy adds down the first axis in order then; with one row it sums pairwise).
+DENSE_MIN_ROWS = 32
+#: ... and up to this many values in the copy (8 bytes each: 32 MiB).
+DENSE_MAX_VALUES = 1 << 22
+#: Queries at one generation before the copy is made (a query between writes makes none).
+DENSE_AFTER_QUERIES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _DenseCopy:
+    """Every posting's values as one matrix (feature × row), made when every row has every
+    feature; valid while the index's ``generation`` is the one it was made at."""
+
+    generation: int
+    matrix: npt.NDArray[np.float64]
+    position: dict[str, int]
+
+
 class InvertedIndex:
     """Rows by feature, with Jubatus's scores (see the module docstring)."""
 
@@ -107,6 +127,10 @@ class InvertedIndex:
         #: Whether a row was removed or rows applied since ``clear``: a posting may then
         #: hold a 0 for a row that no longer has the feature.
         self.irregular = False
+        #: The dense copy of the postings, if one was made (see :meth:`_dense_copy`), and
+        #: ``(generation, queries)`` counting queries since the last write.
+        self._dense: _DenseCopy | None = None
+        self._asked = (0, 0)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -207,6 +231,7 @@ class InvertedIndex:
         self.log.clear()
         self.generation += 1
         self.irregular = False
+        self._dense = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -232,6 +257,10 @@ class InvertedIndex:
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64] | None]:
         """Every row's dot product with ``query`` (added feature by feature in query order,
         as Jubatus sums them) and, when asked, the rows sharing a nonzero value with it."""
+        if not touched:
+            dense = self._dense_copy()
+            if dense is not None:
+                return self._dense_dots(dense, query), None
         dots = np.zeros(len(self.keys), dtype=np.float64)
         shared: list[npt.NDArray[np.int64]] = []
         for feature, value in query:
@@ -253,18 +282,75 @@ class InvertedIndex:
             return dots, None
         return dots, (np.concatenate(shared) if shared else None)
 
+    def _dense_copy(self) -> _DenseCopy | None:
+        """The dense copy for this generation: made at the ``DENSE_AFTER_QUERIES``-th query
+        since the last write, when every posting holds every row in number order and the
+        copy has ``DENSE_MIN_ROWS`` rows and at most ``DENSE_MAX_VALUES`` values; else None.
+        Readers may race to make it: each makes the same copy, one is kept."""
+        generation = self.generation
+        dense = self._dense
+        if dense is not None:
+            if dense.generation == generation:
+                return dense
+            self._dense = None  # stale: not kept in memory until the next one
+        asked, count = self._asked
+        count = count + 1 if asked == generation else 1
+        self._asked = (generation, count)
+        if count < DENSE_AFTER_QUERIES:
+            return None
+        rows = len(self.keys)
+        postings = [(f, p) for f, p in self.postings.items() if p.size]
+        if (
+            rows < DENSE_MIN_ROWS
+            or not postings
+            or len(postings) * rows > DENSE_MAX_VALUES
+            or self.irregular
+            or len(self.columns) != rows
+            or any(p.size != rows or not p.dense for _, p in postings)
+        ):
+            self._asked = (generation, -(1 << 62))  # not at this generation
+            return None
+        matrix = np.stack([p.values[:rows] for _, p in postings])
+        dense = _DenseCopy(generation, matrix, {f: i for i, (f, _) in enumerate(postings)})
+        if self.generation != generation:  # a write came meanwhile (callers serialize them)
+            return None
+        self._dense = dense
+        return dense
+
+    @staticmethod
+    def _dense_dots(dense: _DenseCopy, query: Features) -> npt.NDArray[np.float64]:
+        """:meth:`_dots` over the dense copy: the query's rows of the matrix times its values,
+        added down the first axis from 0.0 in query order (the loop's sums, to the bit)."""
+        position = dense.position
+        at: list[int] = []
+        values: list[float] = []
+        for feature, value in query:
+            row = position.get(feature)
+            if row is not None:
+                at.append(row)
+                values.append(value)
+        if not at:
+            return np.zeros(dense.matrix.shape[1], dtype=np.float64)
+        products = dense.matrix[at]
+        products *= np.array(values, dtype=np.float64)[:, np.newaxis]
+        dots: npt.NDArray[np.float64] = np.add.reduce(products, axis=0, initial=0.0)
+        return dots
+
     @staticmethod
     def _best(
-        scores: npt.NDArray[np.float64], numbers: npt.NDArray[np.int64], count: int
+        scores: npt.NDArray[np.float64], numbers: npt.NDArray[np.int64] | None, count: int
     ) -> list[tuple[float, int]]:
-        """The ``count`` largest ``(score, number)`` pairs, largest first."""
+        """The ``count`` largest ``(score, number)`` pairs, largest first (``numbers``
+        None: score ``i`` is row ``i``'s)."""
         if len(scores) > count:
             part = np.argpartition(-scores, count - 1)[:count]
             threshold = scores[part].min()
             keep = np.flatnonzero(scores >= threshold)
-            scores, numbers = scores[keep], numbers[keep]
+            scores, numbers = scores[keep], keep if numbers is None else numbers[keep]
+        elif numbers is None:
+            numbers = np.arange(len(scores), dtype=np.int64)
         order = np.lexsort((numbers, scores))[::-1][:count]
-        return [(float(scores[i]), int(numbers[i])) for i in order]
+        return list(zip(scores[order].tolist(), numbers[order].tolist(), strict=True))
 
     def cosine(self, query: Features, count: int) -> Scored:
         """Rows by cosine similarity to ``query``, the ``count`` best."""
@@ -297,19 +383,31 @@ class InvertedIndex:
         for _, value in query:
             query_norm += value * value
         norms = self._norm_array[: len(dots)]
+        numbers: npt.NDArray[np.int64] | None
         if ignore_orthogonal:
             if touched is None:
                 return []
             numbers = np.unique(touched)
             numbers = numbers[norms[numbers] != 0.0]
+        elif norms.all():  # every row has a norm (the usual case): no gathers
+            numbers = None
         else:
             numbers = np.flatnonzero(norms != 0.0)
-        if len(numbers) == 0:
-            return []
-        squared = query_norm + norms[numbers] - 2 * dots[numbers]
-        scores = -np.sqrt(np.maximum(0.0, squared))
-        best = self._best(scores, numbers, count)
-        return [(self.keys[n], s) for s, n in best]
+        if numbers is None:
+            if len(norms) == 0:
+                return []
+            squared = norms + query_norm  # (a + b is b + a, to the bit)
+            dots *= 2.0  # ours: made for this query
+            squared -= dots
+        else:
+            if len(numbers) == 0:
+                return []
+            squared = query_norm + norms[numbers] - 2 * dots[numbers]
+        scores = np.maximum(0.0, squared, out=squared)
+        np.sqrt(scores, out=scores)
+        np.negative(scores, out=scores)
+        keys = self.keys
+        return [(keys[n], s) for s, n in self._best(scores, numbers, count)]
 
     def _add_products(
         self, queries: Sequence[Features], dots: npt.NDArray[np.float64]

@@ -4,11 +4,12 @@ feature, the definition it must match to the bit: norms, columns, postings and s
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from engines.common.inverted_index import InvertedIndex
+from engines.common.inverted_index import DENSE_AFTER_QUERIES, DENSE_MIN_ROWS, InvertedIndex
 
 FEATURES = st.sampled_from(["a", "b", "c", "d", "e"])
 VALUES = st.one_of(
@@ -81,3 +82,72 @@ def test_a_row_set_back_to_zero_has_no_norm() -> None:
     assert index._norm_array[0] == 0.0
     assert np.signbit(index._norm_array[0]) == np.False_
 
+
+def _dense_index(rows: int, features: int, rng: random.Random) -> InvertedIndex:
+    index = InvertedIndex("a")
+    for r in range(rows):
+        index.update_row(f"r{r}", [(f"f{j}", rng.uniform(-1e3, 1e3)) for j in range(features)])
+    return index
+
+
+def _bits(values: list[tuple[str, float]]) -> list[tuple[str, str]]:
+    return [(key, value.hex()) for key, value in values]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=DENSE_MIN_ROWS, max_value=80),
+    st.lists(VALUES, min_size=1, max_size=12),
+    st.randoms(use_true_random=False),
+)
+def test_the_dense_copy_gives_the_loops_dot_products_and_scores(
+    rows: int, query_values: list[float], rng: random.Random
+) -> None:
+    features = len(query_values)
+    index = _dense_index(rows, features, rng)
+    names = [f"f{j}" for j in range(features)] + ["absent"]
+    query = list(zip(rng.sample(names, features), query_values, strict=False))
+    looped = [index._dots(query, touched=True)[0] for _ in range(DENSE_AFTER_QUERIES)]
+    euclid = [_bits(index.euclid(query, 7)) for _ in range(DENSE_AFTER_QUERIES)]
+    cosine = [_bits(index.cosine(query, 7)) for _ in range(DENSE_AFTER_QUERIES)]
+    assert index._dense is not None  # the copy was made and is used from here on
+    dense, _ = index._dots(query)
+    assert dense.tobytes() == looped[0].tobytes()
+    assert _bits(index.euclid(query, 7)) == euclid[0]
+    assert _bits(index.cosine(query, 7)) == cosine[0]
+
+
+def test_the_dense_copy_follows_writes_and_is_not_made_for_irregular_rows() -> None:
+    rng = random.Random(5)
+    index = _dense_index(40, 5, rng)
+    query = [("f0", 1.0), ("f3", -2.0)]
+    for _ in range(DENSE_AFTER_QUERIES):
+        index.euclid(query, 3)
+    copy = _copy_of(index)
+    assert copy is not None
+    index.update_row("r0", [("f0", 1.0), ("f1", 0.0), ("f2", 0.0), ("f3", -2.0), ("f4", 0.0)])
+    # The write is seen at once (r0 is the query now; its norm, kept the Jubatus way by
+    # subtracting old squares, leaves a rounding error).
+    assert _nearest(index, query) == "r0"
+    assert _copy_of(index) is None  # the stale copy is dropped, none made yet
+    for _ in range(DENSE_AFTER_QUERIES):
+        assert _nearest(index, query) == "r0"
+    assert _copy_of(index) is not None and _copy_of(index) is not copy
+    index.remove_row("r1")  # a posting now holds a 0 for a row without the feature
+    for _ in range(2 * DENSE_AFTER_QUERIES):
+        index.euclid(query, 1)
+    assert _copy_of(index) is None
+    small = _dense_index(DENSE_MIN_ROWS - 1, 3, rng)  # too few rows: never a copy
+    for _ in range(2 * DENSE_AFTER_QUERIES):
+        small.euclid(query, 1)
+    assert _copy_of(small) is None
+
+
+def _nearest(index: InvertedIndex, query: list[tuple[str, float]]) -> str:
+    [(key, score)] = index.euclid(query, 1)
+    assert -1e-3 < score <= 0.0
+    return key
+
+
+def _copy_of(index: InvertedIndex) -> object:
+    return index._dense
