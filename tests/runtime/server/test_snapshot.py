@@ -99,7 +99,9 @@ async def test_a_reader_never_waits_while_the_writer_is_busy(holder: Holder) -> 
     started = time.perf_counter()
     published: tuple[int, ...] = holder.snapshot
     assert published == (1,)  # the last published one, at once
-    assert time.perf_counter() - started < 0.01
+    # The writer is held until the gate opens: a read that waited for it would not return
+    # at all; the bound only has to tell that from a busy machine's pause.
+    assert time.perf_counter() - started < 1.0
     assert not slow.done()
     holder.model.gate.set()
     assert await slow == (None, 2)
