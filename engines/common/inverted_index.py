@@ -23,8 +23,8 @@ row replaces the local one unless the local one is newer. Thread-safety is the c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -100,7 +100,7 @@ DENSE_AFTER_QUERIES = 4
 
 @dataclass(frozen=True, slots=True)
 class _DenseCopy:
-    """Every posting's values as one matrix (feature × row), made when every row has every
+    """Every posting's values as one matrix (a row per feature), made when every row has every
     feature; valid while the index's ``generation`` is the one it was made at."""
 
     generation: int
