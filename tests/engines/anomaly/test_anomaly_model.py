@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from engines.anomaly.model import AnomalyModel
+from engines.common.lof import _Lof
 from runtime import Datum
 from runtime.errors import ConfigError, ModelFileError
 from tests.oracle.roundtrip import mix_round, saved
@@ -113,3 +114,23 @@ def test_outliers_score_high_and_survive_save_load_and_mix(config: dict[str, Any
     assert copy.calc_score(far) == scores[0]
     with pytest.raises(ModelFileError):
         copy.unpack({"version": 0})
+
+
+def test_light_lof_looks_neighbours_up_at_once_with_the_same_answer() -> None:
+    """light_lof's one-step lookup of its neighbours' k-distances and lrds gives the
+    base class's row-by-row answer to the bit, and the same error for a missing row."""
+    model = AnomalyModel(LIGHT_LOF)
+    for i in range(40):
+        model.add(_point(i))
+    lof = model.lof
+    for i in range(12):
+        features = model._features(Datum({"x": i / 3.0, "y": 2.5 - i / 7.0}), update=False)
+        neighbours = lof.neighbours(features, lof.k)
+        assert neighbours
+        mine, theirs = lof._lrd_of(neighbours), _Lof._lrd_of(lof, neighbours)
+        assert math.copysign(1.0, mine[0]) == math.copysign(1.0, theirs[0])
+        assert mine == theirs
+    ghost = [*neighbours[:1], ("no such row", 0.5)]
+    for lookup in (lof._lrd_of, lambda found: _Lof._lrd_of(lof, found)):
+        with pytest.raises(ValueError, match='row "no such row" not found in light_lof table'):
+            lookup(ghost)
