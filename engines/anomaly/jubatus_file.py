@@ -106,7 +106,9 @@ def from_jubatus(payload: object, model: AnomalyModel) -> dict[str, object]:
         assert isinstance(engine, LightLof)
         nn = engine.engine
         rows, clock = read_column_table(part[0], nn_columns(nn.name, nn.hash_num), "model[0]")
-        scores, score_clock = read_column_table(part[1], SCORES, "model[0][scores]")
+        scores, score_clock = read_column_table(
+            part[1], SCORES, "model[0][scores]", infinite=True
+        )
         items = read_list(part[1], "model[0][scores]")
         lof = {
             "rows": rows_table(rows, clock),
@@ -133,8 +135,10 @@ def _read_lof(value: object, path: str) -> dict[str, Any]:
     for part, where in ((table, f"{path}[0]"), (table_diff, f"{path}[1]")):
         for key, entry in read_map(part or {}, where).items():
             kdist, lrd = read_struct(entry, f"{where}[{key!r}]", 2)
-            first = read_number(kdist or 0.0, where)
-            entries[key] = None if first < 0 else [first, read_number(lrd or 0.0, where)]
+            first = read_number(kdist or 0.0, where, infinite=True)
+            entries[key] = (
+                None if first < 0 else [first, read_number(lrd or 0.0, where, infinite=True)]
+            )
     versions: dict[str, list[object]] = {}
     clock = ignored = 0
     extra = items[5] if len(items) > 5 else None

@@ -51,9 +51,18 @@ class AnomalyModel:
         try:
             self.converter.check(datum)
             if update:
+                self.converter.check_storable(datum)
                 return self.converter.convert_and_update(datum)
             return self.converter.convert(datum)
         except (ValueError, TypeError, AttributeError) as error:
+            raise ValueError(f"datum: {error}") from None
+
+    def _check(self, datum: DatumLike) -> None:
+        """What an update checks before it changes anything."""
+        self.converter.check(datum)
+        try:
+            self.converter.check_storable(datum)
+        except ValueError as error:
             raise ValueError(f"datum: {error}") from None
 
     # -- the service's calls ---------------------------------------------------------------
@@ -64,7 +73,7 @@ class AnomalyModel:
         return key
 
     def add(self, datum: DatumLike) -> tuple[str, float]:
-        self.converter.check(datum)
+        self._check(datum)
         key = self.new_id()
         if self.lof.updatable:
             return key, self.update(key, datum)
@@ -72,7 +81,7 @@ class AnomalyModel:
 
     def add_bulk(self, data: Sequence[DatumLike]) -> list[str]:
         for datum in data:
-            self.converter.check(datum)
+            self._check(datum)
         rows = [(self.new_id(), self._features(datum, update=True)) for datum in data]
         if isinstance(self.lof, Lof):
             return self.lof.update_bulk(rows)

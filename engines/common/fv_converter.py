@@ -42,7 +42,7 @@ import math
 import operator
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engines.common.config import json_type
@@ -848,6 +848,25 @@ class FeatureConverter:
         )
 
     # -- conversion ------------------------------------------------------------------------
+
+    @staticmethod
+    def check_storable(datum: DatumLike) -> None:
+        """``ValueError`` when a datum's numbers cannot go into a model: one is not finite,
+        or their squares add up past the largest double (a row's norm would be infinite, a
+        file or a mix could not carry it). Update calls check this before they change
+        anything; queries take any number, as Jubatus does."""
+        if type(datum) is ConvertedDatum:
+            values: Iterable[object] = (value for _, value in datum.features)
+        else:
+            values = (value for _, value in datum.num_values)
+        total = 0.0
+        try:
+            for value in values:
+                total += value * value  # type: ignore[operator]
+        except (OverflowError, TypeError):
+            total = math.inf
+        if not math.isfinite(total):
+            raise ValueError("the datum gives a feature too large or not finite")
 
     def check(self, datum: DatumLike) -> None:
         """``ValueError`` when the datum cannot be converted (bad shapes, ``$`` in a key)."""

@@ -47,12 +47,13 @@ def read_struct(value: object, path: str, fields: int) -> list[object]:
     return items[:fields] + [None] * (fields - len(items))
 
 
-def read_number(value: object, path: str) -> float:
-    """A finite double (integers accepted, as msgpack-c converts them)."""
+def read_number(value: object, path: str, *, infinite: bool = False) -> float:
+    """A finite double (integers accepted, as msgpack-c converts them); ``infinite``: +inf
+    too (LOF's lrd of a row whose neighbours are all at distance 0, which Jubatus saves)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DiffError(f"{path}: expected a number, got {type(value).__name__}")
     number = float(value)
-    if not math.isfinite(number):
+    if not math.isfinite(number) and not (infinite and number == math.inf):
         raise DiffError(f"{path}: expected a finite number")
     return number
 

@@ -96,8 +96,11 @@ def pack_column_table(rows: Sequence[Row], clock: int, columns: Sequence[Column]
     ]
 
 
-def read_column_table(value: object, columns: Sequence[Column], path: str) -> tuple[list[Row], int]:
-    """The rows (in table order) and the clock; the schema must be ``columns``."""
+def read_column_table(
+    value: object, columns: Sequence[Column], path: str, *, infinite: bool = False
+) -> tuple[list[Row], int]:
+    """The rows (in table order) and the clock; the schema must be ``columns``;
+    ``infinite``: a double may be +inf (see :func:`read_number`)."""
     keys, _, versions, stored, clock, index = read_struct(value, path, 6)
     schema: list[Column] = []
     data: list[list[object]] = []
@@ -128,7 +131,9 @@ def read_column_table(value: object, columns: Sequence[Column], path: str) -> tu
             if kind == BIT_VECTOR:
                 values.extend(read_int(word, f"{path}[3] word") for word in part)
             else:
-                values.extend(read_number(number, f"{path}[3] value") for number in part)
+                values.extend(
+                    read_number(number, f"{path}[3] value", infinite=infinite) for number in part
+                )
         owner, row_clock = read_struct(version_list[n], f"{path}[2][{n}]", 2)
         (owner_name,) = read_struct(owner if owner is not None else [], f"{path}[2][{n}][0]", 1)
         rows.append(

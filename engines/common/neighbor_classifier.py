@@ -289,6 +289,7 @@ class NeighborClassifierModel:
                 raise ValueError(f"train[{i}]: the label must be a non-empty string")
             try:
                 self.converter.check(datum)
+                self.converter.check_storable(datum)
             except (ValueError, TypeError, AttributeError) as error:
                 raise ValueError(f"train[{i}]: {error}") from None
             checked.append((label, datum))

@@ -66,6 +66,10 @@ class NearestNeighborModel:
 
     def set_row(self, key: str, datum: DatumLike) -> bool:
         self.converter.check(datum)
+        try:
+            self.converter.check_storable(datum)
+        except ValueError as error:
+            raise ValueError(f"datum: {error}") from None
         self.update_row_count += 1
         self.index.set_row(key, self._features(datum, update=True))
         return True

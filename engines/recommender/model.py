@@ -62,10 +62,17 @@ class RecommenderModel:
         except (ValueError, TypeError, AttributeError) as error:
             raise ValueError(f"datum: {error}") from None
 
+    def _check_storable(self, datum: DatumLike) -> None:
+        try:
+            self.converter.check_storable(datum)
+        except ValueError as error:
+            raise ValueError(f"datum: {error}") from None
+
     # -- the service's calls ---------------------------------------------------------------
 
     def update_row(self, key: str, datum: DatumLike) -> bool:
         self.converter.check(datum)
+        self._check_storable(datum)
         unlearner = self.index.unlearner
         if unlearner is not None and not unlearner.can_touch(key):
             raise ValueError(

@@ -22,6 +22,7 @@ different versions do not combine: the newer one wins, as in Jubatus.
 
 from __future__ import annotations
 
+import math
 import random
 import string
 import sys
@@ -262,10 +263,17 @@ class RegressionModel:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"train[{i}]: the score must be a number")
             try:
+                target = float(value)
+            except OverflowError:  # an integer past the largest double
+                target = math.inf
+            if not math.isfinite(target):
+                raise ValueError(f"train[{i}]: the score must be finite, got {target}")
+            try:
                 self.converter.check(datum)
+                self.converter.check_storable(datum)
             except (ValueError, TypeError, AttributeError) as error:
                 raise ValueError(f"train[{i}]: {error}") from None
-            checked.append((float(value), datum))
+            checked.append((target, datum))
         for i, (value, datum) in enumerate(checked):
             features = self._features(datum, f"train[{i}]", update=True)
             if self.linear is not None:
