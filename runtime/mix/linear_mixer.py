@@ -10,7 +10,9 @@ ZooKeeper master lock (``…/<name>/master_lock``) runs the round:
 1. ``get_diff`` on every member of ``…/nodes`` (itself included) in parallel, each within
    ``--interconnect_timeout``; a member that fails is left out of the round (logged);
 2. the diffs are folded with the model's ``mix``;
-3. ``put_diff`` of the result on every member; a failure is logged.
+3. ``put_diff`` of the result on every member; a failure is logged and kept in
+   ``mix.last_error`` (``get_status``); when every member fails, the round fails (``do_mix``
+   answers False).
 
 A server whose ``put_diff`` was refused (its model is based on another version) is
 *obsolete*; so is a server that has just started. An obsolete server takes the master lock,
@@ -337,18 +339,25 @@ class LinearMixer:
                 return_exceptions=True,
             )
             put_ok = 0
+            failed: list[str] = []
             for node, put in zip(members, puts, strict=True):
                 if isinstance(put, BaseException):
                     log.warning("put_diff to %s failed: %s", _node_name(node), put)
+                    failed.append(f"{_node_name(node)}: {type(put).__name__}: {put}")
                 else:
                     put_ok += 1
+            if not put_ok:
+                raise MixError(f"mix fails (all put_diffs fail; {failed[0]})")
             seconds = time.monotonic() - started
             self.rounds += 1
             self.last_mix_time = time.time()
             self.last_mix_seconds = seconds
             self.last_mix_servers = len(diffs)
             self.last_mix_bytes = len(blob)
-            self.last_error = ""
+            # A round some servers refused is done, but not silently: get_status says so.
+            self.last_error = (
+                f"put_diff failed on {len(failed)} of {len(members)}: {failed[0]}" if failed else ""
+            )
             log.info(
                 "mixed with %d servers in %.6f secs, %d bytes (serialized data) has been put "
                 "to %d of %d",

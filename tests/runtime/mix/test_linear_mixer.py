@@ -294,3 +294,32 @@ async def test_standalone_do_mix_says_there_is_no_mixer() -> None:
     finally:
         await rpc.close()
     assert MixError.__name__ == "MixError"
+
+
+def _refuse_diffs(server: Server) -> None:
+    """Make ``server``'s model fail every put_diff, as a model that cannot take a diff."""
+
+    def refuse(mixed: object) -> bool:
+        raise DiffError("diff.sum: cannot be taken here")
+
+    server.model.put_diff = refuse  # type: ignore[method-assign]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_put_diff_is_reported_and_all_failing_fails_the_round(
+    cluster: tuple[Members, list[Server]],
+) -> None:
+    _, servers = cluster
+    servers[0].model.add(5)
+    _refuse_diffs(servers[2])
+    assert await servers[0].mixer.do_mix() is True  # two of three took it
+    error = servers[0].mixer.status()["mix.last_error"]
+    assert error.startswith(f"put_diff failed on 1 of 3: 127.0.0.1:{servers[2].node[0][1]}: ")
+    assert "cannot be taken here" in error
+    assert [s.model.total for s in servers[:2]] == [5, 5]
+    for server in servers[:2]:
+        _refuse_diffs(server)
+    rounds = servers[0].mixer.status()["mix.rounds"]
+    assert await servers[0].mixer.do_mix() is False  # nobody took it: not a round
+    assert "all put_diffs fail" in servers[0].mixer.status()["mix.last_error"]
+    assert servers[0].mixer.status()["mix.rounds"] == rounds
