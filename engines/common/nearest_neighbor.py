@@ -273,8 +273,9 @@ def smallest(scores: npt.NDArray[np.float64] | npt.NDArray[np.int64], count: int
 
 
 #: At most this many words' worth of Hamming distances per pass of
-#: :meth:`NearestNeighborIndex.neighbor_rows_from_ids`.
-_CHUNK = 1 << 22
+#: :meth:`NearestNeighborIndex.neighbor_rows_from_ids` (a pass holds about ten arrays of
+#: that many 8-byte values: 2 MiB each, some 20 MiB at most whatever a call asks).
+_CHUNK = 1 << 18
 
 
 def smallest_rows(

@@ -59,6 +59,9 @@ METHODS = (
     "euclid_lsh",
     "nearest_neighbor_recommender",
 )
+#: Distances one pass of ``neighbor_rows_from_ids`` computes at most (keys times rows: a
+#: few arrays of 2 MiB, whatever the call asks).
+DISTANCES_CHUNK = 1 << 18
 #: How many similar rows ``complete`` averages (Jubatus's ``complete_row_similar_num_``).
 COMPLETE_ROW_SIMILAR_NUM = 128
 
@@ -310,7 +313,13 @@ class RecommenderIndex:
             and not self.ignore_orthogonal
         ):
             get = self.original.get
-            return inverted.euclid_distances([get(key) for key in keys], count)
+            # A pass holds a few (keys x rows) arrays: at most DISTANCES_CHUNK values each.
+            step = max(1, DISTANCES_CHUNK // max(1, len(inverted.keys)))
+            found: list[Scored] = []
+            for start in range(0, len(keys), step):
+                chunk = [get(key) for key in keys[start : start + step]]
+                found.extend(inverted.euclid_distances(chunk, count))
+            return found
         return [self.neighbor_row_from_id(key, count) for key in keys]
 
     def _distance(self, score: float) -> float:

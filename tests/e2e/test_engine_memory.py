@@ -1,0 +1,53 @@
+"""What a small request can cost an engine server in memory: a 16 KB ``add_bulk`` of 4000
+empty rows to ``light_lof`` asks every row's neighbours among 4000 rows at once. The
+distances are computed in passes of a bounded size (2 MiB arrays), not as one 4000 x 4000
+matrix and its temporaries (+234 MB of peak memory before, kept by the allocator)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from runtime.rpc.client import Client
+from runtime.testing import ServerProcess
+
+LIGHT_LOF = {
+    "method": "light_lof",
+    "parameter": {
+        "nearest_neighbor_num": 10,
+        "reverse_nearest_neighbor_num": 30,
+        "method": "euclid_lsh",
+        "parameter": {"hash_num": 64},
+    },
+    "converter": {"num_rules": [{"key": "*", "type": "num"}]},
+}
+BOUND_MIB = 80
+
+
+def _peak_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_bulk_add_of_empty_rows_costs_bounded_memory(tmp_path: Path) -> None:
+    found = shutil.which("jubaanomaly", path=str(Path(sys.executable).parent))
+    assert found is not None
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(LIGHT_LOF))
+    args = ["--rpc-port", "0", "--configpath", str(config), "--datadir", str(tmp_path)]
+    with (
+        ServerProcess(Path(found), args, log_path=tmp_path / "server.log") as server,
+        Client("127.0.0.1", server.port, timeout=120) as client,
+    ):
+        assert client.call("get_status", ["c"])
+        before = _peak_mib(server.pid)
+        ids = client.call("add_bulk", ["c", [[[], [], []]] * 4000])
+        assert len(ids) == 4000
+        grown = _peak_mib(server.pid) - before
+        assert grown < BOUND_MIB, f"{grown:.0f} MiB for a 16 KB request"
+        assert isinstance(client.call("calc_score", ["c", [[], [], []]]), float)
