@@ -34,7 +34,14 @@ import math
 from collections.abc import Callable, Mapping
 
 from runtime.errors import ModelFileError
-from runtime.mix.mixable import DiffError, read_int, read_list, read_map, read_text
+from runtime.mix.mixable import (
+    DiffError,
+    read_counter,
+    read_int,
+    read_list,
+    read_map,
+    read_text,
+)
 
 #: A keyword-weights part as the engines keep it (``fv_converter.KeywordWeights.to_plain``).
 PlainWeights = dict[str, object]
@@ -71,7 +78,7 @@ def read_version(value: object, path: str) -> int:
     if value is None:
         return 0
     (number,) = read_struct(value, path, 1)
-    return 0 if number is None else read_int(number, f"{path}[0]")
+    return 0 if number is None else read_counter(number, f"{path}[0]")
 
 
 def pack_version(number: int) -> list[int]:
@@ -109,7 +116,8 @@ def read_counts(value: object, path: str) -> dict[str, int]:
     if value is None:
         return {}
     return {
-        name: read_int(count, f"{path}[{name!r}]") for name, count in read_map(value, path).items()
+        name: read_counter(count, f"{path}[{name!r}]")
+        for name, count in read_map(value, path).items()
     }
 
 
@@ -134,10 +142,14 @@ def _read_counter(value: object, path: str) -> dict[str, float]:
     (data,) = read_struct(value, path, 1)
     if data is None:
         return {}
-    return {
+    counts = {
         key: read_number(number, f"{path}[0][{key!r}]")
         for key, number in read_map(data, f"{path}[0]").items()
     }
+    for key, number in counts.items():
+        if number < 0:  # a document frequency, a group's count or length
+            raise DiffError(f"{path}[0][{key!r}]: expected a count, got {number!r}")
+    return counts
 
 
 def read_keyword_weights(value: object, path: str) -> PlainWeights:
@@ -146,7 +158,7 @@ def read_keyword_weights(value: object, path: str) -> PlainWeights:
     (the ``weight`` global weight's table) are dropped: no Jubatus call sets them."""
     count, frequencies, groups, lengths, _ = read_struct(value, path, 5)
     return {
-        "document_count": 0 if count is None else read_int(count, f"{path}[0]"),
+        "document_count": 0 if count is None else read_counter(count, f"{path}[0]"),
         "document_frequencies": _read_counter(frequencies, f"{path}[1]"),
         "group_frequencies": _read_counter(groups, f"{path}[2]"),
         "group_total_lengths": _read_counter(lengths, f"{path}[3]"),

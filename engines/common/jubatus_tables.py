@@ -37,7 +37,14 @@ from engines.common.jubatus_file import (
     read_number,
     read_struct,
 )
-from runtime.mix.mixable import DiffError, read_int, read_list, read_map, read_text
+from runtime.mix.mixable import (
+    DiffError,
+    read_counter,
+    read_int,
+    read_list,
+    read_map,
+    read_text,
+)
 
 #: jubatus_core's column types (``storage::column_type::type_name``) Jubako's tables use.
 DOUBLE = 9
@@ -117,7 +124,7 @@ def read_column_table(
         raise DiffError(f"{path}[2]: {len(version_list)} versions for {len(names)} rows")
     positions = {
         read_text(k, f"{path}[5] key"): read_int(v, f"{path}[5]")
-        for k, v in (index or {}).items()  # type: ignore[attr-defined]
+        for k, v in read_map(index or {}, f"{path}[5]").items()
     }
     rows: list[Row] = []
     for n, name in enumerate(names):
@@ -139,12 +146,12 @@ def read_column_table(
         rows.append(
             (
                 name,
-                read_int(row_clock or 0, f"{path}[2][{n}][1]"),
+                read_counter(row_clock or 0, f"{path}[2][{n}][1]"),
                 read_text(owner_name or b"", f"{path}[2][{n}][0][0]"),
                 values,
             )
         )
-    return rows, read_int(clock or 0, f"{path}[4]")
+    return rows, read_counter(clock or 0, f"{path}[4]")
 
 
 def table_rows(table: Mapping[str, object]) -> list[Row]:
@@ -230,8 +237,8 @@ def _extra_versions(extra: object, path: str) -> tuple[dict[str, tuple[int, str]
     versions = {}
     for key, version in read_map(fields.get("versions", {}), f"{path}.versions").items():
         clock, owner = read_struct(version, f"{path}.versions[{key!r}]", 2)
-        versions[key] = (read_int(clock, "clock"), read_text(owner, "owner"))
-    return versions, read_int(fields.get("clock", 0), f"{path}.clock")
+        versions[key] = (read_counter(clock, "clock"), read_text(owner, "owner"))
+    return versions, read_counter(fields.get("clock", 0), f"{path}.clock")
 
 
 # -- the recommender's rows as given -------------------------------------------------------

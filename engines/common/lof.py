@@ -24,7 +24,7 @@ Thread-safety is the caller's.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 
 import numpy as np
 
@@ -536,6 +536,7 @@ class Lof(_Lof):
         self.ignored = read_int(fields.get("ignored"), f"{path}.ignored")
         if self.unlearner is not None and fields.get("unlearner") is not None:
             self.unlearner.unpack(fields["unlearner"], f"{path}.unlearner")
+        _check_scored(self.engine.all_rows(), self.kdists, f"{path}.scores")
 
 
 def _read_scores(
@@ -814,6 +815,15 @@ class LightLof(_Lof):
         self.ignored = read_int(fields.get("ignored"), f"{path}.ignored")
         if self.unlearner is not None and fields.get("unlearner") is not None:
             self.unlearner.unpack(fields["unlearner"], f"{path}.unlearner")
+        _check_scored(self.engine.table.keys, self.scores.index, f"{path}.scores")
+
+
+def _check_scored(rows: Iterable[str], scored: Container[str], path: str) -> None:
+    """A model read from a file or a peer must score every row its index holds: a row
+    without its k-distance and lrd fails every query that meets it."""
+    for key in rows:
+        if key not in scored:
+            raise DiffError(f"{path}: row {key!r} has no k-distance and lrd")
 
 
 def create_lof(method: str, parameter: object, owner: str) -> Lof | LightLof:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.mix.mixable import DiffError, read_int, read_map
+from runtime.mix.mixable import DiffError, read_counter, read_map
 
 Version = tuple[int, str]
 
@@ -67,8 +67,8 @@ class ChangeLog:
 
 def newer_row(left: list[object], right: list[object]) -> list[object]:
     """Of two ``[clock, owner, data]`` rows, the newer (by clock, then owner)."""
-    left_version = (read_int(left[0], "clock"), str(left[1]))
-    right_version = (read_int(right[0], "clock"), str(right[1]))
+    left_version = (read_counter(left[0], "clock"), str(left[1]))
+    right_version = (read_counter(right[0], "clock"), str(right[1]))
     return right if right_version >= left_version else left
 
 
@@ -95,8 +95,8 @@ def mix_versioned(
     the one based on the newer version wins whole."""
     left = read_map(lhs, "lhs")
     right = read_map(rhs, "rhs")
-    left_version = read_int(left.get("version"), "lhs.version")
-    right_version = read_int(right.get("version"), "rhs.version")
+    left_version = read_counter(left.get("version"), "lhs.version")
+    right_version = read_counter(right.get("version"), "rhs.version")
     if left_version != right_version:
         return left if left_version > right_version else right
     combined = combine(left, right)

@@ -117,6 +117,19 @@ def read_int(value: object, path: str, minimum: int = 0) -> int:
     return value
 
 
+#: The largest clock, version or count a diff or model file may hold: a counter read back
+#: must have room to go on counting (and to be packed again: msgpack stops at 2^64 - 1).
+COUNTER_MAX = 2**62
+
+
+def read_counter(value: object, path: str) -> int:
+    """``value`` as a clock, version or count: an integer from 0 to :data:`COUNTER_MAX`."""
+    number = read_int(value, path)
+    if number > COUNTER_MAX:
+        raise DiffError(f"{path}: must be <= 2^62, got {number}")
+    return number
+
+
 def read_float(value: object, path: str) -> float:
     """``value`` as a finite float (integers are accepted, booleans refused)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
