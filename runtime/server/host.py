@@ -207,14 +207,27 @@ class ServiceHost:
         )
         holder = self.serv.snapshot_model()
         if holder is not None:  # the writer swaps it in; readers keep the old snapshot
-            holder.write(lambda _model: self.serv.unpack(model.payload), name="load")
+            holder.write(lambda _model: self._unpack(model.payload), name="load")
         else:
             with self.model_lock.write():
-                self.serv.unpack(model.payload)
+                self._unpack(model.payload)
         self.on_update()
         self.last_loaded = str(int(time.time()))
         self.last_loaded_path = str(path)
         log.info("loaded model from %s", path)
+
+    def _unpack(self, payload: object) -> None:
+        """The service's ``unpack``; what it raises on a model it cannot take (a service
+        written by hand may raise ``ValueError`` or ``TypeError``) is a ``ModelFileError``."""
+        try:
+            self.serv.unpack(payload)
+        except ModelFileError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            raise ModelFileError(
+                f"the model does not fit this {self.service_type} server: "
+                f"{type(error).__name__}: {error}"
+            ) from None
 
     def get_status(self) -> dict[str, dict[str, str]]:
         """``{ip_port: {key: value}}`` with Jubatus's keys plus the service's own, every

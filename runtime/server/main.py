@@ -288,14 +288,16 @@ class ServerApp:
         await self.system.start()
 
     async def _start_rpc(self) -> None:
+        # The model file first, as Jubatus does: nobody may reach an empty model, and a file
+        # that does not load stops the start before the server says it listens.
+        if self.settings.model_file:
+            self.host.load_file(Path(self.settings.model_file), overwrite_config=True)
         await self.rpc.start()
         self.host.bound(self.bind_host, self.rpc.port)
         log.info("listening on %s:%d", self.bind_host, self.rpc.port)
         datadir = Path(self.settings.datadir)
         for stale in remove_stale_temps(datadir, self.host.server_id, self.service_type):
             log.info("removed %s, left by a save that did not finish", stale)
-        if self.settings.model_file:
-            self.host.load_file(Path(self.settings.model_file), overwrite_config=True)
 
     async def _stop_rpc(self) -> None:
         await self.rpc.close(drain_timeout=self.settings.drain_timeout)

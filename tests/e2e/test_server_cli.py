@@ -139,6 +139,42 @@ def test_a_model_file_alone_starts_a_standalone_server(tmp_path: Path) -> None:
             assert "saved with the model" in (saved.decode() if isinstance(saved, bytes) else saved)
 
 
+def test_a_model_file_whose_model_does_not_fit_stops_the_start_before_listening(
+    tmp_path: Path,
+) -> None:
+    """The model is loaded before the server listens (as in Jubatus): a sound container
+    whose model the service cannot take ends the start, and no "listening on" line was
+    printed for a supervisor to take as ready."""
+    from runtime.server.persistence import encode_model_file
+
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    with ServerProcess(
+        EXAMPLE / "kvs_impl.py",
+        ["--rpc-port", "0", "--configpath", str(config), "--datadir", str(tmp_path)],
+        cwd=EXAMPLE,
+    ) as first:
+        with Client("127.0.0.1", first.port, timeout=10) as client:
+            (path,) = client.call("save", ["", "m1"]).values()
+    model = Path(path.decode() if isinstance(path, bytes) else path)
+    from runtime.server.persistence import read_model_file
+
+    sound = read_model_file(model, service_type=None, user_data_version=None)
+    model.write_bytes(
+        encode_model_file(
+            service_type=sound.service_type,
+            model_id="m1",
+            config_json=sound.config_json,
+            user_data_version=sound.user_data_version,
+            payload=["not", "a", "kvs", "model"],
+        )
+    )
+    result = run("kvs_impl.py", "--rpc-port", "0", "--model_file", str(model))
+    assert result.returncode != 0
+    assert "server failed to start" in result.stderr
+    assert "listening on" not in result.stderr + result.stdout
+
+
 def test_daemon_returns_at_once_and_logs_to_logdir(tmp_path: Path) -> None:
     """``-D``: the command returns 0 once the flags and config are checked; the server runs
     in the background, its log in ``--logdir``; a bad config still fails in front."""
