@@ -2,7 +2,8 @@
 
 ``run_server`` is what a generated ``*_impl.py`` calls. It parses Jubatus-compatible flags,
 reads the JSON config (``--configpath``, or the model file's saved config with
-``--model_file``), imports the user's ``*_serv`` class, binds the RPC listener (``--rpc-port
+``--model_file``), imports the user's ``*_serv`` class, loads the ``--model_file`` (before
+it listens, as Jubatus), binds the RPC listener (``--rpc-port
 0`` picks a free port; the bound address is logged as ``listening on HOST:PORT``), joins
 the cluster when ``--zookeeper`` is given, and serves until SIGTERM or SIGINT, when it stops
 accepting, drains calls in flight and leaves the cluster. A second signal exits at once.
