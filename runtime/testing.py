@@ -46,6 +46,8 @@ __all__ = [
     "TcpRelay",
     "TestingError",
     "free_port",
+    "peak_mib",
+    "rss_mib",
     "wait_until",
     "wait_until_async",
 ]
@@ -389,3 +391,21 @@ class TcpRelay:
     def _drop_all(self) -> None:
         for sock in list(self._peers):
             self._drop(sock)
+
+
+def _status_kib(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise TestingError(f"no {key} in /proc/{pid}/status")
+
+
+def rss_mib(pid: int) -> float:
+    """The resident memory of process ``pid`` now (``VmRSS``), MiB."""
+    return _status_kib(pid, "VmRSS") / 1024
+
+
+def peak_mib(pid: int) -> float:
+    """The most resident memory process ``pid`` has had (``VmHWM``), MiB."""
+    return _status_kib(pid, "VmHWM") / 1024

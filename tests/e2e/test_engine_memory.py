@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from runtime.rpc.client import Client
-from runtime.testing import ServerProcess
+from runtime.testing import ServerProcess, peak_mib
 
 LIGHT_LOF = {
     "method": "light_lof",
@@ -26,14 +26,6 @@ LIGHT_LOF = {
 BOUND_MIB = 80
 
 
-def _peak_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_a_bulk_add_of_empty_rows_costs_bounded_memory(tmp_path: Path) -> None:
     found = shutil.which("jubaanomaly", path=str(Path(sys.executable).parent))
     assert found is not None
@@ -45,9 +37,9 @@ def test_a_bulk_add_of_empty_rows_costs_bounded_memory(tmp_path: Path) -> None:
         Client("127.0.0.1", server.port, timeout=120) as client,
     ):
         assert client.call("get_status", ["c"])
-        before = _peak_mib(server.pid)
+        before = peak_mib(server.pid)
         ids = client.call("add_bulk", ["c", [[[], [], []]] * 4000])
         assert len(ids) == 4000
-        grown = _peak_mib(server.pid) - before
+        grown = peak_mib(server.pid) - before
         assert grown < BOUND_MIB, f"{grown:.0f} MiB for a 16 KB request"
         assert isinstance(client.call("calc_score", ["c", [[], [], []]]), float)

@@ -16,7 +16,7 @@ import msgpack
 import pytest
 from kazoo.client import KazooClient
 
-from runtime.testing import ManagedZooKeeper, ServerProcess, wait_until
+from runtime.testing import ManagedZooKeeper, ServerProcess, peak_mib, rss_mib, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,22 +30,6 @@ BOUND_MIB = 4 * LIMIT / MIB + 40
 def pack(frame: object) -> bytes:
     packed: bytes = msgpack.packb(frame, use_bin_type=False)
     return packed
-
-
-def status_kib(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {key} for pid {pid}")
-
-
-def rss_mib(pid: int) -> float:
-    return status_kib(pid, "VmRSS") / 1024
-
-
-def peak_mib(pid: int) -> float:
-    return status_kib(pid, "VmHWM") / 1024
 
 
 def call(port: int, method: str, params: list[object], timeout: float = 5.0) -> list[object]:
@@ -281,9 +265,10 @@ def test_a_zookeeper_proxy_creates_nothing_for_names_no_server_joined(
 ) -> None:
     hosts = f"127.0.0.1:{zookeeper.port}"
     args = ["--rpc-port", "0", "--zookeeper", hosts, "--zookeeper_timeout", "4"]
-    with ServerProcess(kvs_dir / "kvs_proxy.py", args, cwd=kvs_dir) as proxy, closing(
-        KazooClient(hosts=hosts)
-    ) as zk:
+    with (
+        ServerProcess(kvs_dir / "kvs_proxy.py", args, cwd=kvs_dir) as proxy,
+        closing(KazooClient(hosts=hosts)) as zk,
+    ):
         zk.start()
 
         def znodes() -> set[str]:
@@ -318,4 +303,3 @@ def test_a_static_proxy_keeps_no_state_for_long_made_up_names(
             name = f"{index}-" + "n" * (256 << 10)
             assert call(proxy.port, "get", [name, "k"])[3] == "v"
         assert rss_mib(proxy.pid) - before < 40
-

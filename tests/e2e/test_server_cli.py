@@ -118,19 +118,25 @@ def test_version_says_jubatus_first_and_jubako_after() -> None:
     assert proxy.stdout.startswith("jubatus-1.1.1 (jubaclassifier_proxy) jubako-")
 
 
-def test_a_model_file_alone_starts_a_standalone_server(tmp_path: Path) -> None:
-    """``-m`` without ``-f``: the saved config is the server's (as in Jubatus)."""
-    config = tmp_path / "noted.json"
-    config.write_text('{"note": "saved with the model"}')
+def _saved_kvs_model(tmp_path: Path, config_json: str, rows: dict[str, str]) -> Path:
+    """A kvs server of ``config_json`` holding ``rows``, saved as ``m1``: the file."""
+    config = tmp_path / "config.json"
+    config.write_text(config_json)
     with ServerProcess(
         EXAMPLE / "kvs_impl.py",
         ["--rpc-port", "0", "--configpath", str(config), "--datadir", str(tmp_path)],
         cwd=EXAMPLE,
     ) as first:
         with Client("127.0.0.1", first.port, timeout=10) as client:
-            assert client.call("put", ["", "k", "v"]) is True
+            for key, value in rows.items():
+                assert client.call("put", ["", key, value]) is True
             (path,) = client.call("save", ["", "m1"]).values()
-    model = path.decode() if isinstance(path, bytes) else path
+    return Path(path.decode() if isinstance(path, bytes) else path)
+
+
+def test_a_model_file_alone_starts_a_standalone_server(tmp_path: Path) -> None:
+    """``-m`` without ``-f``: the saved config is the server's (as in Jubatus)."""
+    model = str(_saved_kvs_model(tmp_path, '{"note": "saved with the model"}', {"k": "v"}))
     args = ["--rpc-port", "0", "--model_file", model, "--datadir", str(tmp_path)]
     with ServerProcess(EXAMPLE / "kvs_impl.py", args, cwd=EXAMPLE) as second:
         with Client("127.0.0.1", second.port, timeout=10) as client:
@@ -145,20 +151,9 @@ def test_a_model_file_whose_model_does_not_fit_stops_the_start_before_listening(
     """The model is loaded before the server listens (as in Jubatus): a sound container
     whose model the service cannot take ends the start, and no "listening on" line was
     printed for a supervisor to take as ready."""
-    from runtime.server.persistence import encode_model_file
+    from runtime.server.persistence import encode_model_file, read_model_file
 
-    config = tmp_path / "config.json"
-    config.write_text("{}")
-    with ServerProcess(
-        EXAMPLE / "kvs_impl.py",
-        ["--rpc-port", "0", "--configpath", str(config), "--datadir", str(tmp_path)],
-        cwd=EXAMPLE,
-    ) as first:
-        with Client("127.0.0.1", first.port, timeout=10) as client:
-            (path,) = client.call("save", ["", "m1"]).values()
-    model = Path(path.decode() if isinstance(path, bytes) else path)
-    from runtime.server.persistence import read_model_file
-
+    model = _saved_kvs_model(tmp_path, "{}", {})
     sound = read_model_file(model, service_type=None, user_data_version=None)
     model.write_bytes(
         encode_model_file(
