@@ -56,9 +56,10 @@ INTERRUPTED = dumps(
     {
         "status": 502,
         "code": "interrupted",
-        "message": "the gateway stopped or lost the upstream while this input was there: it "
-        "may or may not have been applied, and was not sent again; resubmit it if it was "
-        "not (or submit with retry_interrupted=true when sending twice is harmless)",
+        "message": "the gateway stopped or lost the upstream after this input was taken to "
+        "be sent: it may or may not have been applied, and was not sent again; resubmit it "
+        "if it was not (or submit with retry_interrupted=true when sending twice is "
+        "harmless)",
     }
 )
 
@@ -138,7 +139,8 @@ class JobRun:
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
-            await self._drain()
+            if not self.cancelled:  # a stop gave the replies their time already
+                await self._drain()
             await self._flush()
         if self.cancelled:
             return
@@ -155,6 +157,7 @@ class JobRun:
         store = self.manager.store
         while True:
             sent_any = await self._send_pass()
+            await self._flush()  # inputs taken and not sent go back before the wait
             await self._drain()
             await self._flush()
             if self.cancelled:
@@ -186,20 +189,23 @@ class JobRun:
         reader = asyncio.create_task(self._read_chunks(chunks))
         sent_any = False
         burst = 0
+        rows: list[tuple[int, bytes]] = []
+        index = 0
         try:
             while True:
-                rows = await chunks.get()
+                rows, index = await self._next_chunk(chunks, reader), 0
                 if not rows:
                     break
-                for index, (key, blob) in enumerate(rows):
-                    if self._halted():
-                        self._unsent.extend(k for k, _ in rows[index:])
-                        break
-                    while self._free == 0:
+                while index < len(rows):
+                    while self._free == 0 and not self._halted():
                         self._room.clear()
                         await self._room.wait()
+                    if self._halted():
+                        break
+                    key, blob = rows[index]
                     self._free -= 1
                     self._send(key, blob)
+                    index += 1
                     sent_any = True
                     burst += 1
                     if burst == SEND_BURST:  # let this much go out while we go on
@@ -208,8 +214,10 @@ class JobRun:
                 if self._halted():
                     break
         finally:
-            # Chunks read (and so marked sent) but not sent go back; the reader stops at
-            # its next turn, after the take it may be in.
+            # Inputs read (and so marked sent) but not sent go back: the rest of this
+            # chunk, whatever ended the pass (a cancel, a stop), and the chunks read
+            # ahead; the reader stops at its next turn, after the take it may be in.
+            self._unsent.extend(k for k, _ in rows[index:])
             self._reading = False
             while True:
                 try:
@@ -220,6 +228,25 @@ class JobRun:
                     await asyncio.sleep(0.005)
             await reader
         return sent_any
+
+    @staticmethod
+    async def _next_chunk(
+        chunks: asyncio.Queue[list[tuple[int, bytes]]], reader: asyncio.Task[None]
+    ) -> list[tuple[int, bytes]]:
+        """The next chunk read, or ``[]`` once the reader has ended (with its end mark,
+        or without one when it stopped at a cancel before reading)."""
+        while True:
+            if not chunks.empty():
+                return chunks.get_nowait()
+            if reader.done():
+                return []
+            getting = asyncio.ensure_future(chunks.get())
+            await asyncio.wait({getting, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getting.done():
+                return getting.result()
+            getting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await getting
 
     async def _read_chunks(self, chunks: asyncio.Queue[list[tuple[int, bytes]]]) -> None:
         cursor = self.job.first - 1
@@ -298,8 +325,10 @@ class JobRun:
         self._sample()
 
     def cancel(self) -> None:
+        """Stop sending (a DELETE, or the gateway stopping): the sender wakes at once."""
         self.cancelled = True
         self._wakeup.set()
+        self._room.set()
 
 
 class JobManager:
@@ -345,8 +374,7 @@ class JobManager:
         for task in self._tasks:
             task.cancel()
         for run in self.runs.values():
-            run.cancelled = True
-            run._wakeup.set()
+            run.cancel()
         if self._running:
             await asyncio.wait(self._running, timeout=5.0)
         for task in [*self._tasks, *self._running]:

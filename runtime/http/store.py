@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished REAL,
     message TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS items (
     key INTEGER PRIMARY KEY,
     line INTEGER NOT NULL,
@@ -181,7 +185,13 @@ class Store:
         conn.execute("PRAGMA synchronous=FULL")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM jobs").fetchone()[0]
+            # A number is never given twice, even after its job was deleted: the late
+            # replies of a cancelled run must find no other job's inputs under it.
+            conn.execute("INSERT OR IGNORE INTO counters (name, value) VALUES ('seq', 0)")
+            seq = conn.execute(
+                "UPDATE counters SET value = max(value, "
+                "(SELECT coalesce(max(seq), 0) FROM jobs)) + 1 WHERE name = 'seq' RETURNING value"
+            ).fetchone()[0]
             conn.execute(
                 "INSERT INTO jobs (seq, id, method, state, total, done, errors, duplicates, "
                 "options, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -325,16 +335,18 @@ class Store:
                 ((ok, body, key) for key, ok, body in every),
             )
             failed = sum(1 for _, ok, _ in every if not ok)
-            done, errors = conn.execute(
-                "UPDATE jobs SET done = done + ?, errors = errors + ? WHERE seq = ? "
-                "RETURNING done, errors", (len(every), failed, job.seq),
+            counted = conn.execute(
+                "UPDATE jobs SET done = done + ?, errors = errors + ? WHERE seq = ? AND id = ? "
+                "RETURNING done, errors", (len(every), failed, job.seq, job.id),
             ).fetchone()  # fmt: skip
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        job.done, job.errors = done, errors
-        return done, errors
+        if counted is None:  # the job was deleted meanwhile: its results go with it
+            return job.done, job.errors
+        job.done, job.errors = counted
+        return job.done, job.errors
 
     def remaining(self, job: Job) -> int:
         """Inputs without a result."""

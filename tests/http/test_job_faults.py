@@ -1,0 +1,103 @@
+"""Batch jobs when a run is cut short: a purged job's late replies, a cancel while a job
+waits for its upstream, and a graceful stop while calls are at a slow upstream."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from runtime.testing import ServerProcess, free_port
+from tests.http.conftest import Gateway, wait_job
+
+pytestmark = pytest.mark.e2e
+
+SLOW_UPSTREAM = Path(__file__).with_name("slow_upstream.py")
+
+
+def _upstream(tmp: Path, delay: float, port: int = 0, calls: Path | None = None) -> ServerProcess:
+    env = {"CALL_LOG": str(calls)} if calls is not None else {}
+    return ServerProcess(
+        SLOW_UPSTREAM, [str(delay), str(port)], log_path=tmp / f"upstream-{delay}.log", env=env
+    )
+
+
+def _submit(gw: Gateway, method: str, rows: Sequence[object]) -> str:
+    body = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    reply = gw.http.post(f"/v1/jobs/{method}", content=body)
+    assert reply.status_code == 202, reply.text
+    return str(reply.json()["job"])
+
+
+def test_a_purged_jobs_late_replies_never_reach_a_later_job(
+    gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    """A job's number is never given again: the replies of a cancelled and purged job
+    that arrive after a new job was stored are not taken as the new job's results."""
+    with _upstream(tmp_path, 2.0) as upstream:
+        gw = gateway("kvs", f"127.0.0.1:{upstream.port}")
+        first = _submit(gw, "get", [{"key": f"A{i}"} for i in range(20)])
+        time.sleep(0.5)  # its calls are at the upstream
+        assert gw.http.delete(f"/v1/jobs/{first}").json()["state"] == "cancelled"
+        assert gw.http.delete(f"/v1/jobs/{first}", params={"purge": "true"}).status_code == 200
+        second = _submit(gw, "get", [{"key": f"B{i}"} for i in range(20)])
+        done = wait_job(gw, second, timeout=30)
+        assert done["state"] == "completed" and done["done"] == 20 and done["errors"] == 0
+        assert gw.results(second) == [{"line": i + 1, "result": f"val:B{i}"} for i in range(20)]
+
+
+def test_cancelling_a_job_that_waits_for_its_upstream_frees_the_queue(
+    gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    port = free_port()
+    gw = gateway("kvs", f"127.0.0.1:{port}")  # nothing listens there yet
+    waiting = _submit(gw, "get", [{"key": f"k{i}"} for i in range(10)])
+    deadline = time.monotonic() + 10
+    while "waiting for the upstream" not in str(gw.job(waiting)["message"]):
+        assert time.monotonic() < deadline, gw.job(waiting)
+        time.sleep(0.05)
+    assert gw.http.delete(f"/v1/jobs/{waiting}").json()["state"] == "cancelled"
+    with _upstream(tmp_path, 0.0, port):
+        after = _submit(gw, "get", [{"key": "x"}])
+        done = wait_job(gw, after, timeout=15)  # it ran: the cancelled run ended
+    assert done["state"] == "completed"
+    assert gw.results(after) == [{"line": 1, "result": "val:x"}]
+    assert gw.job(waiting)["state"] == "cancelled"
+
+
+def test_a_graceful_stop_hands_back_what_it_did_not_send(
+    gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    """SIGTERM while every call slot waits on a slow upstream: the gateway exits after the
+    5 s it gives calls in flight, those calls get ``interrupted``, and every input it had
+    taken but not sent is sent after the restart, once."""
+    calls = tmp_path / "calls.log"
+    port = free_port()
+    datadir = tmp_path / "jobs"
+    flags = ("--job-concurrency", "16", "--job-chunk", "64")
+    total = 200
+    with _upstream(tmp_path, 60.0, port, calls):
+        gw = gateway("kvs", f"127.0.0.1:{port}", *flags, datadir=datadir)
+        job = _submit(gw, "put", [{"key": f"k{i}", "value": "v"} for i in range(total)])
+        deadline = time.monotonic() + 10
+        while calls.read_text().count("\n") < 16 if calls.exists() else True:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        started = time.monotonic()
+        gw.process.stop(signal.SIGTERM, timeout=30)
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 10, f"the stop took {stopped_in:.1f} s"
+    with _upstream(tmp_path, 0.0, port, calls):
+        gw = gateway("kvs", f"127.0.0.1:{port}", *flags, datadir=datadir)
+        done = wait_job(gw, job, timeout=30)
+    results = gw.results(job)
+    codes = collections.Counter(r["error"]["code"] if "error" in r else "ok" for r in results)
+    assert codes == {"interrupted": 16, "ok": total - 16}
+    sent = collections.Counter(calls.read_text().split("\n")[:-1])
+    assert len(sent) == total and max(sent.values()) == 1  # each input sent once
+    assert done["state"] == "completed"
