@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from runtime.http import jobs_api, online
 from runtime.http.errors import GatewayError, json_response, validation_error
 from runtime.http.gateway import Gateway, GatewaySettings
+from runtime.http.limits import OnlineBodyLimit
 from runtime.http.spec import MethodSpec, ServiceSpec
 from runtime.version import __version__
 
@@ -54,6 +55,7 @@ def build_app(service: ServiceSpec, router: APIRouter, settings: GatewaySettings
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.add_middleware(OnlineBodyLimit, limit=settings.max_request)
     specs: dict[str, MethodSpec] = {
         f"/v1/{m.name}": m for m in (*service.methods, *online.BUILTINS)
     }
@@ -107,6 +109,8 @@ def _http_error(request: Request, error: HTTPException, service: ServiceSpec) ->
             f"{names}, jobs are under /v1/jobs, and /docs describes them all"
         )
         return json_response({"error": "not_found", "message": text}, 404, headers)
+    if error.status_code == 413:
+        return json_response({"error": "too_large", "message": str(error.detail)}, 413, headers)
     if error.status_code == 405:
         allowed = headers.get("allow", headers.get("Allow", ""))
         text = f"{where} is not allowed; use {allowed or 'another method'}"

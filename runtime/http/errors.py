@@ -14,6 +14,7 @@ Bodies look like ``{"error": CODE, "message": TEXT}`` plus details where useful:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -108,6 +109,9 @@ def _json_kind(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
+    if isinstance(value, float) and not math.isfinite(value):  # Python's reader takes them
+        spelled = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        return f"{spelled} (not a number JSON has)"
     if isinstance(value, int | float):
         return "number"
     if isinstance(value, str):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import Request
 
+from runtime.http.limits import DEFAULT_MAX_REQUEST
 from runtime.http.runner import JobManager, JobSettings
 from runtime.http.spec import ServiceSpec
 from runtime.http.store import Store
@@ -29,7 +30,7 @@ class GatewaySettings:
     ``upstream`` is ``HOST:PORT`` of a server or proxy, ``name`` the cluster name sent
     with every call, ``timeout`` the online call timeout in seconds, ``connections`` the
     pool's bound, ``datadir`` where the job store lives, ``max_upload`` a job upload's
-    limit in bytes.
+    limit in bytes, ``max_request`` an online request body's.
     """
 
     upstream: str
@@ -39,6 +40,7 @@ class GatewaySettings:
     datadir: Path = Path("/tmp")
     jobs: JobSettings = field(default_factory=JobSettings)
     max_upload: int = 1 << 30
+    max_request: int = DEFAULT_MAX_REQUEST
 
     def store_path(self, service: str) -> Path:
         return self.datadir / f"jubako_http_{service}.sqlite3"

@@ -30,8 +30,9 @@ UByte: TypeAlias = Annotated[int, Strict(), Field(ge=0, le=255)]
 UShort: TypeAlias = Annotated[int, Strict(), Field(ge=0, le=65535)]
 UInt: TypeAlias = Annotated[int, Strict(), Field(ge=0, le=4294967295)]
 ULong: TypeAlias = Annotated[int, Strict(), Field(ge=0, le=18446744073709551615)]
-#: ``float`` and ``double``: JSON numbers (integers too), never booleans or strings.
-Double: TypeAlias = Annotated[float, Strict()]
+#: ``float`` and ``double``: JSON numbers (integers too), never booleans or strings, and
+#: finite: Python's JSON reader takes ``NaN``, ``Infinity`` and ``1e400``, which are not JSON.
+Double: TypeAlias = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Float: TypeAlias = Double
 String: TypeAlias = Annotated[str, Strict()]
 #: ``raw``: base64 text in JSON.

@@ -21,6 +21,7 @@ from fastapi import APIRouter
 
 from runtime.http.app import build_app
 from runtime.http.gateway import GatewaySettings
+from runtime.http.limits import DEFAULT_MAX_REQUEST
 from runtime.http.runner import JobSettings
 from runtime.http.spec import ServiceSpec
 from runtime.http.store import Store, StoreError
@@ -74,6 +75,10 @@ def parser(service: str) -> argparse.ArgumentParser:
     p.add_argument("--job-timeout", type=float, default=60.0, help="timeout of a job's call (s)")
     p.add_argument("--max-running-jobs", type=int, default=1, help="jobs run at once")
     p.add_argument("--max-upload", type=int, default=1 << 30, help="largest job upload (bytes)")
+    p.add_argument(
+        "--max-request", type=int, default=DEFAULT_MAX_REQUEST,
+        help="largest online request body (bytes)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p  # fmt: skip
 
@@ -86,7 +91,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
     return GatewaySettings(
         upstream=args.upstream, name=args.name, timeout=args.timeout,
         connections=max(1, args.connections), datadir=args.datadir, jobs=jobs,
-        max_upload=args.max_upload,
+        max_upload=args.max_upload, max_request=args.max_request,
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from runtime.errors import RPCError
-from runtime.http.errors import upstream_error
+from runtime.http.errors import GatewayError, upstream_error
 from runtime.rpc.pool import ClientPool
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,14 @@ class Upstream:
             )
         except RPCError as error:
             raise upstream_error(error, self.address, method) from None
+        except UnicodeEncodeError as error:  # JSON's "\ud800": text UTF-8 cannot carry
+            bad = error.object[error.start : error.end]
+            raise GatewayError(
+                422,
+                "bad_request",
+                f"{method}: the request holds text that is not valid "
+                f"Unicode (a lone surrogate, {bad!r}): it cannot be sent",
+            ) from None
 
     def send(
         self, method: str, params: Sequence[object], callback: Outcome, timeout: float | None

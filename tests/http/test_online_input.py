@@ -1,0 +1,62 @@
+"""Online bodies a hostile or careless client sends: too large (with and without a length),
+numbers JSON does not have, text UTF-8 cannot carry. Each is a JSON error of the client's
+kind (413, 422), and the gateway, and the connection, go on serving."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from runtime.testing import ServerProcess, rss_mib
+from tests.http.conftest import Gateway
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_body_over_max_request_is_a_413_with_or_without_its_length(
+    kvs_server: ServerProcess, gateway: Callable[..., Gateway]
+) -> None:
+    gw = gateway("kvs", f"127.0.0.1:{kvs_server.port}", "--max-request", "4096")
+    headers = {"content-type": "application/json"}
+    big = b'{"key": "k", "value": "' + b"v" * 10_000_000 + b'"}'
+    before = rss_mib(gw.process.pid)
+    reply = gw.http.post("/v1/put", content=big, headers=headers)
+    assert reply.status_code == 413
+    assert reply.json()["error"] == "too_large" and "--max-request" in reply.json()["message"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield b'{"key": "k", "value": "'
+        for _ in range(100):
+            yield b"v" * 100_000
+        yield b'"}'
+
+    reply = gw.http.post("/v1/put", content=chunks(), headers=headers)
+    assert reply.status_code == 413 and reply.json()["error"] == "too_large"
+    assert rss_mib(gw.process.pid) - before < 50
+    reply = gw.http.post("/v1/put", json={"key": "k", "value": "small"})
+    assert reply.status_code == 200 and reply.json() == {"result": True}
+
+
+def test_numbers_json_does_not_have_are_refused(classifier_gateway: Gateway) -> None:
+    """Python's JSON reader takes NaN, Infinity and 1e400 (inf); a double refuses them."""
+    http = classifier_gateway.http
+    headers = {"content-type": "application/json"}
+    for number, spelled in [("NaN", "NaN"), ("Infinity", "Infinity"), ("-1e400", "-Infinity")]:
+        body = '{"data": [{"x": ' + number + "}]}"
+        reply = http.post("/v1/classify", content=body, headers=headers)
+        assert reply.status_code == 422, reply.text
+        assert f"got {spelled} (not a number JSON has)" in reply.json()["message"]
+    reply = http.post("/v1/classify", json={"data": [{"x": 1.5}]})
+    assert reply.status_code == 200
+
+
+def test_text_utf8_cannot_carry_is_a_422_and_the_connection_serves_on(
+    kvs_gateway: Gateway,
+) -> None:
+    http = kvs_gateway.http
+    headers = {"content-type": "application/json"}
+    reply = http.post("/v1/put", content=b'{"key": "\\ud800", "value": "v"}', headers=headers)
+    assert reply.status_code == 422 and reply.json()["error"] == "bad_request"
+    assert "not valid Unicode" in reply.json()["message"]
+    assert http.post("/v1/put", json={"key": "k", "value": "v"}).json() == {"result": True}
