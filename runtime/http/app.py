@@ -109,6 +109,12 @@ def _http_error(request: Request, error: HTTPException, service: ServiceSpec) ->
             f"{names}, jobs are under /v1/jobs, and /docs describes them all"
         )
         return json_response({"error": "not_found", "message": text}, 404, headers)
+    if error.status_code == 400:  # a body FastAPI's JSON reader or form parser gave up on
+        detail = str(error.detail)
+        if detail == "There was an error parsing the body":
+            detail = "the body could not be read (not UTF-8 text, or JSON nested too deep)"
+        text = f"{where}: {detail}"
+        return json_response({"error": "bad_request", "message": text}, 422, headers)
     if error.status_code == 413:
         return json_response({"error": "too_large", "message": str(error.detail)}, 413, headers)
     if error.status_code == 405:

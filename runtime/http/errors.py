@@ -112,6 +112,8 @@ def _json_kind(value: object) -> str:
     if isinstance(value, float) and not math.isfinite(value):  # Python's reader takes them
         spelled = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
         return f"{spelled} (not a number JSON has)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**1024:
+        return "a number past the largest double"
     if isinstance(value, int | float):
         return "number"
     if isinstance(value, str):

@@ -130,11 +130,11 @@ async def upstream(request: Request) -> Response:
         return json_response(out)
     if isinstance(status, BaseException):
         raise status
-    out.update(
-        reachable=True,
-        error=None,
-        servers=_STATUS.to_json(status),
-        proxy=None if isinstance(proxy, BaseException) else _STATUS.to_json(proxy),
-    )
+    try:
+        servers = _STATUS.to_json(status)
+        proxy = None if isinstance(proxy, BaseException) else _STATUS.to_json(proxy)
+    except WireTypeError as error:  # an upstream of another kind, or a broken one
+        raise upstream_error(error, gateway.upstream.address, "get_status") from None
+    out.update(reachable=True, error=None, servers=servers, proxy=proxy)
     out["kind"] = "proxy" if out["proxy"] is not None else "server"
     return json_response(out)

@@ -1,8 +1,9 @@
 """A kvs-like MessagePack-RPC upstream for the gateway's job tests, answering after a delay.
 
-``python slow_upstream.py DELAY [PORT]``: ``get(key)`` answers ``"val:" + key``, ``put``
-answers true, after ``DELAY`` seconds each (calls overlap); ``get_status`` and
-``get_config`` answer at once. With ``CALL_LOG`` set, every ``get`` and ``put`` is appended
+``python slow_upstream.py DELAY [PORT [bad-status]]``: ``get(key)`` answers ``"val:" + key``,
+``put`` answers true, after ``DELAY`` seconds each (calls overlap); ``get_status`` and
+``get_config`` answer at once (``bad-status``: ``get_status`` answers a list, which fits no
+IDL's status). With ``CALL_LOG`` set, every ``get`` and ``put`` is appended
 there as ``METHOD KEY`` when it arrives. It logs ``listening on 127.0.0.1:PORT``.
 """
 
@@ -17,6 +18,7 @@ import msgpack
 
 DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
 PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+BAD_STATUS = sys.argv[3:4] == ["bad-status"]
 LOG = open(os.environ["CALL_LOG"], "a", buffering=1) if os.environ.get("CALL_LOG") else None
 
 
@@ -26,7 +28,7 @@ def _result(method: str, params: list[Any]) -> tuple[Any, Any]:
     if method == "put":
         return None, True
     if method == "get_status":
-        return None, {"127.0.0.1_1": {"type": "kvs"}}
+        return None, ["not", "a", "status"] if BAD_STATUS else {"127.0.0.1_1": {"type": "kvs"}}
     if method == "get_config":
         return None, "{}"
     return "unknown method", None

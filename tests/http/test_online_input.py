@@ -5,6 +5,7 @@ kind (413, 422), and the gateway, and the connection, go on serving."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,41 @@ def test_text_utf8_cannot_carry_is_a_422_and_the_connection_serves_on(
     assert reply.status_code == 422 and reply.json()["error"] == "bad_request"
     assert "not valid Unicode" in reply.json()["message"]
     assert http.post("/v1/put", json={"key": "k", "value": "v"}).json() == {"result": True}
+
+
+def test_bodies_that_cannot_be_read_are_a_422(kvs_gateway: Gateway) -> None:
+    http = kvs_gateway.http
+    headers = {"content-type": "application/json"}
+    for body in (b'{"key": "\xff\xfe", "value": "v"}', b"[" * 100_000 + b"]" * 100_000):
+        reply = http.post("/v1/put", content=body, headers=headers)
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["error"] == "bad_request"
+        assert "the body could not be read" in reply.json()["message"]
+    reply = http.post(
+        "/v1/jobs/put", content=b"--x\r\n", headers={"content-type": "multipart/form-data"}
+    )
+    assert reply.status_code == 422 and "boundary" in reply.json()["message"]
+    assert http.post("/v1/put", json={"key": "k", "value": "v"}).json() == {"result": True}
+
+
+def test_a_number_past_the_largest_double_says_so(classifier_gateway: Gateway) -> None:
+    body = '{"data": [{"x": ' + "9" * 400 + "}]}"
+    reply = classifier_gateway.http.post(
+        "/v1/classify", content=body, headers={"content-type": "application/json"}
+    )
+    assert reply.status_code == 422
+    assert "got a number past the largest double" in reply.json()["message"]
+
+
+def test_an_upstream_whose_status_fits_no_idl_is_a_502_on_the_page_too(
+    gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    """``GET /v1/upstream`` (what the page shows) answers as ``/v1/get_status`` does."""
+    script = Path(__file__).with_name("slow_upstream.py")
+    args = ["0", "0", "bad-status"]
+    with ServerProcess(script, args, log_path=tmp_path / "upstream.log") as upstream:
+        gw = gateway("kvs", f"127.0.0.1:{upstream.port}")
+        for path in ("/v1/get_status", "/v1/upstream"):
+            reply = gw.http.get(path)
+            assert reply.status_code == 502, reply.text
+            assert reply.json()["error"] == "bad_upstream_answer"
