@@ -2,8 +2,9 @@
 
 :class:`JobManager` starts queued jobs in submission order (``max_running`` at a time),
 resumes the jobs a stopped gateway was running, cancels, and deletes finished jobs after
-the TTL. :class:`JobRun` runs one job: it takes a chunk of unsent inputs from the store
-(marking them sent, committed, before they leave), sends them with at most
+the TTL. :class:`JobRun` runs one job: it reads a chunk of unsent inputs from the store,
+marks each group of :data:`MARK_GROUP` sent (committed) just before it leaves, sends them
+with at most
 ``concurrency`` calls in flight, and writes each result back as it arrives (a commit at
 least every ``FLUSH_SECONDS``). Every store call runs on one worker thread.
 
@@ -47,6 +48,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 FLUSH_SECONDS = 0.1
+#: Inputs marked sent (one commit) just before they leave, at most: what a kill -9 can
+#: leave marked sent without having sent, besides the calls in flight.
+MARK_GROUP = 64
 #: Calls queued per turn of the loop: a server reads them in several parts and answers
 #: the first while the next arrive, instead of a whole window at once in lockstep.
 SEND_BURST = 32
@@ -190,10 +194,11 @@ class JobRun:
         sent_any = False
         burst = 0
         rows: list[tuple[int, bytes]] = []
-        index = 0
+        index = marked = 0
+        store = self.manager.store
         try:
             while True:
-                rows, index = await self._next_chunk(chunks, reader), 0
+                rows, index, marked = await self._next_chunk(chunks, reader), 0, 0
                 if not rows:
                     break
                 while index < len(rows):
@@ -202,6 +207,11 @@ class JobRun:
                         await self._room.wait()
                     if self._halted():
                         break
+                    if index == marked:  # the next group is marked sent, committed, first
+                        marked = min(index + MARK_GROUP, len(rows))
+                        await self.manager.db(store.mark_sent, rows[index][0], rows[marked - 1][0])
+                        if self._halted():
+                            break
                     key, blob = rows[index]
                     self._free -= 1
                     self._send(key, blob)

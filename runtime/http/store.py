@@ -300,25 +300,27 @@ class Store:
         return out
 
     def take(self, job: Job, after: int, limit: int) -> list[tuple[int, bytes]]:
-        """Up to ``limit`` unsent inputs with keys above ``after``, marked sent (committed)."""
-        conn = self.conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            rows: list[tuple[int, bytes]] = conn.execute(
+        """Up to ``limit`` unsent inputs with keys above ``after`` (not marked: the sender
+        marks each group just before it goes, :meth:`mark_sent`)."""
+        rows: list[tuple[int, bytes]] = (
+            self.conn()
+            .execute(
                 "SELECT key, params FROM items WHERE key > ? AND key <= ? AND sent = 0 "
                 "AND ok IS NULL AND dup_of IS NULL ORDER BY key LIMIT ?",
                 (after, job.last, limit),
-            ).fetchall()
-            if rows:
-                conn.execute(
-                    "UPDATE items SET sent = 1 WHERE key BETWEEN ? AND ? AND sent = 0 "
-                    "AND ok IS NULL AND dup_of IS NULL", (rows[0][0], rows[-1][0]),
-                )  # fmt: skip
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            )
+            .fetchall()
+        )
         return rows
+
+    def mark_sent(self, first: int, last: int) -> None:
+        """Mark the unsent inputs with keys ``first .. last`` sent, committed, before they
+        leave: after a kill, an input marked sent and without a result may have been
+        applied."""
+        self.conn().execute(
+            "UPDATE items SET sent = 1 WHERE key BETWEEN ? AND ? AND sent = 0 "
+            "AND ok IS NULL AND dup_of IS NULL", (first, last),
+        )  # fmt: skip
 
     def finish_items(
         self, job: Job, rows: Sequence[tuple[int, int, str]], dups: dict[int, list[int]]
