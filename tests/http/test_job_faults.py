@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.http.runner import MARK_GROUP
 from runtime.testing import ServerProcess, free_port
 from tests.http.conftest import Gateway, wait_job
 
@@ -70,12 +71,14 @@ def test_cancelling_a_job_that_waits_for_its_upstream_frees_the_queue(
     assert gw.job(waiting)["state"] == "cancelled"
 
 
-def test_a_graceful_stop_hands_back_what_it_did_not_send(
-    gateway: Callable[..., Gateway], tmp_path: Path
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_stop_leaves_interrupted_only_what_was_at_the_upstream(
+    how: str, gateway: Callable[..., Gateway], tmp_path: Path
 ) -> None:
-    """SIGTERM while every call slot waits on a slow upstream: the gateway exits after the
-    5 s it gives calls in flight, those calls get ``interrupted``, and every input it had
-    taken but not sent is sent after the restart, once."""
+    """A stop while every call slot waits on a slow upstream: SIGTERM exits after the 5 s
+    it gives calls in flight, kill -9 at once. Either way only those calls get
+    ``interrupted``; every input taken from the store and not sent is sent after the
+    restart, once."""
     calls = tmp_path / "calls.log"
     port = free_port()
     datadir = tmp_path / "jobs"
@@ -89,7 +92,7 @@ def test_a_graceful_stop_hands_back_what_it_did_not_send(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         started = time.monotonic()
-        gw.process.stop(signal.SIGTERM, timeout=30)
+        gw.process.stop(getattr(signal, how), timeout=30)
         stopped_in = time.monotonic() - started
     assert stopped_in < 10, f"the stop took {stopped_in:.1f} s"
     with _upstream(tmp_path, 0.0, port, calls):
@@ -97,7 +100,12 @@ def test_a_graceful_stop_hands_back_what_it_did_not_send(
         done = wait_job(gw, job, timeout=30)
     results = gw.results(job)
     codes = collections.Counter(r["error"]["code"] if "error" in r else "ok" for r in results)
-    assert codes == {"interrupted": 16, "ok": total - 16}
+    # The 16 calls at the upstream; a kill -9 also leaves the group marked sent just before
+    # it would have left (MARK_GROUP at most), a graceful stop hands that back.
+    extra = 0 if how == "SIGTERM" else MARK_GROUP - 16
+    assert 16 <= codes["interrupted"] <= 16 + extra
+    assert codes["ok"] == total - codes["interrupted"]
     sent = collections.Counter(calls.read_text().split("\n")[:-1])
-    assert len(sent) == total and max(sent.values()) == 1  # each input sent once
+    # Each input sent at most once: every ok one, and the 16 that were at the upstream.
+    assert len(sent) == codes["ok"] + 16 and max(sent.values()) == 1
     assert done["state"] == "completed"
