@@ -34,7 +34,8 @@ module never changes anything but those counts, and only in
 *before* the global weight (a model that keeps its document counts elsewhere weighs them
 itself: see :func:`weigh`), from caches: what one string value of one key gives, and what
 rules a number's key meets, are worked out once and kept (up to :data:`CACHE_SIZE`
-entries each; then the cache starts again), so a value seen before costs a dict lookup.
+entries and :data:`CACHE_TEXT` characters each, values up to :data:`CACHED_VALUE_MAX`
+characters; then the cache starts again), so a value seen before costs a dict lookup.
 ``extract_wire`` reads the wire form of a datum (strings as UTF-8 ``bytes``) without
 building a :class:`~runtime.wire.datum.Datum`; ``extract_wire_many`` reads a list of them
 into one run of features (for a batch scored at once, when nothing is weighed by idf).
@@ -51,7 +52,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from engines.common.config import json_type
 from runtime.errors import ConfigError
@@ -316,6 +317,33 @@ def read_counts(value: object, path: str) -> tuple[int, dict[str, int]]:
 
 #: Entries each cache of a converter keeps before it starts again.
 CACHE_SIZE = 1 << 16
+#: Characters of string values a string cache keeps before it starts again (what the
+#: entries built from them hold is some 15 times that: about 60 MiB), and the longest
+#: value it keeps at all: a client's long or ever-new texts must not fill the memory.
+CACHE_TEXT = 4 << 20
+CACHED_VALUE_MAX = 4096
+
+
+class StringCache(dict[Any, Any]):
+    """What one string value of one key gives, bounded in entries and in text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = 0
+
+    def keep(self, token: object, entry: object, size: int) -> None:
+        """Remember ``entry`` for ``token`` (a value of ``size`` characters), starting
+        again when the cache is full; a value past :data:`CACHED_VALUE_MAX` is not kept."""
+        if size > CACHED_VALUE_MAX:
+            return
+        if len(self) >= CACHE_SIZE or self.text + size > CACHE_TEXT:
+            self.clear()
+            self.text = 0
+        self[token] = entry
+        self.text += size
+
 
 #: Features of a datum before the global weight: names, sample-weighted values, and per
 #: feature the idf offset (None: not idf-weighted), or None when no feature is.
@@ -352,11 +380,11 @@ class Converter:
             for r in string_rules
         ]
         #: (key, value) → what the pair gives; number key → the rules it meets.
-        self._strings: dict[tuple[str, str], StringEntry] = {}
-        self._wire_strings: dict[tuple[bytes, bytes], StringEntry] = {}
-        self._numbers: dict[str | bytes, NumberEntry] = {}
+        self._strings = StringCache()
+        self._wire_strings = StringCache()
+        self._numbers = StringCache()
         #: Wire number key → its feature's name, for a key that meets one ``num`` rule.
-        self._plain_numbers: dict[bytes, str] = {}
+        self._plain_numbers = StringCache()
 
     @classmethod
     def from_config(cls, converter_json: object, path: str = "converter") -> Converter:
@@ -483,9 +511,7 @@ class Converter:
                     self.check(datum)
                     raise AssertionError
                 entry = self._string_entry(text, value)
-                if len(cache) >= CACHE_SIZE:
-                    cache.clear()
-                cache[(text, value)] = entry
+                cache.keep((text, value), entry, len(value))
             entries.append(entry)
         for pair in numbers:  # types first: check() reports them before any '$'
             if not isinstance(pair, tuple | list) or len(pair) != 2:
@@ -538,9 +564,7 @@ class Converter:
                     entry = self._string_entry(key.decode("utf-8"), value.decode("utf-8"))
                 except UnicodeDecodeError:
                     return None
-                if len(cache) >= CACHE_SIZE:
-                    cache.clear()
-                cache[token] = entry
+                cache.keep(token, entry, len(value))
             if type(entry) is str:
                 return None
             entries.append(entry)
@@ -586,9 +610,7 @@ class Converter:
                     rules = self._number_rules(key.decode("utf-8"))
                 except UnicodeDecodeError:
                     return None
-                if len(rules_of) >= CACHE_SIZE:
-                    rules_of.clear()
-                rules_of[key] = rules
+                rules_of.keep(key, rules, len(key))
             if type(rules) is not tuple:
                 return None
             self._note_plain(key, rules)
@@ -606,9 +628,7 @@ class Converter:
         """Keep the feature name of a wire number key that meets one ``num`` rule."""
         if len(rules) == 1 and rules[0][1] == _NUM:
             plain = self._plain_numbers
-            if len(plain) >= CACHE_SIZE:
-                plain.clear()
-            plain[key] = rules[0][0]
+            plain.keep(key, rules[0][0], len(key))
 
     def extract_wire_many(self, data: list[object]) -> tuple[list[str], list[float], list[int]]:
         """:meth:`extract_wire` of every datum of ``data``, their features laid end to end
@@ -652,9 +672,7 @@ class Converter:
                             if type(key) is not bytes or type(value) is not bytes:
                                 raise ValueError
                             entry = self._string_entry(key.decode("utf-8"), value.decode("utf-8"))
-                            if len(cache) >= CACHE_SIZE:
-                                cache.clear()
-                            cache[(key, value)] = entry
+                            cache.keep((key, value), entry, len(value))
                         if type(entry) is not tuple:  # the error text of a refused key
                             raise ValueError
                         if one_rule:
@@ -689,9 +707,7 @@ class Converter:
                         if type(key) is not bytes:
                             raise ValueError
                         rules = self._number_rules(key.decode("utf-8"))
-                        if len(rules_of) >= CACHE_SIZE:
-                            rules_of.clear()
-                        rules_of[key] = rules
+                        rules_of.keep(key, rules, len(key))
                     if type(rules) is not tuple:
                         raise ValueError
                     if type(key) is bytes:
@@ -761,9 +777,7 @@ class Converter:
         rules = self._numbers.get(key)
         if rules is None:
             rules = self._number_rules(key)
-            if len(self._numbers) >= CACHE_SIZE:
-                self._numbers.clear()
-            self._numbers[key] = rules
+            self._numbers.keep(key, rules, len(key))
         if type(rules) is str:
             raise DatumError(rules)
         assert type(rules) is tuple

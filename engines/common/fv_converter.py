@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engines.common.config import json_type
-from engines.common.converter import DatumLike, KeyMatcher, key_matcher
+from engines.common.converter import DatumLike, KeyMatcher, StringCache, key_matcher
 from engines.common.hashing import fnv1_64
 from runtime.errors import ConfigError
 from runtime.mix.mixable import DiffError, read_fields, read_float, read_int, read_map
@@ -515,9 +515,7 @@ def group_lengths(features: Features) -> dict[str, float]:
     return lengths
 
 
-def bm25(
-    value: float, count: float, frequency: float, length: float, average: float
-) -> float:
+def bm25(value: float, count: float, frequency: float, length: float, average: float) -> float:
     """Jubatus's bm25 weight of a feature of ``value`` seen in ``frequency`` of ``count``
     documents, its group ``length`` long in this datum and ``average`` long on average."""
     try:
@@ -678,8 +676,6 @@ class ConvertedDatum:
 
 #: What one ``[key, value]`` string pair of the wire gives: per string rule, its features.
 _StringEntry = tuple[tuple[tuple[str, float], ...], ...]
-#: Entries each of a converter's wire caches keeps before it starts again.
-WIRE_CACHE_SIZE = 1 << 16
 
 
 class FeatureConverter:
@@ -705,10 +701,11 @@ class FeatureConverter:
         #: Whether weighing looks at anything but the values (then rows must be re-weighed).
         self.weighs_globally = any(r.global_weight != "bin" for r in string_rules)
         self.weights = WeightManager()
-        self._num_plans: dict[str, list[tuple[str, str]]] = {}
-        #: The wire's (key, value) string pairs → what they give; number keys → plans.
-        self._wire_strings: dict[tuple[bytes, bytes], _StringEntry] = {}
-        self._wire_num_plans: dict[bytes, list[tuple[str, str]]] = {}
+        self._num_plans = StringCache()
+        #: The wire's (key, value) string pairs → what they give; number keys → plans
+        #: (bounded in entries and in text: see :class:`~engines.common.converter.StringCache`).
+        self._wire_strings = StringCache()
+        self._wire_num_plans = StringCache()
         #: Whether :meth:`wire_datum` serves (filters make features of several values).
         self._wire_ok = not string_filters and not num_filters
 
@@ -973,9 +970,7 @@ class FeatureConverter:
                 if rule.matcher(key):
                     _check_key(key)
                     plan.append((f"{key}@{rule.type_name}", rule.type_name))
-            if len(self._num_plans) >= 65536:
-                self._num_plans.clear()
-            self._num_plans[key] = plan
+            self._num_plans.keep(key, plan, len(key))
         return plan
 
     def _nums(self, values: Sequence[tuple[str, float]], out: Features) -> None:
@@ -1022,9 +1017,7 @@ class FeatureConverter:
                     entry = self._wire_string_entry(key, value)
                     if entry is None:
                         return None
-                    if len(cache) >= WIRE_CACHE_SIZE:
-                        cache.clear()
-                    cache[token] = entry
+                    cache.keep(token, entry, len(value))
                 entries.append(entry)
             for index in range(len(self._string_rules)):  # rule by rule, as unweighted
                 for entry in entries:
@@ -1047,9 +1040,7 @@ class FeatureConverter:
                         plan = self._num_plan(key.decode("utf-8"))
                     except (UnicodeDecodeError, ValueError):
                         return None
-                    if len(plans) >= WIRE_CACHE_SIZE:
-                        plans.clear()
-                    plans[key] = plan
+                    plans.keep(key, plan, len(key))
                 for name, type_name in plan:
                     if type_name == "num":
                         features.append((name, value))

@@ -412,3 +412,26 @@ def test_extract_wire_many_is_extract_wire_end_to_end(bad: object) -> None:
     )
     with pytest.raises(ValueError):
         idf.extract_wire_many(list(GOOD_WIRE))
+
+
+def test_the_string_caches_are_bounded_in_text_as_well_as_entries() -> None:
+    """A client's long or ever-new values must not fill the memory: a value past
+    CACHED_VALUE_MAX is not kept, and the kept text stays under CACHE_TEXT."""
+    from engines.common.converter import CACHE_TEXT, CACHED_VALUE_MAX, StringCache
+
+    cache = StringCache()
+    cache.keep("long", ("entry",), CACHED_VALUE_MAX + 1)
+    assert "long" not in cache and cache.text == 0
+    for i in range(3 * CACHE_TEXT // CACHED_VALUE_MAX):
+        cache.keep(i, ("entry",), CACHED_VALUE_MAX)
+        assert cache.text <= CACHE_TEXT
+    assert 0 < len(cache) <= CACHE_TEXT // CACHED_VALUE_MAX
+    # The classifier's converter, over the wire form: long values are converted, not kept.
+    converter = Converter.from_config({"string_rules": [string_rule(type_="space")]})
+    for i in range(50):
+        words = " ".join(f"w{i}_{j}" for j in range(2000)).encode()
+        extracted = converter.extract_wire([[[b"t", words]], [], []])
+        assert extracted is not None and len(extracted[0]) == 2000
+    assert converter._wire_strings.text == 0 and len(converter._wire_strings) == 0
+    assert converter.extract_wire([[[b"t", b"short words"]], [], []]) is not None
+    assert len(converter._wire_strings) == 1  # a short one is
