@@ -20,11 +20,11 @@ element Jubatus skips, holds ``{"jubako": 1, "version": mix version}``.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 
 from engines.common.jubatus_file import read_count, read_number, read_struct
+from engines.stat.model import exact_sum
 from runtime.mix.mixable import DiffError, read_int, read_list, read_map, read_text
 
 #: The version of the trailing ``jubako`` element's layout.
@@ -45,7 +45,7 @@ def to_jubatus(packed: object, now: int | None = None) -> list[object]:
         values.setdefault(key, []).append(value)
         window.append([clock, [key, value]])
     stats = {
-        key: [len(xs), math.fsum(xs), math.fsum(x * x for x in xs), max(xs), min(xs)]
+        key: [len(xs), exact_sum(xs), exact_sum([x * x for x in xs]), max(xs), min(xs)]
         for key, xs in values.items()
     }
     return [

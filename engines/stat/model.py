@@ -163,7 +163,7 @@ class _View:
     # -- the statistics -------------------------------------------------------------------
 
     def sum(self, key: str) -> float:
-        return math.fsum(self.of("sum", key))
+        return exact_sum(self.of("sum", key))
 
     def max(self, key: str) -> float:
         return max(self.of("max", key))
@@ -180,7 +180,7 @@ class _View:
 
     def stddev(self, key: str) -> float:
         values = self.of("stddev", key)
-        mean = math.fsum(values) / len(values)
+        mean = exact_sum(values) / len(values)
         return math.sqrt(_moment(values, 2, mean))
 
     def entropy(self) -> float:
@@ -195,7 +195,7 @@ class _View:
         return -result if result else 0.0
 
     def get_diff(self) -> dict[str, object]:
-        n_log_n = math.fsum(n * math.log(n) for n in self.counts())
+        n_log_n = exact_sum(n * math.log(n) for n in self.counts())
         return {"version": self.version, "n_log_n": n_log_n, "count": self.count}
 
     def get_model(self) -> dict[str, object]:
@@ -210,7 +210,21 @@ def _moment(values: Iterable[float], degree: int, center: float) -> float:
     if degree == 0:
         return 1.0
     items = list(values)
-    return math.fsum(_power(x - center, degree) for x in items) / len(items)
+    return exact_sum(_power(x - center, degree) for x in items) / len(items)
+
+
+def exact_sum(values: Iterable[float]) -> float:
+    """The correctly rounded sum (``math.fsum``); where that has no finite answer (a partial
+    sum past the largest double, or inf and -inf both), the running sum's inf or NaN, as
+    Jubatus's running sums give, instead of fsum's error."""
+    items = values if isinstance(values, list) else list(values)
+    try:
+        return math.fsum(items)
+    except (OverflowError, ValueError):
+        total = 0.0
+        for x in items:
+            total += x
+        return total
 
 
 class StatModel:

@@ -268,3 +268,29 @@ def test_malformed_diffs_are_refused(bad: object) -> None:
 
 def test_the_model_is_mixable() -> None:
     assert isinstance(model(), Mixable)
+
+
+def test_sums_past_the_largest_double_are_infinite_and_the_model_still_saves() -> None:
+    """fsum raises where a sum has no finite answer; the answer is then the running sum's
+    inf or NaN (as Jubatus's), and a save of the window, whose file carries each key's
+    sums, does not fail on what a client pushed."""
+    import json
+
+    from engines.stat.stat_serv import StatServ
+    from runtime.server.persistence import decode_model_file, encode_model_file
+
+    m = pushed(4, ("big", 1e308), ("big", 1e308), ("both", math.inf), ("both", -math.inf))
+    assert m.sum("big") == math.inf and m.stddev("big") == math.inf
+    assert math.isnan(m.sum("both")) and math.isnan(m.stddev("both"))
+    serv = StatServ(json.dumps({"window_size": 4}))
+    for key, value in [("big", 1e308), ("big", 1e308), ("both", math.inf), ("both", -math.inf)]:
+        serv.holder.write(lambda stat, k=key, v=value: stat.push(k, v))  # type: ignore[misc]
+    data = encode_model_file(
+        service_type="stat", model_id="m", config_json="{}", user_data_version=1,
+        payload=serv.pack(),
+    )  # fmt: skip
+    copy_ = StatServ(json.dumps({"window_size": 4}))
+    loaded = decode_model_file(data, service_type="stat", user_data_version=1).payload
+    copy_.holder.write(lambda _stat: copy_.unpack(loaded))  # as load does, on the writer
+    assert copy_.holder.snapshot.sum("big") == math.inf
+    assert math.isnan(copy_.holder.snapshot.sum("both"))
