@@ -42,7 +42,7 @@ import math
 import operator
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engines.common.config import json_type
@@ -852,14 +852,10 @@ class FeatureConverter:
         or their squares add up past the largest double (a row's norm would be infinite, a
         file or a mix could not carry it). Update calls check this before they change
         anything; queries take any number, as Jubatus does."""
-        if type(datum) is ConvertedDatum:
-            values: Iterable[object] = (value for _, value in datum.features)
-        else:
-            values = (value for _, value in datum.num_values)
-        total = 0.0
+        pairs = datum.features if type(datum) is ConvertedDatum else datum.num_values
+        values = [value for _, value in pairs]
         try:
-            for value in values:
-                total += value * value  # type: ignore[operator]
+            total = sum(map(operator.mul, values, values), 0.0)
         except (OverflowError, TypeError):
             total = math.inf
         if not math.isfinite(total):
