@@ -7,7 +7,8 @@ A service author imports from here and nowhere else::
 - :class:`ServerBase`: the base of a ``*_serv`` class (config, status, save hooks);
 - :class:`SnapshotModel`: the other way of holding a model (one writer thread, read-only
   snapshots, an experience buffer), with :class:`SnapshotMixable` for its mix and the
-  errors its callers see (:class:`UpdateBufferFull`, :class:`WriterStopped`);
+  errors its callers see (:class:`UpdateBufferFull`, :class:`WriterStopped`), and
+  :func:`text_weight` for a fire-and-forget update's weight in its buffer;
 - :class:`Datum`: Jubatus's datum;
 - :class:`Mixable`, :class:`DiffError`: the contract of a model that mixes in a cluster;
 - :class:`LockMode`: the lock a method takes (``#@analysis``, ``#@update``, ``#@nolock``);
@@ -39,6 +40,7 @@ from runtime.server.snapshot import (
     SnapshotModel,
     UpdateBufferFull,
     WriterStopped,
+    text_weight,
 )
 from runtime.version import __version__
 from runtime.wire.datum import Datum
@@ -65,4 +67,5 @@ __all__ = [
     "UpdateBufferFull",
     "WriterStopped",
     "__version__",
+    "text_weight",
 ]

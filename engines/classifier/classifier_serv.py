@@ -56,6 +56,7 @@ from runtime import (
     Mixable,
     ServerBase,
     SnapshotModel,
+    text_weight,
 )
 
 
@@ -99,7 +100,7 @@ class ClassifierServ(ServerBase):
             wait_timeout=options["wait_timeout"],
             publish_interval=options["publish_interval"],
             queued={"train": _queued_examples} if options["queued"] else None,
-            weigh={"train": _examples},
+            weigh={"train": _queued_weight if options["queued"] else _examples},
         )
 
     def snapshot_model(self) -> SnapshotModel[ClassifierModel, ClassifierSnapshot] | None:
@@ -194,6 +195,12 @@ class ClassifierServ(ServerBase):
 def _examples(data: object) -> int:
     """How much of the buffer a ``train`` takes: its examples."""
     return len(data) if type(data) is list else 1
+
+
+def _queued_weight(data: object) -> int:
+    """How much of the buffer a queued ``train`` takes: its examples, or one unit per KiB
+    of its text if that is more (it is answered before it is applied)."""
+    return text_weight(_examples(data), data)
 
 
 def _queued_examples(data: object) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from engines.common.buffer_options import buffer_options
 from engines.stat.jubatus_file import from_jubatus, to_jubatus
 from engines.stat.model import StatModel, StatSnapshot
-from runtime import Mixable, ServerBase, SnapshotModel
+from runtime import Mixable, ServerBase, SnapshotModel, text_weight
 from runtime.errors import ModelFileError
 from runtime.mix.mixable import DiffError
 
@@ -42,6 +42,7 @@ class StatServ(ServerBase):
             wait_timeout=options["wait_timeout"],
             publish_interval=options["publish_interval"],
             queued={"push": _pushed} if options["queued"] else None,
+            weigh={"push": lambda key, value: text_weight(1, key)} if options["queued"] else None,
         )
 
     def snapshot_model(self) -> SnapshotModel[StatModel, StatSnapshot]:

@@ -62,6 +62,38 @@ from runtime.rpc.dispatch import BadResult, Handler
 from runtime.rpc.locks import LockMode
 from runtime.wire.types import Descriptor, Object
 
+#: In a ``queued`` method's weight, one unit per this many bytes of text (see
+#: :func:`text_weight`).
+TEXT_UNIT = 1024
+
+
+def wire_text_bytes(value: object) -> int:
+    """The bytes of text (``bytes`` and ``str``) in a wire value, lists and maps walked."""
+    if type(value) is bytes or type(value) is str:
+        return len(value)
+    total = 0
+    if type(value) is list:
+        stack = [value]
+        while stack:
+            for item in stack.pop():
+                kind = type(item)
+                if kind is bytes or kind is str:
+                    total += len(item)
+                elif kind is list:
+                    stack.append(item)
+                elif kind is dict:
+                    stack.append([*item.keys(), *item.values()])
+    return total
+
+
+def text_weight(count: int, *args: object) -> int:
+    """A ``queued`` update's weight: ``count`` (its examples) or one unit per
+    :data:`TEXT_UNIT` bytes of the text in ``args``, whichever is more. A queued call is
+    answered before it is applied, so the buffer, counted this way, is what bounds the
+    memory such calls hold: ``buffer_size`` examples, or KiB of text."""
+    return max(count, sum(wire_text_bytes(arg) for arg in args) // TEXT_UNIT, 1)
+
+
 __all__ = [
     "MixableSnapshot",
     "MixableWriter",
@@ -70,6 +102,8 @@ __all__ = [
     "UpdateBufferFull",
     "WriterStopped",
     "snapshot_rows",
+    "text_weight",
+    "wire_text_bytes",
 ]
 
 log = logging.getLogger(__name__)

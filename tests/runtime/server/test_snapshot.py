@@ -284,3 +284,33 @@ async def test_update_rows_refuse_bad_calls_as_the_dispatcher_does(
         add.start(params, lambda e, r: None)
     assert str(refused.value) == message
     assert holder.snapshot == ()
+
+
+def test_a_queued_updates_weight_counts_its_text() -> None:
+    """A fire-and-forget update is answered before it is applied: its weight in the buffer
+    is its examples or one unit per KiB of its text, whichever is more, so the buffer
+    bounds the memory queued calls hold (the classifier's and stat's queued modes)."""
+    import json
+
+    from engines.classifier.classifier_serv import ClassifierServ
+    from engines.stat.stat_serv import StatServ
+    from runtime import text_weight
+    from runtime.server.snapshot import wire_text_bytes
+
+    assert wire_text_bytes([b"ab", ["cd", {b"k": [b"v" * 10]}], 1.5, None]) == 15
+    assert text_weight(3) == 3 and text_weight(0) == 1
+    assert text_weight(1, [b"x" * 10_240]) == 10
+    converter = {"string_rules": [{"key": "*", "type": "space", "sample_weight": "bin",
+                                   "global_weight": "bin"}]}  # fmt: skip
+    config = {"method": "AROW", "parameter": {"regularization_weight": 1.0},
+              "converter": converter, "jubako": {"train": "queued"}}  # fmt: skip
+    classifier = ClassifierServ(json.dumps(config))
+    assert classifier.holder is not None
+    weigh = classifier.holder.weigh["train"]
+    big = [[b"label", [[[b"text", b"word " * 4096]], [], []]]]  # 20 KiB of text, 1 example
+    assert weigh(big) == 20
+    assert weigh([[b"a", [[], [[b"x", 1.0]], []]]] * 5) == 5  # small examples: their count
+    applied = ClassifierServ(json.dumps({k: v for k, v in config.items() if k != "jubako"}))
+    assert applied.holder is not None and applied.holder.weigh["train"](big) == 1
+    stat = StatServ(json.dumps({"window_size": 4, "jubako": {"push": "queued"}}))
+    assert stat.holder.weigh["push"]("k" * 8192, 1.0) == 8
