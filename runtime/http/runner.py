@@ -224,9 +224,10 @@ class JobRun:
                 if self._halted():
                     break
         finally:
-            # Inputs read (and so marked sent) but not sent go back: the rest of this
-            # chunk, whatever ended the pass (a cancel, a stop), and the chunks read
-            # ahead; the reader stops at its next turn, after the take it may be in.
+            # Inputs not sent go back to unsent (the store's mark is what matters): the
+            # rest of this chunk, whose next group may be marked already, whatever ended
+            # the pass (a cancel, a stop), and the chunks read ahead (not marked: going
+            # back costs nothing); the reader stops at its next turn, after its take.
             self._unsent.extend(k for k, _ in rows[index:])
             self._reading = False
             while True:
