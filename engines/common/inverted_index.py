@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from engines.common.nearest_neighbor import smallest_candidates
 from engines.common.versions import ChangeLog
 from runtime.mix.mixable import (
     DiffError,
@@ -559,16 +560,7 @@ def nearest_rows(
     distance then the *later* number first (:meth:`InvertedIndex._best` on ``-distance``):
     their numbers and distances, and whether the row must be redone one at a time (a NaN,
     or a distance equal to the cut's falling on both sides of it)."""
-    many, width = distances.shape
-    redo = np.asarray(np.isnan(distances).any(axis=1))
-    if width > count:
-        part = np.argpartition(distances, count - 1, axis=1)[:, :count]
-        kept = np.take_along_axis(distances, part, 1)
-        cut = kept.max(axis=1)
-        redo |= np.count_nonzero(distances <= cut[:, np.newaxis], axis=1) != count
-    else:
-        part = np.broadcast_to(np.arange(width), (many, width))
-        kept = distances
+    part, kept, redo = smallest_candidates(distances, count)
     order = np.lexsort((-numbers[part], kept), axis=1)
     chosen = np.take_along_axis(part, order, 1)
     picked: list[list[int]] = numbers[chosen].tolist()

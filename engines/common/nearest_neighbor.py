@@ -24,6 +24,7 @@ import math
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -278,11 +279,13 @@ def smallest(scores: npt.NDArray[np.float64] | npt.NDArray[np.int64], count: int
 _CHUNK = 1 << 18
 
 
-def smallest_rows(
-    scores: npt.NDArray[np.float64] | npt.NDArray[np.int64], count: int
-) -> tuple[list[list[int]], list[bool]]:
-    """:func:`smallest` for each row of ``scores``, and whether the row must be redone by
-    :func:`smallest` (a NaN, or a score equal to the cut's falling on both sides of it)."""
+def smallest_candidates(
+    scores: npt.NDArray[Any], count: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    """Per row of ``scores``: the positions of its ``count`` smallest (every position when
+    the row is no wider), their scores, and whether the row must be redone one at a time
+    (a NaN, or a score equal to the cut's falling on both sides of it). Callers order
+    the candidates by their own tie rule."""
     many, size = scores.shape
     redo = np.zeros(many, dtype=bool)
     if scores.dtype == np.float64:
@@ -295,6 +298,15 @@ def smallest_rows(
     else:
         part = np.broadcast_to(np.arange(size), (many, size))
         kept = scores
+    return part, kept, redo
+
+
+def smallest_rows(
+    scores: npt.NDArray[np.float64] | npt.NDArray[np.int64], count: int
+) -> tuple[list[list[int]], list[bool]]:
+    """:func:`smallest` for each row of ``scores``, and whether the row must be redone by
+    :func:`smallest` (a NaN, or a score equal to the cut's falling on both sides of it)."""
+    part, kept, redo = smallest_candidates(scores, count)
     order = np.lexsort((part, kept), axis=1)
     picked: list[list[int]] = np.take_along_axis(part, order, 1).tolist()
     again: list[bool] = redo.tolist()
