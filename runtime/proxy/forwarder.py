@@ -309,25 +309,39 @@ class Forwarder:
     async def _ordered(self, route: Route, view: ClusterView, params: list[Any]) -> object:
         """A cht write through the key's primary (see :meth:`_start_ordered`)."""
         key = params[1] if len(params) > 1 else ""
-        primary, backups, missing = view.writers(key, route.replicas)
-        if primary is None:
-            raise ForwardError(
-                f"{route.name}: no replica of this key is up to take it ({_states(view.not_up())})"
-            )
-        write = _OrderedWrite(self, route, view, primary, backups, missing, params, _ignore)
-        self.stats.forward_count += 1
-        try:
-            result = await self.caller.call(
-                primary[0], primary[1], "jubako.replicate", write.request(), timeout=self.timeout
-            )
-        except UnknownMethod:  # servers that cannot order writes: to every replica
-            view.ordered = False
-            nodes = view.replicas(params[1], route.replicas)
-            return await self._all(route, view, nodes, params)
-        except RPCError as error:
-            raise write.failure(error) from None
-        write.check_missing()
-        return result
+        failure: ForwardError | None = None
+        tried: list[Node] = []
+        while True:
+            primary, backups, missing = view.writers(key, route.replicas)
+            if failure is not None and (primary is None or primary in tried):
+                raise failure
+            if primary is None:
+                raise ForwardError(
+                    f"{route.name}: no replica of this key is up to take it "
+                    f"({_states(view.not_up())})"
+                )
+            tried.append(primary)
+            write = _OrderedWrite(self, route, view, primary, backups, missing, params, _ignore)
+            self.stats.forward_count += 1
+            try:
+                host, port = primary
+                result = await self.caller.call(
+                    host, port, "jubako.replicate", write.request(), timeout=self.timeout
+                )
+            except UnknownMethod:  # servers that cannot order writes: to every replica
+                view.ordered = False
+                nodes = view.replicas(params[1], route.replicas)
+                return await self._all(route, view, nodes, params)
+            except ConnectError as error:
+                # Nothing was sent: the primary is marked down and the next replica up
+                # takes the key's writes (a primary that died a moment ago, before a probe
+                # marked it down).
+                failure = write.failure(error)
+                continue
+            except RPCError as error:
+                raise write.failure(error) from None
+            write.check_missing()
+            return result
 
     def _start_slowly(self, method: str, params: list[Any], done: Done) -> None:
         """Run :meth:`forward` as a task and report its outcome through ``done``."""

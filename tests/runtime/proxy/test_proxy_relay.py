@@ -33,6 +33,7 @@ class Store:
     def __init__(self, name: str) -> None:
         self.name = name
         self.puts = 0
+        self.replicated: list[object] = []
 
     def get(self, key: str) -> str:
         if key == "boom":
@@ -47,6 +48,13 @@ class Store:
 
     def whoami(self) -> list[str]:
         return [self.name]
+
+    def replicate(
+        self, cluster: object, method: object, backups: object, params: object, wait: object
+    ) -> bool:
+        """``jubako.replicate`` as a primary takes it (the backups are not called here)."""
+        self.replicated.append(method)
+        return True
 
     async def lookup(self, key: str) -> str:
         """Slow on server a: its replica b answers first."""
@@ -67,6 +75,10 @@ def _server(store: Store) -> RpcServer:
         "lookup": Handler(store.lookup, LockMode.NOLOCK, LOOKUP.args, LOOKUP.result),
         "store": Handler(store.put, LockMode.UPDATE, STORE.args, STORE.result),
         "whoami": Handler(store.whoami, LockMode.ANALYSIS, WHOAMI.args, WHOAMI.result),
+        "jubako.replicate": Handler(
+            store.replicate, LockMode.NOLOCK, (t.Object(),) * 5, t.Object(),
+            takes_cluster_name=False,
+        ),
     }
     return RpcServer(Dispatcher(handlers), "127.0.0.1", 0)
 
@@ -105,6 +117,18 @@ class FixedView:
 
     def missed_write(self, node: Node) -> None:
         pass
+
+
+class OrderedView(FixedView):
+    """Cht writes go to the first replica not marked failed, which orders them."""
+
+    ordered = True
+
+    def writers(self, key: str | bytes, count: int) -> tuple[Node | None, list[Node], list[Node]]:
+        chosen = self.nodes[:count]
+        up = [node for node in chosen if node not in self.failed]
+        missing = [node for node in chosen if node in self.failed]
+        return (up[0] if up else None), up[1:], missing
 
 
 Cluster = tuple[list[RpcServer], list[Store], FixedView, Forwarder, ClientPool]
@@ -321,6 +345,33 @@ async def test_fan_out_with_a_dead_member_names_it_and_reports_no_success(
     assert f"127.0.0.1:{view.nodes[1][1]}" in str(caught.value.wire_error)
     assert "error occurred in 1 out of 2 requests" in str(caught.value.wire_error)
     assert view.failed == [view.nodes[1]]
+
+
+@pytest.mark.asyncio
+async def test_an_ordered_write_whose_primary_refuses_connections_goes_to_the_next_replica(
+    cluster: Cluster,
+) -> None:
+    """The key's primary died a moment ago and no probe has marked it down yet: nothing
+    was sent to it, so the next replica takes the write, and the answer names the replica
+    it missed (all-or-error) instead of a bare connect error with the write applied nowhere."""
+    servers, stores, fixed, forwarder, _ = cluster
+    view = OrderedView(fixed.nodes)
+
+    async def clusters(name: str) -> OrderedView:
+        return view
+
+    forwarder.clusters = clusters
+    await servers[0].close()
+    with pytest.raises(ForwardError) as caught:
+        await _start(forwarder, "store", ["c", "k", "v"])
+    a, b = (f"127.0.0.1:{port}" for _, port in view.nodes)
+    assert str(caught.value.wire_error) == f"store: applied on {b}; not on {a}: down"
+    assert view.failed == [view.nodes[0]]
+    assert stores[1].replicated == [b"store"] and stores[0].replicated == []
+    await servers[1].close()
+    with pytest.raises(ForwardError, match="connect error in proxy"):  # none left to try
+        await _start(forwarder, "store", ["c", "k", "v"])
+    assert stores[1].replicated == [b"store"]
 
 
 @pytest.mark.asyncio
