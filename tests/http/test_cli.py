@@ -10,7 +10,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,11 +31,17 @@ def jubako(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+SLOW_UPSTREAM = Path(__file__).with_name("slow_upstream.py")
+
+
 @pytest.fixture
-def slow_kvs(kvs_server: ServerProcess, gateway: Callable[..., Gateway]) -> Gateway:
-    """A kvs gateway running one call at a time: a job of 20000 takes a few seconds."""
-    upstream = f"127.0.0.1:{kvs_server.port}"
-    return gateway("kvs", upstream, "--job-concurrency", "1", "--job-chunk", "16")
+def slow_kvs(gateway: Callable[..., Gateway], tmp_path: Path) -> Iterator[Gateway]:
+    """A kvs gateway running one call at a time to an upstream that answers each after
+    1 ms: a job of 3000 takes over 3 s however fast the machine (progress is shown)."""
+    upstream = ServerProcess(SLOW_UPSTREAM, ["0.001"], log_path=tmp_path / "upstream.log")
+    with upstream:
+        address = f"127.0.0.1:{upstream.port}"
+        yield gateway("kvs", address, "--job-concurrency", "1", "--job-chunk", "16")
 
 
 def puts(path: Path, count: int) -> Path:
@@ -48,7 +54,7 @@ def puts(path: Path, count: int) -> Path:
 def test_submit_wait_shows_progress_and_writes_the_results(
     slow_kvs: Gateway, tmp_path: Path
 ) -> None:
-    source, out = puts(tmp_path / "in.jsonl", 20000), tmp_path / "out.jsonl"
+    source, out = puts(tmp_path / "in.jsonl", 3000), tmp_path / "out.jsonl"
     done = jubako(
         "submit", slow_kvs.url, "put", "--input", str(source), "--wait", "--output", str(out)
     )
@@ -56,18 +62,18 @@ def test_submit_wait_shows_progress_and_writes_the_results(
     job = done.stdout.strip()
     assert len(job) == 12
     lines = done.stderr.splitlines()
-    assert lines[0] == f"job {job}: 20000 inputs stored"
+    assert lines[0] == f"job {job}: 3000 inputs stored"
     progress = [line for line in lines if line.startswith(f"job {job}: running ")]
     assert progress, done.stderr  # at least one line a second while it ran
-    assert "/20000 (" in progress[0] and "/s" in progress[0]
-    assert lines[-1] == f"job {job}: completed, 20000 results in {out}, 0 errors"
+    assert "/3000 (" in progress[0] and "/s" in progress[0]
+    assert lines[-1] == f"job {job}: completed, 3000 results in {out}, 0 errors"
     results = out.read_text().splitlines()
-    assert len(results) == 20000 and json.loads(results[-1]) == {"line": 20000, "result": True}
+    assert len(results) == 3000 and json.loads(results[-1]) == {"line": 3000, "result": True}
 
     status = jubako("status", slow_kvs.url, job)
-    assert status.returncode == 0 and "completed 20000/20000 (100%), 0 errors" in status.stdout
+    assert status.returncode == 0 and "completed 3000/3000 (100%), 0 errors" in status.stdout
     as_json = json.loads(jubako("status", slow_kvs.url, job, "--json").stdout)
-    assert as_json["state"] == "completed" and as_json["done"] == 20000
+    assert as_json["state"] == "completed" and as_json["done"] == 3000
     part = jubako("fetch", slow_kvs.url, job, "--offset", "5", "--limit", "2")
     assert [json.loads(line)["line"] for line in part.stdout.splitlines()] == [6, 7]
     refused = jubako("cancel", slow_kvs.url, job)
@@ -78,7 +84,7 @@ def test_submit_wait_shows_progress_and_writes_the_results(
 
 
 def test_the_progress_bar_on_a_terminal(slow_kvs: Gateway, tmp_path: Path) -> None:
-    source, out = puts(tmp_path / "in.jsonl", 20000), tmp_path / "out.jsonl"
+    source, out = puts(tmp_path / "in.jsonl", 3000), tmp_path / "out.jsonl"
     leader, follower = pty.openpty()
     command = [sys.executable, "-m", "runtime.tools.jubako", "batch", "submit", slow_kvs.url, "put",
                "--input", str(source), "--wait", "--output", str(out)]  # fmt: skip
@@ -104,8 +110,8 @@ def test_the_progress_bar_on_a_terminal(slow_kvs: Gateway, tmp_path: Path) -> No
     assert process.returncode == 0 and len(stdout.strip()) == 12
     text = screen.decode("utf-8", "replace")
     assert "━" in text  # rich's bar
-    assert "20000/20000" in text and "completed" in text
-    assert len(out.read_text().splitlines()) == 20000
+    assert "3000/3000" in text and "completed" in text
+    assert len(out.read_text().splitlines()) == 3000
 
 
 def test_cancel_from_the_command_line(slow_kvs: Gateway, tmp_path: Path) -> None:
