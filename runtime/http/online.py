@@ -23,6 +23,8 @@ from runtime.http.spec import MethodSpec, arg
 
 async def forward(request: Request, spec: MethodSpec, body: pydantic.BaseModel | None) -> Response:
     """Call ``spec`` upstream with ``body``; the JSON response, or a GatewayError."""
+    if body is None and request.method == "POST":
+        await _check_no_arguments(request, spec)
     gateway = await gateway_of(request)
     wire = await gateway.upstream.call(spec.name, spec.encode(body))
     try:
@@ -30,6 +32,25 @@ async def forward(request: Request, spec: MethodSpec, body: pydantic.BaseModel |
     except WireTypeError as error:
         raise upstream_error(error, gateway.upstream.address, spec.name) from None
     return json_response({"result": value})
+
+
+_NO_ARGUMENTS = pydantic.TypeAdapter(dict[str, Any])
+
+
+async def _check_no_arguments(request: Request, spec: MethodSpec) -> None:
+    """A method without arguments takes no body, or ``{}``: 422 for anything else (what
+    was meant for another method is not silently dropped)."""
+    raw = await request.body()
+    if not raw.strip():
+        return
+    try:
+        given = _NO_ARGUMENTS.validate_json(raw)
+    except pydantic.ValidationError:
+        given = None
+    if given != {}:
+        raise GatewayError(
+            422, "bad_request", f"{spec.name} takes no argument; send no body or {{}}"
+        )
 
 
 class IdArgs(pydantic.BaseModel):

@@ -99,3 +99,23 @@ def test_an_upstream_whose_status_fits_no_idl_is_a_502_on_the_page_too(
             reply = gw.http.get(path)
             assert reply.status_code == 502, reply.text
             assert reply.json()["error"] == "bad_upstream_answer"
+
+
+def test_a_method_without_arguments_refuses_a_body_with_some(kvs_gateway: Gateway) -> None:
+    """``clear`` and ``do_mix`` take no body or ``{}``; arguments meant for another method,
+    or text that is not JSON, are a 422 and nothing is called upstream."""
+    http = kvs_gateway.http
+    assert http.post("/v1/put", json={"key": "kept", "value": "v"}).json() == {"result": True}
+    headers = {"content-type": "application/json"}
+    for body in (b'{"key": "kept"}', b"[]", b"null", b"garbage", b'{"a": 1'):
+        reply = http.post("/v1/clear", content=body, headers=headers)
+        assert reply.status_code == 422, (body, reply.text)
+        assert reply.json() == {
+            "error": "bad_request",
+            "message": "clear takes no argument; send no body or {}",
+        }
+    assert http.post("/v1/do_mix", content=b'{"x": 1}', headers=headers).status_code == 422
+    assert http.post("/v1/get", json={"key": "kept"}).json() == {"result": "v"}, "not cleared"
+    assert http.post("/v1/clear", content=b" {} ", headers=headers).json() == {"result": True}
+    assert http.post("/v1/get", json={"key": "kept"}).json() == {"result": ""}
+    assert http.post("/v1/clear").json() == {"result": True}
