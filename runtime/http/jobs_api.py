@@ -19,6 +19,7 @@ from typing import IO, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
+from starlette.types import Message
 
 from runtime.http.errors import GatewayError, dumps, json_response
 from runtime.http.gateway import Gateway, gateway_of
@@ -30,6 +31,34 @@ router = APIRouter(tags=["jobs"])
 #: Results read from the store per step of a stream.
 PAGE = 2000
 _SPOOL = 16 << 20
+
+
+#: Fields besides the file a multipart upload may have (each kept in memory, up to 1 MiB).
+_FORM_FIELDS = 8
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(413, "too_large", f"the upload is over {limit} bytes (--max-upload)")
+
+
+def _limited(request: Request, limit: int) -> Request:
+    """``request`` whose body raises a 413 once more than ``limit`` bytes have come (a
+    multipart form is parsed as it arrives: its files would be spooled to disk whole)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise _too_large(limit)
+    receive, seen = request.receive, 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _too_large(limit)
+        return message
+
+    return Request(request.scope, counted)
 
 
 def job_json(gateway: Gateway, job: Job) -> dict[str, Any]:
@@ -54,25 +83,21 @@ async def _job(gateway: Gateway, job_id: str) -> Job:
 
 
 async def _upload(request: Request, limit: int) -> IO[bytes]:
-    """The upload as a file: the multipart form's file, or the body itself."""
+    """The upload as a file: the multipart form's one file, or the body itself; either
+    refused (413) as soon as it has sent more than ``limit`` bytes."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form()
+        form = await _limited(request, limit).form(max_files=1, max_fields=_FORM_FIELDS)
         files = [v for v in form.values() if isinstance(v, UploadFile)]
         if not files:
             raise GatewayError(422, "bad_input", "the form has no file: send it as field 'file'")
-        upload = files[0].file
-        upload.seek(0, 2)
-        if upload.tell() > limit:
-            raise GatewayError(413, "too_large", f"the upload is over {limit} bytes")
-        upload.seek(0)
-        return upload
+        return files[0].file
     spool = tempfile.SpooledTemporaryFile(_SPOOL)
     size = 0
     async for part in request.stream():
         size += len(part)
         if size > limit:
             spool.close()
-            raise GatewayError(413, "too_large", f"the upload is over {limit} bytes (--max-upload)")
+            raise _too_large(limit)
         spool.write(part)
     spool.seek(0)
     return spool

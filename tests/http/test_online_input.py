@@ -119,3 +119,36 @@ def test_a_method_without_arguments_refuses_a_body_with_some(kvs_gateway: Gatewa
     assert http.post("/v1/clear", content=b" {} ", headers=headers).json() == {"result": True}
     assert http.post("/v1/get", json={"key": "kept"}).json() == {"result": ""}
     assert http.post("/v1/clear").json() == {"result": True}
+
+
+def test_job_uploads_over_max_upload_are_a_413_as_they_arrive(
+    kvs_server: ServerProcess, gateway: Callable[..., Gateway]
+) -> None:
+    """The limit holds for a plain body and a multipart form, with or without a length
+    (a form's file was spooled whole before its size was looked at), and a form carries
+    one file."""
+    gw = gateway("kvs", f"127.0.0.1:{kvs_server.port}", "--max-upload", "100000")
+    line = b'{"key": "k", "value": "' + b"v" * 1000 + b'"}\n'
+    big = line * 200
+    reply = gw.http.post("/v1/jobs/put", content=big)
+    assert reply.status_code == 413 and "--max-upload" in reply.json()["message"]
+    reply = gw.http.post("/v1/jobs/put", files={"file": ("in.jsonl", big)})
+    assert reply.status_code == 413 and "--max-upload" in reply.json()["message"]
+    boundary = "b0undary"
+
+    def form() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+               'filename="in.jsonl"\r\n\r\n').encode()  # fmt: skip
+        for _ in range(2000):  # 2 MB in all
+            yield line
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    reply = gw.http.post("/v1/jobs/put", content=form(), headers=headers)
+    assert reply.status_code == 413 and "--max-upload" in reply.json()["message"]
+    two = {"file": ("a.jsonl", line), "other": ("b.jsonl", line)}
+    reply = gw.http.post("/v1/jobs/put", files=two)
+    assert reply.status_code == 422, reply.text
+    assert "Too many files. Maximum number of files is 1." in reply.json()["message"]
+    reply = gw.http.post("/v1/jobs/put", files={"upload": ("in.jsonl", line * 3)})
+    assert reply.status_code == 202 and reply.json()["total"] == 3, reply.text
