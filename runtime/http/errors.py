@@ -8,6 +8,7 @@ Bodies look like ``{"error": CODE, "message": TEXT}`` plus details where useful:
 - 502 ``upstream_error`` (the upstream refused or failed; its message is kept),
   ``upstream_unknown_method``, ``upstream_connection_lost``, ``bad_upstream_answer``;
 - 503 ``upstream_unreachable``: no connection to the upstream could be made;
+  ``store_unavailable``: the job store's file was removed under the gateway;
 - 504 ``upstream_timeout``: it did not answer within the timeout.
 """
 

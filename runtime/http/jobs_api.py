@@ -11,6 +11,7 @@ without a result.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import tempfile
 from collections.abc import AsyncIterator
@@ -23,9 +24,10 @@ from starlette.types import Message
 
 from runtime.http.errors import GatewayError, dumps, json_response
 from runtime.http.gateway import Gateway, gateway_of
-from runtime.http.store import FINAL, QUEUED, RUNNING, Job
+from runtime.http.store import FINAL, QUEUED, RUNNING, Job, StoreError
 from runtime.http.submit import parse
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
 
 #: Results read from the store per step of a stream.
@@ -139,7 +141,11 @@ async def submit(
             parsed = parse(spec, upload, keep_bad=bad_lines == "keep", dedupe=dedupe)
         return gateway.store.create(job_id, method, parsed.items, options)
 
-    job = await asyncio.to_thread(store)
+    try:
+        job = await asyncio.to_thread(store)
+    except StoreError as error:
+        log.error("%s", error)
+        raise GatewayError(503, "store_unavailable", str(error)) from None
     gateway.jobs.wake()
     base = str(request.url_for("job_status", job_id=job.id))
     body = {**job_json(gateway, job), "status_url": base, "results_url": f"{base}/results"}

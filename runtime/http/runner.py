@@ -39,7 +39,16 @@ import msgpack
 from runtime.errors import ConnectError, ConnectionLost, RPCError, WireTypeError
 from runtime.http.errors import dumps, upstream_error
 from runtime.http.spec import MethodSpec, ServiceSpec
-from runtime.http.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, Job, Store
+from runtime.http.store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    Job,
+    Store,
+    StoreError,
+)
 from runtime.http.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -460,7 +469,15 @@ class JobManager:
 
     async def _sweep(self) -> None:
         interval = min(60.0, max(self.settings.ttl / 4, 0.2))
+        store_gone = False
         while True:
+            try:
+                await self.db(self.store.check_file)
+                store_gone = False
+            except StoreError as error:
+                if not store_gone:  # said once, not every sweep
+                    log.error("%s", error)
+                store_gone = True
             for job in await self.db(self.store.expired, self.settings.ttl):
                 log.info("job %s: %s %.0f s ago, deleted (--job-ttl)", job.id, job.state,
                          time.time() - (job.finished or 0))  # fmt: skip

@@ -116,6 +116,12 @@ _JOB_COLUMNS = (
 )
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    """Which file ``path`` names: its device and inode."""
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
+
+
 def _job(row: Sequence[Any]) -> Job:
     values = list(row)
     values[8] = json.loads(values[8])
@@ -144,9 +150,23 @@ class Store:
             ) from None
         try:
             self.conn().executescript(_SCHEMA)
-        except sqlite3.DatabaseError as error:
+            self._identity = _identity(path)
+        except (sqlite3.DatabaseError, OSError) as error:
             self.close()
             raise StoreError(f"cannot use the job store {path}: {error}") from None
+
+    def check_file(self) -> None:
+        """StoreError when the store's file was removed or replaced since it was opened:
+        what is written now would go to a file nobody can open again."""
+        try:
+            same = _identity(self.path) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise StoreError(
+                f"the job store {self.path} was removed or replaced while the gateway ran; "
+                "restart the gateway (jobs stored since are lost with the old file)"
+            )
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection."""
@@ -177,7 +197,9 @@ class Store:
     def create(
         self, job_id: str, method: str, items: Sequence[NewItem], options: dict[str, Any]
     ) -> Job:
-        """Store a new queued job and all its inputs in one transaction, synced to disk."""
+        """Store a new queued job and all its inputs in one transaction, synced to disk;
+        StoreError when the store's file is gone (see :meth:`check_file`)."""
+        self.check_file()
         conn = self.conn()
         errors = sum(item.error is not None for item in items)
         duplicates = sum(item.dup_of is not None for item in items)

@@ -109,3 +109,26 @@ def test_a_stop_leaves_interrupted_only_what_was_at_the_upstream(
     # Each input sent at most once: every ok one, and the 16 that were at the upstream.
     assert len(sent) == codes["ok"] + 16 and max(sent.values()) == 1
     assert done["state"] == "completed"
+
+
+def test_a_store_file_removed_under_a_running_gateway_is_said_not_written_to(
+    kvs_server: ServerProcess, gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    """Its jobs would go to a file nobody can open again: a submission is a 503 that says
+    so, and the log says it once (from the sweep too); online calls go on."""
+    datadir = tmp_path / "store"
+    gw = gateway("kvs", f"127.0.0.1:{kvs_server.port}", "--job-ttl", "1", datadir=datadir)
+    assert _submit(gw, "put", [{"key": "a", "value": "b"}])
+    (datadir / "jubako_http_kvs.sqlite3").unlink()
+    reply = gw.http.post("/v1/jobs/put", content=b'{"key": "a", "value": "b"}\n')
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["error"] == "store_unavailable"
+    assert "was removed or replaced while the gateway ran; restart" in reply.json()["message"]
+    assert gw.http.post("/v1/put", json={"key": "k", "value": "v"}).json() == {"result": True}
+    deadline = time.monotonic() + 10
+    while gw.process.log_path.read_text().count("was removed or replaced") < 2:
+        assert time.monotonic() < deadline, "the sweep never said it"
+        time.sleep(0.1)
+    time.sleep(1.0)  # a few more sweeps (a quarter of --job-ttl apart) say nothing more
+    log = gw.process.log_path.read_text()
+    assert log.count("was removed or replaced") == 2, log  # the submission's and the sweep's
