@@ -20,10 +20,10 @@ from typing import IO, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
-from starlette.types import Message
 
 from runtime.http.errors import GatewayError, dumps, json_response
 from runtime.http.gateway import Gateway, gateway_of
+from runtime.http.limits import limited
 from runtime.http.store import FINAL, QUEUED, RUNNING, Job, StoreError
 from runtime.http.submit import parse
 
@@ -49,18 +49,7 @@ def _limited(request: Request, limit: int) -> Request:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise _too_large(limit)
-    receive, seen = request.receive, 0
-
-    async def counted() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise _too_large(limit)
-        return message
-
-    return Request(request.scope, counted)
+    return Request(request.scope, limited(request.receive, limit, lambda: _too_large(limit)))
 
 
 def job_json(gateway: Gateway, job: Job) -> dict[str, Any]:

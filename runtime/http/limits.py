@@ -8,6 +8,8 @@ the limit when it does not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,18 +51,24 @@ class OnlineBodyLimit:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _refuse(send, GatewayError(413, "too_large", _too_large(limit)))
                 return
-        seen = 0
+        await self.app(scope, limited(receive, limit, lambda: BodyTooLarge(limit)), send)
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge(limit)
-            return message
 
-        await self.app(scope, counted, send)
+def limited(receive: Receive, limit: int, too_large: Callable[[], Exception]) -> Receive:
+    """``receive`` that raises ``too_large()`` once the body has brought more than
+    ``limit`` bytes."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise too_large()
+        return message
+
+    return counted
 
 
 async def _refuse(send: Send, error: GatewayError) -> None:
