@@ -14,7 +14,6 @@ Bodies look like ``{"error": CODE, "message": TEXT}`` plus details where useful:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -31,6 +30,7 @@ from runtime.errors import (
     UnknownMethod,
     WireTypeError,
 )
+from runtime.http.jsontext import dumps
 from runtime.http.shapes import MessageShape, Shape
 from runtime.http.spec import MethodSpec
 
@@ -50,14 +50,6 @@ class GatewayError(Exception):
 
     def response(self) -> Response:
         return json_response(self.body(), self.status)
-
-
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON text (UTF-8 kept as it is)."""
-    return _ENCODE(value)
 
 
 def json_response(

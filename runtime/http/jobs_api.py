@@ -21,8 +21,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
-from runtime.http.errors import GatewayError, dumps, json_response
+from runtime.http.errors import GatewayError, json_response
 from runtime.http.gateway import Gateway, gateway_of
+from runtime.http.jsontext import dumps
 from runtime.http.limits import limited
 from runtime.http.store import FINAL, QUEUED, RUNNING, Job, StoreError
 from runtime.http.submit import parse

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime.http.errors import GatewayError, dumps
+from runtime.http.errors import GatewayError
+from runtime.http.jsontext import dumps
 
 #: The default limit: 8 MiB, some 200 MiB of memory while one such call is parsed.
 DEFAULT_MAX_REQUEST = 8 << 20

@@ -37,7 +37,8 @@ from typing import Any, ParamSpec, TypeVar
 import msgpack
 
 from runtime.errors import ConnectError, ConnectionLost, RPCError, WireTypeError
-from runtime.http.errors import dumps, upstream_error
+from runtime.http.errors import upstream_error
+from runtime.http.jsontext import dumps
 from runtime.http.spec import MethodSpec, ServiceSpec
 from runtime.http.store import (
     CANCELLED,
@@ -96,6 +97,8 @@ class JobRun:
         self.manager = manager
         self.job = job
         self.spec = spec
+        #: A result's JSON text, written straight from the wire value.
+        self._result_text = spec.result.text()
         self.cancelled = False
         self._pending: list[tuple[int, int, str]] = []
         self._unsent: list[int] = []
@@ -304,7 +307,7 @@ class JobRun:
         self._room.set()
         if error is None:
             try:
-                self._pending.append((key, 1, dumps(self.spec.result.to_json(result))))
+                self._pending.append((key, 1, self._result_text(result)))
             except WireTypeError as bad:
                 self._fail(key, bad)
         elif isinstance(error, ConnectError):  # nothing was sent

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import base64
 import enum
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from runtime.errors import WireTypeError
+from runtime.http.jsontext import bool_text, dumps, float_text, int_text, string_text
 from runtime.wire import types as _t
 from runtime.wire.datum import Datum
 
@@ -47,6 +49,26 @@ class Shape:
         """The fastest callable doing :meth:`to_json` (containers call it per item)."""
         return self.to_json
 
+    def text(self) -> Callable[[Any], str]:
+        """A callable giving ``dumps(self.to_json(wire))``, the JSON text of a wire value,
+        written straight from the wire value where the shape knows how (a job writes one
+        result per input); :meth:`to_json`'s WireTypeError when it does not fit."""
+        fast, to_json = self.writer(), self.to_json
+
+        def text(wire: Any) -> str:
+            try:
+                return fast(wire)
+            except WireTypeError:
+                return dumps(to_json(wire))  # raises to_json's own error
+
+        return text
+
+    def writer(self) -> Callable[[Any], str]:
+        """What :meth:`text` tries first (containers call it per item): here the JSON
+        value's text; scalars, lists, tuples, nullables and messages write it directly."""
+        to_json = self.to_json
+        return lambda wire: dumps(to_json(wire))
+
     def __repr__(self) -> str:
         return f"<shape {self.idl}>"
 
@@ -65,6 +87,25 @@ class Scalar(Shape):
 
     def converter(self) -> Callable[[Any], Any]:
         return self.decode
+
+    def writer(self) -> Callable[[Any], str]:
+        decode = self.decode
+        if self.idl == "string":
+
+            def string(wire: Any) -> str:
+                return string_text(wire if type(wire) is str else decode(wire))
+
+            return string
+        if self.idl in ("double", "float"):
+
+            def number(wire: Any) -> str:
+                if type(wire) is float and -math.inf < wire < math.inf:
+                    return _FLOAT_REPR(wire)
+                return float_text(decode(wire))
+
+            return number
+        write = _SCALAR_TEXT.get(self.idl, dumps)
+        return lambda wire: write(decode(wire))
 
 
 class RawShape(Shape):
@@ -166,6 +207,16 @@ class ListShape(Shape):
         convert = self.element.converter()
         return [convert(item) for item in wire]
 
+    def writer(self) -> Callable[[Any], str]:
+        element = self.element.writer()
+
+        def write(wire: Any) -> str:
+            if not isinstance(wire, list | tuple):
+                raise WireTypeError(f"expected list, got {type(wire).__name__}")
+            return "[" + ",".join(map(element, wire)) + "]"
+
+        return write
+
     def step(self, part: str | int) -> Shape | None:
         return self.element if isinstance(part, int) else None
 
@@ -209,6 +260,16 @@ class TupleShape(Shape):
             raise WireTypeError(f"expected {self.idl}, got {type(wire).__name__}")
         return [shape.to_json(item) for shape, item in zip(self.elements, wire, strict=True)]
 
+    def writer(self) -> Callable[[Any], str]:
+        writers = tuple(shape.writer() for shape in self.elements)
+
+        def write(wire: Any) -> str:
+            if not isinstance(wire, list | tuple) or len(wire) != len(writers):
+                raise WireTypeError(f"expected {self.idl}, got {type(wire).__name__}")
+            return "[" + ",".join([w(item) for w, item in zip(writers, wire, strict=True)]) + "]"
+
+        return write
+
     def step(self, part: str | int) -> Shape | None:
         if isinstance(part, int) and 0 <= part < len(self.elements):
             return self.elements[part]
@@ -228,6 +289,10 @@ class NullableShape(Shape):
     def to_json(self, wire: Any) -> Any:
         return None if wire is None else self.inner.to_json(wire)
 
+    def writer(self) -> Callable[[Any], str]:
+        inner = self.inner.writer()
+        return lambda wire: "null" if wire is None else inner(wire)
+
     def step(self, part: str | int) -> Shape | None:
         return self.inner.step(part)
 
@@ -236,7 +301,7 @@ class MessageShape(Shape):
     """A message: a pydantic model in, an array in field order on the wire, a JSON object
     by IDL field names out. Fields are bound with :meth:`bind` once every shape exists."""
 
-    __slots__ = ("_converters", "by_name", "fields")
+    __slots__ = ("_building", "_converters", "_writer", "by_name", "fields")
 
     def __init__(self, idl: str) -> None:
         super().__init__(idl)
@@ -244,11 +309,15 @@ class MessageShape(Shape):
         self.fields: tuple[tuple[str, str, Shape], ...] = ()
         self.by_name: dict[str, Shape] = {}
         self._converters: tuple[tuple[str, Any], ...] = ()
+        #: Made at the first :meth:`writer` call (after :meth:`bind`).
+        self._writer: Callable[[Any], str] | None = None
+        self._building = False
 
     def bind(self, fields: Sequence[tuple[str, str, Shape]]) -> None:
         self.fields = tuple(fields)
         self.by_name = {name: shape for name, _, shape in self.fields}
         self._converters = tuple((name, shape.converter()) for name, _, shape in self.fields)
+        self._writer = None
 
     def to_wire(self, value: Any) -> Any:
         return [shape.to_wire(getattr(value, attr)) for _, attr, shape in self.fields]
@@ -268,6 +337,56 @@ class MessageShape(Shape):
                 raise WireTypeError(f"{self.idl}.{name}: {error}") from None
         raise AssertionError("unreachable: a field failed once and not again")
 
+    def writer(self) -> Callable[[Any], str]:
+        if self._writer is not None:
+            return self._writer
+        if self._building:  # the message contains itself: look it up when writing
+            return lambda wire: self.writer()(wire)
+        self._building = True
+        try:
+            self._writer = self._make_writer()
+        finally:
+            self._building = False
+        return self._writer
+
+    def _make_writer(self) -> Callable[[Any], str]:
+        """``{"name":value,...}`` with the key texts made once; one or two fields (most
+        results) without a loop."""
+        keys = tuple(
+            ("{" if at == 0 else ",") + string_text(name) + ":"
+            for at, (name, _, _) in enumerate(self.fields)
+        )
+        writers = tuple(shape.writer() for _, _, shape in self.fields)
+        count, wrong = len(writers), f"expected {self.idl} ({len(self.fields)} fields)"
+        if count == 1:
+            (k0,), (w0,) = keys, writers
+
+            def one(wire: Any) -> str:
+                if not isinstance(wire, list | tuple) or len(wire) != 1:
+                    raise WireTypeError(wrong)
+                return k0 + w0(wire[0]) + "}"
+
+            return one
+        if count == 2:
+            (k0, k1), (w0, w1) = keys, writers
+
+            def two(wire: Any) -> str:
+                if not isinstance(wire, list | tuple) or len(wire) != 2:
+                    raise WireTypeError(wrong)
+                return k0 + w0(wire[0]) + k1 + w1(wire[1]) + "}"
+
+            return two
+
+        def many(wire: Any) -> str:
+            if not isinstance(wire, list | tuple) or len(wire) != count:
+                raise WireTypeError(wrong)
+            if not count:
+                return "{}"
+            parts = [key + w(item) for key, w, item in zip(keys, writers, wire, strict=True)]
+            return "".join(parts) + "}"
+
+        return many
+
     def step(self, part: str | int) -> Shape | None:
         return self.by_name.get(part) if isinstance(part, str) else None
 
@@ -275,6 +394,16 @@ class MessageShape(Shape):
 def _int(idl: str, signed: bool, size: int) -> Scalar:
     return Scalar(idl, _t.Int(signed=signed, size=size))
 
+
+_FLOAT_REPR = float.__repr__
+#: How each scalar's decoded value is written (as :func:`dumps` writes it).
+_SCALAR_TEXT: dict[str, Callable[[Any], str]] = {
+    "bool": bool_text,
+    **dict.fromkeys(("byte", "short", "int", "long", "ubyte", "ushort", "uint", "ulong"), int_text),
+    "float": float_text,
+    "double": float_text,
+    "string": string_text,
+}
 
 BOOL = Scalar("bool", _t.Bool())
 BYTE = _int("byte", True, 1)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import msgpack
 import pydantic
 
-from runtime.http.errors import GatewayError, dumps, validation_error
+from runtime.http.errors import GatewayError, validation_error
+from runtime.http.jsontext import dumps
 from runtime.http.spec import MethodSpec
 from runtime.http.store import NewItem
 

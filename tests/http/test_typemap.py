@@ -6,7 +6,8 @@ method's arguments from the IDL types; the JSON goes through the generated pydan
 (as a request body would), to wire values, through msgpack as the wire carries them, is
 decoded by the server target's descriptors (what a server expects), and comes back to
 JSON equal to what was sent, once normalised (ints as floats where the IDL says double,
-a datum's shorthand as its three lists, omitted nullable fields as null).
+a datum's shorthand as its three lists, omitted nullable fields as null). The JSON text
+written straight from the wire value is the text of that JSON value.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from jenerator.model import (
 )
 from jenerator.targets import Options, generate
 from jenerator.writer import write_all
+from runtime.http.jsontext import dumps
 
 REPO = Path(__file__).resolve().parents[2]
 IDLS = sorted([*(REPO / "idl").glob("*.idl"), *(REPO / "tests/jenerator/cases/ok").glob("*.idl")])
@@ -229,6 +231,7 @@ def test_json_goes_to_the_wire_and_back(path: Path, kind: str, name: str, tmp: P
             back = through_the_wire(cls.SHAPE.to_wire(model))
             wire_cls.from_msgpack(back)  # what a server decodes
             assert same(cls.SHAPE.to_json(back), normal(idl, expr, value))
+            assert cls.SHAPE.text()(back) == dumps(cls.SHAPE.to_json(back))
 
         drawn = strategy(idl, expr)
     else:
@@ -246,6 +249,7 @@ def test_json_goes_to_the_wire_and_back(path: Path, kind: str, name: str, tmp: P
                 descriptor.decode(item)  # what a server decodes
             for a, item, arg in zip(spec.args, back, args, strict=True):
                 assert same(a.shape.to_json(item), normal(idl, arg.type, value[arg.name]))
+                assert a.shape.text()(item) == dumps(a.shape.to_json(item))
 
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(drawn)
