@@ -34,8 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-import msgpack
-
 from runtime.errors import ConnectError, ConnectionLost, RPCError, WireTypeError
 from runtime.http.errors import upstream_error
 from runtime.http.jsontext import dumps
@@ -292,14 +290,15 @@ class JobRun:
         return bool(await self.manager.db(self.manager.store.remaining, self.job))
 
     def _send(self, key: int, blob: bytes) -> None:
-        params = msgpack.unpackb(blob, raw=False, strict_map_key=False)
         self._inflight += 1
         self._idle.clear()
 
         def reply(error: RPCError | None, result: Any) -> None:
             self._reply(key, error, result)
 
-        self.manager.upstream.send(self.spec.name, params, reply, self.manager.settings.timeout)
+        self.manager.upstream.send_stored(
+            self.spec.name, blob, reply, self.manager.settings.timeout
+        )
 
     def _reply(self, key: int, error: RPCError | None, result: Any) -> None:
         self._inflight -= 1

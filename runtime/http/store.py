@@ -4,8 +4,9 @@ Two tables. ``jobs`` holds one row per job (state, counters, options, times). ``
 holds one row per input, keyed ``seq << 32 | n`` (the job's sequence number and the
 input's index), so a job's inputs are one range of one B-tree:
 
-- ``params``: the wire arguments, msgpack (NULL for a bad line kept as an error, and for
-  a duplicate, which points at its first occurrence with ``dup_of``);
+- ``params``: the wire arguments, packed as :mod:`runtime.http.params` says (NULL for a
+  bad line kept as an error, and for a duplicate, which points at its first occurrence
+  with ``dup_of``);
 - ``sent``: set, and committed, before the input goes to the upstream;
 - ``ok`` / ``body``: NULL until the result (``ok`` 1, ``body`` its JSON) or the error
   (``ok`` 0, ``body`` an error object) is stored.

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import msgpack
 import pydantic
 
+from runtime.http import params as stored_params
 from runtime.http.errors import GatewayError, validation_error
 from runtime.http.jsontext import dumps
 from runtime.http.spec import MethodSpec
@@ -69,7 +69,7 @@ def parse(spec: MethodSpec, lines: Iterable[bytes], *, keep_bad: bool, dedupe: b
             elif len(refused) < REPORTED:
                 refused.append({"line": number, "message": error.message})
             continue
-        blob = msgpack.packb(params, use_bin_type=True)
+        blob = stored_params.pack(params)
         if dedupe:
             seen = first.get(blob)
             if seen is not None:

@@ -12,7 +12,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgpack
+
 from runtime.errors import RPCError
+from runtime.http import params as stored_params
 from runtime.http.errors import GatewayError, upstream_error
 from runtime.rpc.pool import ClientPool
 
@@ -42,6 +45,7 @@ class Upstream:
         self.name = name
         self.timeout = timeout
         self.pool = ClientPool(timeout=timeout, max_per_host=connections, batch=64)
+        self._packed_name = msgpack.packb(name, use_bin_type=False)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def call(
@@ -74,6 +78,18 @@ class Upstream:
         task = asyncio.create_task(self._call(method, wire, callback, timeout))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def send_stored(
+        self, method: str, stored: bytes, callback: Outcome, timeout: float | None
+    ) -> None:
+        """:meth:`send` with arguments as the job store keeps them: spliced into the
+        request as they are, when a connection is open (:mod:`runtime.http.params`)."""
+        packed = stored_params.with_name(stored, self._packed_name)
+        if packed is not None:
+            client = self.pool.client(self.host, self.port)
+            if client.call_soon_packed(method, packed, callback, timeout=timeout):
+                return
+        self.send(method, stored_params.unpack(stored), callback, timeout)
 
     async def _call(
         self, method: str, wire: list[object], callback: Outcome, timeout: float | None

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 _UNSET: Any = object()
 _NEVER = float("inf")
+#: A request's first bytes: an array of 4, then its type (0).
+_REQUEST_HEAD = b"\x94\x00"
 #: Seconds :meth:`AsyncClient.close` lets a connection send what it still holds before it
 #: drops it (a server that stopped reading would keep it open for ever).
 CLOSE_GRACE = 1.0
@@ -388,6 +390,42 @@ class AsyncClient:
             return False
         msgid = next(self._ids) % MSGID_LIMIT
         frame = protocol.pack([0, msgid, method, params])  # first: it may raise
+        self._queue_soon(protocol, msgid, frame, callback, method, params, on_error, timeout)
+        return True
+
+    def call_soon_packed(
+        self,
+        method: str,
+        packed_params: bytes,
+        callback: ReplyCallback,
+        *,
+        timeout: float | None = _UNSET,
+    ) -> bool:
+        """:meth:`call_soon` with the params already packed, as the wire carries them (one
+        msgpack array, the cluster name first): nothing is decoded and packed again per
+        call (a gateway job's stored inputs)."""
+        protocol = self._protocol
+        if protocol is None or not protocol.open:
+            return False
+        msgid = next(self._ids) % MSGID_LIMIT
+        frame = b"".join(
+            (_REQUEST_HEAD, protocol.pack(msgid), protocol.pack(method), packed_params)
+        )
+        self._queue_soon(protocol, msgid, frame, callback, method, (), None, timeout)
+        return True
+
+    def _queue_soon(
+        self,
+        protocol: _ClientProtocol,
+        msgid: int,
+        frame: bytes,
+        callback: ReplyCallback,
+        method: str,
+        params: Sequence[object],
+        on_error: FailureHandler | None,
+        timeout: float | None,
+    ) -> None:
+        """Queue a ``call_soon`` frame; its reply goes to ``callback`` (or ``on_error``)."""
         loop = protocol.loop
         out = protocol.out  # as protocol.send, inline: a proxy comes here for every call
         if not out:
@@ -399,7 +437,6 @@ class AsyncClient:
         out.append(frame)
         if deadline < self._sweep_at:  # the earliest deadline
             self._set_timer(loop, deadline)
-        return True
 
     def _set_timer(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Have :meth:`_sweep` run at ``deadline`` (instead of later)."""
