@@ -266,7 +266,7 @@ def main() -> int:
         reply = httpx.post(f"{cl_url}/v1/jobs/classify", content=body, timeout=600)
         stored = time.perf_counter() - started
         job = reply.json()["job"]
-        t0 = time.perf_counter()
+        t0, accepted = time.perf_counter(), time.time()
         moves: list[float] = []
         last_done = -1
         while True:
@@ -278,7 +278,11 @@ def main() -> int:
             if status["state"] in ("completed", "failed", "cancelled"):
                 break
             time.sleep(0.2)
-        job_seconds = time.perf_counter() - t0
+        # From the 202 to the end the gateway recorded (same clock): the 0.2 s polls would
+        # add up to 0.2 s to a job of a few seconds.
+        job_seconds = (
+            status["finished"] - accepted if status.get("finished") else time.perf_counter() - t0
+        )
         job_rate = args.batch / job_seconds
         gaps = [b - a for a, b in itertools.pairwise(moves)]
         max_gap = max(gaps) if gaps else 0.0
@@ -337,7 +341,8 @@ def main() -> int:
         f"Batch: `classify` of {args.batch} datums ({FEATURES} numbers each), one datum per call. "
         f"Direct, pipelined ({depth_text} on the first 20000; best depth {best_depth}): "
         f"**{direct_rate:.0f} calls/s**. As one job (default `--job-concurrency 256 "
-        f"--job-chunk 1024`): **{job_rate:.0f} inputs/s**, "
+        f"--job-chunk 1024`): **{job_rate:.0f} inputs/s** (from the 202 to the end the "
+        "gateway recorded), "
         f"ratio **{ratio(job_rate, direct_rate)}** "
         f"(target ≥ 0.70); the upload was validated and stored in {stored:.2f} s (202), "
         f"{results} result lines streamed back; the progress figures moved {len(moves)} times, "
