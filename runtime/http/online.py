@@ -28,10 +28,10 @@ async def forward(request: Request, spec: MethodSpec, body: pydantic.BaseModel |
     gateway = await gateway_of(request)
     wire = await gateway.upstream.call(spec.name, spec.encode(body))
     try:
-        value = spec.result.to_json(wire)
+        text = spec.result_text(wire)
     except WireTypeError as error:
         raise upstream_error(error, gateway.upstream.address, spec.name) from None
-    return json_response({"result": value})
+    return Response('{"result":' + text + "}", media_type="application/json")
 
 
 _NO_ARGUMENTS = pydantic.TypeAdapter(dict[str, Any])

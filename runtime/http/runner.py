@@ -95,8 +95,6 @@ class JobRun:
         self.manager = manager
         self.job = job
         self.spec = spec
-        #: A result's JSON text, written straight from the wire value.
-        self._result_text = spec.result.text()
         self.cancelled = False
         self._pending: list[tuple[int, int, str]] = []
         self._unsent: list[int] = []
@@ -306,7 +304,7 @@ class JobRun:
         self._room.set()
         if error is None:
             try:
-                self._pending.append((key, 1, self._result_text(result)))
+                self._pending.append((key, 1, self.spec.result_text(result)))
             except WireTypeError as bad:
                 self._fail(key, bad)
         elif isinstance(error, ConnectError):  # nothing was sent

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,11 @@ class MethodSpec:
             if arg.name == name:
                 return arg
         return None
+
+    @functools.cached_property
+    def result_text(self) -> Callable[[Any], str]:
+        """The JSON text of a wire result (:meth:`Shape.text`), made once."""
+        return self.result.text()
 
     @property
     def reads_only(self) -> bool:
