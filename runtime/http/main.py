@@ -48,6 +48,15 @@ def _address(text: str) -> str:
     return text
 
 
+def _text(text: str) -> str:
+    """Text the wire can carry (an argument of bytes that are not UTF-8 cannot be sent)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not UTF-8 text") from None
+    return text
+
+
 def parser(service: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"{service}_http.py",
@@ -58,7 +67,7 @@ def parser(service: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--upstream", required=True, type=_address, help="HOST:PORT of a server or proxy"
     )
-    p.add_argument("--name", default="", help="cluster name sent with every call")
+    p.add_argument("--name", default="", type=_text, help="cluster name sent with every call")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (0: a free one)")
     p.add_argument("--timeout", type=float, default=10.0, help="online call timeout (s)")

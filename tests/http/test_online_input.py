@@ -4,6 +4,8 @@ kind (413, 422), and the gateway, and the connection, go on serving."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -152,3 +154,19 @@ def test_job_uploads_over_max_upload_are_a_413_as_they_arrive(
     assert "Too many files. Maximum number of files is 1." in reply.json()["message"]
     reply = gw.http.post("/v1/jobs/put", files={"upload": ("in.jsonl", line * 3)})
     assert reply.status_code == 202 and reply.json()["total"] == 3, reply.text
+
+
+def test_flags_the_wire_cannot_carry_are_usage_errors(tmp_path: Path) -> None:
+    """A ``--name`` of bytes that are not UTF-8 (argv keeps them as lone surrogates) is
+    refused at start, not on every call; a bad ``--upstream`` too."""
+    script = Path(__file__).resolve().parents[2] / "generated/http/kvs_http.py"
+    for flags, said in [
+        (["--upstream", "127.0.0.1:1", "--name", "\udcff"],
+         "argument --name: '\\udcff' is not UTF-8 text"),
+        (["--upstream", "nowhere"], "'nowhere' is not HOST:PORT"),
+    ]:  # fmt: skip
+        started = subprocess.run(
+            [sys.executable, str(script), *flags, "--datadir", str(tmp_path)],
+            capture_output=True, text=True, errors="surrogateescape", timeout=60,
+        )  # fmt: skip
+        assert started.returncode == 2 and said in started.stderr, started.stderr
