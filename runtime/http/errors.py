@@ -30,7 +30,7 @@ from runtime.errors import (
     UnknownMethod,
     WireTypeError,
 )
-from runtime.http.jsontext import dumps
+from runtime.http.jsontext import dumps, float_text
 from runtime.http.shapes import MessageShape, Shape
 from runtime.http.spec import MethodSpec
 
@@ -103,8 +103,7 @@ def _json_kind(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, float) and not math.isfinite(value):  # Python's reader takes them
-        spelled = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-        return f"{spelled} (not a number JSON has)"
+        return f"{float_text(value)} (not a number JSON has)"
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**1024:
         return "a number past the largest double"
     if isinstance(value, int | float):

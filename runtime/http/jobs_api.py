@@ -46,7 +46,8 @@ def _too_large(limit: int) -> GatewayError:
 
 def _limited(request: Request, limit: int) -> Request:
     """``request`` whose body raises a 413 once more than ``limit`` bytes have come (a
-    multipart form is parsed as it arrives: its files would be spooled to disk whole)."""
+    multipart form is parsed as it arrives: its files would be spooled to disk whole),
+    or at once when it says it is longer."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise _too_large(limit)
@@ -77,20 +78,20 @@ async def _job(gateway: Gateway, job_id: str) -> Job:
 async def _upload(request: Request, limit: int) -> IO[bytes]:
     """The upload as a file: the multipart form's one file, or the body itself; either
     refused (413) as soon as it has sent more than ``limit`` bytes."""
+    request = _limited(request, limit)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await _limited(request, limit).form(max_files=1, max_fields=_FORM_FIELDS)
+        form = await request.form(max_files=1, max_fields=_FORM_FIELDS)
         files = [v for v in form.values() if isinstance(v, UploadFile)]
         if not files:
             raise GatewayError(422, "bad_input", "the form has no file: send it as field 'file'")
         return files[0].file
     spool = tempfile.SpooledTemporaryFile(_SPOOL)
-    size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            spool.close()
-            raise _too_large(limit)
-        spool.write(part)
+    try:
+        async for part in request.stream():
+            spool.write(part)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool
 

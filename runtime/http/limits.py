@@ -14,7 +14,6 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.http.errors import GatewayError
-from runtime.http.jsontext import dumps
 
 #: The default limit: 8 MiB, some 200 MiB of memory while one such call is parsed.
 DEFAULT_MAX_REQUEST = 8 << 20
@@ -50,7 +49,8 @@ class OnlineBodyLimit:
         limit = self.limit
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await _refuse(send, GatewayError(413, "too_large", _too_large(limit)))
+                refusal = GatewayError(413, "too_large", _too_large(limit)).response()
+                await refusal(scope, receive, send)
                 return
         await self.app(scope, limited(receive, limit, lambda: BodyTooLarge(limit)), send)
 
@@ -71,9 +71,3 @@ def limited(receive: Receive, limit: int, too_large: Callable[[], Exception]) ->
 
     return counted
 
-
-async def _refuse(send: Send, error: GatewayError) -> None:
-    body = dumps(error.body()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

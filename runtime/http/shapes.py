@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import enum
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -99,9 +98,7 @@ class Scalar(Shape):
         if self.idl in ("double", "float"):
 
             def number(wire: Any) -> str:
-                if type(wire) is float and -math.inf < wire < math.inf:
-                    return _FLOAT_REPR(wire)
-                return float_text(decode(wire))
+                return float_text(wire if type(wire) is float else decode(wire))
 
             return number
         write = _SCALAR_TEXT.get(self.idl, dumps)
@@ -350,23 +347,14 @@ class MessageShape(Shape):
         return self._writer
 
     def _make_writer(self) -> Callable[[Any], str]:
-        """``{"name":value,...}`` with the key texts made once; one or two fields (most
-        results) without a loop."""
+        """``{"name":value,...}`` with the key texts made once; two fields (most results)
+        without a loop."""
         keys = tuple(
             ("{" if at == 0 else ",") + string_text(name) + ":"
             for at, (name, _, _) in enumerate(self.fields)
         )
         writers = tuple(shape.writer() for _, _, shape in self.fields)
         count, wrong = len(writers), f"expected {self.idl} ({len(self.fields)} fields)"
-        if count == 1:
-            (k0,), (w0,) = keys, writers
-
-            def one(wire: Any) -> str:
-                if not isinstance(wire, list | tuple) or len(wire) != 1:
-                    raise WireTypeError(wrong)
-                return k0 + w0(wire[0]) + "}"
-
-            return one
         if count == 2:
             (k0, k1), (w0, w1) = keys, writers
 
@@ -395,14 +383,10 @@ def _int(idl: str, signed: bool, size: int) -> Scalar:
     return Scalar(idl, _t.Int(signed=signed, size=size))
 
 
-_FLOAT_REPR = float.__repr__
-#: How each scalar's decoded value is written (as :func:`dumps` writes it).
+#: How the other scalars' decoded values are written (as :func:`dumps` writes them).
 _SCALAR_TEXT: dict[str, Callable[[Any], str]] = {
     "bool": bool_text,
     **dict.fromkeys(("byte", "short", "int", "long", "ubyte", "ushort", "uint", "ulong"), int_text),
-    "float": float_text,
-    "double": float_text,
-    "string": string_text,
 }
 
 BOOL = Scalar("bool", _t.Bool())
