@@ -70,4 +70,3 @@ def limited(receive: Receive, limit: int, too_large: Callable[[], Exception]) ->
         return message
 
     return counted
-
