@@ -57,6 +57,13 @@ def _text(text: str) -> str:
     return text
 
 
+def _size(text: str) -> int:
+    """A byte count of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (1 or more)")
+    return int(text)
+
+
 def parser(service: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"{service}_http.py",
@@ -83,9 +90,9 @@ def parser(service: str) -> argparse.ArgumentParser:
     p.add_argument("--job-chunk", type=int, default=1024, help="inputs read from the store at once")
     p.add_argument("--job-timeout", type=float, default=60.0, help="timeout of a job's call (s)")
     p.add_argument("--max-running-jobs", type=int, default=1, help="jobs run at once")
-    p.add_argument("--max-upload", type=int, default=1 << 30, help="largest job upload (bytes)")
+    p.add_argument("--max-upload", type=_size, default=1 << 30, help="largest job upload (bytes)")
     p.add_argument(
-        "--max-request", type=int, default=DEFAULT_MAX_REQUEST,
+        "--max-request", type=_size, default=DEFAULT_MAX_REQUEST,
         help="largest online request body (bytes)",
     )  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

@@ -158,12 +158,16 @@ def test_job_uploads_over_max_upload_are_a_413_as_they_arrive(
 
 def test_flags_the_wire_cannot_carry_are_usage_errors(tmp_path: Path) -> None:
     """A ``--name`` of bytes that are not UTF-8 (argv keeps them as lone surrogates) is
-    refused at start, not on every call; a bad ``--upstream`` too."""
+    refused at start, not on every call; a bad ``--upstream`` or size too."""
     script = Path(__file__).resolve().parents[2] / "generated/http/kvs_http.py"
     for flags, said in [
         (["--upstream", "127.0.0.1:1", "--name", "\udcff"],
          "argument --name: '\\udcff' is not UTF-8 text"),
         (["--upstream", "nowhere"], "'nowhere' is not HOST:PORT"),
+        (["--upstream", "127.0.0.1:1", "--max-request", "-5"],
+         "argument --max-request: '-5' is not a size in bytes (1 or more)"),
+        (["--upstream", "127.0.0.1:1", "--max-upload", "1e6"],
+         "argument --max-upload: '1e6' is not a size in bytes (1 or more)"),
     ]:  # fmt: skip
         started = subprocess.run(
             [sys.executable, str(script), *flags, "--datadir", str(tmp_path)],
