@@ -101,6 +101,8 @@ class ClassifierServ(ServerBase):
             publish_interval=options["publish_interval"],
             queued={"train": _queued_examples} if options["queued"] else None,
             weigh={"train": _queued_weight if options["queued"] else _examples},
+            inline_weight=options["inline_weight"],
+            inline_ready=ClassifierModel.writable_now,
         )
 
     def snapshot_model(self) -> SnapshotModel[ClassifierModel, ClassifierSnapshot] | None:

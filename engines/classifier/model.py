@@ -630,6 +630,14 @@ class ClassifierModel:
         self._published = ClassifierSnapshot(self, work, self._readers)
         return self._published
 
+    def writable_now(self) -> bool:
+        """Whether a change would start at once: no reader is still on the copy the next
+        change brings up to date first (the writer would wait for it)."""
+        if not self._owes or self._readers is None:
+            return True
+        work = self._work
+        return not any(held is work for held in list(self._readers.slots.values()))
+
     def _current(self) -> Replica:
         """The writer's copy, brought up to date first if a publish left it behind."""
         work = self._work

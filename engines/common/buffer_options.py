@@ -10,7 +10,10 @@ in it, naming them:
 - ``buffer_size``: how much the buffer holds (examples or values), 4096;
 - ``wait_timeout``: seconds a call waits for room before it fails, 10;
 - ``publish_interval``: seconds between snapshots while updates keep coming; 0 (the
-  default) publishes after every batch.
+  default) publishes after every batch;
+- ``inline_weight``: an update of at most this weight (examples or values) that comes
+  while the writer is idle is applied on the event loop, with no trip to the writer
+  thread; 16 by default, 0 sends every update to the writer thread.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ from typing import Any
 
 from runtime import ConfigError
 
-DEFAULTS: dict[str, Any] = {"buffer_size": 4096, "wait_timeout": 10.0, "publish_interval": 0.0}
+DEFAULTS: dict[str, Any] = {
+    "buffer_size": 4096,
+    "wait_timeout": 10.0,
+    "publish_interval": 0.0,
+    "inline_weight": 16,
+}
 
 
 def buffer_options(config: object, update: str) -> tuple[object, dict[str, Any]]:
@@ -42,11 +50,13 @@ def buffer_options(config: object, update: str) -> tuple[object, dict[str, Any]]
         if mode not in ("applied", "queued"):
             raise ConfigError(f"jubako.{update}: 'applied' or 'queued', not {json.dumps(mode)}")
         options["queued"] = mode == "queued"
-    if "buffer_size" in block:
-        size = block["buffer_size"]
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConfigError(f"jubako.buffer_size: a positive integer, not {size!r}")
-        options["buffer_size"] = size
+    for key, least in (("buffer_size", 1), ("inline_weight", 0)):
+        if key in block:
+            size = block[key]
+            if isinstance(size, bool) or not isinstance(size, int) or size < least:
+                kind = "a positive integer" if least else "an integer >= 0"
+                raise ConfigError(f"jubako.{key}: {kind}, not {size!r}")
+            options[key] = size
     for key in ("wait_timeout", "publish_interval"):
         if key in block:
             seconds = block[key]

@@ -43,6 +43,7 @@ class StatServ(ServerBase):
             publish_interval=options["publish_interval"],
             queued={"push": _pushed} if options["queued"] else None,
             weigh={"push": lambda key, value: text_weight(1, key)} if options["queued"] else None,
+            inline_weight=options["inline_weight"],
         )
 
     def snapshot_model(self) -> SnapshotModel[StatModel, StatSnapshot]:

@@ -65,6 +65,9 @@ from runtime.wire.types import Descriptor, Object
 #: In a ``queued`` method's weight, one unit per this many bytes of text (see
 #: :func:`text_weight`).
 TEXT_UNIT = 1024
+#: Inline updates (see :class:`SnapshotModel`'s ``inline_weight``) one turn of the event
+#: loop applies before it sends the rest to the writer, in seconds of applying.
+INLINE_TURN_SECONDS = 0.001
 
 
 def wire_text_bytes(value: object) -> int:
@@ -165,6 +168,7 @@ class _Counters:
     largest_batch: int = 0
     waited: int = 0
     rested: float = 0.0
+    inline: int = 0
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -190,6 +194,17 @@ class SnapshotModel(Generic[M, S]):
     readers are busy, the writer rests after each batch so that it keeps the interpreter at
     most ``1 - read_share`` of the time (Python runs one thread at a time: without this a
     client training at full speed would take half of it from the readers); 0 turns it off.
+
+    ``inline_weight`` (0: off) lets small updates skip the trip to the writer thread: an
+    update of at most that weight that arrives while the writer is idle, with nothing queued
+    or waiting, is applied right there on the event loop's thread, which is the writer for
+    that moment (:meth:`on_writer` says so; the writer thread waits meanwhile). Updates of
+    the same turn of the loop follow it, up to :data:`INLINE_TURN_SECONDS` of applying;
+    at the end of the turn one snapshot publishes them all and their callers are answered,
+    exactly as from the writer. A handover costs two thread wake-ups, tens of microseconds
+    on a VM, more than a small update itself. ``inline_ready(model)``, when given, must
+    also say yes (e.g. no reader holds what the update would wait for: the loop must not
+    wait). With ``publish_interval`` set, updates always go to the writer.
     """
 
     name = "writer"
@@ -207,6 +222,8 @@ class SnapshotModel(Generic[M, S]):
         weigh: Mapping[str, Callable[..., int]] | None = None,
         switch_interval: float = 0.0005,
         read_share: float = 0.9,
+        inline_weight: int = 0,
+        inline_ready: Callable[[M], bool] | None = None,
     ) -> None:
         if buffer_size < 1 or max_batch < 1:
             raise ValueError("buffer_size and max_batch must be at least 1")
@@ -222,6 +239,10 @@ class SnapshotModel(Generic[M, S]):
         if not 0.0 <= read_share < 1.0:
             raise ValueError("read_share must be at least 0 and under 1")
         self.read_share = read_share
+        if inline_weight < 0:
+            raise ValueError("inline_weight must be at least 0")
+        self.inline_weight = 0 if publish_interval else inline_weight
+        self._inline_ready = inline_ready
         self._snapshot: S = make_snapshot(model)
         #: Reads of :attr:`snapshot` so far (how the writer knows readers are busy).
         self.reads = 0
@@ -242,6 +263,15 @@ class SnapshotModel(Generic[M, S]):
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._writer_ident: int | None = None
+        #: The writer thread waits for work with nothing to publish (under the lock).
+        self._writer_idle = False
+        #: The loop's thread holds the model for this turn's inline updates (under the lock);
+        #: the writer thread takes no batch meanwhile.
+        self._inline_claim = False
+        self._inline_since = 0.0
+        self._inline_ident: int | None = None
+        #: This turn's inline outcomes, answered when the turn's snapshot is published.
+        self._inline_outcomes: list[tuple[_Item, BaseException | None, Any]] = []
         self._reads_seen = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         # Loop-side only: calls waiting for room, in arrival order, and their timer.
@@ -267,8 +297,10 @@ class SnapshotModel(Generic[M, S]):
         return self._thread is not None
 
     def on_writer(self) -> bool:
-        """Whether the calling thread is the writer."""
-        return threading.get_ident() == self._writer_ident
+        """Whether the calling thread is the writer (the writer thread, or the loop's while
+        it applies an inline update)."""
+        ident = threading.get_ident()
+        return ident == self._writer_ident or ident == self._inline_ident
 
     async def start(self) -> None:
         """Start the writer thread (a lifecycle subsystem: the server's first part)."""
@@ -316,14 +348,17 @@ class SnapshotModel(Generic[M, S]):
         held: list[tuple[_Item, BaseException | None, Any]] = []
         while True:
             with self._cond:
-                while not self._queue and not self._stopping:
+                # (While the loop holds the model, held is empty: it claims an idle writer.)
+                while self._inline_claim or (not self._queue and not self._stopping):
                     if held:  # a publish is due at the end of the interval
                         wait = self.published_at + self.publish_interval - time.monotonic()
                         if wait <= 0:
                             break
                         self._cond.wait(wait)
                     else:
+                        self._writer_idle = True
                         self._cond.wait()
+                        self._writer_idle = False
                 if not self._queue and self._stopping:
                     break
                 batch = self._take_batch()
@@ -453,15 +488,32 @@ class SnapshotModel(Generic[M, S]):
     def submit(self, item: _Item) -> None:
         """Queue ``item`` from the event loop's thread. It waits for room when the buffer
         is full; its caller (``item.reply``) is told on the loop either way: when it is
-        queued for a fire-and-forget item, when it is applied and published otherwise."""
+        queued for a fire-and-forget item, when it is applied and published otherwise.
+        A small one may be applied right here instead (see ``inline_weight``)."""
         if self._stopping or self._thread is None:
             raise WriterStopped("the server is stopping: update not applied")
+        inline = claimed = False
         with self._cond:
-            pushed = not self._waiting and self._fits(item.weight)
-            if pushed:
-                answer = self._push(item)
-            else:
-                self._has_waiting = True
+            if item.weight <= self.inline_weight and not self._queue and not self._waiting:
+                if self._inline_claim:
+                    inline = time.perf_counter() - self._inline_since < INLINE_TURN_SECONDS
+                elif self._writer_idle and (
+                    self._inline_ready is None or self._inline_ready(self._model)
+                ):
+                    inline = claimed = self._inline_claim = True
+                    self._inline_since = time.perf_counter()
+            if not inline:
+                pushed = not self._waiting and self._fits(item.weight)
+                if pushed:
+                    answer = self._push(item)
+                else:
+                    self._has_waiting = True
+        if inline:
+            if claimed:
+                assert self._loop is not None
+                self._loop.call_soon(self._end_inline_turn)
+            self._apply_inline(item)
+            return
         if pushed:
             if answer is not None:
                 answer(None, item.answer)
@@ -470,6 +522,33 @@ class SnapshotModel(Generic[M, S]):
         self._waiting.append(_Waiting(item, time.monotonic() + self.wait_timeout))
         if self._timer is None:
             self._arm_timer()
+
+    def _apply_inline(self, item: _Item) -> None:
+        """Apply ``item`` on the loop's thread, which holds the model for this turn."""
+        answer = None
+        if item.queued:  # answered now, as when queued; the outcome is only logged
+            answer, item.reply = item.reply, None
+        self._inline_ident = threading.get_ident()
+        try:
+            self._inline_outcomes.extend(self._apply([item]))
+        finally:
+            self._inline_ident = None
+        self.counters.inline += 1
+        if answer is not None:
+            answer(None, item.answer)
+
+    def _end_inline_turn(self) -> None:
+        """Publish the turn's inline updates, give the model back to the writer thread,
+        and answer their callers."""
+        outcomes, self._inline_outcomes = self._inline_outcomes, []
+        try:
+            self._publish()
+        finally:
+            with self._cond:
+                self._inline_claim = False
+                if self._queue or self._stopping:
+                    self._cond.notify()
+        self._deliver_on_loop(outcomes)
 
     def _fits(self, weight: int) -> bool:
         """Whether ``weight`` more fits (an update heavier than the buffer fits an empty
@@ -602,6 +681,7 @@ class SnapshotModel(Generic[M, S]):
             "writer.last_apply_seconds": f"{c.last_apply_seconds:.6f}",
             "writer.last_error": c.last_error,
             "writer.rested_seconds": f"{c.rested:.3f}",
+            "writer.inline": str(c.inline),
             "snapshot.published": str(c.published),
             "snapshot.age_seconds": f"{time.monotonic() - self.published_at:.3f}",
             "snapshot.publish_interval": f"{self.publish_interval:g}",

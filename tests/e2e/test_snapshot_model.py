@@ -290,14 +290,27 @@ def test_sigterm_with_a_non_empty_buffer_applies_it_and_answers(tmp_path: Path, 
         assert "applied the buffered updates; writer stopped" in log
 
 
-def test_a_client_sees_its_own_training_on_its_connection(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inline_weight", [16, 0])
+def test_a_client_sees_its_own_training_on_its_connection(
+    tmp_path: Path, inline_weight: int
+) -> None:
+    """On the event loop (small trains while the writer is idle) or on the writer thread,
+    a train is answered once a read sees it, and the model is the in-process one."""
+    config = {**CONFIG, "jubako": {"inline_weight": inline_weight}}
+    expected = ClassifierModel(CONFIG)
     with ExitStack() as stack:
-        server = standalone(stack, tmp_path)
+        server = standalone(stack, tmp_path, config)
         with client(server) as c:
             for i in range(40):
-                assert c.train([wide(f"L{i}", range(i, i + 3))]) == 1
+                example = wide(f"L{i}", range(i, i + 3))
+                assert c.train([example]) == 1
+                expected.train([(example.label, example.data)])
                 labels = [r.label for r in c.classify([Datum({f"f{i}": 1.0})])[0]]
                 assert f"L{i}" in labels, f"L{i} trained, then not seen"
+            probe = [Datum({f"f{k}": 1.0}) for k in range(0, 45, 4)]
+            assert answers(c, probe) == expected.classify(probe)
+        inline = int(status(server)["writer.inline"])
+        assert inline > 0 if inline_weight else inline == 0
 
 
 @pytest.mark.zookeeper

@@ -32,6 +32,9 @@ BAD: list[tuple[object, str]] = [
     ({"wait_timeout": float("nan")}, "jubako.wait_timeout: seconds"),
     ({"wait_timeout": None}, "jubako.wait_timeout: seconds"),
     ({"publish_interval": "soon"}, "jubako.publish_interval: seconds"),
+    ({"inline_weight": -1}, "jubako.inline_weight: an integer >= 0"),
+    ({"inline_weight": 1.5}, "jubako.inline_weight: an integer >= 0"),
+    ({"inline_weight": False}, "jubako.inline_weight: an integer >= 0"),
 ]
 
 
@@ -57,3 +60,12 @@ def test_the_update_mode_is_applied_or_queued(
         serv(json.dumps({**config, "jubako": {update: "later"}}))
     built = serv(json.dumps({**config, "jubako": {update: "queued", "buffer_size": 8}}))
     assert isinstance(built, serv)
+
+
+@pytest.mark.parametrize(("serv", "config"), [(ClassifierServ, CLASSIFIER), (StatServ, STAT)])
+def test_inline_weight_defaults_to_16_and_0_turns_it_off(
+    serv: type[ClassifierServ | StatServ], config: dict[str, Any]
+) -> None:
+    assert serv(json.dumps(config)).holder.inline_weight == 16
+    off = serv(json.dumps({**config, "jubako": {"inline_weight": 0}}))
+    assert off.holder.inline_weight == 0
