@@ -66,6 +66,7 @@ def test_the_update_mode_is_applied_or_queued(
 def test_inline_weight_defaults_to_16_and_0_turns_it_off(
     serv: type[ClassifierServ | StatServ], config: dict[str, Any]
 ) -> None:
-    assert serv(json.dumps(config)).holder.inline_weight == 16
-    off = serv(json.dumps({**config, "jubako": {"inline_weight": 0}}))
-    assert off.holder.inline_weight == 0
+    on = serv(json.dumps(config)).holder
+    assert on is not None and on.inline_weight == 16
+    off = serv(json.dumps({**config, "jubako": {"inline_weight": 0}})).holder
+    assert off is not None and off.inline_weight == 0

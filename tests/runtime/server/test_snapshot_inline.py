@@ -97,9 +97,11 @@ async def test_a_small_update_on_an_idle_writer_is_applied_on_the_loop(holder: H
     assert holder.model.values == [5]
     assert holder.model.threads == [threading.get_ident()]
     assert not answer.done()
-    assert holder.snapshot == ()
+    before: tuple[int, ...] = holder.snapshot
+    assert before == ()
     assert await answer == (None, 1)
-    assert holder.snapshot == (5,)  # answered once published: read-your-writes
+    after: tuple[int, ...] = holder.snapshot
+    assert after == (5,)  # answered once published: read-your-writes
     assert holder.counters.published == published + 1
     status = holder.status()
     assert status["writer.inline"] == "1"
