@@ -1,14 +1,18 @@
 """The engines' throughput beside Jubatus's own: in process against the C++ core
 (``embedded_jubatus``) and over RPC against Jubatus's C++ servers, side by side.
 
-``python -m bench.engines [--core-python PATH] [--jubatus-run PATH] [--scale F] [--write]``
+``python -m bench.engines [--core-python PATH] [--jubatus-run PATH] [--scale F]
+[--placements free,same] [--write]``
 
 - in process: the same rows, in the same order, through Jubako's model and the core's
   class with the same config (``train``/``update``/``set_row``/``update_row``/``add`` one
   datum per call, then the engine's query one datum per call);
 - over RPC: a Jubako server (the console script) and Jubatus's server for the same config,
   each called by the same blocking client (``runtime.rpc.client.Client``), one call at a
-  time.
+  time, once per placement of ``--placements`` (:mod:`bench.placement`: ``free`` leaves
+  the client and the server to the scheduler, ``same`` pins both to one CPU, ``apart``
+  to two); one call at a time on a VM measures cross-CPU wake-ups more than the servers
+  unless pinned.
 
 The C++ columns need the core and the servers built per ``shared/reference``
 (``--core-python``: its venv's python; ``--jubatus-run``: the servers' ``run_server.sh``);
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.placement import PLACEMENTS, check, pin, pin_self
 from engines.anomaly.model import AnomalyModel
 from engines.common.neighbor_classifier import NeighborClassifierModel
 from engines.nearest_neighbor.model import NearestNeighborModel
@@ -332,23 +337,32 @@ def rpc_pair(
     updates: list[dict[str, Any]],
     queries: list[dict[str, Any]],
     tmp: Path,
+    placement: str = "free",
 ) -> tuple[tuple[float, float], tuple[float, float] | None]:
     config = tmp / f"{job.engine}.json"
     config.write_text(json.dumps(job.config))
     script = shutil.which(f"juba{job.engine}", path=str(Path(sys.executable).parent))
     assert script is not None
+    server_cpus, client_cpus, _ = PLACEMENTS[placement]
     args = ["--rpc-port", "0", "--configpath", str(config), "--datadir", str(tmp)]
-    with ServerProcess(Path(script), args, log_path=tmp / f"{job.engine}.log") as server:
-        mine = rpc_calls(Client("127.0.0.1", server.port, timeout=60), job, updates, queries)
-    theirs = None
-    if run is not None:
-        port = _free_port()
-        process = _jubatus_server(run, job.engine, config, port, tmp / f"jubatus-{job.engine}.log")
-        try:
-            theirs = rpc_calls(Client("127.0.0.1", port, timeout=60), job, updates, queries)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    pin_self(client_cpus)
+    try:
+        with ServerProcess(Path(script), args, log_path=tmp / f"{job.engine}.log") as server:
+            pin(server.pid, server_cpus)
+            mine = rpc_calls(Client("127.0.0.1", server.port, timeout=60), job, updates, queries)
+        theirs = None
+        if run is not None:
+            port = _free_port()
+            log = tmp / f"jubatus-{job.engine}.log"
+            process = _jubatus_server(run, job.engine, config, port, log)
+            try:
+                pin(process.pid, server_cpus)
+                theirs = rpc_calls(Client("127.0.0.1", port, timeout=60), job, updates, queries)
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+    finally:
+        pin_self(None)
     return mine, theirs
 
 
@@ -371,13 +385,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jubatus-run", type=Path, default=DEFAULT_RUN)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every job's counts")
     parser.add_argument("--only", default="", help="run only jobs whose engine contains this")
+    parser.add_argument(
+        "--placements", default="free,same", help="over RPC, of " + ",".join(PLACEMENTS)
+    )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args(argv)
+    placements = args.placements.split(",")
+    problem = check(placements)
+    if problem:
+        parser.error(f"--placements: {problem}")
     core = args.core_python if args.core_python.exists() else None
     run = args.jubatus_run if args.jubatus_run.exists() else None
     load = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M")
     scale = f" --scale {args.scale}" if args.scale != 1 else ""
+    if args.placements != "free,same":
+        scale += f" --placements {args.placements}"
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     lines = [
         "## Engines",
@@ -392,13 +415,16 @@ def main(argv: list[str] | None = None) -> int:
         "Calls per second, one datum per call (updates first, then queries on the model they "
         "built). *ratio* = Jubako / Jubatus. In process: Jubako's model vs the C++ core through "
         "`embedded_jubatus` (same rows, same config). Over RPC: `juba<engine>` vs Jubatus's "
-        "C++ server (2 threads), each called by the same blocking client, one call at a time."
+        "C++ server (2 threads), each called by the same blocking client, one call at a time,"
+        " the client and the server left to the scheduler (*free*) or pinned to one CPU (*one"
+        " CPU*: see `bench/placement.py`)."
         + ("" if core else " The core was not found: its columns are empty.")
         + ("" if run else " Jubatus's servers were not found: their columns are empty."),
         "",
         "| engine | method | call | in process | core | ratio "
-        "| over RPC | Jubatus server | ratio |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        + "".join(f"| RPC, {PLACEMENTS[p][2] or p} | Jubatus server | ratio " for p in placements)
+        + "|",
+        "|---|---|---|---:|---:|---:" + "---:|---:|---:|" * len(placements),
     ]
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
@@ -412,12 +438,13 @@ def main(argv: list[str] | None = None) -> int:
             mine = jubako_in_process(job, [Datum(r) for r in updates], [Datum(r) for r in queries])
             theirs = core_in_process(core, job, updates, queries)
             rpc_count_u, rpc_count_q = min(count_u, 1500), min(count_q, 1500)
-            rpc_mine: tuple[float | None, float | None] = (None, None)
-            rpc_theirs: tuple[float, float] | None = None
-            if job.engine != "classifier":  # jubaclassifier serves NN once the lead wires it
-                rpc_mine, rpc_theirs = rpc_pair(
-                    run, job, updates[:rpc_count_u], queries[:rpc_count_q], tmp
-                )
+            pairs: list[tuple[tuple[float | None, float | None], tuple[float, float] | None]]
+            pairs = [((None, None), None)] * len(placements)
+            if job.engine != "classifier":  # (jubaclassifier's RPC figures: bench.vs_jubatus)
+                pairs = [
+                    rpc_pair(run, job, updates[:rpc_count_u], queries[:rpc_count_q], tmp, place)
+                    for place in placements
+                ]
             for index, (name, count, rpc_count) in enumerate(
                 (
                     (UPDATE_NAMES[job.engine], count_u, rpc_count_u),
@@ -425,14 +452,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
             ):
                 core_seconds = None if theirs is None else theirs[index]
-                rpc_their_seconds = None if rpc_theirs is None else rpc_theirs[index]
                 line = (
                     f"| {job.engine} | {job.label} | {name} | {_rate(count, mine[index])} | "
-                    f"{_rate(count, core_seconds)} | {_ratio(count, mine[index], core_seconds)} | "
-                    f"{_rate(rpc_count, rpc_mine[index])} | "
-                    f"{_rate(rpc_count, rpc_their_seconds)} | "
-                    f"{_ratio(rpc_count, rpc_mine[index], rpc_their_seconds)} |"
+                    f"{_rate(count, core_seconds)} | {_ratio(count, mine[index], core_seconds)} |"
                 )
+                for rpc_mine, rpc_theirs in pairs:
+                    rpc_their_seconds = None if rpc_theirs is None else rpc_theirs[index]
+                    line += (
+                        f" {_rate(rpc_count, rpc_mine[index])} |"
+                        f" {_rate(rpc_count, rpc_their_seconds)} |"
+                        f" {_ratio(rpc_count, rpc_mine[index], rpc_their_seconds)} |"
+                    )
                 lines.append(line)
                 print(line, flush=True)
     block = "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """Jubako's classifier beside Jubatus's own C++ ``jubaclassifier``, side by side in one run.
 
 ``python -m bench.vs_jubatus [--rounds 3] [--seconds 1] [--loops asyncio,uvloop]
-[--calls get_status,classify,train,classify100] [--compare-with DIR] [--no-write]``
+[--calls get_status,classify,train,classify100] [--placements free,same,apart]
+[--compare-with DIR] [--no-write]``
 
 Over RPC: Jubatus's server (its default 2 threads, built per ``shared/reference``; found at
 ``--jubatus-run``), and ``jubaclassifier`` on each event loop of ``--loops``, plus one on the
@@ -15,6 +16,11 @@ call and load, every server in turn is driven by the same lean closed-loop clien
 ``get_status``, a ``classify`` of 1 datum (1 string of three words, 3 numbers), a
 ``train`` of 1 datum, a ``classify`` of 100 datums; loads: 1 connection, 16 connections,
 1 connection with 64 calls pipelined.
+
+Placements (``--placements``; every server in turn gets the same one, see
+:mod:`bench.placement`): ``free`` leaves the client and the server to the scheduler;
+``same`` pins both (every thread of the server) to CPU 0, ``apart`` the client to CPU 0
+and the server to CPU 1.
 
 In process (``--skip-engine`` leaves it out): the AROW model on the ``digits`` rows of the
 oracle goldens (scikit-learn's data set, 400 training rows and 100 held out), trained one
@@ -47,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._call_load import labeled
+from bench.placement import PLACEMENTS, all_cpus, check, pin
 from bench.results import replace_section
 from bench.rpc import machine_note
 from runtime.rpc.client import Client
@@ -147,7 +154,12 @@ def pretrain(server: Server) -> None:
 
 
 def measure(
-    server: Server, call: str, connections: int, depth: int, args: argparse.Namespace
+    server: Server,
+    call: str,
+    connections: int,
+    depth: int,
+    args: argparse.Namespace,
+    client_cpus: set[int] | None = None,
 ) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "bench._call_load", "--port", str(server.port), "--call", call,
@@ -155,7 +167,11 @@ def measure(
         "--seconds", str(args.seconds), "--warmup", str(args.warmup),
         "--server-pid", str(server.pid),
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    cpus = client_cpus or all_cpus()
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=120,
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+    )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"load against {server.label} failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout)
@@ -209,11 +225,13 @@ def rpc_table(
             pretrain(server)
         for round_number in range(1, args.rounds + 1):
             for call in calls:
-                for shape, connections, depth in SHAPES:
+                for shape, connections, depth, placement in loads(args):
+                    server_cpus, client_cpus, _ = PLACEMENTS[placement]
                     for server in servers:
                         if server.only and call not in server.only:
                             continue
-                        r = measure(server, call, connections, depth, args)
+                        pin(server.pid, server_cpus)
+                        r = measure(server, call, connections, depth, args, client_cpus)
                         results.setdefault((call, shape, server.label), []).append(r["calls_per_s"])
                         print(
                             f"{round_number} {call:<11} {shape:<27} {server.label:<22} "
@@ -224,6 +242,20 @@ def rpc_table(
         labels = [server.label for server in servers]
     medians = {key: statistics.median(values) for key, values in results.items()}
     return medians, labels, note
+
+
+def loads(args: argparse.Namespace) -> list[tuple[str, int, int, str]]:
+    """Every load of :data:`SHAPES` in every placement asked for, named for the table."""
+    return [
+        (
+            shape + (f", {name}" if (name := PLACEMENTS[placement][2]) else ""),
+            connections,
+            depth,
+            placement,
+        )
+        for placement in args.placements.split(",")
+        for shape, connections, depth in SHAPES
+    ]
 
 
 def engine_speed(args: argparse.Namespace) -> dict[str, Any]:
@@ -303,7 +335,9 @@ def render(
         " (`bench/_call_load.py`: closed loop, old-spec strings, replies decoded). Jubatus:"
         " its C++ `jubaclassifier` 1.1.1, 2 threads. AROW, a `space` and a `num` rule; a datum"
         " is 1 string of three words and 3 numbers; every server trained on the same 300"
-        " examples first. *ratio* = Jubako / Jubatus.",
+        " examples first. *ratio* = Jubako / Jubatus. Loads marked *one CPU* pin the client"
+        " and the server to the same CPU, *CPUs apart* to different ones (every server"
+        " alike); the others leave them to the scheduler (see the notes).",
         "",
     ]
     if note:
@@ -319,7 +353,7 @@ def render(
         rule += "---:|" + ("---:|" if have_jubatus else "")
     lines += [header, rule]
     for call, title in CALLS.items():
-        for shape, _, _ in SHAPES:
+        for shape, _, _, _ in loads(args):
             if (call, shape, jubakos[0]) not in medians:
                 continue
             row = f"| {title} | {shape} |"
@@ -341,7 +375,7 @@ def render(
             "|---|---:|---:|---:|",
         ]
         applied = label.removesuffix("/queued")
-        for shape, _, _ in SHAPES:
+        for shape, _, _, _ in loads(args):
             queued_rate = medians.get(("train", shape, label))
             if queued_rate is None:
                 continue
@@ -386,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.3)
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--calls", default=",".join(CALLS))
+    parser.add_argument(
+        "--placements", default="free,same,apart", help="of " + ",".join(PLACEMENTS)
+    )
     parser.add_argument("--passes", type=int, default=5, help="in process: passes over the rows")
     parser.add_argument("--jubatus-run", type=Path, default=DEFAULT_RUN)
     parser.add_argument("--core-python", type=Path, default=DEFAULT_CORE)
@@ -393,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-engine", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    problem = check(args.placements.split(","))
+    if problem:
+        parser.error(f"--placements: {problem}")
     raw = sys.argv[1:] if argv is None else argv
     args.command_line = "python -m bench.vs_jubatus" + (" " + shlex.join(raw) if raw else "")
     machine = machine_note(with_loop=False)

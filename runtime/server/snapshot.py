@@ -65,9 +65,10 @@ from runtime.wire.types import Descriptor, Object
 #: In a ``queued`` method's weight, one unit per this many bytes of text (see
 #: :func:`text_weight`).
 TEXT_UNIT = 1024
-#: Inline updates (see :class:`SnapshotModel`'s ``inline_weight``) one turn of the event
-#: loop applies before it sends the rest to the writer, in seconds of applying.
-INLINE_TURN_SECONDS = 0.001
+#: How long the inline updates of one turn of the event loop (see :class:`SnapshotModel`'s
+#: ``inline_weight``) may take to apply, estimated from the turns before; the rest of the
+#: turn's updates go to the writer thread.
+INLINE_TURN_SECONDS = 0.002
 
 
 def wire_text_bytes(value: object) -> int:
@@ -197,14 +198,14 @@ class SnapshotModel(Generic[M, S]):
 
     ``inline_weight`` (0: off) lets small updates skip the trip to the writer thread: an
     update of at most that weight that arrives while the writer is idle, with nothing queued
-    or waiting, is applied right there on the event loop's thread, which is the writer for
-    that moment (:meth:`on_writer` says so; the writer thread waits meanwhile). Updates of
-    the same turn of the loop follow it, up to :data:`INLINE_TURN_SECONDS` of applying;
-    at the end of the turn one snapshot publishes them all and their callers are answered,
-    exactly as from the writer. A handover costs two thread wake-ups, tens of microseconds
-    on a VM, more than a small update itself. ``inline_ready(model)``, when given, must
-    also say yes (e.g. no reader holds what the update would wait for: the loop must not
-    wait). With ``publish_interval`` set, updates always go to the writer.
+    or waiting, is kept for the end of the event loop's turn, and so are the small ones
+    after it in the same turn, up to about :data:`INLINE_TURN_SECONDS` of applying. At the
+    end of the turn the loop's thread applies them as one batch, as the writer (:meth:`on_writer`
+    says so; the writer thread takes no batch meanwhile), publishes one snapshot and answers
+    their callers exactly as the writer would. A handover costs two thread wake-ups, tens of
+    microseconds on a VM, more than a small update itself. ``inline_ready(model)``, when
+    given, must also say yes (e.g. no reader holds what the update would wait for: the loop
+    must not wait). With ``publish_interval`` set, updates always go to the writer.
     """
 
     name = "writer"
@@ -268,10 +269,13 @@ class SnapshotModel(Generic[M, S]):
         #: The loop's thread holds the model for this turn's inline updates (under the lock);
         #: the writer thread takes no batch meanwhile.
         self._inline_claim = False
-        self._inline_since = 0.0
         self._inline_ident: int | None = None
-        #: This turn's inline outcomes, answered when the turn's snapshot is published.
-        self._inline_outcomes: list[tuple[_Item, BaseException | None, Any]] = []
+        #: This turn's inline updates, applied at its end, and the weight they may reach.
+        self._turn: list[_Item] = []
+        self._turn_weight = 0
+        self._turn_budget = inline_weight
+        #: Seconds an inline update of weight 1 takes to apply (a running estimate).
+        self._inline_unit_seconds = 0.0
         self._reads_seen = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         # Loop-side only: calls waiting for room, in arrival order, and their timer.
@@ -496,12 +500,11 @@ class SnapshotModel(Generic[M, S]):
         with self._cond:
             if item.weight <= self.inline_weight and not self._queue and not self._waiting:
                 if self._inline_claim:
-                    inline = time.perf_counter() - self._inline_since < INLINE_TURN_SECONDS
+                    inline = self._turn_weight + item.weight <= self._turn_budget
                 elif self._writer_idle and (
                     self._inline_ready is None or self._inline_ready(self._model)
                 ):
                     inline = claimed = self._inline_claim = True
-                    self._inline_since = time.perf_counter()
             if not inline:
                 pushed = not self._waiting and self._fits(item.weight)
                 if pushed:
@@ -512,7 +515,12 @@ class SnapshotModel(Generic[M, S]):
             if claimed:
                 assert self._loop is not None
                 self._loop.call_soon(self._end_inline_turn)
-            self._apply_inline(item)
+            self._turn.append(item)
+            self._turn_weight += item.weight
+            if item.queued:  # answered now, as when queued; the outcome is only logged
+                answer, item.reply = item.reply, None
+                if answer is not None:
+                    answer(None, item.answer)
             return
         if pushed:
             if answer is not None:
@@ -523,31 +531,29 @@ class SnapshotModel(Generic[M, S]):
         if self._timer is None:
             self._arm_timer()
 
-    def _apply_inline(self, item: _Item) -> None:
-        """Apply ``item`` on the loop's thread, which holds the model for this turn."""
-        answer = None
-        if item.queued:  # answered now, as when queued; the outcome is only logged
-            answer, item.reply = item.reply, None
+    def _end_inline_turn(self) -> None:
+        """Apply the turn's inline updates as one batch on the loop's thread (the writer
+        for now), publish them, give the model back to the writer thread, and answer."""
+        batch, self._turn = self._turn, []
+        weight, self._turn_weight = self._turn_weight, 0
         self._inline_ident = threading.get_ident()
         try:
-            self._inline_outcomes.extend(self._apply([item]))
-        finally:
-            self._inline_ident = None
-        self.counters.inline += 1
-        if answer is not None:
-            answer(None, item.answer)
-
-    def _end_inline_turn(self) -> None:
-        """Publish the turn's inline updates, give the model back to the writer thread,
-        and answer their callers."""
-        outcomes, self._inline_outcomes = self._inline_outcomes, []
-        try:
+            outcomes = self._apply(batch)
             self._publish()
         finally:
+            self._inline_ident = None
             with self._cond:
                 self._inline_claim = False
                 if self._queue or self._stopping:
                     self._cond.notify()
+        self.counters.inline += len(batch)
+        # The next turns' budget: what fits in INLINE_TURN_SECONDS at this turn's pace.
+        unit = self.counters.last_apply_seconds / max(weight, 1)
+        estimate = self._inline_unit_seconds
+        estimate = unit if not estimate else estimate * 0.75 + unit * 0.25
+        self._inline_unit_seconds = estimate
+        fits = int(INLINE_TURN_SECONDS / max(estimate, 1e-7))
+        self._turn_budget = max(self.inline_weight, min(fits, self.max_batch))
         self._deliver_on_loop(outcomes)
 
     def _fits(self, weight: int) -> bool:
