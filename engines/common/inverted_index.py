@@ -332,8 +332,14 @@ class InvertedIndex:
                 values.append(value)
         if not at:
             return np.zeros(dense.matrix.shape[1], dtype=np.float64)
-        products = dense.matrix[at]
-        products *= np.array(values, dtype=np.float64)[:, np.newaxis]
+        first = at[0]
+        if at[-1] - first == len(at) - 1 and at == list(range(first, first + len(at))):
+            # The query's features are a run of the matrix's rows (typical: rows of the
+            # same keys in the same order): multiply a view, no gathered copy.
+            products = dense.matrix[first : first + len(at)] * np.array(values)[:, np.newaxis]
+        else:
+            products = dense.matrix[at]
+            products *= np.array(values, dtype=np.float64)[:, np.newaxis]
         dots: npt.NDArray[np.float64] = np.add.reduce(products, axis=0, initial=0.0)
         return dots
 

@@ -7,6 +7,7 @@ import math
 import random
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from engines.common.inverted_index import DENSE_AFTER_QUERIES, DENSE_MIN_ROWS, InvertedIndex
@@ -115,6 +116,20 @@ def test_the_dense_copy_gives_the_loops_dot_products_and_scores(
     assert dense.tobytes() == looped[0].tobytes()
     assert _bits(index.euclid(query, 7)) == euclid[0]
     assert _bits(index.cosine(query, 7)) == cosine[0]
+
+
+@pytest.mark.parametrize("picked", [range(6), range(2, 5), [0, 1, 2, 4], [5, 4, 3]])
+def test_the_dense_copy_of_a_run_of_features_gives_the_loops_bits(picked: list[int]) -> None:
+    """A query whose features are consecutive rows of the copy (multiplied as a view) and
+    one that is not (gathered) both sum to the loop's bits."""
+    rng = random.Random(11)
+    index = _dense_index(DENSE_MIN_ROWS + 9, 6, rng)
+    query = [(f"f{j}", rng.uniform(-5.0, 5.0)) for j in picked]
+    looped = index._dots(query, touched=True)[0]
+    for _ in range(DENSE_AFTER_QUERIES):
+        index.euclid(query, 3)
+    assert index._dense is not None
+    assert index._dots(query)[0].tobytes() == looped.tobytes()
 
 
 def test_the_dense_copy_follows_writes_and_is_not_made_for_irregular_rows() -> None:
