@@ -242,7 +242,8 @@ class SnapshotModel(Generic[M, S]):
         self.read_share = read_share
         if inline_weight < 0:
             raise ValueError("inline_weight must be at least 0")
-        self.inline_weight = 0 if publish_interval else inline_weight
+        # (At most a batch: a larger update would hold the loop, and reads, for its length.)
+        self.inline_weight = 0 if publish_interval else min(inline_weight, max_batch)
         self._inline_ready = inline_ready
         self._snapshot: S = make_snapshot(model)
         #: Reads of :attr:`snapshot` so far (how the writer knows readers are busy).
@@ -273,7 +274,7 @@ class SnapshotModel(Generic[M, S]):
         #: This turn's inline updates, applied at its end, and the weight they may reach.
         self._turn: list[_Item] = []
         self._turn_weight = 0
-        self._turn_budget = inline_weight
+        self._turn_budget = self.inline_weight
         #: Seconds an inline update of weight 1 takes to apply (a running estimate).
         self._inline_unit_seconds = 0.0
         self._reads_seen = 0

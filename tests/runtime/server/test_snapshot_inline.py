@@ -240,5 +240,7 @@ def test_inline_updates_are_off_with_a_publish_interval_or_by_default() -> None:
     assert SnapshotModel(Recorder(), snapshot_of).inline_weight == 0
     spaced = SnapshotModel(Recorder(), snapshot_of, inline_weight=8, publish_interval=0.1)
     assert spaced.inline_weight == 0
+    capped = SnapshotModel(Recorder(), snapshot_of, inline_weight=10**9, max_batch=64)
+    assert capped.inline_weight == 64  # a larger update would hold the loop that long
     with pytest.raises(ValueError, match="inline_weight"):
         SnapshotModel(Recorder(), snapshot_of, inline_weight=-1)
