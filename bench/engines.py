@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         "| engine | method | call | in process | core | ratio "
         + "".join(f"| RPC, {PLACEMENTS[p][2] or p} | Jubatus server | ratio " for p in placements)
         + "|",
-        "|---|---|---|---:|---:|---:" + "---:|---:|---:|" * len(placements),
+        "|---|---|---|---:|---:|---:|" + "---:|---:|---:|" * len(placements),
     ]
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
