@@ -957,15 +957,17 @@ class FeatureConverter:
                         ]
                     )
 
-    def _num_plan(self, key: str) -> list[tuple[str, str]]:
-        """The ``(feature name, type)`` a number under ``key`` gives, by rule (cached)."""
-        plan = self._num_plans.get(key)
+    def _num_plan(self, key: str) -> NumPlan:
+        """The ``(feature name, type)`` a number under ``key`` gives, by rule (cached); just
+        the feature's name when that is one ``num`` feature (the value as it is)."""
+        plan: NumPlan | None = self._num_plans.get(key)
         if plan is None:
-            plan = []
+            steps = []
             for rule in self._num_rules:
                 if rule.matcher(key):
                     _check_key(key)
-                    plan.append((f"{key}@{rule.type_name}", rule.type_name))
+                    steps.append((f"{key}@{rule.type_name}", rule.type_name))
+            plan = steps[0][0] if len(steps) == 1 and steps[0][1] == "num" else steps
             self._num_plans.keep(key, plan, len(key))
         return plan
 
@@ -975,6 +977,9 @@ class FeatureConverter:
             plan = plans.get(key)
             if plan is None:
                 plan = self._num_plan(key)
+            if isinstance(plan, str):
+                out.append((plan, value))
+                continue
             for name, type_name in plan:
                 if type_name == "num":
                     out.append((name, value))
@@ -1037,6 +1042,9 @@ class FeatureConverter:
                     except (UnicodeDecodeError, ValueError):
                         return None
                     plans.keep(key, plan, len(key))
+                if isinstance(plan, str):
+                    features.append((plan, value))
+                    continue
                 for name, type_name in plan:
                     if type_name == "num":
                         features.append((name, value))
@@ -1121,6 +1129,10 @@ class FeatureConverter:
         features = self.unweighted(datum)
         self.weights.update(features, self.uses_idf, self.uses_bm25)
         return self._finish(features)
+
+
+#: What a number under a key gives (see ``FeatureConverter._num_plan``).
+NumPlan = str | list[tuple[str, str]]
 
 
 def _check_key(key: str) -> None:
