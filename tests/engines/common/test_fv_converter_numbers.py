@@ -6,6 +6,7 @@ size; a ``$`` in a key a rule reads is refused on both paths."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -16,8 +17,12 @@ from engines.common.fv_converter import FeatureConverter, format_number
 from runtime.wire.datum import Datum
 
 #: Which keys each rule's pattern reads.
-MATCHES = {"*": lambda k: True, "l*": lambda k: k.startswith("l"),
-           "*s": lambda k: k.endswith("s"), "x*": lambda k: k.startswith("x")}  # fmt: skip
+MATCHES: dict[str, Callable[[str], bool]] = {
+    "*": lambda k: True,
+    "l*": lambda k: k.startswith("l"),
+    "*s": lambda k: k.endswith("s"),
+    "x*": lambda k: k.startswith("x"),
+}
 CONFIGS: dict[str, dict[str, Any]] = {
     "num": {"num_rules": [{"key": "*", "type": "num"}]},
     "log": {"num_rules": [{"key": "*", "type": "log"}]},
