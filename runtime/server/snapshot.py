@@ -68,7 +68,7 @@ TEXT_UNIT = 1024
 #: How long the inline updates of one turn of the event loop (see :class:`SnapshotModel`'s
 #: ``inline_weight``) may take to apply, estimated from the turns before; the rest of the
 #: turn's updates go to the writer thread.
-INLINE_TURN_SECONDS = 0.002
+INLINE_TURN_SECONDS = 0.0005
 
 
 def wire_text_bytes(value: object) -> int:
