@@ -75,13 +75,25 @@ class OriginalRows:
         self._ordered: dict[str, list[tuple[str, float]]] = {}
 
     def update(self, key: str, features: Features) -> None:
-        row = self.rows.setdefault(key, {})
+        row = self.rows.get(key)
+        # A new row whose features come in column order (each once) is its ordered form.
+        in_order = row is None
+        if row is None:
+            row = self.rows[key] = {}
         ids = self.feature_ids
+        last = -1
         for feature, value in features:
-            if feature not in ids:
-                ids[feature] = len(ids)
+            column = ids.get(feature)
+            if column is None:
+                column = ids[feature] = len(ids)
+            if column <= last:
+                in_order = False
+            last = column
             row[feature] = value
-        self._ordered.pop(key, None)
+        if in_order:
+            self._ordered[key] = list(features)
+        else:
+            self._ordered.pop(key, None)
 
     def get(self, key: str) -> list[tuple[str, float]]:
         ordered = self._ordered.get(key)
