@@ -164,7 +164,7 @@ class ClassifierServ(ServerBase):
     def get_status(self) -> dict[str, str]:
         if self.holder is None:
             return self.model.get_status()
-        return self.holder.snapshot.get_status()
+        return self.holder.snapshot.get_status(self.standalone)
 
     def pack(self) -> object:
         if self.holder is None:

@@ -143,6 +143,7 @@ class Replica:
         "DC",
         "DFD",
         "DFM",
+        "all_features",
         "arrays",
         "counts",
         "diff_counts",
@@ -201,6 +202,8 @@ class Replica:
         self.generation = 0
         self.master_features = 0
         self.diff_features = 0
+        #: Rows with a weight in the master or the diff (a standalone server's num_features).
+        self.all_features = 0
         self.retired = False
 
     # -- reading ----------------------------------------------------------------------------
@@ -293,15 +296,18 @@ class Replica:
         """The feature counts of get_status, and the per-row diff counts, from the arrays
         (:data:`CHUNK` rows at a time)."""
         views = self.arrays.views()
-        master = diff_features = 0
+        master = diff_features = every = 0
         for low in range(1, self.rows, CHUNK):
             high = min(low + CHUNK, self.rows)
-            master += int((~np.isnan(views["WM"][low:high])).any(axis=1).sum())
+            in_master = (~np.isnan(views["WM"][low:high])).any(axis=1)
+            master += int(in_master.sum())
             diff = (~np.isnan(views["WD"][low:high])).sum(axis=1)
             self.DC[low:high] = array("l", diff.tolist())
             diff_features += int((diff > 0).sum())
+            every += int((in_master | (diff > 0)).sum())
         self.master_features = master
         self.diff_features = diff_features
+        self.all_features = every
 
     def copy(self) -> Replica:
         """A copy sharing nothing mutable but the (append-only) feature index."""
@@ -337,6 +343,7 @@ class Replica:
         self.generation = source.generation
         self.master_features = source.master_features
         self.diff_features = source.diff_features
+        self.all_features = source.all_features
 
     def catch_up(self, source: Replica, rows: Iterable[int] | None) -> None:
         """Become equal to ``source``: ``rows`` are the rows that differ (None: maybe all)."""
@@ -483,14 +490,31 @@ class Replica:
             out.append(score if present else 0.0)
         return out
 
-    def status(self, method: str) -> dict[str, str]:
-        return {
-            "method": method,
-            "num_classes": str(len(self.counts)),
-            "num_features": str(self.master_features),
-            "num_features_diff": str(self.diff_features),
-            "model_version": str(self.version),
-        }
+    def status(self, method: str, standalone: bool = False) -> dict[str, str]:
+        """Jubatus's keys: its storage's (``local_storage`` on a standalone server, as
+        Jubatus picks it, ``local_storage_mixture`` in a cluster) and its weight manager's."""
+        status = {"method": method, "num_classes": str(len(self.counts))}
+        if standalone:
+            status["num_features"] = str(self.all_features)
+            status["storage"] = "local_storage"
+        else:
+            status["num_features"] = str(self.master_features)
+            status["num_features_diff"] = str(self.diff_features)
+            status["model_version"] = str(self.version)
+            status["storage"] = "local_storage_mixture"
+        status["weight_manager_version"] = str(self.version)
+        rows = self.rows
+        for prefix, documents, frequencies, groups in (
+            ("diff", self.documents_diff, self.DFD, self.groups_diff),
+            ("master", self.documents_master, self.DFM, self.groups_master),
+        ):
+            counted = np.frombuffer(frequencies, dtype=np.int64, count=rows)[1:]
+            status[f"{prefix}_document_count"] = str(documents)
+            status[f"{prefix}_num_document_frequencies"] = str(int(np.count_nonzero(counted)))
+            status[f"{prefix}_num_group_frequencies"] = str(len(groups))
+            status[f"{prefix}_num_group_total_lengths"] = str(len(groups))
+            status[f"{prefix}_num_weights"] = "0"
+        return status
 
 
 #: What sums one datum's products for the label slots of a key (the stride, then the
@@ -810,10 +834,14 @@ class ClassifierModel:
     def _count_fresh(work: Replica, fresh: list[int]) -> None:
         stride = work.arrays.stride
         counts = work.DC
+        master = work.arrays.WM
         for position in fresh:
             fid = position // stride
             if counts[fid] == 0:
                 work.diff_features += 1
+                base = fid * stride
+                if all(m != m for m in master[base : base + stride]):  # new to the table
+                    work.all_features += 1
             counts[fid] += 1
 
     def classify(self, data: Sequence[DatumLike]) -> list[list[tuple[str, float]]]:
@@ -875,9 +903,10 @@ class ClassifierModel:
         self._sent = None
         return True
 
-    def get_status(self) -> dict[str, str]:
-        """Jubatus's status keys for a linear classifier."""
-        return self._current().status(self.method.name)
+    def get_status(self, standalone: bool = False) -> dict[str, str]:
+        """Jubatus's status keys for a linear classifier (a standalone server's, or a
+        cluster member's)."""
+        return self._current().status(self.method.name, standalone)
 
     def _replace(self, replica: Replica) -> None:
         """Swap the writer's copy for ``replica`` (a load, a copied model, a clear)."""
@@ -1056,8 +1085,8 @@ class ClassifierSnapshot:
         counts: dict[str, int] = self._read(lambda r: dict(r.counts))
         return counts
 
-    def get_status(self) -> dict[str, str]:
-        status: dict[str, str] = self._read(lambda r: r.status(self.method_name))
+    def get_status(self, standalone: bool = False) -> dict[str, str]:
+        status: dict[str, str] = self._read(lambda r: r.status(self.method_name, standalone))
         return status
 
     def frozen(self) -> Replica:

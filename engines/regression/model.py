@@ -305,19 +305,21 @@ class RegressionModel:
         self.converter.weights.clear()
         return True
 
-    def get_status(self) -> dict[str, str]:
-        """Jubatus's status keys for a regression server."""
+    def get_status(self, standalone: bool = False) -> dict[str, str]:
+        """Jubatus's status keys for a regression server (a standalone one's linear storage
+        is Jubatus's ``local_storage``, a cluster member's ``local_storage_mixture``)."""
         status: dict[str, str] = {"method": self.method_name}
         if self.linear is not None:
-            status.update(
-                {
-                    "num_features": str(len(self.weights.master.keys() | self.weights.diff.keys())),
-                    "num_features_diff": str(len(self.weights.diff)),
-                    "num_classes": "1" if self.weights.master or self.weights.diff else "0",
-                    "model_version": str(self._version),
-                    "storage": "local_storage_mixture",
-                }
-            )
+            weights = self.weights
+            status["num_classes"] = "1" if weights.master or weights.diff else "0"
+            if standalone:
+                status["num_features"] = str(len(weights.master.keys() | weights.diff.keys()))
+                status["storage"] = "local_storage"
+            else:
+                status["num_features"] = str(len(weights.master))
+                status["num_features_diff"] = str(len(weights.diff))
+                status["model_version"] = str(self._version)
+                status["storage"] = "local_storage_mixture"
         else:
             assert self.neighbors is not None
             status.update(self.neighbors.status())

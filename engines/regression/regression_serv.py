@@ -86,7 +86,7 @@ class RegressionServ(ServerBase):
         return self.model.clear()
 
     def get_status(self) -> dict[str, str]:
-        return self.model.get_status()
+        return self.model.get_status(self.standalone)
 
     def pack(self) -> object:
         return to_jubatus(self.model.pack(), shape_of(self.model))

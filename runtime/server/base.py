@@ -75,6 +75,9 @@ class ServerBase:
         self.config = config
         #: Set by the framework: called by :meth:`updated`.
         self.update_listener: Callable[[], None] | None = None
+        #: Set by the framework: whether the server runs alone (no ZooKeeper), Jubatus's
+        #: ``is_standalone`` (some engines' status keys depend on it, as in Jubatus).
+        self.standalone = True
 
     def mixable(self) -> Mixable | None:
         """The model the mixer combines across servers, or ``None`` (no mix).

@@ -82,6 +82,7 @@ class ServiceHost:
         use_cht: bool,
     ) -> None:
         self.serv = serv
+        serv.standalone = settings.is_standalone
         self.service_type = service_type
         self.settings = settings
         self.model_lock = model_lock
@@ -91,9 +92,9 @@ class ServiceHost:
         self.server_id = f"127.0.0.1_{settings.rpc_port}"
         self.start_time = int(time.time())
         self.update_count = 0
-        self.last_saved = ""
+        self.last_saved = "0"  # (seconds since the epoch; 0: never, as Jubatus says it)
         self.last_saved_path = ""
-        self.last_loaded = ""
+        self.last_loaded = "0"
         self.last_loaded_path = ""
         #: The status keys that do not change while the process runs (see get_status).
         self._fixed_status: dict[str, str] | None = None
