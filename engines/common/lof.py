@@ -283,6 +283,9 @@ class Lof(_Lof):
         self.kdists: dict[str, float] = {}
         self.lrds: dict[str, float] = {}
         self.log = ChangeLog(owner)
+        #: Rows in the model as of the last mix or load (Jubatus's master table: its
+        #: ``num_id_master``; a standalone server's stays 0, as Jubatus's does).
+        self.master_rows = 0
         # inverted_index_euclid ranks every row by (distance, row), a NaN distance showing;
         # cosine clamps a NaN to -1, and the hashed methods' candidates may depend on how
         # many are asked
@@ -459,11 +462,12 @@ class Lof(_Lof):
         self.lrds = {}
         self.log.clear()
         self.ignored = 0
+        self.master_rows = 0
         if self.unlearner is not None:
             self.unlearner.clear()
 
     def status(self) -> dict[str, str]:
-        status = {"num_id_master": str(len(self.kdists)), "num_id_diff": str(len(self.log.changed))}
+        status = {"num_id_master": str(self.master_rows), "num_id_diff": str(len(self.log.changed))}
         if self.ignore_kth:
             status["num_ignored"] = str(self.ignored)
         if self.unlearner is not None:
@@ -508,6 +512,7 @@ class Lof(_Lof):
     def after_mix(self) -> None:
         self.log.after_mix()
         self.engine.after_mix()
+        self.master_rows = len(self.kdists)
 
     def pack(self) -> dict[str, object]:
         return {
@@ -537,6 +542,7 @@ class Lof(_Lof):
         if self.unlearner is not None and fields.get("unlearner") is not None:
             self.unlearner.unpack(fields["unlearner"], f"{path}.unlearner")
         _check_scored(self.engine.all_rows(), self.kdists, f"{path}.scores")
+        self.master_rows = len(self.kdists)
 
 
 def _read_scores(

@@ -101,7 +101,7 @@ class NearestNeighborModel:
             "method": self.method,
             "update_row_cnt": str(self.update_row_count),
             "num_rows": str(len(table)),
-            "data": f'{{"keys":{len(table)},"clock":{table.clock}}}',
+            "data": str(len(table)),  # Jubatus's: its table's dump_json, the row count
             "model_version": str(self._version),
             **self.converter.weights.status(),
         }

@@ -74,7 +74,8 @@ class StatServ(ServerBase):
         return self.holder.write(lambda model: model.clear(), name="clear")
 
     def get_status(self) -> dict[str, str]:
-        return {"window_size": str(self.model.window_size)}
+        # Jubatus's stat server shows only its model's type as "storage".
+        return {"storage": "stat", "window_size": str(self.model.window_size)}
 
     def pack(self) -> object:
         return to_jubatus(self.holder.snapshot.pack())

@@ -1,10 +1,10 @@
 """``get_status`` of a real server has every key Jubatus's own server has, with the same
 model figures, for the same config and the same calls.
 
-The expected figures were read from Jubatus 1.1.1's own ``jubaclassifier`` and
-``jubaregression`` (standalone, built per the reference note), after the calls each test
-makes; in a cluster, Jubatus's linear storage is ``local_storage_mixture`` (its source:
-``make_model`` in ``classifier_serv.cpp`` and ``regression_serv.cpp``).
+The expected figures were read from Jubatus 1.1.1's own servers (standalone, built per
+the reference note) after the calls each case makes; in a cluster, Jubatus's linear
+storage is ``local_storage_mixture`` (its source: ``make_model`` in
+``classifier_serv.cpp`` and ``regression_serv.cpp``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from tests.e2e.classifier_cluster import IMPL, start_server, status, wait_for, w
 pytestmark = [pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[2]
-REGRESSION = REPO / "engines" / "regression" / "regression_impl.py"
 
 #: The keys every Jubatus server's status has (``server_base``), whatever the engine.
 COMMON = {
@@ -42,6 +41,8 @@ IDF = {
     "num_rules": [{"key": "*", "type": "num"}],
 }
 AROW = {"method": "AROW", "parameter": {"regularization_weight": 1.0}}
+LSH = {"method": "lsh", "parameter": {"hash_num": 64}}
+LOF = {"nearest_neighbor_num": 10, "reverse_nearest_neighbor_num": 30}
 PA1 = {"method": "PA1", "parameter": {"regularization_weight": 1.0, "sensitivity": 0.1}}
 
 
@@ -74,6 +75,33 @@ CASES: dict[str, tuple[dict[str, Any], list[tuple[str, list[object]]], dict[str,
         [("train", ["x", [[float(i % 7), datum(i)]]]) for i in range(50)],
         {"num_classes": "1", "num_features": "12", "storage": "local_storage"},
     ),
+    "nearest_neighbor, lsh": (
+        {**LSH, "converter": CONVERTER},
+        [("set_row", ["x", f"r{i}", datum(i)]) for i in range(20)],
+        {"data": "20", "update_row_cnt": "20"},
+    ),
+    "recommender, lsh": (
+        {**LSH, "converter": CONVERTER},
+        [("update_row", ["x", f"r{i}", datum(i)]) for i in range(20)],
+        {"clear_row_cnt": "0", "update_row_cnt": "20"},
+    ),
+    "anomaly, lof": (
+        {"method": "lof", "converter": CONVERTER, "parameter": {
+            **LOF, "method": "inverted_index_euclid", "parameter": {}}},
+        [("add", ["x", datum(i)]) for i in range(20)],
+        {"max_id": "19", "num_id_diff": "20", "num_id_master": "0", "storage": "lof"},
+    ),
+    "anomaly, light_lof": (
+        {"method": "light_lof", "converter": CONVERTER, "parameter": {
+            **LOF, "method": "euclid_lsh", "parameter": {"hash_num": 64}}},
+        [("add", ["x", datum(i)]) for i in range(20)],
+        {"max_id": "19", "num_id": "20", "storage": "light_lof"},
+    ),
+    "stat": (
+        {"window_size": 10},
+        [("push", ["x", "k", float(i)]) for i in range(20)],
+        {"storage": "stat"},
+    ),
 }  # fmt: skip
 
 
@@ -98,7 +126,8 @@ def test_a_standalone_servers_status_is_jubatuss(tmp_path: Path, case: str) -> N
     config, calls, expected = CASES[case]
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    impl = REGRESSION if case.startswith("regression") else IMPL
+    engine = case.split(",")[0]
+    impl = IMPL if engine == "classifier" else REPO / "engines" / engine / f"{engine}_impl.py"
     args = ["--rpc-port", "0", "--configpath", str(path), "--datadir", str(tmp_path)]
     with ServerProcess(impl, args, log_path=tmp_path / "server.log") as server:
         client = Client("127.0.0.1", server.port, timeout=30)
