@@ -74,9 +74,10 @@ class OriginalRows:
         self.rows: dict[str, dict[str, float]] = {}
         self._ordered: dict[str, list[tuple[str, float]]] = {}
 
-    def update(self, key: str, features: Features) -> None:
+    def update(self, key: str, features: Features) -> bool:
+        """Set the listed features of row ``key``; True when the row is new and
+        ``features`` (each once, in column order) is already what :meth:`get` gives."""
         row = self.rows.get(key)
-        # A new row whose features come in column order (each once) is its ordered form.
         in_order = row is None
         if row is None:
             row = self.rows[key] = {}
@@ -90,10 +91,9 @@ class OriginalRows:
                 in_order = False
             last = column
             row[feature] = value
-        if in_order:
-            self._ordered[key] = list(features)
-        else:
+        if not in_order:
             self._ordered.pop(key, None)
+        return in_order
 
     def get(self, key: str) -> list[tuple[str, float]]:
         ordered = self._ordered.get(key)
@@ -390,17 +390,20 @@ class RecommenderIndex:
                     "cannot add new row as number of sticky rows reached the maximum size "
                     f"of unlearner: {key}"
                 )
-        self.original.update(key, features)
+        in_order = self.original.update(key, features)
         if self.inverted is not None:
             self.inverted.update_row(key, features)
-        elif self.bit_index is not None:
-            self.bit_index.table.put(key, self.bit_index.bits(self.original.get(key)))
-            self.bit_index.removed.forget(key)
-        elif self.lsh_index is not None:
-            self.lsh_index.set_row(key, self.original.get(key))
         else:
-            assert self.neighbors is not None
-            self.neighbors.set_row(key, self.original.get(key))
+            # The row in column order: as given when it is new and came so (no sort).
+            row = features if in_order else self.original.get(key)
+            if self.bit_index is not None:
+                self.bit_index.table.put(key, self.bit_index.bits(row))
+                self.bit_index.removed.forget(key)
+            elif self.lsh_index is not None:
+                self.lsh_index.set_row(key, row)
+            else:
+                assert self.neighbors is not None
+                self.neighbors.set_row(key, row)
         if unlearner is not None and self.neighbors is None:
             unlearner.touch(key)
 

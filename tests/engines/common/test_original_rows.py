@@ -5,6 +5,8 @@ first seen), whether the row was ordered as it came or sorted when read."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings, strategies as st
 
 from engines.common.recommender_index import OriginalRows
@@ -27,8 +29,17 @@ def test_a_row_reads_back_in_column_order_with_its_latest_values(
     rows = OriginalRows()
     columns: dict[str, int] = {}
     latest: dict[str, dict[str, float]] = {}
+    updated: set[str] = set()
     for key, features in updates:
-        rows.update(key, features)
+        new = key not in updated
+        updated.add(key)
+        in_order = rows.update(key, features)
+        known = dict(columns)
+        seen = [known.setdefault(feature, len(known)) for feature, _ in features]
+        # "as given" only for a new row whose features came once each, in column order
+        assert in_order == (new and all(a < b for a, b in pairwise(seen)))
+        if in_order:
+            assert rows.get(key) == list(features)
         for feature, value in features:
             columns.setdefault(feature, len(columns))
             latest.setdefault(key, {})[feature] = value
