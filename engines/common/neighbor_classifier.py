@@ -41,6 +41,8 @@ from runtime.mix.mixable import DiffError, read_fields, read_int, read_map, read
 
 Features = Sequence[tuple[str, float]]
 _ID_CHARS = string.ascii_lowercase + string.ascii_uppercase + string.digits
+_ID_COUNT = len(_ID_CHARS)
+_ID_BITS = _ID_COUNT.bit_length()
 
 #: The classifier ``method`` names this module serves.
 NEIGHBOR_METHODS = ("NN", "nearest_neighbor", "cosine", "euclidean")
@@ -96,7 +98,15 @@ class NeighborClassifier:
     # -- rows ------------------------------------------------------------------------------
 
     def _new_id(self, label: str) -> str:
-        return label + "_" + "".join(self._random.choice(_ID_CHARS) for _ in range(8))
+        # random.choice eight times, its draws inlined (the same ids from the same seed)
+        bits = self._random.getrandbits
+        chars = []
+        for _ in range(8):
+            drawn = bits(_ID_BITS)
+            while drawn >= _ID_COUNT:
+                drawn = bits(_ID_BITS)
+            chars.append(_ID_CHARS[drawn])
+        return label + "_" + "".join(chars)
 
     def _unlearn(self, row_id: str) -> None:
         if self.index is not None:
@@ -295,7 +305,7 @@ class NeighborClassifierModel:
             checked.append((label, datum))
         for i, (label, datum) in enumerate(checked):
             try:
-                features = sort_and_merge(self.converter.convert_and_update(datum))
+                features = sort_and_merge(self.converter.convert_and_update(datum, checked=True))
             except ValueError as error:
                 raise ValueError(f"train[{i}]: {error}") from None
             self.core.train(features, label)

@@ -243,8 +243,8 @@ class RegressionModel:
 
     def _features(self, datum: DatumLike, where: str, update: bool) -> Features:
         try:
-            if update:
-                return self.converter.convert_and_update(datum)
+            if update:  # (train checked every datum before it learned any)
+                return self.converter.convert_and_update(datum, checked=True)
             return self.converter.convert(datum)
         except (ValueError, TypeError, AttributeError) as error:
             raise ValueError(f"{where}: {error}") from None
