@@ -49,11 +49,11 @@ class AnomalyModel:
 
     def _features(self, datum: DatumLike, update: bool) -> list[tuple[str, float]]:
         try:
-            self.converter.check(datum)
             if update:
+                self.converter.check(datum)
                 self.converter.check_storable(datum)
-                return self.converter.convert_and_update(datum)
-            return self.converter.convert(datum)
+                return self.converter.convert_and_update(datum, checked=True)
+            return self.converter.convert(datum)  # (which checks it)
         except (ValueError, TypeError, AttributeError) as error:
             raise ValueError(f"datum: {error}") from None
 

@@ -56,8 +56,8 @@ class NearestNeighborModel:
 
     def _features(self, datum: DatumLike, update: bool) -> list[tuple[str, float]]:
         try:
-            if update:
-                return self.converter.convert_and_update(datum)
+            if update:  # (set_row checked it)
+                return self.converter.convert_and_update(datum, checked=True)
             return self.converter.convert(datum)
         except (ValueError, TypeError, AttributeError) as error:
             raise ValueError(f"datum: {error}") from None
