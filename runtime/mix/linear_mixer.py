@@ -434,7 +434,9 @@ class LinearMixer:
             "linear_mixer.count": str(self.counter),
             "linear_mixer.ticktime": str(int(self.ticktime)),
             "linear_mixer.is_obsolete": str(int(self.is_obsolete)),
-            "linear_mixer.is_running": str(int(self.is_running)),
+            # Jubatus's: whether the mixer runs at all (1 while the server serves)
+            "linear_mixer.is_running": str(int(self._task is not None)),
+            "mix.running": str(int(self.is_running)),
             "mix.suspended": str(int(self.suspended)),
             "mix.rounds": str(self.rounds),
             "mix.applied": str(self.applied),

@@ -49,6 +49,7 @@ from runtime.process.serving import (
     serve_until_signalled,
 )
 from runtime.process.settings import FILE_RESERVE, ProxySettings, connection_cap, listen_host
+from runtime.process.status_values import MemoryFigures, number_text, user_name
 from runtime.proxy.forwarder import ClusterView, Forwarder, ForwardError
 from runtime.proxy.replicas import ReplicaKeeper
 from runtime.proxy.routing import Route, Routing
@@ -166,6 +167,8 @@ class ProxyApp:
         # A server that closes a connection is probed at once (it may be back empty).
         self.pool.on_lost = self._server_lost
         #: Subsystems started in order and stopped in reverse; states in get_proxy_status.
+        self._memory = MemoryFigures()
+        self._user = user_name()
         self.system = System(
             f"{service_type}-proxy",
             [
@@ -290,16 +293,19 @@ class ProxyApp:
             "jubako_version": __version__,
             "PROGNAME": self.prog,
             "pid": str(os.getpid()),
+            "user": self._user,
+            **self._memory.status(),
             "threadnum": str(s.thread),
-            "timeout": str(s.timeout),
+            "timeout": number_text(s.timeout),
             "logdir": s.logdir,
             "log_config": s.log_config,
             "zookeeper": s.zookeeper,
+            "connected_zookeeper": s.zookeeper if self._zk_connected() else "",
             "servers": s.servers,
-            "zookeeper_timeout": str(s.zookeeper_timeout),
-            "interconnect_timeout": str(s.timeout),
-            "idle_timeout": str(s.idle_timeout),
-            "session_pool_expire": str(s.pool_expire),
+            "zookeeper_timeout": number_text(s.zookeeper_timeout),
+            "interconnect_timeout": number_text(s.timeout),
+            "idle_timeout": number_text(s.idle_timeout),
+            "session_pool_expire": number_text(s.pool_expire),
             "session_pool_size": str(s.pool_size),
             "request_count": str(stats.request_count + 1),
             "forward_count": str(stats.forward_count),
@@ -342,6 +348,10 @@ class ProxyApp:
     async def start(self) -> None:
         """Membership, then the pool, then the listener (stopped in reverse)."""
         await self.system.start()
+
+    def _zk_connected(self) -> bool:
+        client = self._zk_client
+        return client is not None and bool(client.connected)
 
     async def _start_membership(self) -> None:
         if self.settings.zookeeper:

@@ -12,10 +12,8 @@ snapshot model (:mod:`runtime.server.snapshot`) ``save`` packs a snapshot with n
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import logging
 import os
-import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import TypeVar
 
 from runtime.errors import ModelFileError
 from runtime.process.settings import ServerSettings
+from runtime.process.status_values import MemoryFigures, flag_text, number_text, user_name
 from runtime.rpc.dispatch import Handler
 from runtime.rpc.locks import LockMode, RWLock
 from runtime.server.base import ServerBase
@@ -46,25 +45,6 @@ R = TypeVar("R")
 def handler(signature: Signature[R], func: Callable[..., R], lock: LockMode) -> Handler:
     """A dispatch row: ``func`` called with the decoded arguments of ``signature``."""
     return Handler(func, lock, signature.args, signature.result, arg_labels=signature.labels)
-
-
-#: How often ``get_status`` reads the process's memory figures, seconds.
-MEMORY_EVERY = 1.0
-
-
-def _flag(value: bool) -> str:
-    return "1" if value else "0"
-
-
-def _memory_kib() -> tuple[str, str, str]:
-    """VIRT, RSS and SHR of this process in KiB, from /proc (zeros where unavailable)."""
-    try:
-        fields = Path("/proc/self/statm").read_text().split()
-        page_kib = resource.getpagesize() // 1024
-        virt, rss, shared = (int(f) * page_kib for f in fields[:3])
-    except (OSError, ValueError, IndexError):
-        return ("0", "0", "0")
-    return (str(virt), str(rss), str(shared))
 
 
 class ServiceHost:
@@ -98,8 +78,7 @@ class ServiceHost:
         self.last_loaded_path = ""
         #: The status keys that do not change while the process runs (see get_status).
         self._fixed_status: dict[str, str] | None = None
-        self._memory = ("0", "0", "0")
-        self._memory_read = 0.0
+        self._memory = MemoryFigures()
         #: Called after every counted update (the mixer's trigger).
         self.update_listeners: list[Callable[[], None]] = []
         #: Extra status providers (membership, mixer, lifecycle) add keys here.
@@ -233,12 +212,9 @@ class ServiceHost:
     def get_status(self) -> dict[str, dict[str, str]]:
         """``{ip_port: {key: value}}`` with Jubatus's keys plus the service's own, every
         value a string. The keys fixed for the process's life are made once; the memory
-        figures are read from /proc at most every :data:`MEMORY_EVERY` seconds."""
+        figures are read from /proc at most every
+        :data:`~runtime.process.status_values.MEMORY_EVERY` seconds."""
         now = int(time.time())
-        if now - self._memory_read >= MEMORY_EVERY:
-            self._memory = _memory_kib()
-            self._memory_read = now
-        virt, rss, shr = self._memory
         fixed = self._fixed_status
         if fixed is None:
             fixed = self._fixed_status = self._fixed()
@@ -246,9 +222,7 @@ class ServiceHost:
             "clock_time": str(now),
             "start_time": str(self.start_time),
             "uptime": str(now - self.start_time),
-            "VIRT": virt,
-            "RSS": rss,
-            "SHR": shr,
+            **self._memory.status(),
             **fixed,
             "update_count": str(self.update_count),
             "last_saved": self.last_saved,
@@ -269,10 +243,10 @@ class ServiceHost:
         """The status keys that stay the same while the process runs."""
         s = self.settings
         status: dict[str, str] = {
-            "timeout": _number(s.timeout),
+            "timeout": number_text(s.timeout),
             "threadnum": str(s.thread),
             "datadir": s.datadir,
-            "is_standalone": _flag(s.is_standalone),
+            "is_standalone": flag_text(s.is_standalone),
             "VERSION": JUBATUS_VERSION,
             "jubako_version": __version__,
             "PROGNAME": self.prog,
@@ -281,30 +255,20 @@ class ServiceHost:
             "log_config": s.log_config,
             "configpath": self.configpath_label,
             "pid": str(os.getpid()),
-            "user": _user(),
+            "user": user_name(),
         }
         if not s.is_standalone:
             status.update(
                 {
                     "zk": s.zookeeper,
                     "name": s.name,
-                    "interval_sec": _number(s.interval_sec),
+                    "interval_sec": number_text(s.interval_sec),
                     "interval_count": str(s.interval_count),
-                    "zookeeper_timeout": _number(s.zookeeper_timeout),
-                    "interconnect_timeout": _number(s.interconnect_timeout),
-                    "use_cht": _flag(self.use_cht),
+                    "zookeeper_timeout": number_text(s.zookeeper_timeout),
+                    "interconnect_timeout": number_text(s.interconnect_timeout),
+                    "use_cht": flag_text(self.use_cht),
                     "mixer": s.mixer,
                 }
             )
         return status
 
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

@@ -19,7 +19,14 @@ import pytest
 from bench._call_load import datum, labeled
 from runtime.rpc.client import Client
 from runtime.testing import ServerProcess
-from tests.e2e.classifier_cluster import IMPL, start_server, status, wait_for, write_config
+from tests.e2e.classifier_cluster import (
+    IMPL,
+    PROXY,
+    start_server,
+    status,
+    wait_for,
+    write_config,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -168,3 +175,37 @@ def test_a_cluster_members_linear_storage_is_the_mixture(zk_hosts: str, tmp_path
     assert (after["num_features"], after["num_features_diff"]) == ("12", "0")
     assert int(after["model_version"]) == int(before["model_version"]) + 1
     assert after["weight_manager_version"] == after["model_version"]
+
+
+#: The keys of Jubatus 1.1.1's ``jubaclassifier_proxy`` ``get_proxy_status``.
+PROXY_KEYS = {
+    "PROGNAME", "RSS", "SHR", "VERSION", "VIRT", "clock_time", "connected_zookeeper",
+    "forward_count", "interconnect_timeout", "log_config", "logdir", "pid", "request_count",
+    "session_pool_expire", "session_pool_size", "start_time", "threadnum", "timeout",
+    "uptime", "user", "zookeeper", "zookeeper_timeout",
+}  # fmt: skip
+
+
+@pytest.mark.zookeeper
+def test_a_proxys_status_and_a_members_mixer_keys_are_jubatuss(
+    zk_hosts: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, {**AROW, "converter": CONVERTER})
+    with ExitStack() as stack:
+        server = start_server(stack, tmp_path, config, zk_hosts)
+        proxy = stack.enter_context(
+            ServerProcess(PROXY, ["--rpc-port", "0", "--zookeeper", zk_hosts])
+        )
+        client = Client("127.0.0.1", proxy.port, timeout=30)
+        stack.callback(client.close)
+        values = decoded(client.call("get_proxy_status", ["m"]))
+        member = status(server)
+    assert PROXY_KEYS <= values.keys(), PROXY_KEYS - values.keys()
+    # Seconds as Jubatus writes them (10, not 10.0), the ZooKeeper it is connected to.
+    assert (values["timeout"], values["interconnect_timeout"]) == ("10", "10")
+    assert (values["zookeeper_timeout"], values["session_pool_expire"]) == ("10", "60")
+    assert values["connected_zookeeper"] == zk_hosts
+    assert int(values["RSS"]) > 0
+    # Jubatus's linear_mixer.is_running is 1 while the mixer runs, not only during a round.
+    assert member["linear_mixer.is_running"] == "1"
+    assert member["mix.running"] == "0"
