@@ -61,14 +61,16 @@ async def holder() -> AsyncIterator[Holder]:
     await held.stop()
 
 
-def submit(holder: Holder, value: int, *, queued: bool = False) -> asyncio.Future[Any]:
+def submit(
+    holder: SnapshotModel[Any, Any], value: int, *, weight: int = 1, queued: bool = False
+) -> asyncio.Future[Any]:
     """Queue ``add(value)`` as the server's rows do; the future gets (error, result)."""
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     def done(error: BaseException | None, result: Any) -> None:
         future.set_result((error, result))
 
-    item = _Item(lambda model: model.add(value), 1, done, name="add", counted=True)
+    item = _Item(lambda model: model.add(value), weight, done, name="add", counted=True)
     if queued:
         item.queued, item.answer = True, "queued"
     holder.submit(item)

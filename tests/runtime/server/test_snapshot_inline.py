@@ -22,6 +22,7 @@ import pytest_asyncio
 
 from runtime import SnapshotModel
 from runtime.server.snapshot import INLINE_TURN_SECONDS, _Item
+from tests.runtime.server.test_snapshot import submit
 
 
 class Recorder:
@@ -72,22 +73,6 @@ async def holder() -> AsyncIterator[Holder]:
     await writer_idle(held)
     yield held
     await held.stop()
-
-
-def submit(
-    holder: Holder, value: int, *, weight: int = 1, queued: bool = False
-) -> asyncio.Future[Any]:
-    """Submit ``add(value)`` as the server's rows do; the future gets (error, result)."""
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-    def done(error: BaseException | None, result: Any) -> None:
-        future.set_result((error, result))
-
-    item = _Item(lambda model: model.add(value), weight, done, name="add", counted=True)
-    if queued:
-        item.queued, item.answer = True, "queued"
-    holder.submit(item)
-    return future
 
 
 @pytest.mark.asyncio
