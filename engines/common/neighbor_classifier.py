@@ -344,6 +344,7 @@ class NeighborClassifierModel:
             "model_version": str(self._version),
             **self.core.status(),
             **self.converter.weights.status(),
+            "weight_manager_version": str(self._version),
         }
 
     def pack(self) -> object:

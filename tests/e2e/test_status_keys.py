@@ -77,6 +77,13 @@ CASES: dict[str, tuple[dict[str, Any], list[tuple[str, list[object]]], dict[str,
         {"num_classes": "3", "num_features": "12", "storage": "local_storage",
          **weight_manager(50, 12)},
     ),
+    "classifier, NN": (
+        {"method": "NN", "converter": CONVERTER, "parameter": {
+            "method": "euclid_lsh", "parameter": {"hash_num": 64},
+            "nearest_neighbor_num": 10, "local_sensitivity": 1.0}},
+        [("train", ["x", [labeled(i)]]) for i in range(20)],
+        weight_manager(0, 0),
+    ),
     "regression, idf": (
         {**PA1, "converter": IDF},
         [("train", ["x", [[float(i % 7), datum(i)]]]) for i in range(50)],
