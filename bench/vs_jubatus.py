@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._call_load import labeled
-from bench.placement import PLACEMENTS, all_cpus, check, pin
+from bench.placement import PLACEMENTS, check, pin, pin_self
 from bench.results import replace_section
 from bench.rpc import machine_note
 from runtime.rpc.client import Client
@@ -167,10 +167,9 @@ def measure(
         "--seconds", str(args.seconds), "--warmup", str(args.warmup),
         "--server-pid", str(server.pid),
     ]  # fmt: skip
-    cpus = client_cpus or all_cpus()
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=120,
-        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        preexec_fn=lambda: pin_self(client_cpus),
     )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"load against {server.label} failed:\n{done.stderr}")

@@ -69,6 +69,7 @@ import numpy as np
 from engines.classifier import classifier_types as types
 from engines.classifier.full_converter import FullConverter, Groups, average_length, pick_converter
 from engines.common.converter import Converter, DatumLike, Extracted, read_counts, weigh
+from engines.common.fv_converter import keyword_status
 from engines.common.linear import LinearMethod, create_method, squared_norm
 from engines.common.readers import Readers
 from engines.common.storage import (
@@ -78,6 +79,7 @@ from engines.common.storage import (
     WeightArrays,
     check_finite,
     read_table,
+    storage_status,
 )
 from runtime.errors import ConfigError, ModelFileError, TypeMismatch, WireTypeError
 from runtime.mix.mixable import (
@@ -493,27 +495,30 @@ class Replica:
     def status(self, method: str, standalone: bool = False) -> dict[str, str]:
         """Jubatus's keys: its storage's (``local_storage`` on a standalone server, as
         Jubatus picks it, ``local_storage_mixture`` in a cluster) and its weight manager's."""
-        status = {"method": method, "num_classes": str(len(self.counts))}
-        if standalone:
-            status["num_features"] = str(self.all_features)
-            status["storage"] = "local_storage"
-        else:
-            status["num_features"] = str(self.master_features)
-            status["num_features_diff"] = str(self.diff_features)
-            status["model_version"] = str(self.version)
-            status["storage"] = "local_storage_mixture"
-        status["weight_manager_version"] = str(self.version)
-        rows = self.rows
+        status = {
+            "method": method,
+            "num_classes": str(len(self.counts)),
+            **storage_status(
+                standalone,
+                every=self.all_features,
+                master=self.master_features,
+                diff=self.diff_features,
+                version=self.version,
+            ),
+            "weight_manager_version": str(self.version),
+        }
         for prefix, documents, frequencies, groups in (
             ("diff", self.documents_diff, self.DFD, self.groups_diff),
             ("master", self.documents_master, self.DFM, self.groups_master),
         ):
-            counted = np.frombuffer(frequencies, dtype=np.int64, count=rows)[1:]
-            status[f"{prefix}_document_count"] = str(documents)
-            status[f"{prefix}_num_document_frequencies"] = str(int(np.count_nonzero(counted)))
-            status[f"{prefix}_num_group_frequencies"] = str(len(groups))
-            status[f"{prefix}_num_group_total_lengths"] = str(len(groups))
-            status[f"{prefix}_num_weights"] = "0"
+            counted = np.frombuffer(frequencies, dtype=np.int64, count=self.rows)[1:]
+            status |= keyword_status(
+                prefix,
+                documents=documents,
+                frequencies=int(np.count_nonzero(counted)),
+                groups=len(groups),
+                group_lengths=len(groups),
+            )
         return status
 
 

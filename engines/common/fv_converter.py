@@ -455,13 +455,13 @@ class KeywordWeights:
         )
 
     def status(self, prefix: str) -> dict[str, str]:
-        return {
-            f"{prefix}_document_count": str(self.document_count),
-            f"{prefix}_num_document_frequencies": str(len(self.document_frequencies)),
-            f"{prefix}_num_group_frequencies": str(len(self.group_frequencies)),
-            f"{prefix}_num_group_total_lengths": str(len(self.group_total_lengths)),
-            f"{prefix}_num_weights": "0",
-        }
+        return keyword_status(
+            prefix,
+            documents=self.document_count,
+            frequencies=len(self.document_frequencies),
+            groups=len(self.group_frequencies),
+            group_lengths=len(self.group_total_lengths),
+        )
 
     def to_plain(self) -> dict[str, object]:
         return {
@@ -1129,6 +1129,20 @@ class FeatureConverter:
         features = self.unweighted(datum)
         self.weights.update(features, self.uses_idf, self.uses_bm25)
         return self._finish(features)
+
+
+def keyword_status(
+    prefix: str, *, documents: int, frequencies: int, groups: int, group_lengths: int
+) -> dict[str, str]:
+    """Jubatus's ``keyword_weights`` status keys for its ``diff`` or ``master`` part: the
+    documents counted, and how many features and groups have counts."""
+    return {
+        f"{prefix}_document_count": str(documents),
+        f"{prefix}_num_document_frequencies": str(frequencies),
+        f"{prefix}_num_group_frequencies": str(groups),
+        f"{prefix}_num_group_total_lengths": str(group_lengths),
+        f"{prefix}_num_weights": "0",
+    }
 
 
 #: What a number under a key gives (see ``FeatureConverter._num_plan``).

@@ -46,6 +46,23 @@ FloatArray = npt.NDArray[np.float64]
 NAN = math.nan
 
 
+def storage_status(
+    standalone: bool, *, every: int, master: int, diff: int, version: int
+) -> dict[str, str]:
+    """The status keys of Jubatus's linear storage: a standalone server's
+    ``local_storage`` (``num_features``: every feature with a weight), a cluster member's
+    ``local_storage_mixture`` (features mixed, features learned since, the model's
+    version). Jubatus's servers pick the first when standalone."""
+    if standalone:
+        return {"num_features": str(every), "storage": "local_storage"}
+    return {
+        "num_features": str(master),
+        "num_features_diff": str(diff),
+        "model_version": str(version),
+        "storage": "local_storage_mixture",
+    }
+
+
 def as_float32(value: float) -> float:
     """``value`` rounded to the nearest 32-bit float (how Jubatus keeps its parameters)."""
     return float(struct.unpack("f", struct.pack("f", value))[0])

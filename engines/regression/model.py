@@ -47,6 +47,7 @@ from engines.common.linear_regression import (
     read_table,
 )
 from engines.common.nearest_neighbor import NearestNeighborIndex, create_nearest_neighbor, owner_id
+from engines.common.storage import storage_status
 from engines.common.unlearner import Unlearner, create_unlearner
 from engines.common.versions import merge_rows, mix_versioned
 from runtime.errors import ConfigError, ModelFileError
@@ -312,14 +313,13 @@ class RegressionModel:
         if self.linear is not None:
             weights = self.weights
             status["num_classes"] = "1" if weights.master or weights.diff else "0"
-            if standalone:
-                status["num_features"] = str(len(weights.master.keys() | weights.diff.keys()))
-                status["storage"] = "local_storage"
-            else:
-                status["num_features"] = str(len(weights.master))
-                status["num_features_diff"] = str(len(weights.diff))
-                status["model_version"] = str(self._version)
-                status["storage"] = "local_storage_mixture"
+            status |= storage_status(
+                standalone,
+                every=len(weights.master.keys() | weights.diff.keys()),
+                master=len(weights.master),
+                diff=len(weights.diff),
+                version=self._version,
+            )
         else:
             assert self.neighbors is not None
             status.update(self.neighbors.status())

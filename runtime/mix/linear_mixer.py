@@ -153,7 +153,7 @@ class LinearMixer:
         self.ticktime = time.time()
         self.is_obsolete = True
         self.is_active = False
-        self.is_running = False
+        self.in_round = False
         self.suspended = False
         self.rounds = 0
         self.applied = 0
@@ -318,7 +318,7 @@ class LinearMixer:
 
     async def _mix(self) -> None:
         started = time.monotonic()
-        self.is_running = True
+        self.in_round = True
         try:
             members = sorted(self.members.members())
             if not members:
@@ -368,7 +368,7 @@ class LinearMixer:
                 len(members),
             )
         finally:
-            self.is_running = False
+            self.in_round = False
 
     async def _set_up_to_date(self, up_to_date: bool) -> None:
         self.is_obsolete = not up_to_date
@@ -436,7 +436,7 @@ class LinearMixer:
             "linear_mixer.is_obsolete": str(int(self.is_obsolete)),
             # Jubatus's: whether the mixer runs at all (1 while the server serves)
             "linear_mixer.is_running": str(int(self._task is not None)),
-            "mix.running": str(int(self.is_running)),
+            "mix.running": str(int(self.in_round)),
             "mix.suspended": str(int(self.suspended)),
             "mix.rounds": str(self.rounds),
             "mix.applied": str(self.applied),

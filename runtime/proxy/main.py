@@ -166,9 +166,9 @@ class ProxyApp:
         self.pool.after_read = self.rpc.flush_now
         # A server that closes a connection is probed at once (it may be back empty).
         self.pool.on_lost = self._server_lost
-        #: Subsystems started in order and stopped in reverse; states in get_proxy_status.
         self._memory = MemoryFigures()
         self._user = user_name()
+        #: Subsystems started in order and stopped in reverse; states in get_proxy_status.
         self.system = System(
             f"{service_type}-proxy",
             [
