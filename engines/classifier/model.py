@@ -68,6 +68,7 @@ import numpy as np
 
 from engines.classifier import classifier_types as types
 from engines.classifier.full_converter import FullConverter, Groups, average_length, pick_converter
+from engines.common import kernels
 from engines.common.converter import Converter, DatumLike, Extracted, read_counts, weigh
 from engines.common.fv_converter import keyword_status
 from engines.common.linear import LinearMethod, create_method, squared_norm
@@ -1019,10 +1020,14 @@ class ClassifierSnapshot:
     """A published, read-only view of a :class:`ClassifierModel`: callable from any thread,
     with no lock (see the module docstring)."""
 
-    __slots__ = ("_readers", "_replica", "converter", "method_name", "sent")
+    __slots__ = ("_readers", "_replica", "_wire_caches", "converter", "method_name", "sent")
 
     def __init__(self, model: ClassifierModel, replica: Replica, readers: Readers) -> None:
         self.converter = model.converter
+        #: What the compiled kernel reads of the converter (None: it takes no case).
+        self._wire_caches = (
+            model.converter.wire_caches() if isinstance(model.converter, Converter) else None
+        )
         self.method_name = model.method.name
         self._replica = replica
         self._readers = readers
@@ -1046,7 +1051,14 @@ class ClassifierSnapshot:
     def classify_wire(self, data: object) -> object:
         """:meth:`classify` of the wire value of ``classify``'s argument, answering the wire
         value (``[[[label, score]...]...]``); ``TypeMismatch`` as the dispatcher words it for
-        a value that does not fit."""
+        a value that does not fit. The compiled kernel answers the plain cases, when built
+        (:mod:`engines.common.kernels`); the Python below answers the rest, the same."""
+        compiled = kernels.compiled
+        caches = self._wire_caches
+        if compiled is not None and caches is not None:
+            scored = compiled.classify_wire(data, *caches, self._replica)
+            if scored is not None:
+                return scored
         if type(data) is list:
             if len(data) >= BATCH_FROM and not self.converter.counts_documents:
                 try:

@@ -624,6 +624,15 @@ class Converter:
                     offsets.append(None)
         return names, values, offsets
 
+    def wire_caches(self) -> tuple[StringCache, StringCache] | None:
+        """What :meth:`extract_wire` has learnt of wire datums, for the compiled kernels
+        (:mod:`engines.common.kernels`): ``(key, value)`` bytes → the string entry, and a
+        number's key → its feature's name (a key that meets one ``num`` rule); None when a
+        rule weighs by idf (the features then need more than these)."""
+        if self.counts_documents:
+            return None
+        return self._wire_strings, self._plain_numbers
+
     def _note_plain(self, key: bytes, rules: tuple[tuple[str, int], ...]) -> None:
         """Keep the feature name of a wire number key that meets one ``num`` rule."""
         if len(rules) == 1 and rules[0][1] == _NUM:

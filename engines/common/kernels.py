@@ -1,0 +1,34 @@
+"""Compiled hot paths, with the Python they replace as the fallback.
+
+``engines/common/_kernels.c`` is built by ``pip install`` (``setup.py``; optional: where no
+C compiler is at hand the install goes on without it). :data:`compiled` is the built module,
+or None: then, and whenever a kernel answers None (a case it does not take), the callers
+run their Python, which gives the same answers to the bit. The tests run both.
+
+Kernels:
+
+- ``classify_wire(data, strings, numbers, replica)``: a linear classifier's scores of
+  ``classify``'s wire argument against one copy of its model
+  (:meth:`engines.classifier.model.ClassifierSnapshot.classify_wire`).
+"""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+
+def _load() -> ModuleType | None:
+    try:
+        from engines.common import _kernels  # type: ignore[attr-defined]
+    except ImportError as error:
+        log.debug("compiled kernels not built (%s): Python only", error)
+        return None
+    module: ModuleType = _kernels
+    return module
+
+
+#: The compiled kernels, or None (Python only). Tests set it to None to run the fallback.
+compiled: ModuleType | None = _load()

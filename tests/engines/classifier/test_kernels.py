@@ -1,0 +1,235 @@
+"""The compiled classify kernel (engines/common/_kernels.c) answers as the Python it stands
+in for, to the bit, and leaves every case it does not take to that Python.
+
+Each case runs the snapshot's ``classify_wire`` twice: with the kernel, and with
+``kernels.compiled`` set to None (the fallback, as on a machine with no C compiler). The
+reference engine (``tests/engines/classifier/reference``) checks both.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import pytest
+
+from engines.classifier.model import ClassifierModel, ClassifierSnapshot
+from engines.common import kernels
+from runtime import Datum
+from tests.engines.classifier.reference.model import ClassifierModel as ReferenceModel
+from tests.engines.classifier.test_equivalence import same
+from tests.oracle.goldens import datum as golden_datum, golden
+
+ONE_RULE = {
+    "string_rules": [
+        {"key": "*", "type": "space", "sample_weight": "bin", "global_weight": "bin"},
+    ],
+    "num_rules": [{"key": "*", "type": "num"}],
+}
+WORDS = ("apple", "banana", "cherry", "durian", "elder", "fig", "grape")
+METHODS = ["perceptron", "PA", "PA1", "PA2", "CW", "AROW", "NHERD"]
+
+
+@pytest.fixture
+def python_only() -> Iterator[None]:
+    built = kernels.compiled
+    kernels.compiled = None
+    try:
+        yield
+    finally:
+        kernels.compiled = built
+
+
+def both(snapshot: ClassifierSnapshot, data: object) -> object:
+    """The snapshot's answer with the kernel and without; they must be the same."""
+    built = kernels.compiled
+    assert built is not None
+    with_kernel = _outcome(snapshot, data)
+    kernels.compiled = None
+    try:
+        python = _outcome(snapshot, data)
+    finally:
+        kernels.compiled = built
+    assert same(with_kernel, python)
+    return with_kernel
+
+
+def _outcome(snapshot: ClassifierSnapshot, data: object) -> object:
+    try:
+        return snapshot.classify_wire(data)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def wire(data: object) -> Any:
+    """``data`` as a server reads it off the wire (strings as bytes)."""
+    return msgpack.unpackb(msgpack.packb(data, use_bin_type=False), raw=True)
+
+
+def typed(datum: list[Any]) -> Datum:
+    out = Datum()
+    out.string_values = [(k.decode(), v.decode()) for k, v in datum[0]]
+    out.num_values = [(k.decode(), float(v)) for k, v in datum[1]]
+    return out
+
+
+def wire_datum(rng: random.Random, numbers: int = 4) -> list[Any]:
+    """A datum with repeated words, 0 and -0.0 values, ints and unknown keys."""
+    strings = [[b"text", " ".join(rng.choices(WORDS, k=rng.randint(0, 4))).encode()]]
+    if rng.random() < 0.3:
+        strings.append([b"title", rng.choice(WORDS).encode()])
+    keys = [f"n{rng.randint(0, numbers)}".encode() for _ in range(rng.randint(0, numbers))]
+    values = [0.0, -0.0, 0, 3, rng.uniform(-3.0, 3.0), rng.uniform(-3.0, 3.0)]
+    return [strings, [[key, rng.choice(values)] for key in keys], []]
+
+
+def trained(method: str, converter: dict[str, Any] = ONE_RULE) -> tuple[Any, Any, random.Random]:
+    config = {
+        "method": method,
+        "parameter": None if method in ("perceptron", "PA") else {"regularization_weight": 0.7},
+        "converter": converter,
+    }
+    new, old = ClassifierModel(config), ReferenceModel(config)
+    rng = random.Random(method)
+    for _ in range(200):
+        pair = [(rng.choice(["a", "b", "c"]), typed(wire_datum(rng)))]
+        assert new.train(pair) == old.train(pair)
+    return new, old, rng
+
+
+def test_the_kernel_is_built() -> None:
+    """``make test`` builds it (a machine with no compiler runs the fallback alone)."""
+    assert kernels.compiled is not None
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_scores_are_the_references_to_the_bit(method: str) -> None:
+    new, old, rng = trained(method)
+    new.set_label("d")  # known, without weights
+    old.set_label("d")
+    snapshot = new.snapshot()
+    for size in (1, 2, 7, 8, 40):
+        data = [wire_datum(rng) for _ in range(size)]
+        snapshot.classify_wire(data)  # the first sight fills the converter's caches
+        assert kernels.compiled is not None
+        caches = new.converter.wire_caches()
+        taken = kernels.compiled.classify_wire(data, *caches, snapshot._replica)
+        assert taken is not None  # the plain case: the kernel answered
+        assert same(both(snapshot, data), old.classify([typed(d) for d in data]))
+
+
+def test_many_features_in_one_datum() -> None:
+    """Past 48 features a repeated name is found by a dict, not pairwise."""
+    new, old, rng = trained("AROW")
+    snapshot = new.snapshot()
+    for _ in range(5):
+        datum = wire_datum(rng, numbers=200)
+        datum[1].extend([[f"n{i}".encode(), rng.choice([0.0, 1.5, -2.0])] for i in range(120)])
+        datum[0].append([b"text", b"apple apple fig apple"])
+        snapshot.classify_wire([datum])
+        assert same(both(snapshot, [datum]), old.classify([typed(datum)]))
+
+
+@pytest.mark.parametrize(
+    ("what", "data"),
+    [
+        ("not a list", {"x": 1}),
+        ("a datum not a list", [7]),
+        ("a datum of two parts", [[[], []]]),
+        ("a string pair of three", [[[[b"text", b"fig", b"x"]], [], []]]),
+        ("a string value not bytes", [[[[b"text", 3]], [], []]]),
+        ("a number not a number", [[[], [[b"n0", b"1"]], []]]),
+        ("a number a bool", [[[], [[b"n0", True]], []]]),
+        ("a number too large", [[[], [[b"n0", 1 << 2000]], []]]),
+        ("a number key not bytes", [[[], [[7, 1.0]], []]]),
+        ("a binary pair of one", [[[], [], [[b"x"]]]]),
+        ("infinite", [[[], [[b"n1", math.inf]], []]]),
+        ("not a number", [[[], [[b"n1", math.nan], [b"n2", 1.0]], []]]),
+        ("a key with $", [[[[b"te$t", b"fig"]], [], []]]),
+        ("invalid UTF-8", [[[[b"text", b"\xff"]], [], []]]),
+        ("empty", []),
+        ("an empty datum", [[[], [], []]]),
+    ],
+)
+def test_what_the_kernel_does_not_take_answers_as_before(what: str, data: object) -> None:
+    new, _, _ = trained("PA1")
+    new.set_label("d")
+    snapshot = new.snapshot()
+    first = both(snapshot, data)
+    assert same(both(snapshot, data), first), what  # again, with whatever was cached
+
+
+def test_a_label_set_after_the_copy_and_features_named_since() -> None:
+    """Features this copy has never seen score 0; so does a known label with no weights."""
+    new, old, _ = trained("CW")
+    snapshot = new.snapshot()
+    data = [[[[b"text", b"zebra yak apple"]], [[b"brand-new", 2.0]], []]]
+    snapshot.classify_wire(data)
+    assert same(both(snapshot, data), old.classify([typed(d) for d in data]))
+    empty = ClassifierModel(
+        {"method": "PA", "converter": ONE_RULE}
+    ).snapshot()  # no label yet: one empty list per datum
+    assert both(empty, data) == [[]]
+
+
+def test_a_retired_copy_is_left_to_the_python_path() -> None:
+    """The writer changes a copy only once retired: the kernel never reads one."""
+    new, _, rng = trained("AROW")
+    data = [wire_datum(rng)]
+    snapshot = new.snapshot()
+    snapshot.classify_wire(data)
+    replica = snapshot._replica
+    assert kernels.compiled is not None
+    caches = new.converter.wire_caches()
+    assert kernels.compiled.classify_wire(data, *caches, replica) is not None
+    replica.retired = True
+    try:
+        assert kernels.compiled.classify_wire(data, *caches, replica) is None
+    finally:
+        replica.retired = False
+
+
+def test_idf_rules_are_left_to_the_python_path() -> None:
+    converter = {
+        "string_rules": [
+            {"key": "*", "type": "space", "sample_weight": "tf", "global_weight": "idf"},
+        ],
+        "num_rules": [{"key": "*", "type": "num"}],
+    }
+    new, old, rng = trained("PA2", converter)
+    assert new.converter.wire_caches() is None
+    data = [wire_datum(rng) for _ in range(10)]
+    assert same(both(new.snapshot(), data), old.classify([typed(d) for d in data]))
+
+
+LINEAR_CASES = [c for c in golden("classifier")["cases"] if c["config"]["method"] in METHODS]
+
+
+@pytest.mark.parametrize("spec", LINEAR_CASES, ids=lambda c: f"{c['config']['method']}-{c['data']}")
+def test_golden_data_sets_on_the_wire(spec: dict[str, Any]) -> None:
+    """The oracle's data sets (Jubatus's core agrees with the reference on them), queried
+    as a server reads them, with the kernel and without."""
+    data = golden("classifier")["datasets"][spec["data"]]
+    new, old = ClassifierModel(spec["config"]), ReferenceModel(spec["config"])
+    split = data["split"]
+    for row, label in zip(data["rows"][:split], data["labels"][:split], strict=True):
+        pair = [(label, golden_datum(row))]
+        assert new.train(pair) == old.train(pair)
+    queries = [golden_datum(row) for row in data["rows"][split : split + 100]]
+    snapshot = new.snapshot()
+    on_wire = wire([d.to_msgpack() for d in queries])
+    snapshot.classify_wire(on_wire)
+    expected = old.classify(queries)
+    assert same(both(snapshot, on_wire), expected)
+    for one in on_wire[:5]:
+        assert same(both(snapshot, [one]), old.classify([typed(one)]))
+
+
+def test_the_fallback_alone(python_only: None) -> None:
+    """With no kernel (``kernels.compiled`` None) the Python answers by itself."""
+    new, old, rng = trained("NHERD")
+    data = [wire_datum(rng) for _ in range(12)]
+    assert same(new.snapshot().classify_wire(data), old.classify([typed(d) for d in data]))
