@@ -793,7 +793,7 @@ class ClassifierModel:
                 fids = [work.intern(name) for name in names]
             stride = work.arrays.stride
             fresh: list[int] = []
-            if method.train(
+            if method.learn(
                 work.arrays,
                 [fid * stride for fid in fids],  # type: ignore[operator]
                 values,

@@ -44,6 +44,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
+from engines.common import kernels
 from engines.common.storage import WeightArrays, as_float32
 from runtime.errors import ConfigError
 
@@ -144,8 +145,31 @@ class LinearMethod(ABC):
     #: Whether the method keeps per-feature variances.
     uses_variance: ClassVar[bool] = False
 
+    #: The method's number in the compiled kernel (``_kernels.c``: PERCEPTRON, PA, ...).
+    kernel_code: ClassVar[int]
+
     def __init__(self, regularization_weight: float = 1.0) -> None:
         self.c = as_float32(regularization_weight)
+        #: The constant the kernel needs beside ``c`` (PA2's and NHERD's 32-bit products).
+        self.kernel_extra = 0.0
+
+    def learn(
+        self,
+        arrays: WeightArrays,
+        bases: Sequence[int],
+        values: Sequence[float],
+        label: int,
+        known: Sequence[int],
+        fresh: Fresh,
+    ) -> bool:
+        """:meth:`train`, by the compiled kernel when it is built (the same bits)."""
+        compiled = kernels.compiled
+        if compiled is None:
+            return self.train(arrays, bases, values, label, known, fresh)
+        changed: bool = compiled.train_linear(
+            self.kernel_code, self.c, self.kernel_extra, arrays, bases, values, label, known, fresh
+        )
+        return changed
 
     @abstractmethod
     def train(
@@ -164,6 +188,7 @@ class LinearMethod(ABC):
 
 class Perceptron(LinearMethod):
     name = "perceptron"
+    kernel_code = 0
 
     def train(
         self,
@@ -191,6 +216,7 @@ class Perceptron(LinearMethod):
 
 class PassiveAggressive(LinearMethod):
     name = "PA"
+    kernel_code = 1
 
     def step(self, loss: float, norm: float) -> float:
         return loss / (2 * norm)
@@ -219,6 +245,7 @@ class PassiveAggressive(LinearMethod):
 
 class PassiveAggressive1(PassiveAggressive):
     name = "PA1"
+    kernel_code = 2
 
     def step(self, loss: float, norm: float) -> float:
         return min(self.c, loss / (2 * norm))
@@ -226,6 +253,11 @@ class PassiveAggressive1(PassiveAggressive):
 
 class PassiveAggressive2(PassiveAggressive):
     name = "PA2"
+    kernel_code = 3
+
+    def __init__(self, regularization_weight: float = 1.0) -> None:
+        super().__init__(regularization_weight)
+        self.kernel_extra = as_float32(1 / (2 * self.c))
 
     def step(self, loss: float, norm: float) -> float:
         # Jubatus divides in 32-bit floats here: 1 / (2 * C) with C a float.
@@ -234,6 +266,7 @@ class PassiveAggressive2(PassiveAggressive):
 
 class ConfidenceWeighted(LinearMethod):
     name = "CW"
+    kernel_code = 4
     uses_variance = True
 
     def train(
@@ -281,6 +314,7 @@ class ConfidenceWeighted(LinearMethod):
 
 class Arow(LinearMethod):
     name = "AROW"
+    kernel_code = 5
     uses_variance = True
 
     def train(
@@ -323,7 +357,12 @@ class Arow(LinearMethod):
 
 class NormalHerd(LinearMethod):
     name = "NHERD"
+    kernel_code = 6
     uses_variance = True
+
+    def __init__(self, regularization_weight: float = 1.0) -> None:
+        super().__init__(regularization_weight)
+        self.kernel_extra = as_float32(self.c * self.c)
 
     def train(
         self,

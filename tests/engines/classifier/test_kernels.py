@@ -1,9 +1,10 @@
-"""The compiled classify kernel (engines/common/_kernels.c) answers as the Python it stands
-in for, to the bit, and leaves every case it does not take to that Python.
+"""The compiled kernels (engines/common/_kernels.c) answer as the Python they stand in
+for, to the bit, and leave every case they do not take to that Python.
 
-Each case runs the snapshot's ``classify_wire`` twice: with the kernel, and with
-``kernels.compiled`` set to None (the fallback, as on a machine with no C compiler). The
-reference engine (``tests/engines/classifier/reference``) checks both.
+Each case runs twice: with the kernels, and with ``kernels.compiled`` set to None (the
+fallback, as on a machine with no C compiler): the snapshot's ``classify_wire``, and the
+linear methods' training. The reference engine (``tests/engines/classifier/reference``)
+checks both.
 """
 
 from __future__ import annotations
@@ -233,3 +234,53 @@ def test_the_fallback_alone(python_only: None) -> None:
     new, old, rng = trained("NHERD")
     data = [wire_datum(rng) for _ in range(12)]
     assert same(new.snapshot().classify_wire(data), old.classify([typed(d) for d in data]))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_training_is_the_same_with_the_kernel_and_without(method: str) -> None:
+    """Every method learns the same numbers both ways, and as the reference: three labels,
+    a fourth coming late, repeated and unknown features, ints, one example at a time."""
+    config = {
+        "method": method,
+        "parameter": None if method in ("perceptron", "PA") else {"regularization_weight": 0.3},
+        "converter": ONE_RULE,
+    }
+    rng = random.Random(f"train-{method}")
+    examples = [
+        (rng.choice(["a", "b", "c"] if i < 150 else ["a", "b", "c", "late"]), wire_datum(rng))
+        for i in range(300)
+    ]
+    models = []
+    for built in (kernels.compiled, None):
+        saved = kernels.compiled
+        kernels.compiled = built
+        try:
+            model = ClassifierModel(config)
+            answers = [model.train_wire(wire([[label, d]])) for label, d in examples]
+        finally:
+            kernels.compiled = saved
+        models.append((model, answers))
+    (compiled, compiled_answers), (python, python_answers) = models
+    reference = ReferenceModel(config)
+    expected = [reference.train([(label, typed(d))]) for label, d in examples]
+    assert compiled_answers == python_answers == expected
+    assert same(compiled.pack(), python.pack())
+    assert same(compiled.pack(), reference.pack())
+
+
+def test_training_refuses_what_the_python_refuses() -> None:
+    """Positions outside the tables raise IndexError, as indexing the arrays does."""
+    model = ClassifierModel(
+        {"method": "AROW", "parameter": {"regularization_weight": 1.0}, "converter": ONE_RULE}
+    )
+    model.train_wire(wire([["a", [[], [[b"n0", 1.0]], []]]]))
+    arrays = model._current().arrays
+    assert kernels.compiled is not None
+    with pytest.raises(IndexError):
+        model.method.learn(arrays, [len(arrays.W) + 10], [1.0], 0, [0, 1], [])
+    kernels.compiled, saved = None, kernels.compiled
+    try:
+        with pytest.raises(IndexError):
+            model.method.learn(arrays, [len(arrays.W) + 10], [1.0], 0, [0, 1], [])
+    finally:
+        kernels.compiled = saved
