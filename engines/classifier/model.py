@@ -366,10 +366,19 @@ class Replica:
                 self.ensure_rows(source.arrays.capacity)
             ids = list(rows)
             self.arrays.copy_rows_from(source.arrays, ids)
-            for fid in ids:
-                self.DFM[fid] = source.DFM[fid]
-                self.DFD[fid] = source.DFD[fid]
-                self.DC[fid] = source.DC[fid]
+            compiled = kernels.compiled
+            if compiled is not None:
+                counts = [
+                    (self.DFM, source.DFM, 1),
+                    (self.DFD, source.DFD, 1),
+                    (self.DC, source.DC, 1),
+                ]
+                compiled.copy_rows(counts, ids)
+            else:
+                for fid in ids:
+                    self.DFM[fid] = source.DFM[fid]
+                    self.DFD[fid] = source.DFD[fid]
+                    self.DC[fid] = source.DC[fid]
         self.copy_small_state(source)
 
     # -- what the snapshot and the mix read -------------------------------------------------
@@ -1020,7 +1029,15 @@ class ClassifierSnapshot:
     """A published, read-only view of a :class:`ClassifierModel`: callable from any thread,
     with no lock (see the module docstring)."""
 
-    __slots__ = ("_readers", "_replica", "_wire_caches", "converter", "method_name", "sent")
+    __slots__ = (
+        "_readers",
+        "_replica",
+        "_statuses",
+        "_wire_caches",
+        "converter",
+        "method_name",
+        "sent",
+    )
 
     def __init__(self, model: ClassifierModel, replica: Replica, readers: Readers) -> None:
         self.converter = model.converter
@@ -1033,6 +1050,9 @@ class ClassifierSnapshot:
         self._readers = readers
         #: What get_diff on this snapshot sent (the writer takes it out at put_diff).
         self.sent: _Sent | None = None
+        #: get_status's model keys, made once per snapshot (a standalone server's, a
+        #: member's): the numbers they show cannot change while it is published.
+        self._statuses: dict[bool, dict[str, str]] = {}
 
     def _read(self, read: Callable[[Replica], Any]) -> Any:
         readers = self._readers
@@ -1103,8 +1123,11 @@ class ClassifierSnapshot:
         return counts
 
     def get_status(self, standalone: bool = False) -> dict[str, str]:
-        status: dict[str, str] = self._read(lambda r: r.status(self.method_name, standalone))
-        return status
+        status = self._statuses.get(standalone)
+        if status is None:
+            status = self._read(lambda r: r.status(self.method_name, standalone))
+            self._statuses[standalone] = status
+        return dict(status)
 
     def frozen(self) -> Replica:
         """A private copy of this snapshot's numbers (for long reads)."""

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engines.common import kernels
 from runtime.mix.mixable import DiffError, read_float, read_map
 
 #: label -> feature -> value (the shape model files and old diffs use).
@@ -187,6 +188,12 @@ class WeightArrays:
         """Take ``rows`` from ``source`` (same stride; this copy has room for them)."""
         stride = self.stride
         ids = list(rows)
+        compiled = kernels.compiled
+        if compiled is not None:  # memcpy per row
+            compiled.copy_rows(
+                [(self.table(name), source.table(name), stride) for name in TABLES], ids
+            )
+            return
         if len(ids) <= 16:
             for name in TABLES:
                 mine, theirs = self.table(name), source.table(name)

@@ -284,3 +284,50 @@ def test_training_refuses_what_the_python_refuses() -> None:
             model.method.learn(arrays, [len(arrays.W) + 10], [1.0], 0, [0, 1], [])
     finally:
         kernels.compiled = saved
+
+
+def test_publishing_after_every_example_keeps_both_copies_equal() -> None:
+    """A snapshot after each example: the next change first brings the other copy up to
+    date (copy_rows), and both copies end equal to the reference, with the kernel and
+    without."""
+    config = {"method": "AROW", "parameter": {"regularization_weight": 0.5}, "converter": ONE_RULE}
+    rng = random.Random("publish")
+    examples = [(rng.choice(["a", "b", "c"]), wire_datum(rng)) for _ in range(120)]
+    queries = [wire_datum(rng) for _ in range(20)]
+    answers = []
+    for built in (kernels.compiled, None):
+        saved = kernels.compiled
+        kernels.compiled = built
+        try:
+            model = ClassifierModel(config)
+            for label, datum in examples:
+                model.train_wire(wire([[label, datum]]))
+                snapshot = model.snapshot()
+            answers.append((snapshot.classify_wire(wire(queries)), model.pack()))
+            model.train_wire(wire([["a", queries[0]]]))  # the other copy caught up once more
+            answers.append((model.snapshot().classify_wire(wire(queries)), model.pack()))
+        finally:
+            kernels.compiled = saved
+    reference = ReferenceModel(config)
+    for label, datum in examples:
+        reference.train([(label, typed(datum))])
+    assert same(answers[0], answers[2]) and same(answers[1], answers[3])
+    assert same(answers[0][0], reference.classify([typed(q) for q in queries]))
+
+
+def test_copy_rows_checks_what_it_copies() -> None:
+    from array import array
+
+    assert kernels.compiled is not None
+    copy_rows = kernels.compiled.copy_rows
+    mine, theirs = array("d", [0.0] * 6), array("d", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    copy_rows([(mine, theirs, 2)], [2, 0])
+    assert list(mine) == [1.0, 2.0, 0.0, 0.0, 5.0, 6.0]
+    with pytest.raises(IndexError):
+        copy_rows([(mine, theirs, 2)], [3])
+    with pytest.raises(IndexError):
+        copy_rows([(mine, theirs, 2)], [-1])
+    with pytest.raises(TypeError):
+        copy_rows([(mine, array("q", [0] * 6), 2)], [0])
+    with pytest.raises(BufferError):
+        copy_rows([(bytes(48), theirs, 2)], [0])  # not writable
