@@ -485,3 +485,23 @@ def test_malformed_arrays_are_refused(bad: object) -> None:
     with pytest.raises(DiffError):
         model.mix(model.get_diff(), bad)
     assert model.pack() == before
+
+
+def test_a_snapshots_status_is_its_own_and_the_next_one_moves_on() -> None:
+    """A snapshot makes its status keys once; the next snapshot shows what came since, and
+    a standalone server's keys stay apart from a member's."""
+    model = new_model("AROW")
+    model.train([("a", point(1, 2))])
+    first = model.snapshot()
+    status = first.get_status()
+    status["num_classes"] = "changed by the caller"  # a copy: the snapshot keeps its own
+    assert first.get_status()["num_classes"] == "1"
+    assert first.get_status(standalone=True)["storage"] == "local_storage"
+    assert first.get_status()["storage"] == "local_storage_mixture"
+    model.train([("b", point(2, 1, "z"))])
+    second = model.snapshot()
+    assert second.get_status()["num_classes"] == "2"
+    assert int(second.get_status(standalone=True)["num_features"]) > int(
+        first.get_status(standalone=True)["num_features"]
+    )
+    assert first.get_status()["num_classes"] == "1"
