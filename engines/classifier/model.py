@@ -391,6 +391,11 @@ class Replica:
             vectors = [weigh(e, frequency, documents) for e in extracted]
         else:
             vectors = [self.vector(e) for e in extracted]
+        compiled = kernels.compiled
+        if compiled is not None:
+            scored: list[list[tuple[str, float]]] | None = compiled.score_vectors(vectors, self)
+            if scored is not None:
+                return scored
         if len(vectors) >= BATCH_FROM and self.order:
             return self._score_batch(vectors)
         labels = self.order_labels

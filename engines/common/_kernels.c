@@ -351,6 +351,108 @@ static PyObject *attribute(PyObject *obj, PyObject *a, PyObject *b) {
     return inner;
 }
 
+/* What a scoring call holds of a copy: its references, its weights' buffer, the slots. */
+typedef struct {
+    PyObject *refs[6]; /* ids, rows, W, stride, order_slots, order_labels */
+    Py_buffer view;
+    Py_ssize_t *slot_numbers;
+    double *totals;
+    Copy copy;
+} OpenCopy;
+
+static void copy_close(OpenCopy *open) {
+    if (open->view.obj != NULL) {
+        PyBuffer_Release(&open->view);
+    }
+    PyMem_Free(open->slot_numbers);
+    PyMem_Free(open->totals);
+    for (int i = 0; i < 6; i++) {
+        Py_CLEAR(open->refs[i]);
+    }
+}
+
+/* Reads what scoring needs of a replica; 1: ready, 0: not the plain case, -1: an error.
+ * For wire datums, a copy the writer has retired, or one that needs the whole converter,
+ * is not the plain case. copy_close() in every case. */
+static int copy_open(PyObject *replica, int wire, OpenCopy *open) {
+    memset(open, 0, sizeof(*open));
+    if (wire) {
+        PyObject *retired = PyObject_GetAttr(replica, s_retired);
+        if (retired == NULL) {
+            return -1;
+        }
+        int is_retired = PyObject_IsTrue(retired);
+        Py_DECREF(retired);
+        if (is_retired != 0) {
+            return is_retired < 0 ? -1 : 0;
+        }
+        PyObject *full = PyObject_GetAttr(replica, s_full);
+        if (full == NULL) {
+            return -1;
+        }
+        Py_DECREF(full);
+        if (full != Py_None) {
+            return 0;
+        }
+    }
+    PyObject **refs = open->refs;
+    refs[0] = attribute(replica, s_index, s_ids);
+    refs[1] = attribute(replica, s_rows, NULL);
+    refs[2] = attribute(replica, s_arrays, s_W);
+    refs[3] = attribute(replica, s_arrays, s_stride);
+    refs[4] = attribute(replica, s_order_slots, NULL);
+    refs[5] = attribute(replica, s_order_labels, NULL);
+    for (int i = 0; i < 6; i++) {
+        if (refs[i] == NULL) {
+            return -1;
+        }
+    }
+    PyObject *ids = refs[0], *slots = refs[4], *labels = refs[5];
+    if (!PyDict_Check(ids) || !PyList_CheckExact(slots) || !PyList_CheckExact(labels) ||
+        PyList_GET_SIZE(slots) != PyList_GET_SIZE(labels)) {
+        return 0;
+    }
+    Copy *copy = &open->copy;
+    copy->ids = ids;
+    copy->rows = PyLong_AsSsize_t(refs[1]);
+    copy->stride = PyLong_AsSsize_t(refs[3]);
+    if ((copy->rows == -1 || copy->stride == -1) && PyErr_Occurred()) {
+        return -1;
+    }
+    copy->labels = PyList_GET_SIZE(labels);
+    copy->label_names = labels;
+    if (PyObject_GetBuffer(refs[2], &open->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    if (open->view.format == NULL || strcmp(open->view.format, "d") != 0) {
+        return 0;
+    }
+    copy->weights = (const double *)open->view.buf;
+    copy->weight_count = open->view.len / (Py_ssize_t)sizeof(double);
+    open->slot_numbers = PyMem_New(Py_ssize_t, copy->labels + 1);
+    open->totals = PyMem_New(double, copy->labels + 1);
+    if (open->slot_numbers == NULL || open->totals == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t s = 0; s < copy->labels; s++) {
+        PyObject *slot = PyList_GET_ITEM(slots, s);
+        if (!PyLong_CheckExact(slot)) {
+            return 0;
+        }
+        Py_ssize_t number = PyLong_AsSsize_t(slot);
+        if (number == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (number < 0 || number >= copy->stride) {
+            return 0;
+        }
+        open->slot_numbers[s] = number;
+    }
+    copy->slots = open->slot_numbers;
+    return 1;
+}
+
 static PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "classify_wire(data, strings, numbers, replica)");
@@ -360,133 +462,120 @@ static PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize
     if (!PyList_CheckExact(data) || !PyDict_Check(strings) || !PyDict_Check(numbers)) {
         Py_RETURN_NONE;
     }
-    PyObject *retired = NULL, *full = NULL, *ids = NULL, *rows = NULL, *weights = NULL,
-             *stride = NULL, *slots = NULL, *labels = NULL, *out = NULL;
-    Py_buffer view = {0};
-    Py_ssize_t *slot_numbers = NULL;
-    double *totals = NULL;
+    OpenCopy open;
+    PyObject *out = NULL;
     Features f;
     features_init(&f);
-
-    retired = attribute(replica, s_retired, NULL);
-    if (retired == NULL) {
-        goto error;
+    int ready = copy_open(replica, 1, &open);
+    if (ready <= 0) {
+        goto finish;
     }
-    int is_retired = PyObject_IsTrue(retired);
-    if (is_retired < 0) {
-        goto error;
-    }
-    full = attribute(replica, s_full, NULL);
-    if (full == NULL) {
-        goto error;
-    }
-    if (is_retired || full != Py_None) {
-        goto fallback;
-    }
-    ids = attribute(replica, s_index, s_ids);
-    rows = attribute(replica, s_rows, NULL);
-    weights = attribute(replica, s_arrays, s_W);
-    stride = attribute(replica, s_arrays, s_stride);
-    slots = attribute(replica, s_order_slots, NULL);
-    labels = attribute(replica, s_order_labels, NULL);
-    if (!ids || !rows || !weights || !stride || !slots || !labels) {
-        goto error;
-    }
-    if (!PyDict_Check(ids) || !PyList_CheckExact(slots) || !PyList_CheckExact(labels) ||
-        PyList_GET_SIZE(slots) != PyList_GET_SIZE(labels)) {
-        goto fallback;
-    }
-    Copy copy;
-    copy.ids = ids;
-    copy.rows = PyLong_AsSsize_t(rows);
-    copy.stride = PyLong_AsSsize_t(stride);
-    if ((copy.rows == -1 || copy.stride == -1) && PyErr_Occurred()) {
-        goto error;
-    }
-    copy.labels = PyList_GET_SIZE(labels);
-    copy.label_names = labels;
-    if (PyObject_GetBuffer(weights, &view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        goto error;
-    }
-    if (view.format == NULL || strcmp(view.format, "d") != 0 || view.itemsize != sizeof(double)) {
-        goto fallback;
-    }
-    copy.weights = (const double *)view.buf;
-    copy.weight_count = view.len / (Py_ssize_t)sizeof(double);
-    slot_numbers = PyMem_New(Py_ssize_t, copy.labels + 1);
-    totals = PyMem_New(double, copy.labels + 1);
-    if (slot_numbers == NULL || totals == NULL) {
-        PyErr_NoMemory();
-        goto error;
-    }
-    for (Py_ssize_t s = 0; s < copy.labels; s++) {
-        PyObject *slot = PyList_GET_ITEM(slots, s);
-        if (!PyLong_CheckExact(slot)) {
-            goto fallback;
-        }
-        slot_numbers[s] = PyLong_AsSsize_t(slot);
-        if (slot_numbers[s] < 0 || slot_numbers[s] >= copy.stride) {
-            if (PyErr_Occurred()) {
-                goto error;
-            }
-            goto fallback;
-        }
-    }
-    copy.slots = slot_numbers;
-
     Py_ssize_t count = PyList_GET_SIZE(data);
     out = PyList_New(count);
     if (out == NULL) {
-        goto error;
+        ready = -1;
+        goto finish;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         f.count = 0;
-        int plain = extract(PyList_GET_ITEM(data, i), strings, numbers, &f);
-        if (plain < 0) {
-            goto error;
+        ready = extract(PyList_GET_ITEM(data, i), strings, numbers, &f);
+        if (ready > 0) {
+            ready = merge(&f);
         }
-        if (plain == 0) {
-            goto fallback;
+        if (ready <= 0) {
+            goto finish;
         }
-        plain = merge(&f);
-        if (plain < 0) {
-            goto error;
-        }
-        if (plain == 0) {
-            goto fallback;
-        }
-        PyObject *scores = score(&copy, &f, totals);
+        PyObject *scores = score(&open.copy, &f, open.totals);
         if (scores == NULL) {
-            goto error;
+            ready = -1;
+            goto finish;
         }
         PyList_SET_ITEM(out, i, scores);
     }
-    goto done;
-
-fallback:
-    Py_CLEAR(out);
-    out = Py_NewRef(Py_None);
-    goto done;
-error:
-    Py_CLEAR(out);
-done:
-    if (view.obj != NULL) {
-        PyBuffer_Release(&view);
-    }
+finish:
+    copy_close(&open);
     features_free(&f);
-    PyMem_Free(slot_numbers);
-    PyMem_Free(totals);
-    Py_XDECREF(retired);
-    Py_XDECREF(full);
-    Py_XDECREF(ids);
-    Py_XDECREF(rows);
-    Py_XDECREF(weights);
-    Py_XDECREF(stride);
-    Py_XDECREF(slots);
-    Py_XDECREF(labels);
+    if (ready <= 0) {
+        Py_CLEAR(out);
+        if (ready == 0) {
+            out = Py_NewRef(Py_None);
+        }
+    }
     return out;
 }
 
+/* score_vectors(vectors, replica) -> list | None: Replica.score's sums of weighed vectors
+ * ((names, values) pairs, as weigh() gives them) against replica, read by a caller that
+ * holds it (no retired check); None for a value that is not finite or an odd input. */
+static PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "score_vectors(vectors, replica)");
+        return NULL;
+    }
+    PyObject *vectors = args[0], *replica = args[1];
+    if (!PyList_CheckExact(vectors)) {
+        Py_RETURN_NONE;
+    }
+    OpenCopy open;
+    PyObject *out = NULL;
+    Features f;
+    features_init(&f);
+    int ready = copy_open(replica, 0, &open);
+    if (ready <= 0) {
+        goto finish;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(vectors);
+    out = PyList_New(count);
+    if (out == NULL) {
+        ready = -1;
+        goto finish;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *vector = PyList_GET_ITEM(vectors, i);
+        ready = 0;
+        if (!PyTuple_CheckExact(vector) || PyTuple_GET_SIZE(vector) != 2) {
+            goto finish;
+        }
+        PyObject *names = PyTuple_GET_ITEM(vector, 0), *values = PyTuple_GET_ITEM(vector, 1);
+        if (!PyList_CheckExact(names) || !PyList_CheckExact(values) ||
+            PyList_GET_SIZE(names) != PyList_GET_SIZE(values)) {
+            goto finish;
+        }
+        Py_ssize_t n = PyList_GET_SIZE(names);
+        f.count = 0;
+        if (features_reserve(&f, n) < 0) {
+            ready = -1;
+            goto finish;
+        }
+        for (Py_ssize_t j = 0; j < n; j++) {
+            PyObject *name = PyList_GET_ITEM(names, j), *value = PyList_GET_ITEM(values, j);
+            if (!PyUnicode_CheckExact(name) || !PyFloat_CheckExact(value) ||
+                !isfinite(PyFloat_AS_DOUBLE(value))) {
+                goto finish;
+            }
+            f.names[j] = name;
+            f.values[j] = PyFloat_AS_DOUBLE(value);
+        }
+        f.count = n;
+        PyObject *scores = score(&open.copy, &f, open.totals);
+        if (scores == NULL) {
+            ready = -1;
+            goto finish;
+        }
+        PyList_SET_ITEM(out, i, scores);
+    }
+    ready = 1;
+finish:
+    copy_close(&open);
+    features_free(&f);
+    if (ready <= 0) {
+        Py_CLEAR(out);
+        if (ready == 0) {
+            out = Py_NewRef(Py_None);
+        }
+    }
+    return out;
+}
 
 /* -- training the linear methods ----------------------------------------------------- */
 
@@ -924,6 +1013,8 @@ done:
 static PyMethodDef methods[] = {
     {"classify_wire", (PyCFunction)(void (*)(void))classify_wire, METH_FASTCALL,
      "Scores of classify's wire argument against a linear classifier's copy, or None."},
+    {"score_vectors", (PyCFunction)(void (*)(void))score_vectors, METH_FASTCALL,
+     "Scores of weighed feature vectors against a linear classifier's copy, or None."},
     {"train_linear", (PyCFunction)(void (*)(void))train_linear, METH_FASTCALL,
      "One example learnt by a linear method, as engines.common.linear does it."},
     {"copy_rows", (PyCFunction)(void (*)(void))copy_rows, METH_FASTCALL,

@@ -9,7 +9,13 @@ Kernels:
 
 - ``classify_wire(data, strings, numbers, replica)``: a linear classifier's scores of
   ``classify``'s wire argument against one copy of its model
-  (:meth:`engines.classifier.model.ClassifierSnapshot.classify_wire`).
+  (:meth:`engines.classifier.model.ClassifierSnapshot.classify_wire`);
+- ``score_vectors(vectors, replica)``: the same sums for feature vectors already weighed
+  (:meth:`engines.classifier.model.Replica.score`: ``classify`` called in process);
+- ``train_linear(method, c, extra, arrays, bases, values, label, known, fresh)``: one
+  example learnt by a linear method (:meth:`engines.common.linear.LinearMethod.learn`);
+- ``copy_rows(pairs, ids)``: rows copied between the two copies of a model held the
+  snapshot way (:meth:`engines.common.storage.WeightArrays.copy_rows_from`).
 """
 
 from __future__ import annotations

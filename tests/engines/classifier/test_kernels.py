@@ -331,3 +331,34 @@ def test_copy_rows_checks_what_it_copies() -> None:
         copy_rows([(mine, array("q", [0] * 6), 2)], [0])
     with pytest.raises(BufferError):
         copy_rows([(bytes(48), theirs, 2)], [0])  # not writable
+
+
+@pytest.mark.parametrize("converter", ["one rule", "idf"])
+def test_classify_in_process_is_the_same_with_the_kernel_and_without(converter: str) -> None:
+    """``classify`` of Datum objects (score_vectors), non-finite values and an unknown
+    label included, both ways and as the reference."""
+    rules: dict[str, Any] = ONE_RULE
+    if converter == "idf":
+        rules = {
+            "string_rules": [
+                {"key": "*", "type": "space", "sample_weight": "tf", "global_weight": "idf"},
+            ],
+            "num_rules": [{"key": "*", "type": "num"}],
+        }
+    new, old, rng = trained("NHERD", rules)
+    new.set_label("d")
+    old.set_label("d")
+    data = [typed(wire_datum(rng)) for _ in range(30)]
+    data[3].num_values.append(("n1", math.inf))
+    data[7].num_values.append(("n2", math.nan))
+    expected = old.classify(data)
+    with_kernel = new.classify(data)
+    kernels.compiled, saved = None, kernels.compiled
+    try:
+        python = new.classify(data)
+    finally:
+        kernels.compiled = saved
+    assert same(with_kernel, python)
+    assert same(with_kernel, expected)
+    for one in data[:10]:
+        assert same(new.classify([one]), old.classify([one]))
