@@ -45,6 +45,7 @@ from engines.classifier.jubatus_file import (
     neighbor_to_jubatus,
 )
 from engines.classifier.model import ClassifierModel, ClassifierSnapshot
+from engines.common import kernels
 from engines.common.buffer_options import buffer_options
 from engines.common.jubatus_file import from_file
 from engines.common.neighbor_classifier import NEIGHBOR_METHODS, NeighborClassifierModel
@@ -164,7 +165,10 @@ class ClassifierServ(ServerBase):
     def get_status(self) -> dict[str, str]:
         if self.holder is None:
             return self.model.get_status()
-        return self.holder.snapshot.get_status(self.standalone)
+        status = self.holder.snapshot.get_status(self.standalone)
+        # Jubako's own key: whether the compiled kernels serve (engines/common/kernels.py).
+        status["kernels"] = "python" if kernels.compiled is None else "compiled"
+        return status
 
     def pack(self) -> object:
         if self.holder is None:
