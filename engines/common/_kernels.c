@@ -1,4 +1,4 @@
-/* Compiled hot paths of the linear classifier: see engines/common/kernels.py.
+/* Compiled hot paths of the engines: see engines/common/kernels.py.
  *
  * classify_wire(data, strings, numbers, replica) -> list | None
  *
@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 
 /* Features of one datum kept on the stack up to this many; more go to the heap. */
 #define STACK_FEATURES 64
@@ -1010,6 +1011,111 @@ done:
     return out;
 }
 
+
+/* -- random projections (lsh, euclid_lsh) --------------------------------------------- */
+
+/* project(matrix, values, projection, words): hashing.random_projection's 32-bit sums,
+ * Σ float32(value_i) x matrix[i] feature after feature (a running sum from the first
+ * product, as numpy's cumsum has it), into `projection` (a float32 array of the matrix's
+ * width) and/or, as pack_bits(projection > 0) gives them, into `words` (uint64 words: bit
+ * j of word w is column 64 w + j); either may be None. `matrix` is a C-contiguous float32
+ * (len(values) x width) array. */
+static PyObject *project(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "project(matrix, values, projection, words)");
+        return NULL;
+    }
+    PyObject *values = PySequence_Fast(args[1], "values: a sequence");
+    if (values == NULL) {
+        return NULL;
+    }
+    Py_buffer matrix = {0}, projection = {0}, words = {0};
+    float *sums = NULL;
+    PyObject *out = NULL;
+    Py_ssize_t rows = PySequence_Fast_GET_SIZE(values);
+    if (PyObject_GetBuffer(args[0], &matrix, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        goto done;
+    }
+    if (matrix.format == NULL || strcmp(matrix.format, "f") != 0 || rows == 0 ||
+        matrix.len % (rows * (Py_ssize_t)sizeof(float)) != 0) {
+        PyErr_SetString(PyExc_TypeError, "project: a float32 matrix of len(values) rows");
+        goto done;
+    }
+    Py_ssize_t width = matrix.len / (rows * (Py_ssize_t)sizeof(float));
+    if (args[2] != Py_None) {
+        if (PyObject_GetBuffer(args[2], &projection,
+                               PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+            goto done;
+        }
+        if (projection.format == NULL || strcmp(projection.format, "f") != 0 ||
+            projection.len != width * (Py_ssize_t)sizeof(float)) {
+            PyErr_SetString(PyExc_TypeError, "project: projection is float32 of the width");
+            goto done;
+        }
+    }
+    Py_ssize_t word_count = (width + 63) / 64;
+    if (args[3] != Py_None) {
+        if (PyObject_GetBuffer(args[3], &words, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+            goto done;
+        }
+        if (words.itemsize != 8 || words.len != word_count * 8) {
+            PyErr_SetString(PyExc_TypeError, "project: words are 64-bit, one per 64 columns");
+            goto done;
+        }
+    }
+    sums = projection.obj != NULL ? (float *)projection.buf : PyMem_New(float, width + 1);
+    if (sums == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const float *m = (const float *)matrix.buf;
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        double value = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(values, i));
+        if (value == -1.0 && PyErr_Occurred()) {
+            goto done;
+        }
+        float v = (float)value;
+        const float *row = m + i * width;
+        if (i == 0) {
+            for (Py_ssize_t j = 0; j < width; j++) {
+                sums[j] = row[j] * v;
+            }
+        } else {
+            for (Py_ssize_t j = 0; j < width; j++) {
+                float product = row[j] * v;
+                sums[j] = sums[j] + product;
+            }
+        }
+    }
+    if (words.obj != NULL) {
+        uint64_t *w = (uint64_t *)words.buf;
+        for (Py_ssize_t k = 0; k < word_count; k++) {
+            w[k] = 0;
+        }
+        for (Py_ssize_t j = 0; j < width; j++) {
+            if (sums[j] > 0.0f) {
+                w[j / 64] |= (uint64_t)1 << (j % 64);
+            }
+        }
+    }
+    out = Py_NewRef(Py_None);
+done:
+    if (sums != NULL && projection.obj == NULL) {
+        PyMem_Free(sums);
+    }
+    if (matrix.obj != NULL) {
+        PyBuffer_Release(&matrix);
+    }
+    if (projection.obj != NULL) {
+        PyBuffer_Release(&projection);
+    }
+    if (words.obj != NULL) {
+        PyBuffer_Release(&words);
+    }
+    Py_DECREF(values);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"classify_wire", (PyCFunction)(void (*)(void))classify_wire, METH_FASTCALL,
      "Scores of classify's wire argument against a linear classifier's copy, or None."},
@@ -1017,6 +1123,8 @@ static PyMethodDef methods[] = {
      "Scores of weighed feature vectors against a linear classifier's copy, or None."},
     {"train_linear", (PyCFunction)(void (*)(void))train_linear, METH_FASTCALL,
      "One example learnt by a linear method, as engines.common.linear does it."},
+    {"project", (PyCFunction)(void (*)(void))project, METH_FASTCALL,
+     "Random projection sums and their sign bits (lsh, euclid_lsh)."},
     {"copy_rows", (PyCFunction)(void (*)(void))copy_rows, METH_FASTCALL,
      "Rows of arrays copied from one copy of a model to the other."},
     {NULL, NULL, 0, NULL},

@@ -7,7 +7,9 @@
   turned into normals by Box-Muller with the polynomial ``log``/``sin``/``cos`` of
   Jubatus's AVX2 and SSE2 code (Cephes's, as in Julien Pommier's ``sse_mathfunc``),
   emulated step by step in 32-bit floats, so the projections and the LSH bits agree.
-- :func:`random_projection`: the 32-bit sum ``Σ value_f x normal_f`` in feature order.
+- :func:`random_projection`: the 32-bit sum ``Σ value_f x normal_f`` in feature order;
+  :func:`projection_bits` its signs as bit-vector words (both in C when the kernels are
+  built: :mod:`engines.common.kernels`).
 - :func:`minhash_values`: ``-log(h(key, j)) / value`` with Jenkins's 64-bit mix, as
   Jubatus's ``minhash``.
 - :class:`MersenneTwister`: MT19937 seeded with ``init_genrand`` (Jubatus's ``mtrand``).
@@ -25,6 +27,8 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+
+from engines.common import kernels
 
 MASK64 = (1 << 64) - 1
 FNV_OFFSET = 14695981039346656037
@@ -300,6 +304,12 @@ def random_projection(features: Sequence[tuple[str, float]], cache: ProjectionCa
     sum down the columns, as Jubatus adds feature after feature)."""
     if not features:
         return np.zeros(cache.hash_num, dtype=np.float32)
+    compiled = kernels.compiled
+    if compiled is not None:  # the same sums, in C
+        projection = np.empty(cache.hash_num, dtype=np.float32)
+        matrix = cache.matrix(tuple([name for name, _ in features]))
+        compiled.project(matrix, [value for _, value in features], projection, None)
+        return projection
     if len(features) == 1:
         name, value = features[0]
         return (np.float32(value) * cache.rows([name])[0]).astype(np.float32)
@@ -308,6 +318,18 @@ def random_projection(features: Sequence[tuple[str, float]], cache: ProjectionCa
     products = matrix * values[:, np.newaxis]
     summed: F32 = products.cumsum(axis=0, dtype=np.float32)[-1]
     return summed
+
+
+def projection_bits(features: Sequence[tuple[str, float]], cache: ProjectionCache) -> U64:
+    """``pack_bits(random_projection(features, cache) > 0)``: the signs of the projection,
+    the bit vector lsh and euclid_lsh keep."""
+    compiled = kernels.compiled
+    if compiled is None or not features:
+        return pack_bits(random_projection(features, cache) > 0)
+    words = np.empty(-(-cache.hash_num // 64), dtype=np.uint64)
+    matrix = cache.matrix(tuple([name for name, _ in features]))
+    compiled.project(matrix, [value for _, value in features], None, words)
+    return words
 
 
 def pack_bits(flags: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engines.common.config import Params
-from engines.common.hashing import ProjectionCache, minhash_bits, pack_bits, random_projection
+from engines.common.hashing import ProjectionCache, minhash_bits, pack_bits, projection_bits
 from runtime.errors import ConfigError
 from runtime.mix.mixable import DiffError, read_float, read_int, read_list, read_map, read_text
 
@@ -421,7 +421,7 @@ class Lsh(NearestNeighborIndex):
         self.cache = ProjectionCache(self.hash_num)
 
     def hash(self, features: Features) -> tuple[npt.NDArray[np.uint64], float]:
-        return pack_bits(random_projection(features, self.cache) > 0), 0.0
+        return projection_bits(features, self.cache), 0.0
 
 
 class Minhash(NearestNeighborIndex):
@@ -449,7 +449,7 @@ class EuclidLsh(Lsh):
         squared = 0.0
         for _, value in features:
             squared += value * value
-        return pack_bits(random_projection(features, self.cache) > 0), math.sqrt(squared)
+        return projection_bits(features, self.cache), math.sqrt(squared)
 
     def distances(self, words: npt.NDArray[np.uint64], norm: float) -> npt.NDArray[np.float64]:
         hamming = self.table.hamming(words)

@@ -32,7 +32,7 @@ import numpy as np
 
 from engines.common.config import Params
 from engines.common.fv_converter import sort_and_merge
-from engines.common.hashing import ProjectionCache, minhash_bits, pack_bits, random_projection
+from engines.common.hashing import ProjectionCache, minhash_bits, pack_bits, projection_bits
 from engines.common.inverted_index import InvertedIndex
 from engines.common.lsh_index import LshIndex
 from engines.common.nearest_neighbor import BitTable, NearestNeighborIndex, create_nearest_neighbor
@@ -153,7 +153,7 @@ class _BitIndex:
 
     def bits(self, features: Features) -> np.ndarray:
         if self.cache is not None:
-            return pack_bits(random_projection(features, self.cache) > 0)
+            return projection_bits(features, self.cache)
         return pack_bits(minhash_bits(features, self.hash_num, double_value=True))
 
     def rank(self, words: np.ndarray, count: int) -> Scored:

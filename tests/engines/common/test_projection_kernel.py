@@ -1,0 +1,80 @@
+"""The compiled random projection (``project`` in engines/common/_kernels.c) gives the
+sums and sign bits of the numpy one to the bit: lsh and euclid_lsh rows, and so every
+neighbour answer built on them, do not depend on whether the kernels are built."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from engines.common import kernels
+from engines.common.hashing import ProjectionCache, pack_bits, projection_bits, random_projection
+
+
+@pytest.fixture
+def python_only() -> Iterator[None]:
+    built = kernels.compiled
+    kernels.compiled = None
+    try:
+        yield
+    finally:
+        kernels.compiled = built
+
+
+def features(rng: random.Random) -> list[tuple[str, float]]:
+    """Repeated names, zeros of both signs, tiny, huge and negative values."""
+    values = [0.0, -0.0, 1.0, 1e-40, -3.5, 1e30]
+    return [
+        (f"f{rng.randint(0, 40)}", rng.choice([*values, rng.gauss(0.0, 100.0)]))
+        for _ in range(rng.randint(0, 25))
+    ]
+
+
+@pytest.mark.parametrize("hash_num", [1, 7, 64, 100, 128])
+def test_the_kernel_and_numpy_give_the_same_bits(hash_num: int) -> None:
+    assert kernels.compiled is not None
+    rng = random.Random(hash_num)
+    cache = ProjectionCache(hash_num)
+    for _ in range(200):
+        datum = features(rng)
+        compiled = random_projection(datum, cache)
+        words = projection_bits(datum, cache)
+        kernels.compiled, built = None, kernels.compiled
+        try:
+            python = random_projection(datum, cache)
+            python_words = projection_bits(datum, cache)
+        finally:
+            kernels.compiled = built
+        assert compiled.dtype == python.dtype == np.float32
+        assert compiled.tobytes() == python.tobytes(), datum
+        assert words.tobytes() == python_words.tobytes() == pack_bits(python > 0).tobytes()
+
+
+def test_the_fallback_alone(python_only: None) -> None:
+    cache = ProjectionCache(64)
+    datum = [("a", 1.0), ("b", -2.0)]
+    expected = cache.rows(["a"])[0] * np.float32(1.0) + cache.rows(["b"])[0] * np.float32(-2.0)
+    assert random_projection(datum, cache).tobytes() == expected.astype(np.float32).tobytes()
+    assert projection_bits([], cache).tobytes() == bytes(8)
+
+
+def test_the_kernel_refuses_what_does_not_fit() -> None:
+    assert kernels.compiled is not None
+    project = kernels.compiled.project
+    matrix = np.ones((2, 64), dtype=np.float32)
+    with pytest.raises(TypeError):
+        project(matrix.astype(np.float64), [1.0, 2.0], None, None)
+    with pytest.raises(TypeError):
+        project(matrix, [1.0, 2.0, 3.0], None, None)  # not len(values) rows
+    with pytest.raises(TypeError):
+        project(matrix, [1.0, 2.0], np.empty(63, dtype=np.float32), None)
+    with pytest.raises(TypeError):
+        project(matrix, [1.0, 2.0], None, np.empty(2, dtype=np.uint64))
+    with pytest.raises(TypeError):
+        project(matrix, [1.0, "x"], None, None)
+    words = np.empty(1, dtype=np.uint64)
+    project(matrix, [1.0, -2.0], None, words)
+    assert int(words[0]) == 0  # every sum is -1
