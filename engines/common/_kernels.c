@@ -1116,6 +1116,112 @@ done:
     return out;
 }
 
+
+/* -- the nearest bit vectors (lsh, minhash) -------------------------------------------- */
+
+/* nearest_by_hamming(matrix, size, words, count) -> (positions, distances): the `count`
+ * rows of the first `size` of `matrix` (uint64 words, C-contiguous, len(words) per row)
+ * nearest `words` by Hamming distance, ties by position (nearest_neighbor.smallest on
+ * table.hamming), found by counting: O(size + bits). */
+static PyObject *nearest_by_hamming(PyObject *module, PyObject *const *args,
+                                    Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "nearest_by_hamming(matrix, size, words, count)");
+        return NULL;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t count = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer matrix = {0}, query = {0};
+    Py_ssize_t *distance = NULL, *starts = NULL, *picked = NULL;
+    PyObject *out = NULL;
+    if (PyObject_GetBuffer(args[0], &matrix, PyBUF_C_CONTIGUOUS) < 0) {
+        goto done;
+    }
+    if (PyObject_GetBuffer(args[2], &query, PyBUF_C_CONTIGUOUS) < 0) {
+        goto done;
+    }
+    Py_ssize_t width = query.len / 8;
+    if (matrix.itemsize != 8 || query.itemsize != 8 || width == 0 || size < 0 ||
+        size * width * 8 > matrix.len) {
+        PyErr_SetString(PyExc_ValueError, "nearest_by_hamming: 64-bit words, size rows");
+        goto done;
+    }
+    if (count > size) {
+        count = size;
+    }
+    if (count <= 0) {
+        out = Py_BuildValue("([][])");
+        goto done;
+    }
+    Py_ssize_t bits = width * 64;
+    distance = PyMem_New(Py_ssize_t, size);
+    starts = PyMem_New(Py_ssize_t, bits + 2);
+    picked = PyMem_New(Py_ssize_t, count);
+    if (distance == NULL || starts == NULL || picked == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint64_t *rows = (const uint64_t *)matrix.buf;
+    const uint64_t *q = (const uint64_t *)query.buf;
+    memset(starts, 0, (bits + 2) * sizeof(Py_ssize_t));
+    for (Py_ssize_t i = 0; i < size; i++) {
+        Py_ssize_t d = 0;
+        const uint64_t *row = rows + i * width;
+        for (Py_ssize_t w = 0; w < width; w++) {
+            d += __builtin_popcountll(row[w] ^ q[w]);
+        }
+        distance[i] = d;
+        starts[d + 1]++;
+    }
+    /* The distance the count-th nearest has (cut), and how many at it are taken. */
+    Py_ssize_t cut = 0, below = 0;
+    while (below + starts[cut + 1] < count) {
+        below += starts[cut + 1];
+        cut++;
+    }
+    for (Py_ssize_t d = 1; d <= cut; d++) { /* starts[d]: first slot of distance d */
+        starts[d] += starts[d - 1];
+    }
+    starts[0] = 0;
+    Py_ssize_t at_cut = count - below;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        Py_ssize_t d = distance[i];
+        if (d < cut) {
+            picked[starts[d]++] = i;
+        } else if (d == cut && at_cut > 0) {
+            picked[starts[d]++] = i;
+            at_cut--;
+        }
+    }
+    PyObject *positions = PyList_New(count), *distances = PyList_New(count);
+    if (positions == NULL || distances == NULL) {
+        Py_XDECREF(positions);
+        Py_XDECREF(distances);
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyList_SET_ITEM(positions, k, PyLong_FromSsize_t(picked[k]));
+        PyList_SET_ITEM(distances, k, PyLong_FromSsize_t(distance[picked[k]]));
+    }
+    out = PyTuple_Pack(2, positions, distances);
+    Py_DECREF(positions);
+    Py_DECREF(distances);
+done:
+    if (matrix.obj != NULL) {
+        PyBuffer_Release(&matrix);
+    }
+    if (query.obj != NULL) {
+        PyBuffer_Release(&query);
+    }
+    PyMem_Free(distance);
+    PyMem_Free(starts);
+    PyMem_Free(picked);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"classify_wire", (PyCFunction)(void (*)(void))classify_wire, METH_FASTCALL,
      "Scores of classify's wire argument against a linear classifier's copy, or None."},
@@ -1125,6 +1231,8 @@ static PyMethodDef methods[] = {
      "One example learnt by a linear method, as engines.common.linear does it."},
     {"project", (PyCFunction)(void (*)(void))project, METH_FASTCALL,
      "Random projection sums and their sign bits (lsh, euclid_lsh)."},
+    {"nearest_by_hamming", (PyCFunction)(void (*)(void))nearest_by_hamming, METH_FASTCALL,
+     "The rows nearest a bit vector by Hamming distance, ties by position."},
     {"copy_rows", (PyCFunction)(void (*)(void))copy_rows, METH_FASTCALL,
      "Rows of arrays copied from one copy of a model to the other."},
     {NULL, NULL, 0, NULL},

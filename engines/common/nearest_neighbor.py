@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engines.common import kernels
 from engines.common.config import Params
 from engines.common.hashing import ProjectionCache, minhash_bits, pack_bits, projection_bits
 from runtime.errors import ConfigError
@@ -350,6 +351,13 @@ class NearestNeighborIndex(ABC):
             scores = self.distances(words, norm)
             picked = smallest(scores, count)
             return [(self.table.keys[i], float(scores[i])) for i in picked]
+        compiled = kernels.compiled
+        if compiled is not None:  # the same rows, found by counting in C
+            positions, distances = compiled.nearest_by_hamming(
+                self.table.matrix, len(self.table), words, count
+            )
+            keys, hash_num = self.table.keys, self.hash_num
+            return [(keys[i], d / hash_num) for i, d in zip(positions, distances, strict=True)]
         hamming = self.table.hamming(words)
         picked = smallest(hamming, count)
         return [(self.table.keys[i], int(hamming[i]) / self.hash_num) for i in picked]

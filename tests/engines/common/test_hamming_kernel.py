@@ -1,0 +1,77 @@
+"""The compiled nearest-by-Hamming search (``nearest_by_hamming`` in
+engines/common/_kernels.c) picks the rows numpy picks, in the same order: Hamming
+distance, then position (Jubatus's heap), so lsh and minhash answers do not depend on
+whether the kernels are built."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.common import kernels
+from engines.common.nearest_neighbor import smallest
+from engines.nearest_neighbor.model import NearestNeighborModel
+from runtime import Datum
+
+
+def hamming(matrix: np.ndarray, size: int, words: np.ndarray) -> np.ndarray:
+    xor = np.bitwise_xor(matrix[:size], words[np.newaxis, :])
+    counts: np.ndarray = np.bitwise_count(xor).sum(axis=1, dtype=np.int64)
+    return counts
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_the_same_rows_in_the_same_order(width: int) -> None:
+    assert kernels.compiled is not None
+    rng = np.random.default_rng(width)
+    for trial in range(300):
+        capacity = int(rng.integers(1, 200))
+        size = int(rng.integers(0, capacity + 1))
+        matrix = rng.integers(0, 2**63, size=(capacity, width), dtype=np.uint64)
+        words = rng.integers(0, 2**63, size=width, dtype=np.uint64)
+        if trial % 2:  # a few bits only: many ties
+            matrix &= np.uint64(5)
+            words &= np.uint64(5)
+        count = int(rng.integers(0, size + 4))
+        distances = hamming(matrix, size, words)
+        positions, found = kernels.compiled.nearest_by_hamming(matrix, size, words, count)
+        assert positions == smallest(distances, count)
+        assert found == [int(distances[i]) for i in positions]
+
+
+def test_what_does_not_fit_is_refused() -> None:
+    assert kernels.compiled is not None
+    nearest = kernels.compiled.nearest_by_hamming
+    matrix = np.zeros((4, 1), dtype=np.uint64)
+    with pytest.raises(ValueError):
+        nearest(matrix, 5, np.zeros(1, dtype=np.uint64), 2)  # more rows than it has
+    with pytest.raises(ValueError):
+        nearest(matrix.astype(np.uint32), 4, np.zeros(1, dtype=np.uint64), 2)
+    assert nearest(matrix, 4, np.zeros(1, dtype=np.uint64), 0) == ([], [])
+
+
+@pytest.mark.parametrize("method", ["lsh", "minhash"])
+def test_neighbour_answers_with_the_kernel_and_without(method: str) -> None:
+    config = {
+        "method": method,
+        "parameter": {"hash_num": 64},
+        "converter": {"num_rules": [{"key": "*", "type": "num"}]},
+    }
+    model = NearestNeighborModel(config)
+    rng = np.random.default_rng(7)
+    for i in range(300):
+        model.set_row(f"r{i}", Datum({f"f{j}": float(rng.integers(0, 3)) for j in range(6)}))
+    queries = [Datum({f"f{j}": float(rng.integers(0, 3)) for j in range(6)}) for _ in range(20)]
+    answers = []
+    for built in (kernels.compiled, None):
+        saved = kernels.compiled
+        kernels.compiled = built
+        try:
+            answers.append(
+                [model.neighbor_row_from_datum(q, 10) for q in queries]
+                + [model.neighbor_row_from_id(f"r{i}", 7) for i in range(0, 300, 37)]
+                + [model.similar_row_from_datum(q, 5) for q in queries]
+            )
+        finally:
+            kernels.compiled = saved
+    assert answers[0] == answers[1]
