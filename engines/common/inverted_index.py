@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from engines.common import kernels
 from engines.common.nearest_neighbor import smallest_candidates
 from engines.common.versions import ChangeLog
 from runtime.mix.mixable import (
@@ -107,6 +108,18 @@ class _DenseCopy:
     generation: int
     matrix: npt.NDArray[np.float64]
     position: dict[str, int]
+
+    def rows_of(self, query: Features) -> tuple[list[int], list[float]]:
+        """The matrix rows of the query's features it holds, with their values."""
+        position = self.position
+        at: list[int] = []
+        values: list[float] = []
+        for feature, value in query:
+            row = position.get(feature)
+            if row is not None:
+                at.append(row)
+                values.append(value)
+        return at, values
 
 
 class InvertedIndex:
@@ -254,11 +267,12 @@ class InvertedIndex:
         return len(self.columns)
 
     def _dots(
-        self, query: Features, touched: bool = False
+        self, query: Features, touched: bool = False, dense_checked: bool = False
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64] | None]:
         """Every row's dot product with ``query`` (added feature by feature in query order,
-        as Jubatus sums them) and, when asked, the rows sharing a nonzero value with it."""
-        if not touched:
+        as Jubatus sums them) and, when asked, the rows sharing a nonzero value with it
+        (``dense_checked``: the caller found no dense copy; it is not asked again)."""
+        if not touched and not dense_checked:
             dense = self._dense_copy()
             if dense is not None:
                 return self._dense_dots(dense, query), None
@@ -322,14 +336,7 @@ class InvertedIndex:
     def _dense_dots(dense: _DenseCopy, query: Features) -> npt.NDArray[np.float64]:
         """:meth:`_dots` over the dense copy: the query's rows of the matrix times its values,
         added down the first axis from 0.0 in query order (the loop's sums, to the bit)."""
-        position = dense.position
-        at: list[int] = []
-        values: list[float] = []
-        for feature, value in query:
-            row = position.get(feature)
-            if row is not None:
-                at.append(row)
-                values.append(value)
+        at, values = dense.rows_of(query)
         if not at:
             return np.zeros(dense.matrix.shape[1], dtype=np.float64)
         first = at[0]
@@ -385,10 +392,43 @@ class InvertedIndex:
         """Rows by ``-distance`` to ``query``, the ``count`` best."""
         if count <= 0:
             return []
-        dots, touched = self._dots(query, ignore_orthogonal)
         query_norm = 0.0
         for _, value in query:
             query_norm += value * value
+        dots: npt.NDArray[np.float64]
+        touched: npt.NDArray[np.int64] | None
+        dense = None if ignore_orthogonal else self._dense_copy()
+        if dense is not None:
+            compiled = kernels.compiled
+            if compiled is not None:  # the same scores and order, in C
+                at, values = dense.rows_of(query)
+                best = compiled.euclid_dense(
+                    dense.matrix, at, values, self._norm_array, query_norm, count
+                )
+                if best is not None:
+                    keys = self.keys
+                    return [(keys[n], s) for s, n in zip(*best, strict=True)]
+            dots = self._dense_dots(dense, query)
+            touched = None
+        else:
+            compiled = kernels.compiled
+            if compiled is not None and not ignore_orthogonal:  # the postings, in C
+                parts = []
+                values = []
+                postings = self.postings
+                for feature, value in query:
+                    posting = postings.get(feature)
+                    if posting is not None and posting.size:
+                        rows = None if posting.dense else posting.numbers
+                        parts.append((rows, posting.values, posting.size))
+                        values.append(value)
+                best = compiled.euclid_postings(
+                    parts, values, self._norm_array, len(self.keys), query_norm, count
+                )
+                if best is not None:
+                    keys = self.keys
+                    return [(keys[n], s) for s, n in zip(*best, strict=True)]
+            dots, touched = self._dots(query, ignore_orthogonal, dense_checked=True)
         norms = self._norm_array[: len(dots)]
         numbers: npt.NDArray[np.int64] | None
         if ignore_orthogonal:

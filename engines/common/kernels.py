@@ -15,7 +15,17 @@ Kernels:
 - ``train_linear(method, c, extra, arrays, bases, values, label, known, fresh)``: one
   example learnt by a linear method (:meth:`engines.common.linear.LinearMethod.learn`);
 - ``copy_rows(pairs, ids)``: rows copied between the two copies of a model held the
-  snapshot way (:meth:`engines.common.storage.WeightArrays.copy_rows_from`).
+  snapshot way (:meth:`engines.common.storage.WeightArrays.copy_rows_from`);
+- ``project(matrix, values, projection, words)``: lsh's and euclid_lsh's random
+  projection and its sign bits (:func:`engines.common.hashing.random_projection`,
+  :func:`engines.common.hashing.projection_bits`);
+- ``nearest_by_hamming(matrix, size, words, count)``: the rows nearest a bit vector, ties
+  by position (lsh and minhash queries of
+  :class:`engines.common.nearest_neighbor.NearestNeighborIndex`);
+- ``euclid_dense(...)`` and ``euclid_postings(...)``: the inverted index's euclid query
+  (:meth:`engines.common.inverted_index.InvertedIndex.euclid`: the recommender's
+  ``inverted_index_euclid``, lof over it, the NN classifier's euclidean method) over its
+  dense copy or its postings.
 """
 
 from __future__ import annotations

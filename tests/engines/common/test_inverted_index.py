@@ -166,3 +166,59 @@ def _nearest(index: InvertedIndex, query: list[tuple[str, float]]) -> str:
 
 def _copy_of(index: InvertedIndex) -> object:
     return index._dense
+
+
+def test_euclid_over_the_dense_copy_with_the_kernel_and_without() -> None:
+    """The compiled euclid query (``euclid_dense``) orders ties as numpy does (the larger
+    row number first) and leaves rows with no norm out, to the bit."""
+    from engines.common import kernels
+
+    assert kernels.compiled is not None
+    rng = random.Random(5)
+    index = InvertedIndex("a")
+    patterns = [[(f"f{j}", float(rng.randint(-2, 2))) for j in range(4)] for _ in range(6)]
+    for r in range(DENSE_MIN_ROWS + 20):  # repeated rows: equal scores
+        index.update_row(f"r{r}", patterns[r % len(patterns)])
+    index.update_row("zero", [(f"f{j}", 0.0) for j in range(4)])  # no norm
+    queries = [[(f"f{j}", float(rng.randint(-2, 2))) for j in rng.sample(range(5), 3)]]
+    queries += [[("f9", 1.0)], [], [(f"f{j}", 1e-3 * j) for j in range(4)]]
+    answers = []
+    for built in (kernels.compiled, None):
+        saved = kernels.compiled
+        kernels.compiled = built
+        try:
+            for _ in range(DENSE_AFTER_QUERIES):
+                index.euclid(queries[0], 3)
+            answers.append([_bits(index.euclid(q, k)) for q in queries for k in (1, 5, 100)])
+        finally:
+            kernels.compiled = saved
+    assert index._dense is not None  # the copy the kernel reads was made
+    assert answers[0] == answers[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(UPDATES, st.lists(st.tuples(FEATURES, VALUES), max_size=6), st.integers(0, 6))
+def test_euclid_over_the_postings_with_the_kernel_and_without(
+    updates: list[tuple[str, list[tuple[str, float]], bool]],
+    query: list[tuple[str, float]],
+    count: int,
+) -> None:
+    """The compiled euclid query over postings (``euclid_postings``: rows missing
+    features, removed and out of order) gives the loop's scores and order, to the bit."""
+    from engines.common import kernels
+
+    assert kernels.compiled is not None
+    index = InvertedIndex("a")
+    for key, features, remove in updates:
+        if remove:
+            index.remove_row(key)
+        index.update_row(key, features)
+    answers = []
+    for built in (kernels.compiled, None):
+        saved = kernels.compiled
+        kernels.compiled = built
+        try:
+            answers.append(_bits(index.euclid(query, count)))
+        finally:
+            kernels.compiled = saved
+    assert answers[0] == answers[1]
