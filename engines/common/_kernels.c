@@ -1223,7 +1223,7 @@ done:
 }
 
 
-/* -- the inverted index's euclid query ------------------------------------------------ */
+/* -- the inverted index's euclid and cosine queries -------------------------------------------- */
 
 /* The `count` best rows of InvertedIndex.euclid from every row's dot product with the
  * query: row j's score is -sqrt(max(0, (norm_j + query_norm) - 2 dot_j)), rows with a 0
@@ -1290,6 +1290,83 @@ done:
     return out;
 }
 
+/* The `count` best rows of InvertedIndex.cosine from the dot products: rows with a 0 dot
+ * product or a 0 norm left out; similarity dot / sqrt(norm) / sqrt(query_norm), or 1 when
+ * norm, query_norm and dot are equal; best by (similarity, number), largest first; the
+ * similarities answered clamped to [-1, 1]. None when one is NaN; NULL on an error. */
+static PyObject *cosine_best(const double *dots, const double *norm, Py_ssize_t rows,
+                             double query_norm, Py_ssize_t count) {
+    if (count > rows) {
+        count = rows;
+    }
+    if (count < 0) {
+        count = 0;
+    }
+    double *best_scores = PyMem_New(double, count + 1);
+    Py_ssize_t *best_numbers = PyMem_New(Py_ssize_t, count + 1);
+    PyObject *out = NULL;
+    if (best_scores == NULL || best_numbers == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double query_root = sqrt(query_norm);
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t j = 0; j < rows && count > 0; j++) {
+        double dot = dots[j];
+        if (dot == 0.0 || norm[j] == 0.0) {
+            continue;
+        }
+        double score = dot / sqrt(norm[j]) / query_root;
+        if (norm[j] == query_norm && norm[j] == dot) {
+            score = 1.0;
+        }
+        if (score != score) {
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        if (kept == count && score < best_scores[kept - 1]) {
+            continue;
+        }
+        Py_ssize_t place = kept < count ? kept : count - 1;
+        while (place > 0 && score >= best_scores[place - 1]) {
+            best_scores[place] = best_scores[place - 1];
+            best_numbers[place] = best_numbers[place - 1];
+            place--;
+        }
+        best_scores[place] = score;
+        best_numbers[place] = j;
+        if (kept < count) {
+            kept++;
+        }
+    }
+    PyObject *scores = PyList_New(kept), *numbers = PyList_New(kept);
+    if (scores == NULL || numbers == NULL) {
+        Py_XDECREF(scores);
+        Py_XDECREF(numbers);
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < kept; k++) {
+        double clamped = best_scores[k] > -1.0 ? best_scores[k] : -1.0; /* max(-1.0, s) */
+        clamped = 1.0 < clamped ? 1.0 : clamped;                       /* min(., 1.0) */
+        PyList_SET_ITEM(scores, k, PyFloat_FromDouble(clamped));
+        PyList_SET_ITEM(numbers, k, PyLong_FromSsize_t(best_numbers[k]));
+    }
+    out = PyTuple_Pack(2, scores, numbers);
+    Py_DECREF(scores);
+    Py_DECREF(numbers);
+done:
+    PyMem_Free(best_scores);
+    PyMem_Free(best_numbers);
+    return out;
+}
+
+/* euclid_best or cosine_best, by `mode` (0 or 1). */
+static PyObject *query_best(int mode, const double *dots, const double *norm, Py_ssize_t rows,
+                            double query_norm, Py_ssize_t count) {
+    return mode ? cosine_best(dots, norm, rows, query_norm, count)
+                : euclid_best(dots, norm, rows, query_norm, count);
+}
+
 /* The index's row norms (float64, at least `rows` of them); 0 or -1 with an error. */
 static int get_norms(PyObject *object, Py_ssize_t rows, Py_buffer *norms) {
     if (PyObject_GetBuffer(object, norms, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
@@ -1304,15 +1381,20 @@ static int get_norms(PyObject *object, Py_ssize_t rows, Py_buffer *norms) {
     return 0;
 }
 
-/* euclid_dense(matrix, at, values, norms, query_norm, count): euclid_best over the dense
- * copy, row j's dot product summing matrix[at[k], j] * values[k] from 0.0 in query order
- * (matrix: float64, features x rows). */
-static PyObject *euclid_dense(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6) {
+/* dense_query(mode, matrix, at, values, norms, query_norm, count): euclid_best (mode 0)
+ * or cosine_best (1) over the dense copy, row j's dot product summing
+ * matrix[at[k], j] * values[k] from 0.0 in query order (matrix: float64, features x rows). */
+static PyObject *dense_query(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
         PyErr_SetString(PyExc_TypeError,
-                        "euclid_dense(matrix, at, values, norms, query_norm, count)");
+                        "dense_query(mode, matrix, at, values, norms, query_norm, count)");
         return NULL;
     }
+    long mode = PyLong_AsLong(args[0]);
+    if (mode == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    args++;
     double query_norm = PyFloat_AsDouble(args[4]);
     Py_ssize_t count = PyLong_AsSsize_t(args[5]);
     if (PyErr_Occurred()) {
@@ -1332,14 +1414,14 @@ static PyObject *euclid_dense(PyObject *module, PyObject *const *args, Py_ssize_
     PyObject *out = NULL;
     Py_ssize_t features = PySequence_Fast_GET_SIZE(at);
     if (PySequence_Fast_GET_SIZE(values) != features) {
-        PyErr_SetString(PyExc_ValueError, "euclid_dense: at and values differ in length");
+        PyErr_SetString(PyExc_ValueError, "dense_query: at and values differ in length");
         goto done;
     }
     if (PyObject_GetBuffer(args[0], &matrix, PyBUF_FORMAT | PyBUF_ND | PyBUF_C_CONTIGUOUS) < 0) {
         goto done;
     }
     if (matrix.ndim != 2 || strcmp(matrix.format, "d") != 0) {
-        PyErr_SetString(PyExc_TypeError, "euclid_dense: a float64 matrix");
+        PyErr_SetString(PyExc_TypeError, "dense_query: a float64 matrix");
         goto done;
     }
     Py_ssize_t height = matrix.shape[0], rows = matrix.shape[1];
@@ -1362,7 +1444,7 @@ static PyObject *euclid_dense(PyObject *module, PyObject *const *args, Py_ssize_
             goto done;
         }
         if (row < 0 || row >= height) {
-            PyErr_SetString(PyExc_IndexError, "euclid_dense: a feature outside the matrix");
+            PyErr_SetString(PyExc_IndexError, "dense_query: a feature outside the matrix");
             goto done;
         }
         const double *line = m + row * rows;
@@ -1371,7 +1453,7 @@ static PyObject *euclid_dense(PyObject *module, PyObject *const *args, Py_ssize_
             dots[j] = dots[j] + product;
         }
     }
-    out = euclid_best(dots, (const double *)norms.buf, rows, query_norm, count);
+    out = query_best(mode != 0, dots, (const double *)norms.buf, rows, query_norm, count);
 done:
     if (matrix.obj != NULL) {
         PyBuffer_Release(&matrix);
@@ -1385,16 +1467,22 @@ done:
     return out;
 }
 
-/* euclid_postings(postings, values, norms, rows, query_norm, count): euclid_best over the
- * postings of the query's features ((numbers or None, values, size) each: None when row i
- * sits at position i), row r's dot product summing posting value x query value from 0.0
- * feature after feature (a row appears once in a posting). */
-static PyObject *euclid_postings(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6) {
+/* postings_query(mode, postings, values, norms, rows, query_norm, count): euclid_best
+ * (mode 0) or cosine_best (1) over the postings of the query's features ((numbers or None,
+ * values, size) each: None when row i sits at position i), row r's dot product summing
+ * posting value x query value from 0.0 feature after feature (a row appears once in a
+ * posting). */
+static PyObject *postings_query(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
         PyErr_SetString(PyExc_TypeError,
-                        "euclid_postings(postings, values, norms, rows, query_norm, count)");
+                        "postings_query(mode, postings, values, norms, rows, query_norm, count)");
         return NULL;
     }
+    long mode = PyLong_AsLong(args[0]);
+    if (mode == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    args++;
     Py_ssize_t rows = PyLong_AsSsize_t(args[3]);
     double query_norm = PyFloat_AsDouble(args[4]);
     Py_ssize_t count = PyLong_AsSsize_t(args[5]);
@@ -1415,7 +1503,7 @@ static PyObject *euclid_postings(PyObject *module, PyObject *const *args, Py_ssi
     PyObject *out = NULL;
     Py_ssize_t features = PySequence_Fast_GET_SIZE(postings);
     if (PySequence_Fast_GET_SIZE(values) != features || rows < 0) {
-        PyErr_SetString(PyExc_ValueError, "euclid_postings: one value per posting");
+        PyErr_SetString(PyExc_ValueError, "postings_query: one value per posting");
         goto done;
     }
     if (get_norms(args[2], rows, &norms) < 0) {
@@ -1470,11 +1558,11 @@ static PyObject *euclid_postings(PyObject *module, PyObject *const *args, Py_ssi
             PyBuffer_Release(&numbers);
         }
         if (!fits) {
-            PyErr_SetString(PyExc_ValueError, "euclid_postings: a posting outside the rows");
+            PyErr_SetString(PyExc_ValueError, "postings_query: a posting outside the rows");
             goto done;
         }
     }
-    out = euclid_best(dots, (const double *)norms.buf, rows, query_norm, count);
+    out = query_best(mode != 0, dots, (const double *)norms.buf, rows, query_norm, count);
 done:
     if (norms.obj != NULL) {
         PyBuffer_Release(&norms);
@@ -1496,10 +1584,10 @@ static PyMethodDef methods[] = {
      "Random projection sums and their sign bits (lsh, euclid_lsh)."},
     {"nearest_by_hamming", (PyCFunction)(void (*)(void))nearest_by_hamming, METH_FASTCALL,
      "The rows nearest a bit vector by Hamming distance, ties by position."},
-    {"euclid_dense", (PyCFunction)(void (*)(void))euclid_dense, METH_FASTCALL,
-     "The inverted index's euclid query over its dense copy."},
-    {"euclid_postings", (PyCFunction)(void (*)(void))euclid_postings, METH_FASTCALL,
-     "The inverted index's euclid query over its postings."},
+    {"dense_query", (PyCFunction)(void (*)(void))dense_query, METH_FASTCALL,
+     "The inverted index's euclid or cosine query over its dense copy."},
+    {"postings_query", (PyCFunction)(void (*)(void))postings_query, METH_FASTCALL,
+     "The inverted index's euclid or cosine query over its postings."},
     {"copy_rows", (PyCFunction)(void (*)(void))copy_rows, METH_FASTCALL,
      "Rows of arrays copied from one copy of a model to the other."},
     {NULL, NULL, 0, NULL},

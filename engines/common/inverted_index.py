@@ -100,6 +100,10 @@ DENSE_MAX_VALUES = 1 << 22
 DENSE_AFTER_QUERIES = 4
 
 
+#: The queries of the compiled kernels (``dense_query``, ``postings_query``).
+_EUCLID, _COSINE = 0, 1
+
+
 @dataclass(frozen=True, slots=True)
 class _DenseCopy:
     """Every posting's values as one matrix (a row per feature), made when every row has every
@@ -366,6 +370,37 @@ class InvertedIndex:
         order = np.lexsort((numbers, scores))[::-1][:count]
         return list(zip(scores[order].tolist(), numbers[order].tolist(), strict=True))
 
+    def _compiled_best(
+        self, mode: int, query: Features, query_norm: float, count: int, dense: _DenseCopy | None
+    ) -> tuple[list[float], list[int]] | None:
+        """The ``count`` best ``(scores, row numbers)`` of :meth:`euclid` (``_EUCLID``,
+        not ``ignore_orthogonal``) or :meth:`cosine` (``_COSINE``) by the compiled kernels,
+        over the dense copy or the postings: the same bits and order as the numpy below;
+        None without the kernels or for a score that is not a number."""
+        compiled = kernels.compiled
+        if compiled is None:
+            return None
+        best: tuple[list[float], list[int]] | None
+        if dense is not None:
+            at, values = dense.rows_of(query)
+            best = compiled.dense_query(
+                mode, dense.matrix, at, values, self._norm_array, query_norm, count
+            )
+            return best
+        parts = []
+        values = []
+        postings = self.postings
+        for feature, value in query:
+            posting = postings.get(feature)
+            if posting is not None and posting.size:
+                rows = None if posting.dense else posting.numbers
+                parts.append((rows, posting.values, posting.size))
+                values.append(value)
+        best = compiled.postings_query(
+            mode, parts, values, self._norm_array, len(self.keys), query_norm, count
+        )
+        return best
+
     def cosine(self, query: Features, count: int) -> Scored:
         """Rows by cosine similarity to ``query``, the ``count`` best."""
         if count <= 0:
@@ -375,7 +410,15 @@ class InvertedIndex:
             query_norm += value * value
         if query_norm == 0.0:
             return []
-        dots, _ = self._dots(query)
+        dense = self._dense_copy()
+        best = self._compiled_best(_COSINE, query, query_norm, count, dense)
+        if best is not None:  # clamped to [-1, 1] there
+            keys = self.keys
+            return [(keys[n], s) for s, n in zip(*best, strict=True)]
+        if dense is not None:
+            dots = self._dense_dots(dense, query)
+        else:
+            dots, _ = self._dots(query, dense_checked=True)
         norms = self._norm_array[: len(dots)]
         numbers = np.flatnonzero((dots != 0.0) & (norms != 0.0))
         if len(numbers) == 0:
@@ -385,8 +428,8 @@ class InvertedIndex:
         with np.errstate(invalid="ignore"):
             similarity = dot / np.sqrt(norm) / math.sqrt(query_norm)
         similarity = np.where((norm == query_norm) & (norm == dot), 1.0, similarity)
-        best = self._best(similarity, numbers, count)
-        return [(self.keys[n], min(max(-1.0, s), 1.0)) for s, n in best]
+        ranked = self._best(similarity, numbers, count)
+        return [(self.keys[n], min(max(-1.0, s), 1.0)) for s, n in ranked]
 
     def euclid(self, query: Features, count: int, ignore_orthogonal: bool = False) -> Scored:
         """Rows by ``-distance`` to ``query``, the ``count`` best."""
@@ -398,36 +441,15 @@ class InvertedIndex:
         dots: npt.NDArray[np.float64]
         touched: npt.NDArray[np.int64] | None
         dense = None if ignore_orthogonal else self._dense_copy()
+        if not ignore_orthogonal:
+            best = self._compiled_best(_EUCLID, query, query_norm, count, dense)
+            if best is not None:
+                keys = self.keys
+                return [(keys[n], s) for s, n in zip(*best, strict=True)]
         if dense is not None:
-            compiled = kernels.compiled
-            if compiled is not None:  # the same scores and order, in C
-                at, values = dense.rows_of(query)
-                best = compiled.euclid_dense(
-                    dense.matrix, at, values, self._norm_array, query_norm, count
-                )
-                if best is not None:
-                    keys = self.keys
-                    return [(keys[n], s) for s, n in zip(*best, strict=True)]
             dots = self._dense_dots(dense, query)
             touched = None
         else:
-            compiled = kernels.compiled
-            if compiled is not None and not ignore_orthogonal:  # the postings, in C
-                parts = []
-                values = []
-                postings = self.postings
-                for feature, value in query:
-                    posting = postings.get(feature)
-                    if posting is not None and posting.size:
-                        rows = None if posting.dense else posting.numbers
-                        parts.append((rows, posting.values, posting.size))
-                        values.append(value)
-                best = compiled.euclid_postings(
-                    parts, values, self._norm_array, len(self.keys), query_norm, count
-                )
-                if best is not None:
-                    keys = self.keys
-                    return [(keys[n], s) for s, n in zip(*best, strict=True)]
             dots, touched = self._dots(query, ignore_orthogonal, dense_checked=True)
         norms = self._norm_array[: len(dots)]
         numbers: npt.NDArray[np.int64] | None

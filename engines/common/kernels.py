@@ -22,10 +22,10 @@ Kernels:
 - ``nearest_by_hamming(matrix, size, words, count)``: the rows nearest a bit vector, ties
   by position (lsh and minhash queries of
   :class:`engines.common.nearest_neighbor.NearestNeighborIndex`);
-- ``euclid_dense(...)`` and ``euclid_postings(...)``: the inverted index's euclid query
-  (:meth:`engines.common.inverted_index.InvertedIndex.euclid`: the recommender's
-  ``inverted_index_euclid``, lof over it, the NN classifier's euclidean method) over its
-  dense copy or its postings.
+- ``dense_query(...)`` and ``postings_query(...)``: the inverted index's euclid and cosine
+  queries (:meth:`engines.common.inverted_index.InvertedIndex.euclid` and ``cosine``: the
+  recommender's ``inverted_index`` and ``inverted_index_euclid``, lof over them, the NN
+  classifier's cosine and euclidean methods) over its dense copy or its postings.
 """
 
 from __future__ import annotations

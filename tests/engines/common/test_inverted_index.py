@@ -168,9 +168,9 @@ def _copy_of(index: InvertedIndex) -> object:
     return index._dense
 
 
-def test_euclid_over_the_dense_copy_with_the_kernel_and_without() -> None:
-    """The compiled euclid query (``euclid_dense``) orders ties as numpy does (the larger
-    row number first) and leaves rows with no norm out, to the bit."""
+def test_queries_over_the_dense_copy_with_the_kernel_and_without() -> None:
+    """The compiled euclid and cosine queries (``dense_query``) order ties as numpy does
+    (the larger row number first) and leave rows with no norm out, to the bit."""
     from engines.common import kernels
 
     assert kernels.compiled is not None
@@ -189,7 +189,10 @@ def test_euclid_over_the_dense_copy_with_the_kernel_and_without() -> None:
         try:
             for _ in range(DENSE_AFTER_QUERIES):
                 index.euclid(queries[0], 3)
-            answers.append([_bits(index.euclid(q, k)) for q in queries for k in (1, 5, 100)])
+            answers.append(
+                [_bits(index.euclid(q, k)) for q in queries for k in (1, 5, 100)]
+                + [_bits(index.cosine(q, k)) for q in queries for k in (1, 5, 100)]
+            )
         finally:
             kernels.compiled = saved
     assert index._dense is not None  # the copy the kernel reads was made
@@ -198,13 +201,14 @@ def test_euclid_over_the_dense_copy_with_the_kernel_and_without() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(UPDATES, st.lists(st.tuples(FEATURES, VALUES), max_size=6), st.integers(0, 6))
-def test_euclid_over_the_postings_with_the_kernel_and_without(
+def test_queries_over_the_postings_with_the_kernel_and_without(
     updates: list[tuple[str, list[tuple[str, float]], bool]],
     query: list[tuple[str, float]],
     count: int,
 ) -> None:
-    """The compiled euclid query over postings (``euclid_postings``: rows missing
-    features, removed and out of order) gives the loop's scores and order, to the bit."""
+    """The compiled euclid and cosine queries over postings (``postings_query``: rows
+    missing features, removed and out of order) give the loop's scores and order, to the
+    bit."""
     from engines.common import kernels
 
     assert kernels.compiled is not None
@@ -218,7 +222,7 @@ def test_euclid_over_the_postings_with_the_kernel_and_without(
         saved = kernels.compiled
         kernels.compiled = built
         try:
-            answers.append(_bits(index.euclid(query, count)))
+            answers.append(_bits(index.euclid(query, count)) + _bits(index.cosine(query, count)))
         finally:
             kernels.compiled = saved
     assert answers[0] == answers[1]
