@@ -1223,6 +1223,126 @@ done:
 }
 
 
+/* nearest_by_euclid_lsh(matrix, size, words, norms, norm, cosines, count)
+ * -> (positions, distances) | None: EuclidLsh.distances and smallest in one pass. Row j at
+ * Hamming distance h from `words` is |norm - norms[j]| when h is 0, else
+ * sqrt(norm^2 + norms[j]^2 - 2 norm norms[j] cosines[h]) (numpy's order of operations);
+ * the `count` nearest, ties by position. None when a distance is NaN (the Python path). */
+static PyObject *nearest_by_euclid_lsh(PyObject *module, PyObject *const *args,
+                                       Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "nearest_by_euclid_lsh(matrix, size, words, norms, norm, cosines, count)");
+        return NULL;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(args[1]);
+    double norm = PyFloat_AsDouble(args[4]);
+    Py_ssize_t count = PyLong_AsSsize_t(args[6]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer matrix = {0}, query = {0}, norms = {0}, cosines = {0};
+    double *best_scores = NULL;
+    Py_ssize_t *best_positions = NULL;
+    PyObject *out = NULL;
+    if (PyObject_GetBuffer(args[0], &matrix, PyBUF_C_CONTIGUOUS) < 0 ||
+        PyObject_GetBuffer(args[2], &query, PyBUF_C_CONTIGUOUS) < 0 ||
+        PyObject_GetBuffer(args[3], &norms, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0 ||
+        PyObject_GetBuffer(args[5], &cosines, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        goto done;
+    }
+    Py_ssize_t width = query.len / 8;
+    if (matrix.itemsize != 8 || query.itemsize != 8 || width == 0 || size < 0 ||
+        size * width * 8 > matrix.len || strcmp(norms.format, "d") != 0 ||
+        norms.len / 8 < size || strcmp(cosines.format, "d") != 0) {
+        PyErr_SetString(PyExc_ValueError, "nearest_by_euclid_lsh: arrays that do not fit");
+        goto done;
+    }
+    if (count > size) {
+        count = size;
+    }
+    if (count < 0) {
+        count = 0;
+    }
+    best_scores = PyMem_New(double, count + 1);
+    best_positions = PyMem_New(Py_ssize_t, count + 1);
+    if (best_scores == NULL || best_positions == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint64_t *rows = (const uint64_t *)matrix.buf;
+    const uint64_t *q = (const uint64_t *)query.buf;
+    const double *stored = (const double *)norms.buf;
+    const double *cosine = (const double *)cosines.buf;
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t j = 0; j < size && count > 0; j++) {
+        Py_ssize_t h = 0;
+        const uint64_t *row = rows + j * width;
+        for (Py_ssize_t w = 0; w < width; w++) {
+            h += __builtin_popcountll(row[w] ^ q[w]);
+        }
+        double other = stored[j];
+        double score;
+        if (h >= cosines.len / 8) {
+            PyErr_SetString(PyExc_ValueError, "nearest_by_euclid_lsh: too few cosines");
+            goto done;
+        }
+        if (h == 0) {
+            score = fabs(norm - other);
+        } else {
+            score = sqrt(norm * norm + other * other - 2 * norm * other * cosine[h]);
+        }
+        if (score != score) {
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        /* j comes after every position kept: it loses ties */
+        if (kept == count && !(score < best_scores[kept - 1])) {
+            continue;
+        }
+        Py_ssize_t place = kept < count ? kept : count - 1;
+        while (place > 0 && score < best_scores[place - 1]) {
+            best_scores[place] = best_scores[place - 1];
+            best_positions[place] = best_positions[place - 1];
+            place--;
+        }
+        best_scores[place] = score;
+        best_positions[place] = j;
+        if (kept < count) {
+            kept++;
+        }
+    }
+    PyObject *positions = PyList_New(kept), *scores = PyList_New(kept);
+    if (positions == NULL || scores == NULL) {
+        Py_XDECREF(positions);
+        Py_XDECREF(scores);
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < kept; k++) {
+        PyList_SET_ITEM(positions, k, PyLong_FromSsize_t(best_positions[k]));
+        PyList_SET_ITEM(scores, k, PyFloat_FromDouble(best_scores[k]));
+    }
+    out = PyTuple_Pack(2, positions, scores);
+    Py_DECREF(positions);
+    Py_DECREF(scores);
+done:
+    if (matrix.obj != NULL) {
+        PyBuffer_Release(&matrix);
+    }
+    if (query.obj != NULL) {
+        PyBuffer_Release(&query);
+    }
+    if (norms.obj != NULL) {
+        PyBuffer_Release(&norms);
+    }
+    if (cosines.obj != NULL) {
+        PyBuffer_Release(&cosines);
+    }
+    PyMem_Free(best_scores);
+    PyMem_Free(best_positions);
+    return out;
+}
+
 /* -- the inverted index's euclid and cosine queries -------------------------------------------- */
 
 /* The `count` best rows of InvertedIndex.euclid from every row's dot product with the
@@ -1588,6 +1708,8 @@ static PyMethodDef methods[] = {
      "The inverted index's euclid or cosine query over its dense copy."},
     {"postings_query", (PyCFunction)(void (*)(void))postings_query, METH_FASTCALL,
      "The inverted index's euclid or cosine query over its postings."},
+    {"nearest_by_euclid_lsh", (PyCFunction)(void (*)(void))nearest_by_euclid_lsh, METH_FASTCALL,
+     "euclid_lsh's nearest rows by their estimated distance, ties by position."},
     {"copy_rows", (PyCFunction)(void (*)(void))copy_rows, METH_FASTCALL,
      "Rows of arrays copied from one copy of a model to the other."},
     {NULL, NULL, 0, NULL},

@@ -347,11 +347,11 @@ class NearestNeighborIndex(ABC):
     def _ranked(self, words: npt.NDArray[np.uint64], norm: float, count: int) -> Scored:
         if count == 0 or len(self.table) == 0:
             return []
+        compiled = kernels.compiled
         if self.name == "euclid_lsh":
             scores = self.distances(words, norm)
             picked = smallest(scores, count)
             return [(self.table.keys[i], float(scores[i])) for i in picked]
-        compiled = kernels.compiled
         if compiled is not None:  # the same rows, found by counting in C
             positions, distances = compiled.nearest_by_hamming(
                 self.table.matrix, len(self.table), words, count
@@ -458,6 +458,18 @@ class EuclidLsh(Lsh):
         for _, value in features:
             squared += value * value
         return projection_bits(features, self.cache), math.sqrt(squared)
+
+    def _ranked(self, words: npt.NDArray[np.uint64], norm: float, count: int) -> Scored:
+        compiled = kernels.compiled
+        if compiled is not None and count > 0:  # the same rows and distances, in C
+            table = self.table
+            found = compiled.nearest_by_euclid_lsh(
+                table.matrix, len(table), words, table.norms, norm, self._cosines, count
+            )
+            if found is not None:
+                keys = table.keys
+                return [(keys[i], d) for i, d in zip(*found, strict=True)]
+        return super()._ranked(words, norm, count)
 
     def distances(self, words: npt.NDArray[np.uint64], norm: float) -> npt.NDArray[np.float64]:
         hamming = self.table.hamming(words)

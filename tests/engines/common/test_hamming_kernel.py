@@ -1,7 +1,7 @@
-"""The compiled nearest-by-Hamming search (``nearest_by_hamming`` in
-engines/common/_kernels.c) picks the rows numpy picks, in the same order: Hamming
-distance, then position (Jubatus's heap), so lsh and minhash answers do not depend on
-whether the kernels are built."""
+"""The compiled nearest-row searches of engines/common/_kernels.c pick the rows numpy
+picks, in the same order: by Hamming distance (``nearest_by_hamming``: lsh, minhash) or by
+euclid_lsh's estimated distance (``nearest_by_euclid_lsh``), then by position (Jubatus's
+heap), so the answers do not depend on whether the kernels are built."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from engines.common import kernels
-from engines.common.nearest_neighbor import smallest
+from engines.common.config import Params
+from engines.common.nearest_neighbor import EuclidLsh, smallest
 from engines.nearest_neighbor.model import NearestNeighborModel
 from runtime import Datum
 
@@ -50,7 +51,7 @@ def test_what_does_not_fit_is_refused() -> None:
     assert nearest(matrix, 4, np.zeros(1, dtype=np.uint64), 0) == ([], [])
 
 
-@pytest.mark.parametrize("method", ["lsh", "minhash"])
+@pytest.mark.parametrize("method", ["lsh", "minhash", "euclid_lsh"])
 def test_neighbour_answers_with_the_kernel_and_without(method: str) -> None:
     config = {
         "method": method,
@@ -75,3 +76,20 @@ def test_neighbour_answers_with_the_kernel_and_without(method: str) -> None:
         finally:
             kernels.compiled = saved
     assert answers[0] == answers[1]
+
+
+def test_euclid_lsh_distances_and_order_are_numpys() -> None:
+    """Repeated rows (equal distances), rows at Hamming distance 0, rows of norm 0."""
+    assert kernels.compiled is not None
+    index = EuclidLsh(Params({"hash_num": 100}, "parameter"), "me")
+    rng = np.random.default_rng(3)
+    patterns = [rng.integers(0, 2**63, size=2, dtype=np.uint64) for _ in range(5)]
+    for i in range(120):
+        index.table.put(f"r{i}", patterns[i % 5], float(i % 7) * 0.5)
+    for trial in range(50):
+        words = patterns[trial % 5] if trial % 2 else patterns[0] ^ np.uint64(trial)
+        norm = float(trial % 4)
+        for count in (1, 3, 10, 500):
+            scores = index.distances(words, norm)
+            expected = [(f"r{i}", float(scores[i])) for i in smallest(scores, count)]
+            assert index._ranked(words, norm, count) == expected
