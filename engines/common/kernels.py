@@ -21,7 +21,9 @@ Kernels:
   :func:`engines.common.hashing.projection_bits`);
 - ``nearest_by_hamming(matrix, size, words, count)``: the rows nearest a bit vector, ties
   by position (lsh and minhash queries of
-  :class:`engines.common.nearest_neighbor.NearestNeighborIndex`);
+  :class:`engines.common.nearest_neighbor.NearestNeighborIndex`), and
+  ``nearest_by_euclid_lsh(...)``: euclid_lsh's, by the distance it estimates from the
+  Hamming distance and the norms (:class:`engines.common.nearest_neighbor.EuclidLsh`);
 - ``dense_query(...)`` and ``postings_query(...)``: the inverted index's euclid and cosine
   queries (:meth:`engines.common.inverted_index.InvertedIndex.euclid` and ``cosine``: the
   recommender's ``inverted_index`` and ``inverted_index_euclid``, lof over them, the NN
