@@ -18,6 +18,7 @@ from typing import ClassVar
 from engines.anomaly import anomaly_types as types
 from engines.anomaly.jubatus_file import from_jubatus, to_jubatus
 from engines.anomaly.model import AnomalyModel
+from engines.common import kernels
 from engines.common.jubatus_file import from_file
 from engines.common.wire import call_typed
 from runtime import Datum, LockMode, Mixable, ServerBase
@@ -83,7 +84,7 @@ class AnomalyServ(ServerBase):
         return self.model.get_all_rows()
 
     def get_status(self) -> dict[str, str]:
-        return self.model.get_status()
+        return {**self.model.get_status(), **kernels.status()}
 
     def pack(self) -> object:
         return to_jubatus(self.model)

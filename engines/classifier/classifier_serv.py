@@ -164,11 +164,8 @@ class ClassifierServ(ServerBase):
 
     def get_status(self) -> dict[str, str]:
         if self.holder is None:
-            return self.model.get_status()
-        status = self.holder.snapshot.get_status(self.standalone)
-        # Jubako's own key: whether the compiled kernels serve (engines/common/kernels.py).
-        status["kernels"] = "python" if kernels.compiled is None else "compiled"
-        return status
+            return {**self.model.get_status(), **kernels.status()}
+        return {**self.holder.snapshot.get_status(self.standalone), **kernels.status()}
 
     def pack(self) -> object:
         if self.holder is None:

@@ -1,20 +1,15 @@
-/* Compiled hot paths of the engines: see engines/common/kernels.py.
+/* Compiled hot paths of the engines; engines/common/kernels.py loads this module and says
+ * where each kernel serves.
  *
- * classify_wire(data, strings, numbers, replica) -> list | None
+ * Every kernel gives the bits of the Python or numpy it stands in for: the same operations
+ * in the same order (the module is built with -ffp-contract=off: no fused multiply-add),
+ * the same tie rules. Where a kernel meets a case it does not take (an input not well
+ * formed, a cache not filled yet, a value that is not a number), it answers None and the
+ * caller runs its Python, which also says what is wrong.
  *
- * Scores the wire value of classify's argument against one copy of a linear classifier's
- * model, as engines.classifier.model does in Python, to the same bits: each label's score
- * is summed from 0.0 in the datum's feature order, a feature twice in a datum has its
- * values summed first (at its first place) and a 0 value is left out, as weigh() does.
- *
- * It answers None, and the caller takes the Python path (which names what is wrong, or
- * fills the caches), whenever anything is not the plain case: a datum not well formed, a
- * string pair or number key the converter's caches do not hold yet, a value that is not
- * finite, a copy being replaced (retired) or one that needs the whole converter.
- *
- * The GIL is held throughout and no Python code runs (dict lookups of str, bytes and
- * tuples of bytes only), so the copy read cannot change under it: the writer changes a
- * copy only after it has retired it, which is checked first.
+ * The GIL is held throughout every call, and no Python code runs under it (lookups in
+ * dicts of str, bytes and tuples of bytes only): what a kernel reads cannot change while
+ * it reads. Sizes and indexes are checked before memory is touched.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -454,6 +449,15 @@ static int copy_open(PyObject *replica, int wire, OpenCopy *open) {
     return 1;
 }
 
+/* classify_wire(data, strings, numbers, replica) -> list | None
+ *
+ * The scores of classify's wire argument against one copy of a linear classifier's
+ * model, as engines.classifier.model does in Python: each label's score summed from 0.0
+ * in the datum's feature order, a feature twice in a datum has its values summed first (at
+ * its first place) and a 0 value is left out, as weigh() does. None for a datum not well
+ * formed, a string pair or number key the converter's caches do not hold yet, a value that
+ * is not finite, a copy being replaced (retired: the writer changes a copy only after it
+ * has retired it, which is checked first) or one that needs the whole converter. */
 static PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "classify_wire(data, strings, numbers, replica)");

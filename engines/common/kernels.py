@@ -50,3 +50,9 @@ def _load() -> ModuleType | None:
 
 #: The compiled kernels, or None (Python only). Tests set it to None to run the fallback.
 compiled: ModuleType | None = _load()
+
+
+def status() -> dict[str, str]:
+    """The ``get_status`` key of the engines that have kernels: ``kernels`` is ``compiled``
+    when they serve, ``python`` when they were not built (Jubako's own key)."""
+    return {"kernels": "python" if compiled is None else "compiled"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+from engines.common import kernels
 from engines.common.jubatus_file import from_file
 from engines.common.wire import call_typed, scored_wire, wire_text, wire_uint
 from engines.nearest_neighbor import nearest_neighbor_types as types
@@ -105,7 +106,7 @@ class NearestNeighborServ(ServerBase):
         return self.model.get_all_rows()
 
     def get_status(self) -> dict[str, str]:
-        return self.model.get_status()
+        return {**self.model.get_status(), **kernels.status()}
 
     def pack(self) -> object:
         model = self.model

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+from engines.common import kernels
 from engines.common.jubatus_file import from_file
 from engines.common.wire import call_typed, scored_wire, wire_text, wire_uint
 from engines.recommender import recommender_types as types
@@ -125,7 +126,7 @@ class RecommenderServ(ServerBase):
         return self.model.calc_l2norm(row)
 
     def get_status(self) -> dict[str, str]:
-        return self.model.get_status()
+        return {**self.model.get_status(), **kernels.status()}
 
     def pack(self) -> object:
         return to_jubatus(self.model)
