@@ -50,7 +50,7 @@ bench: venv oracle
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py engines/common/_kernels.c
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard engines/common/kernels_c/*)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

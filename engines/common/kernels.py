@@ -1,9 +1,10 @@
 """Compiled hot paths, with the Python they replace as the fallback.
 
-``engines/common/_kernels.c`` is built by ``pip install`` (``setup.py``; optional: where no
-C compiler is at hand the install goes on without it). :data:`compiled` is the built module,
-or None: then, and whenever a kernel answers None (a case it does not take), the callers
-run their Python, which gives the same answers to the bit. The tests run both.
+``engines/common/kernels_c/`` (one C file per concern) is built by ``pip install``
+(``setup.py``; optional: where no C compiler is at hand the install goes on without it).
+:data:`compiled` is the built module, or None: then, and whenever a kernel answers None (a
+case it does not take), the callers run their Python, which gives the same answers to the
+bit. The tests run both.
 
 Kernels:
 

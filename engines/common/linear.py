@@ -145,7 +145,7 @@ class LinearMethod(ABC):
     #: Whether the method keeps per-feature variances.
     uses_variance: ClassVar[bool] = False
 
-    #: The method's number in the compiled kernel (``_kernels.c``: PERCEPTRON, PA, ...).
+    #: The method's number in the compiled kernel (``kernels_c/linear.c``: PERCEPTRON, ...).
     kernel_code: ClassVar[int]
 
     def __init__(self, regularization_weight: float = 1.0) -> None:

@@ -1,4 +1,4 @@
-"""The compiled kernels (engines/common/_kernels.c) answer as the Python they stand in
+"""The compiled kernels (engines/common/kernels_c/) answer as the Python they stand in
 for, to the bit, and leave every case they do not take to that Python.
 
 Each case runs twice: with the kernels, and with ``kernels.compiled`` set to None (the

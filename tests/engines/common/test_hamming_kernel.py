@@ -1,4 +1,4 @@
-"""The compiled nearest-row searches of engines/common/_kernels.c pick the rows numpy
+"""The compiled nearest-row searches of engines/common/kernels_c/hashing.c pick the rows numpy
 picks, in the same order: by Hamming distance (``nearest_by_hamming``: lsh, minhash) or by
 euclid_lsh's estimated distance (``nearest_by_euclid_lsh``), then by position (Jubatus's
 heap), so the answers do not depend on whether the kernels are built."""

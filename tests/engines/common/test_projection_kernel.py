@@ -1,6 +1,6 @@
-"""The compiled random projection (``project`` in engines/common/_kernels.c) gives the
-sums and sign bits of the numpy one to the bit: lsh and euclid_lsh rows, and so every
-neighbour answer built on them, do not depend on whether the kernels are built."""
+"""The compiled random projection (``project`` in engines/common/kernels_c/hashing.c)
+gives the sums and sign bits of the numpy one to the bit: lsh and euclid_lsh rows, and so
+every neighbour answer built on them, do not depend on whether the kernels are built."""
 
 from __future__ import annotations
 

@@ -1,0 +1,566 @@
+/* The linear classifier's scores: classify_wire (wire datums, from the converter's
+ * caches) and score_vectors (weighed vectors), against one copy of its model. */
+#include "kernels.h"
+
+/* Features of one datum kept on the stack up to this many; more go to the heap. */
+#define STACK_FEATURES 64
+/* Up to this many features a repeated name is looked for pairwise, past it by a dict. */
+#define PAIRWISE_FEATURES 48
+
+typedef struct {
+    PyObject **names;   /* borrowed */
+    double *values;
+    Py_ssize_t count;
+    Py_ssize_t capacity;
+    PyObject *stack_names[STACK_FEATURES];
+    double stack_values[STACK_FEATURES];
+} Features;
+
+static void features_init(Features *f) {
+    f->names = f->stack_names;
+    f->values = f->stack_values;
+    f->count = 0;
+    f->capacity = STACK_FEATURES;
+}
+
+static void features_free(Features *f) {
+    if (f->names != f->stack_names) {
+        PyMem_Free(f->names);
+        PyMem_Free(f->values);
+    }
+    features_init(f);
+}
+
+/* Room for `more` features; 0 on success, -1 with MemoryError set. */
+static int features_reserve(Features *f, Py_ssize_t more) {
+    Py_ssize_t needed = f->count + more;
+    if (needed <= f->capacity) {
+        return 0;
+    }
+    Py_ssize_t capacity = f->capacity * 2 > needed ? f->capacity * 2 : needed;
+    PyObject **names = PyMem_New(PyObject *, capacity);
+    double *values = PyMem_New(double, capacity);
+    if (names == NULL || values == NULL) {
+        PyMem_Free(names);
+        PyMem_Free(values);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(names, f->names, f->count * sizeof(PyObject *));
+    memcpy(values, f->values, f->count * sizeof(double));
+    if (f->names != f->stack_names) {
+        PyMem_Free(f->names);
+        PyMem_Free(f->values);
+    }
+    f->names = names;
+    f->values = values;
+    f->capacity = capacity;
+    return 0;
+}
+
+/* 1: the plain case, features appended; 0: not (take the Python path); -1: an error. */
+static int extract(PyObject *datum, PyObject *strings, PyObject *numbers, Features *f) {
+    if (!PyList_CheckExact(datum) || PyList_GET_SIZE(datum) != 3) {
+        return 0;
+    }
+    PyObject *string_pairs = PyList_GET_ITEM(datum, 0);
+    PyObject *number_pairs = PyList_GET_ITEM(datum, 1);
+    PyObject *binary_pairs = PyList_GET_ITEM(datum, 2);
+    if (!PyList_CheckExact(string_pairs) || !PyList_CheckExact(number_pairs) ||
+        !PyList_CheckExact(binary_pairs)) {
+        return 0;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(string_pairs);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(string_pairs, i);
+        if (!PyList_CheckExact(pair) || PyList_GET_SIZE(pair) != 2) {
+            return 0;
+        }
+        PyObject *key = PyList_GET_ITEM(pair, 0);
+        PyObject *value = PyList_GET_ITEM(pair, 1);
+        if (!PyBytes_CheckExact(key) || !PyBytes_CheckExact(value)) {
+            return 0;
+        }
+        PyObject *token = PyTuple_Pack(2, key, value);
+        if (token == NULL) {
+            return -1;
+        }
+        PyObject *entry = PyDict_GetItemWithError(strings, token);
+        Py_DECREF(token);
+        if (entry == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        /* One string rule: ((names...), (weights...)); a str is a refused key's error. */
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 1) {
+            return 0;
+        }
+        PyObject *part = PyTuple_GET_ITEM(entry, 0);
+        if (!PyTuple_CheckExact(part) || PyTuple_GET_SIZE(part) != 2) {
+            return 0;
+        }
+        PyObject *rule_names = PyTuple_GET_ITEM(part, 0);
+        PyObject *weights = PyTuple_GET_ITEM(part, 1);
+        if (!PyTuple_CheckExact(rule_names) || !PyTuple_CheckExact(weights) ||
+            PyTuple_GET_SIZE(rule_names) != PyTuple_GET_SIZE(weights)) {
+            return 0;
+        }
+        Py_ssize_t m = PyTuple_GET_SIZE(rule_names);
+        if (features_reserve(f, m) < 0) {
+            return -1;
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            PyObject *name = PyTuple_GET_ITEM(rule_names, j);
+            PyObject *weight = PyTuple_GET_ITEM(weights, j);
+            if (!PyUnicode_CheckExact(name) || !PyFloat_CheckExact(weight)) {
+                return 0;
+            }
+            f->names[f->count] = name;
+            f->values[f->count] = PyFloat_AS_DOUBLE(weight);
+            f->count++;
+        }
+    }
+    n = PyList_GET_SIZE(binary_pairs);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(binary_pairs, i);
+        if (!PyList_CheckExact(pair) || PyList_GET_SIZE(pair) != 2 ||
+            !PyBytes_CheckExact(PyList_GET_ITEM(pair, 0)) ||
+            !PyBytes_CheckExact(PyList_GET_ITEM(pair, 1))) {
+            return 0;
+        }
+    }
+    n = PyList_GET_SIZE(number_pairs);
+    if (features_reserve(f, n) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(number_pairs, i);
+        if (!PyList_CheckExact(pair) || PyList_GET_SIZE(pair) != 2) {
+            return 0;
+        }
+        PyObject *key = PyList_GET_ITEM(pair, 0);
+        PyObject *number = PyList_GET_ITEM(pair, 1);
+        double value;
+        if (PyFloat_CheckExact(number)) {
+            value = PyFloat_AS_DOUBLE(number);
+        } else if (PyLong_CheckExact(number)) {
+            value = PyLong_AsDouble(number);
+            if (value == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear(); /* too large: the Python path says so */
+                return 0;
+            }
+        } else {
+            return 0;
+        }
+        if (!PyBytes_CheckExact(key)) {
+            return 0;
+        }
+        /* The feature name of a key that meets one num rule, once the converter has seen it. */
+        PyObject *name = PyDict_GetItemWithError(numbers, key);
+        if (name == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        if (!PyUnicode_CheckExact(name)) {
+            return 0;
+        }
+        f->names[f->count] = name;
+        f->values[f->count] = value;
+        f->count++;
+    }
+    return 1;
+}
+
+/* Equal names: the same object, or the same hash and text. -1 on an error. */
+static int same_name(PyObject *a, PyObject *b) {
+    if (a == b) {
+        return 1;
+    }
+    Py_hash_t ha = PyObject_Hash(a), hb = PyObject_Hash(b);
+    if (ha == -1 || hb == -1) {
+        return -1;
+    }
+    if (ha != hb) {
+        return 0;
+    }
+    return PyUnicode_Compare(a, b) == 0;
+}
+
+/* weigh(): 0 values left out, a repeated name's values summed at its first place (from
+ * 0.0, as a dict of sums has it). 1: done; 0: a value is not finite (the Python path);
+ * -1: an error. */
+static int merge(Features *f) {
+    Py_ssize_t kept = 0;
+    if (f->count <= PAIRWISE_FEATURES) {
+        for (Py_ssize_t i = 0; i < f->count; i++) {
+            double value = f->values[i];
+            if (!isfinite(value)) {
+                return 0;
+            }
+            if (value == 0.0) {
+                continue;
+            }
+            Py_ssize_t j;
+            for (j = 0; j < kept; j++) {
+                int same = same_name(f->names[j], f->names[i]);
+                if (same < 0) {
+                    return -1;
+                }
+                if (same) {
+                    break;
+                }
+            }
+            if (j < kept) {
+                f->values[j] += value;
+            } else {
+                f->names[kept] = f->names[i];
+                f->values[kept] = 0.0 + value;
+                kept++;
+            }
+        }
+    } else {
+        PyObject *places = PyDict_New();
+        if (places == NULL) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < f->count; i++) {
+            double value = f->values[i];
+            if (!isfinite(value)) {
+                Py_DECREF(places);
+                return 0;
+            }
+            if (value == 0.0) {
+                continue;
+            }
+            PyObject *place = PyDict_GetItemWithError(places, f->names[i]);
+            if (place != NULL) {
+                f->values[PyLong_AsSsize_t(place)] += value;
+                continue;
+            }
+            if (PyErr_Occurred()) {
+                Py_DECREF(places);
+                return -1;
+            }
+            PyObject *number = PyLong_FromSsize_t(kept);
+            if (number == NULL || PyDict_SetItem(places, f->names[i], number) < 0) {
+                Py_XDECREF(number);
+                Py_DECREF(places);
+                return -1;
+            }
+            Py_DECREF(number);
+            f->names[kept] = f->names[i];
+            f->values[kept] = 0.0 + value;
+            kept++;
+        }
+        Py_DECREF(places);
+    }
+    f->count = kept;
+    return 1;
+}
+
+typedef struct {
+    PyObject *ids;      /* borrowed from the replica's index */
+    Py_ssize_t rows;
+    const double *weights;
+    Py_ssize_t weight_count;
+    Py_ssize_t stride;
+    Py_ssize_t *slots;
+    Py_ssize_t labels;
+    PyObject *label_names; /* the order_labels list */
+} Copy;
+
+/* [(label, score)...] of one datum's merged features, or NULL with an error set. */
+static PyObject *score(const Copy *copy, const Features *f, double *totals) {
+    for (Py_ssize_t s = 0; s < copy->labels; s++) {
+        totals[s] = 0.0;
+    }
+    for (Py_ssize_t i = 0; i < f->count; i++) {
+        PyObject *id = PyDict_GetItemWithError(copy->ids, f->names[i]);
+        Py_ssize_t row = 0;
+        if (id != NULL) {
+            row = PyLong_AsSsize_t(id);
+            if (row == -1 && PyErr_Occurred()) {
+                return NULL;
+            }
+            if (row >= copy->rows || row < 0) { /* named since this copy was made */
+                row = 0;
+            }
+        } else if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_ssize_t base = row * copy->stride;
+        double value = f->values[i];
+        for (Py_ssize_t s = 0; s < copy->labels; s++) {
+            Py_ssize_t at = base + copy->slots[s];
+            if (at >= copy->weight_count) {
+                PyErr_SetString(PyExc_IndexError, "weight index out of range");
+                return NULL;
+            }
+            totals[s] += copy->weights[at] * value;
+        }
+    }
+    PyObject *out = PyList_New(copy->labels);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t s = 0; s < copy->labels; s++) {
+        PyObject *score = PyFloat_FromDouble(totals[s]);
+        if (score == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyObject *label = PyList_GET_ITEM(copy->label_names, s);
+        PyObject *pair = PyTuple_Pack(2, label, score);
+        Py_DECREF(score);
+        if (pair == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, s, pair);
+    }
+    return out;
+}
+
+/* A new reference to replica.<a>.<b> (b may be NULL). */
+static PyObject *attribute(PyObject *obj, PyObject *a, PyObject *b) {
+    PyObject *value = PyObject_GetAttr(obj, a);
+    if (value == NULL || b == NULL) {
+        return value;
+    }
+    PyObject *inner = PyObject_GetAttr(value, b);
+    Py_DECREF(value);
+    return inner;
+}
+
+/* What a scoring call holds of a copy: its references, its weights' buffer, the slots. */
+typedef struct {
+    PyObject *refs[6]; /* ids, rows, W, stride, order_slots, order_labels */
+    Py_buffer view;
+    Py_ssize_t *slot_numbers;
+    double *totals;
+    Copy copy;
+} OpenCopy;
+
+static void copy_close(OpenCopy *open) {
+    if (open->view.obj != NULL) {
+        PyBuffer_Release(&open->view);
+    }
+    PyMem_Free(open->slot_numbers);
+    PyMem_Free(open->totals);
+    for (int i = 0; i < 6; i++) {
+        Py_CLEAR(open->refs[i]);
+    }
+}
+
+/* Reads what scoring needs of a replica; 1: ready, 0: not the plain case, -1: an error.
+ * For wire datums, a copy the writer has retired, or one that needs the whole converter,
+ * is not the plain case. copy_close() in every case. */
+static int copy_open(PyObject *replica, int wire, OpenCopy *open) {
+    memset(open, 0, sizeof(*open));
+    if (wire) {
+        PyObject *retired = PyObject_GetAttr(replica, s_retired);
+        if (retired == NULL) {
+            return -1;
+        }
+        int is_retired = PyObject_IsTrue(retired);
+        Py_DECREF(retired);
+        if (is_retired != 0) {
+            return is_retired < 0 ? -1 : 0;
+        }
+        PyObject *full = PyObject_GetAttr(replica, s_full);
+        if (full == NULL) {
+            return -1;
+        }
+        Py_DECREF(full);
+        if (full != Py_None) {
+            return 0;
+        }
+    }
+    PyObject **refs = open->refs;
+    refs[0] = attribute(replica, s_index, s_ids);
+    refs[1] = attribute(replica, s_rows, NULL);
+    refs[2] = attribute(replica, s_arrays, s_W);
+    refs[3] = attribute(replica, s_arrays, s_stride);
+    refs[4] = attribute(replica, s_order_slots, NULL);
+    refs[5] = attribute(replica, s_order_labels, NULL);
+    for (int i = 0; i < 6; i++) {
+        if (refs[i] == NULL) {
+            return -1;
+        }
+    }
+    PyObject *ids = refs[0], *slots = refs[4], *labels = refs[5];
+    if (!PyDict_Check(ids) || !PyList_CheckExact(slots) || !PyList_CheckExact(labels) ||
+        PyList_GET_SIZE(slots) != PyList_GET_SIZE(labels)) {
+        return 0;
+    }
+    Copy *copy = &open->copy;
+    copy->ids = ids;
+    copy->rows = PyLong_AsSsize_t(refs[1]);
+    copy->stride = PyLong_AsSsize_t(refs[3]);
+    if ((copy->rows == -1 || copy->stride == -1) && PyErr_Occurred()) {
+        return -1;
+    }
+    copy->labels = PyList_GET_SIZE(labels);
+    copy->label_names = labels;
+    if (PyObject_GetBuffer(refs[2], &open->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    if (open->view.format == NULL || strcmp(open->view.format, "d") != 0) {
+        return 0;
+    }
+    copy->weights = (const double *)open->view.buf;
+    copy->weight_count = open->view.len / (Py_ssize_t)sizeof(double);
+    open->slot_numbers = PyMem_New(Py_ssize_t, copy->labels + 1);
+    open->totals = PyMem_New(double, copy->labels + 1);
+    if (open->slot_numbers == NULL || open->totals == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t s = 0; s < copy->labels; s++) {
+        PyObject *slot = PyList_GET_ITEM(slots, s);
+        if (!PyLong_CheckExact(slot)) {
+            return 0;
+        }
+        Py_ssize_t number = PyLong_AsSsize_t(slot);
+        if (number == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (number < 0 || number >= copy->stride) {
+            return 0;
+        }
+        open->slot_numbers[s] = number;
+    }
+    copy->slots = open->slot_numbers;
+    return 1;
+}
+
+/* classify_wire(data, strings, numbers, replica) -> list | None
+ *
+ * The scores of classify's wire argument against one copy of a linear classifier's
+ * model, as engines.classifier.model does in Python: each label's score summed from 0.0
+ * in the datum's feature order, a feature twice in a datum has its values summed first (at
+ * its first place) and a 0 value is left out, as weigh() does. None for a datum not well
+ * formed, a string pair or number key the converter's caches do not hold yet, a value that
+ * is not finite, a copy being replaced (retired: the writer changes a copy only after it
+ * has retired it, which is checked first) or one that needs the whole converter. */
+PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "classify_wire(data, strings, numbers, replica)");
+        return NULL;
+    }
+    PyObject *data = args[0], *strings = args[1], *numbers = args[2], *replica = args[3];
+    if (!PyList_CheckExact(data) || !PyDict_Check(strings) || !PyDict_Check(numbers)) {
+        Py_RETURN_NONE;
+    }
+    OpenCopy open;
+    PyObject *out = NULL;
+    Features f;
+    features_init(&f);
+    int ready = copy_open(replica, 1, &open);
+    if (ready <= 0) {
+        goto finish;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(data);
+    out = PyList_New(count);
+    if (out == NULL) {
+        ready = -1;
+        goto finish;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        f.count = 0;
+        ready = extract(PyList_GET_ITEM(data, i), strings, numbers, &f);
+        if (ready > 0) {
+            ready = merge(&f);
+        }
+        if (ready <= 0) {
+            goto finish;
+        }
+        PyObject *scores = score(&open.copy, &f, open.totals);
+        if (scores == NULL) {
+            ready = -1;
+            goto finish;
+        }
+        PyList_SET_ITEM(out, i, scores);
+    }
+finish:
+    copy_close(&open);
+    features_free(&f);
+    if (ready <= 0) {
+        Py_CLEAR(out);
+        if (ready == 0) {
+            out = Py_NewRef(Py_None);
+        }
+    }
+    return out;
+}
+
+/* score_vectors(vectors, replica) -> list | None: Replica.score's sums of weighed vectors
+ * ((names, values) pairs, as weigh() gives them) against replica, read by a caller that
+ * holds it (no retired check); None for a value that is not finite or an odd input. */
+PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "score_vectors(vectors, replica)");
+        return NULL;
+    }
+    PyObject *vectors = args[0], *replica = args[1];
+    if (!PyList_CheckExact(vectors)) {
+        Py_RETURN_NONE;
+    }
+    OpenCopy open;
+    PyObject *out = NULL;
+    Features f;
+    features_init(&f);
+    int ready = copy_open(replica, 0, &open);
+    if (ready <= 0) {
+        goto finish;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(vectors);
+    out = PyList_New(count);
+    if (out == NULL) {
+        ready = -1;
+        goto finish;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *vector = PyList_GET_ITEM(vectors, i);
+        ready = 0;
+        if (!PyTuple_CheckExact(vector) || PyTuple_GET_SIZE(vector) != 2) {
+            goto finish;
+        }
+        PyObject *names = PyTuple_GET_ITEM(vector, 0), *values = PyTuple_GET_ITEM(vector, 1);
+        if (!PyList_CheckExact(names) || !PyList_CheckExact(values) ||
+            PyList_GET_SIZE(names) != PyList_GET_SIZE(values)) {
+            goto finish;
+        }
+        Py_ssize_t n = PyList_GET_SIZE(names);
+        f.count = 0;
+        if (features_reserve(&f, n) < 0) {
+            ready = -1;
+            goto finish;
+        }
+        for (Py_ssize_t j = 0; j < n; j++) {
+            PyObject *name = PyList_GET_ITEM(names, j), *value = PyList_GET_ITEM(values, j);
+            if (!PyUnicode_CheckExact(name) || !PyFloat_CheckExact(value) ||
+                !isfinite(PyFloat_AS_DOUBLE(value))) {
+                goto finish;
+            }
+            f.names[j] = name;
+            f.values[j] = PyFloat_AS_DOUBLE(value);
+        }
+        f.count = n;
+        PyObject *scores = score(&open.copy, &f, open.totals);
+        if (scores == NULL) {
+            ready = -1;
+            goto finish;
+        }
+        PyList_SET_ITEM(out, i, scores);
+    }
+    ready = 1;
+finish:
+    copy_close(&open);
+    features_free(&f);
+    if (ready <= 0) {
+        Py_CLEAR(out);
+        if (ready == 0) {
+            out = Py_NewRef(Py_None);
+        }
+    }
+    return out;
+}
