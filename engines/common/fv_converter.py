@@ -45,6 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from engines.common import kernels
 from engines.common.config import json_type
 from engines.common.converter import DatumLike, KeyMatcher, StringCache, key_matcher
 from engines.common.hashing import fnv1_64
@@ -566,6 +567,16 @@ class WeightManager:
 
     def weigh(self, features: Features) -> Features:
         """Apply the global weights by each key's suffix; features weighing 0 are dropped."""
+        compiled = kernels.compiled
+        if compiled is not None:  # idf and idf1 in C (the same bits); bm25 here
+            in_c: Features | None = compiled.weigh_idf(
+                features,
+                self.master.document_frequencies,
+                self.diff.document_frequencies,
+                float(self.document_count),
+            )
+            if in_c is not None:
+                return in_c
         weighed: Features = []
         lengths: dict[str, float] | None = None
         count: float | None = None  # the document count, read once

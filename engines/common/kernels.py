@@ -28,7 +28,9 @@ Kernels:
 - ``dense_query(...)`` and ``postings_query(...)``: the inverted index's euclid and cosine
   queries (:meth:`engines.common.inverted_index.InvertedIndex.euclid` and ``cosine``: the
   recommender's ``inverted_index`` and ``inverted_index_euclid``, lof over them, the NN
-  classifier's cosine and euclidean methods) over its dense copy or its postings.
+  classifier's cosine and euclidean methods) over its dense copy or its postings;
+- ``weigh_idf(features, master, diff, count)``: the converter's idf and idf1 global weights
+  (:meth:`engines.common.fv_converter.WeightManager.weigh`; bm25 stays in Python).
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@
 /* Attribute names, interned once by the module (module.c). */
 extern PyObject *s_retired, *s_full, *s_index, *s_ids, *s_rows, *s_arrays, *s_W, *s_stride,
     *s_order_slots, *s_order_labels, *s_V, *s_WM, *s_WD, *s_VM, *s_VD;
+/* Global weight kinds, the ends of feature names (weights.c). */
+extern PyObject *s_idf, *s_idf1, *s_bm25, *s_weight;
 
 /* The kernels (METH_FASTCALL), one file per concern. */
 PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
@@ -33,5 +35,6 @@ PyObject *nearest_by_hamming(PyObject *module, PyObject *const *args, Py_ssize_t
 PyObject *nearest_by_euclid_lsh(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *dense_query(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *postings_query(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *weigh_idf(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

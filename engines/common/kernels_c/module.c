@@ -3,6 +3,7 @@
 
 PyObject *s_retired, *s_full, *s_index, *s_ids, *s_rows, *s_arrays, *s_W, *s_stride,
     *s_order_slots, *s_order_labels, *s_V, *s_WM, *s_WD, *s_VM, *s_VD;
+PyObject *s_idf, *s_idf1, *s_bm25, *s_weight;
 
 static PyMethodDef methods[] = {
     {"classify_wire", (PyCFunction)(void (*)(void))classify_wire, METH_FASTCALL,
@@ -21,6 +22,8 @@ static PyMethodDef methods[] = {
      "The inverted index's euclid or cosine query over its postings."},
     {"nearest_by_euclid_lsh", (PyCFunction)(void (*)(void))nearest_by_euclid_lsh, METH_FASTCALL,
      "euclid_lsh's nearest rows by their estimated distance, ties by position."},
+    {"weigh_idf", (PyCFunction)(void (*)(void))weigh_idf, METH_FASTCALL,
+     "The converter's global weights (idf, idf1), or None for bm25 and weight."},
     {"copy_rows", (PyCFunction)(void (*)(void))copy_rows, METH_FASTCALL,
      "Rows of arrays copied from one copy of a model to the other."},
     {NULL, NULL, 0, NULL},
@@ -37,6 +40,8 @@ static int intern_names(void) {
         {&s_order_labels, "order_labels"},
         {&s_V, "V"},                 {&s_WM, "WM"},       {&s_WD, "WD"},
         {&s_VM, "VM"},               {&s_VD, "VD"},
+        {&s_idf, "idf"},             {&s_idf1, "idf1"},   {&s_bm25, "bm25"},
+        {&s_weight, "weight"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);
