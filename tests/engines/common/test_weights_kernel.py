@@ -38,7 +38,7 @@ def features(rng: random.Random, kinds: list[str]) -> list[tuple[str, float]]:
     return out
 
 
-def both(weights: WeightManager, data: list[tuple[str, float]]) -> list[object]:
+def both(weights: WeightManager, data: list[tuple[str, float]]) -> list[tuple[str, float]]:
     built = kernels.compiled
     assert built is not None
     with_kernel = weights.weigh(data)
@@ -76,3 +76,4 @@ def test_bm25_and_weight_are_left_to_the_python(kind: str) -> None:
     frequencies = weights.master.document_frequencies, weights.diff.document_frequencies
     assert kernels.compiled.weigh_idf(data, *frequencies, 1.0) is None
     both(weights, data)
+
