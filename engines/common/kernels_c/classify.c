@@ -432,6 +432,58 @@ static int copy_open(PyObject *replica, int wire, OpenCopy *open) {
     return 1;
 }
 
+/* Reads one item into the features; 1: the plain case, 0: not (None), -1: an error. */
+typedef int (*Fill)(PyObject *item, void *context, Features *f);
+
+/* [[(label, score)...] per item] of `items` (a list) against `replica`, each item read by
+ * `fill`; None (the Python path) where an item or the copy is not the plain case. With
+ * `wire`, a copy the writer has retired, or one needing the whole converter, is not. */
+static PyObject *score_each(PyObject *items, PyObject *replica, int wire, Fill fill,
+                            void *context) {
+    OpenCopy open;
+    PyObject *out = NULL;
+    Features f;
+    features_init(&f);
+    int ready = copy_open(replica, wire, &open);
+    if (ready > 0) {
+        Py_ssize_t count = PyList_GET_SIZE(items);
+        out = PyList_New(count);
+        ready = out == NULL ? -1 : 1;
+        for (Py_ssize_t i = 0; ready > 0 && i < count; i++) {
+            f.count = 0;
+            ready = fill(PyList_GET_ITEM(items, i), context, &f);
+            if (ready > 0) {
+                PyObject *scores = score(&open.copy, &f, open.totals);
+                if (scores == NULL) {
+                    ready = -1;
+                } else {
+                    PyList_SET_ITEM(out, i, scores);
+                }
+            }
+        }
+    }
+    copy_close(&open);
+    features_free(&f);
+    if (ready <= 0) {
+        Py_CLEAR(out);
+        if (ready == 0) {
+            out = Py_NewRef(Py_None);
+        }
+    }
+    return out;
+}
+
+/* The converter's caches a wire datum is read with. */
+typedef struct {
+    PyObject *strings, *numbers;
+} Caches;
+
+static int fill_wire(PyObject *datum, void *context, Features *f) {
+    Caches *caches = (Caches *)context;
+    int ready = extract(datum, caches->strings, caches->numbers, f);
+    return ready > 0 ? merge(f) : ready;
+}
+
 /* classify_wire(data, strings, numbers, replica) -> list | None
  *
  * The scores of classify's wire argument against one copy of a linear classifier's
@@ -446,50 +498,41 @@ PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_TypeError, "classify_wire(data, strings, numbers, replica)");
         return NULL;
     }
-    PyObject *data = args[0], *strings = args[1], *numbers = args[2], *replica = args[3];
-    if (!PyList_CheckExact(data) || !PyDict_Check(strings) || !PyDict_Check(numbers)) {
+    PyObject *data = args[0];
+    Caches caches = {args[1], args[2]};
+    if (!PyList_CheckExact(data) || !PyDict_Check(caches.strings) ||
+        !PyDict_Check(caches.numbers)) {
         Py_RETURN_NONE;
     }
-    OpenCopy open;
-    PyObject *out = NULL;
-    Features f;
-    features_init(&f);
-    int ready = copy_open(replica, 1, &open);
-    if (ready <= 0) {
-        goto finish;
+    return score_each(data, args[3], 1, fill_wire, &caches);
+}
+
+/* A weighed vector: (names, values) lists of str and finite floats. */
+static int fill_vector(PyObject *vector, void *context, Features *f) {
+    (void)context;
+    if (!PyTuple_CheckExact(vector) || PyTuple_GET_SIZE(vector) != 2) {
+        return 0;
     }
-    Py_ssize_t count = PyList_GET_SIZE(data);
-    out = PyList_New(count);
-    if (out == NULL) {
-        ready = -1;
-        goto finish;
+    PyObject *names = PyTuple_GET_ITEM(vector, 0), *values = PyTuple_GET_ITEM(vector, 1);
+    if (!PyList_CheckExact(names) || !PyList_CheckExact(values) ||
+        PyList_GET_SIZE(names) != PyList_GET_SIZE(values)) {
+        return 0;
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        f.count = 0;
-        ready = extract(PyList_GET_ITEM(data, i), strings, numbers, &f);
-        if (ready > 0) {
-            ready = merge(&f);
-        }
-        if (ready <= 0) {
-            goto finish;
-        }
-        PyObject *scores = score(&open.copy, &f, open.totals);
-        if (scores == NULL) {
-            ready = -1;
-            goto finish;
-        }
-        PyList_SET_ITEM(out, i, scores);
+    Py_ssize_t n = PyList_GET_SIZE(names);
+    if (features_reserve(f, n) < 0) {
+        return -1;
     }
-finish:
-    copy_close(&open);
-    features_free(&f);
-    if (ready <= 0) {
-        Py_CLEAR(out);
-        if (ready == 0) {
-            out = Py_NewRef(Py_None);
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *name = PyList_GET_ITEM(names, j), *value = PyList_GET_ITEM(values, j);
+        if (!PyUnicode_CheckExact(name) || !PyFloat_CheckExact(value) ||
+            !isfinite(PyFloat_AS_DOUBLE(value))) {
+            return 0;
         }
+        f->names[j] = name;
+        f->values[j] = PyFloat_AS_DOUBLE(value);
     }
-    return out;
+    f->count = n;
+    return 1;
 }
 
 /* score_vectors(vectors, replica) -> list | None: Replica.score's sums of weighed vectors
@@ -500,67 +543,8 @@ PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_TypeError, "score_vectors(vectors, replica)");
         return NULL;
     }
-    PyObject *vectors = args[0], *replica = args[1];
-    if (!PyList_CheckExact(vectors)) {
+    if (!PyList_CheckExact(args[0])) {
         Py_RETURN_NONE;
     }
-    OpenCopy open;
-    PyObject *out = NULL;
-    Features f;
-    features_init(&f);
-    int ready = copy_open(replica, 0, &open);
-    if (ready <= 0) {
-        goto finish;
-    }
-    Py_ssize_t count = PyList_GET_SIZE(vectors);
-    out = PyList_New(count);
-    if (out == NULL) {
-        ready = -1;
-        goto finish;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *vector = PyList_GET_ITEM(vectors, i);
-        ready = 0;
-        if (!PyTuple_CheckExact(vector) || PyTuple_GET_SIZE(vector) != 2) {
-            goto finish;
-        }
-        PyObject *names = PyTuple_GET_ITEM(vector, 0), *values = PyTuple_GET_ITEM(vector, 1);
-        if (!PyList_CheckExact(names) || !PyList_CheckExact(values) ||
-            PyList_GET_SIZE(names) != PyList_GET_SIZE(values)) {
-            goto finish;
-        }
-        Py_ssize_t n = PyList_GET_SIZE(names);
-        f.count = 0;
-        if (features_reserve(&f, n) < 0) {
-            ready = -1;
-            goto finish;
-        }
-        for (Py_ssize_t j = 0; j < n; j++) {
-            PyObject *name = PyList_GET_ITEM(names, j), *value = PyList_GET_ITEM(values, j);
-            if (!PyUnicode_CheckExact(name) || !PyFloat_CheckExact(value) ||
-                !isfinite(PyFloat_AS_DOUBLE(value))) {
-                goto finish;
-            }
-            f.names[j] = name;
-            f.values[j] = PyFloat_AS_DOUBLE(value);
-        }
-        f.count = n;
-        PyObject *scores = score(&open.copy, &f, open.totals);
-        if (scores == NULL) {
-            ready = -1;
-            goto finish;
-        }
-        PyList_SET_ITEM(out, i, scores);
-    }
-    ready = 1;
-finish:
-    copy_close(&open);
-    features_free(&f);
-    if (ready <= 0) {
-        Py_CLEAR(out);
-        if (ready == 0) {
-            out = Py_NewRef(Py_None);
-        }
-    }
-    return out;
+    return score_each(args[0], args[1], 0, fill_vector, NULL);
 }

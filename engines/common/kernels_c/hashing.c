@@ -231,8 +231,6 @@ PyObject *nearest_by_euclid_lsh(PyObject *module, PyObject *const *args,
         return NULL;
     }
     Py_buffer matrix = {0}, query = {0}, norms = {0}, cosines = {0};
-    double *best_scores = NULL;
-    Py_ssize_t *best_positions = NULL;
     PyObject *out = NULL;
     if (PyObject_GetBuffer(args[0], &matrix, PyBUF_C_CONTIGUOUS) < 0 ||
         PyObject_GetBuffer(args[2], &query, PyBUF_C_CONTIGUOUS) < 0 ||
@@ -247,73 +245,41 @@ PyObject *nearest_by_euclid_lsh(PyObject *module, PyObject *const *args,
         PyErr_SetString(PyExc_ValueError, "nearest_by_euclid_lsh: arrays that do not fit");
         goto done;
     }
-    if (count > size) {
-        count = size;
-    }
-    if (count < 0) {
-        count = 0;
-    }
-    best_scores = PyMem_New(double, count + 1);
-    best_positions = PyMem_New(Py_ssize_t, count + 1);
-    if (best_scores == NULL || best_positions == NULL) {
-        PyErr_NoMemory();
+    Best best;
+    if (best_init(&best, count < size ? count : size, 0) < 0) {
         goto done;
     }
     const uint64_t *rows = (const uint64_t *)matrix.buf;
     const uint64_t *q = (const uint64_t *)query.buf;
     const double *stored = (const double *)norms.buf;
     const double *cosine = (const double *)cosines.buf;
-    Py_ssize_t kept = 0;
-    for (Py_ssize_t j = 0; j < size && count > 0; j++) {
+    Py_ssize_t cosine_count = cosines.len / 8;
+    int nan = 0;
+    for (Py_ssize_t j = 0; j < size; j++) {
         Py_ssize_t h = 0;
         const uint64_t *row = rows + j * width;
         for (Py_ssize_t w = 0; w < width; w++) {
             h += __builtin_popcountll(row[w] ^ q[w]);
         }
-        double other = stored[j];
-        double score;
-        if (h >= cosines.len / 8) {
+        if (h >= cosine_count) {
             PyErr_SetString(PyExc_ValueError, "nearest_by_euclid_lsh: too few cosines");
-            goto done;
+            break;
         }
-        if (h == 0) {
-            score = fabs(norm - other);
-        } else {
-            score = sqrt(norm * norm + other * other - 2 * norm * other * cosine[h]);
-        }
+        double other = stored[j];
+        double score = h == 0 ? fabs(norm - other)
+                              : sqrt(norm * norm + other * other - 2 * norm * other * cosine[h]);
         if (score != score) {
-            out = Py_NewRef(Py_None);
-            goto done;
+            nan = 1;
+            break;
         }
-        /* j comes after every position kept: it loses ties */
-        if (kept == count && !(score < best_scores[kept - 1])) {
-            continue;
-        }
-        Py_ssize_t place = kept < count ? kept : count - 1;
-        while (place > 0 && score < best_scores[place - 1]) {
-            best_scores[place] = best_scores[place - 1];
-            best_positions[place] = best_positions[place - 1];
-            place--;
-        }
-        best_scores[place] = score;
-        best_positions[place] = j;
-        if (kept < count) {
-            kept++;
-        }
+        best_offer(&best, score, j);
     }
-    PyObject *positions = PyList_New(kept), *scores = PyList_New(kept);
-    if (positions == NULL || scores == NULL) {
-        Py_XDECREF(positions);
-        Py_XDECREF(scores);
-        goto done;
+    if (nan) {
+        out = Py_NewRef(Py_None);
+    } else if (!PyErr_Occurred()) {
+        out = best_lists(&best, 1);
     }
-    for (Py_ssize_t k = 0; k < kept; k++) {
-        PyList_SET_ITEM(positions, k, PyLong_FromSsize_t(best_positions[k]));
-        PyList_SET_ITEM(scores, k, PyFloat_FromDouble(best_scores[k]));
-    }
-    out = PyTuple_Pack(2, positions, scores);
-    Py_DECREF(positions);
-    Py_DECREF(scores);
+    best_free(&best);
 done:
     if (matrix.obj != NULL) {
         PyBuffer_Release(&matrix);
@@ -327,7 +293,5 @@ done:
     if (cosines.obj != NULL) {
         PyBuffer_Release(&cosines);
     }
-    PyMem_Free(best_scores);
-    PyMem_Free(best_positions);
     return out;
 }

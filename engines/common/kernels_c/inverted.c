@@ -8,62 +8,23 @@
  * score is NaN (the Python path then orders them as numpy does); NULL on an error. */
 static PyObject *euclid_best(const double *dots, const double *norm, Py_ssize_t rows,
                              double query_norm, Py_ssize_t count) {
-    if (count > rows) {
-        count = rows;
+    Best best;
+    if (best_init(&best, count < rows ? count : rows, 1) < 0) {
+        return NULL;
     }
-    if (count < 0) {
-        count = 0;
-    }
-    double *best_scores = PyMem_New(double, count + 1);
-    Py_ssize_t *best_numbers = PyMem_New(Py_ssize_t, count + 1);
-    PyObject *out = NULL;
-    if (best_scores == NULL || best_numbers == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    Py_ssize_t kept = 0;
-    for (Py_ssize_t j = 0; j < rows && count > 0; j++) {
+    for (Py_ssize_t j = 0; j < rows; j++) {
         if (norm[j] == 0.0) {
             continue;
         }
         double squared = (norm[j] + query_norm) - dots[j] * 2.0;
         if (squared != squared) {
-            out = Py_NewRef(Py_None);
-            goto done;
+            best_free(&best);
+            Py_RETURN_NONE;
         }
-        double score = -sqrt(squared > 0.0 ? squared : 0.0);
-        /* j is larger than every number kept: it wins ties */
-        if (kept == count && score < best_scores[kept - 1]) {
-            continue;
-        }
-        Py_ssize_t place = kept < count ? kept : count - 1;
-        while (place > 0 && score >= best_scores[place - 1]) {
-            best_scores[place] = best_scores[place - 1];
-            best_numbers[place] = best_numbers[place - 1];
-            place--;
-        }
-        best_scores[place] = score;
-        best_numbers[place] = j;
-        if (kept < count) {
-            kept++;
-        }
+        best_offer(&best, -sqrt(squared > 0.0 ? squared : 0.0), j);
     }
-    PyObject *scores = PyList_New(kept), *numbers = PyList_New(kept);
-    if (scores == NULL || numbers == NULL) {
-        Py_XDECREF(scores);
-        Py_XDECREF(numbers);
-        goto done;
-    }
-    for (Py_ssize_t k = 0; k < kept; k++) {
-        PyList_SET_ITEM(scores, k, PyFloat_FromDouble(best_scores[k]));
-        PyList_SET_ITEM(numbers, k, PyLong_FromSsize_t(best_numbers[k]));
-    }
-    out = PyTuple_Pack(2, scores, numbers);
-    Py_DECREF(scores);
-    Py_DECREF(numbers);
-done:
-    PyMem_Free(best_scores);
-    PyMem_Free(best_numbers);
+    PyObject *out = best_lists(&best, 0);
+    best_free(&best);
     return out;
 }
 
@@ -73,22 +34,12 @@ done:
  * similarities answered clamped to [-1, 1]. None when one is NaN; NULL on an error. */
 static PyObject *cosine_best(const double *dots, const double *norm, Py_ssize_t rows,
                              double query_norm, Py_ssize_t count) {
-    if (count > rows) {
-        count = rows;
-    }
-    if (count < 0) {
-        count = 0;
-    }
-    double *best_scores = PyMem_New(double, count + 1);
-    Py_ssize_t *best_numbers = PyMem_New(Py_ssize_t, count + 1);
-    PyObject *out = NULL;
-    if (best_scores == NULL || best_numbers == NULL) {
-        PyErr_NoMemory();
-        goto done;
+    Best best;
+    if (best_init(&best, count < rows ? count : rows, 1) < 0) {
+        return NULL;
     }
     double query_root = sqrt(query_norm);
-    Py_ssize_t kept = 0;
-    for (Py_ssize_t j = 0; j < rows && count > 0; j++) {
+    for (Py_ssize_t j = 0; j < rows; j++) {
         double dot = dots[j];
         if (dot == 0.0 || norm[j] == 0.0) {
             continue;
@@ -98,42 +49,17 @@ static PyObject *cosine_best(const double *dots, const double *norm, Py_ssize_t 
             score = 1.0;
         }
         if (score != score) {
-            out = Py_NewRef(Py_None);
-            goto done;
+            best_free(&best);
+            Py_RETURN_NONE;
         }
-        if (kept == count && score < best_scores[kept - 1]) {
-            continue;
-        }
-        Py_ssize_t place = kept < count ? kept : count - 1;
-        while (place > 0 && score >= best_scores[place - 1]) {
-            best_scores[place] = best_scores[place - 1];
-            best_numbers[place] = best_numbers[place - 1];
-            place--;
-        }
-        best_scores[place] = score;
-        best_numbers[place] = j;
-        if (kept < count) {
-            kept++;
-        }
+        best_offer(&best, score, j);
     }
-    PyObject *scores = PyList_New(kept), *numbers = PyList_New(kept);
-    if (scores == NULL || numbers == NULL) {
-        Py_XDECREF(scores);
-        Py_XDECREF(numbers);
-        goto done;
+    for (Py_ssize_t k = 0; k < best.kept; k++) { /* min(max(-1.0, s), 1.0), once ranked */
+        double clamped = best.scores[k] > -1.0 ? best.scores[k] : -1.0;
+        best.scores[k] = 1.0 < clamped ? 1.0 : clamped;
     }
-    for (Py_ssize_t k = 0; k < kept; k++) {
-        double clamped = best_scores[k] > -1.0 ? best_scores[k] : -1.0; /* max(-1.0, s) */
-        clamped = 1.0 < clamped ? 1.0 : clamped;                       /* min(., 1.0) */
-        PyList_SET_ITEM(scores, k, PyFloat_FromDouble(clamped));
-        PyList_SET_ITEM(numbers, k, PyLong_FromSsize_t(best_numbers[k]));
-    }
-    out = PyTuple_Pack(2, scores, numbers);
-    Py_DECREF(scores);
-    Py_DECREF(numbers);
-done:
-    PyMem_Free(best_scores);
-    PyMem_Free(best_numbers);
+    PyObject *out = best_lists(&best, 0);
+    best_free(&best);
     return out;
 }
 

@@ -25,6 +25,20 @@ extern PyObject *s_retired, *s_full, *s_index, *s_ids, *s_rows, *s_arrays, *s_W,
 /* Global weight kinds, the ends of feature names (weights.c). */
 extern PyObject *s_idf, *s_idf1, *s_bm25, *s_weight;
 
+/* The `count` best of rows offered in row order (best.c): scores and row numbers, best
+ * first; larger_first picks the largest (a tie to the later row) or else the smallest (a
+ * tie to the earlier row). */
+typedef struct {
+    double *scores;
+    Py_ssize_t *numbers;
+    Py_ssize_t kept, count;
+    int larger_first;
+} Best;
+int best_init(Best *best, Py_ssize_t count, int larger_first); /* -1: MemoryError */
+void best_offer(Best *best, double score, Py_ssize_t number);
+PyObject *best_lists(const Best *best, int numbers_first); /* (scores, numbers) or reversed */
+void best_free(Best *best);
+
 /* The kernels (METH_FASTCALL), one file per concern. */
 PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

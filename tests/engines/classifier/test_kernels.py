@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import msgpack
@@ -22,6 +21,7 @@ from engines.common import kernels
 from runtime import Datum
 from tests.engines.classifier.reference.model import ClassifierModel as ReferenceModel
 from tests.engines.classifier.test_equivalence import same
+from tests.engines.kernel_modes import python_only, with_and_without
 from tests.oracle.goldens import datum as golden_datum, golden
 
 ONE_RULE = {
@@ -34,26 +34,9 @@ WORDS = ("apple", "banana", "cherry", "durian", "elder", "fig", "grape")
 METHODS = ["perceptron", "PA", "PA1", "PA2", "CW", "AROW", "NHERD"]
 
 
-@pytest.fixture
-def python_only() -> Iterator[None]:
-    built = kernels.compiled
-    kernels.compiled = None
-    try:
-        yield
-    finally:
-        kernels.compiled = built
-
-
 def both(snapshot: ClassifierSnapshot, data: object) -> object:
     """The snapshot's answer with the kernel and without; they must be the same."""
-    built = kernels.compiled
-    assert built is not None
-    with_kernel = _outcome(snapshot, data)
-    kernels.compiled = None
-    try:
-        python = _outcome(snapshot, data)
-    finally:
-        kernels.compiled = built
+    with_kernel, python = with_and_without(lambda: _outcome(snapshot, data))
     assert same(with_kernel, python)
     return with_kernel
 
@@ -229,11 +212,12 @@ def test_golden_data_sets_on_the_wire(spec: dict[str, Any]) -> None:
         assert same(both(snapshot, [one]), old.classify([typed(one)]))
 
 
-def test_the_fallback_alone(python_only: None) -> None:
+def test_the_fallback_alone() -> None:
     """With no kernel (``kernels.compiled`` None) the Python answers by itself."""
     new, old, rng = trained("NHERD")
     data = [wire_datum(rng) for _ in range(12)]
-    assert same(new.snapshot().classify_wire(data), old.classify([typed(d) for d in data]))
+    with python_only():
+        assert same(new.snapshot().classify_wire(data), old.classify([typed(d) for d in data]))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -250,17 +234,12 @@ def test_training_is_the_same_with_the_kernel_and_without(method: str) -> None:
         (rng.choice(["a", "b", "c"] if i < 150 else ["a", "b", "c", "late"]), wire_datum(rng))
         for i in range(300)
     ]
-    models = []
-    for built in (kernels.compiled, None):
-        saved = kernels.compiled
-        kernels.compiled = built
-        try:
-            model = ClassifierModel(config)
-            answers = [model.train_wire(wire([[label, d]])) for label, d in examples]
-        finally:
-            kernels.compiled = saved
-        models.append((model, answers))
-    (compiled, compiled_answers), (python, python_answers) = models
+
+    def train() -> tuple[ClassifierModel, list[int]]:
+        model = ClassifierModel(config)
+        return model, [model.train_wire(wire([[label, d]])) for label, d in examples]
+
+    (compiled, compiled_answers), (python, python_answers) = with_and_without(train)
     reference = ReferenceModel(config)
     expected = [reference.train([(label, typed(d))]) for label, d in examples]
     assert compiled_answers == python_answers == expected
@@ -278,12 +257,8 @@ def test_training_refuses_what_the_python_refuses() -> None:
     assert kernels.compiled is not None
     with pytest.raises(IndexError):
         model.method.learn(arrays, [len(arrays.W) + 10], [1.0], 0, [0, 1], [])
-    kernels.compiled, saved = None, kernels.compiled
-    try:
-        with pytest.raises(IndexError):
-            model.method.learn(arrays, [len(arrays.W) + 10], [1.0], 0, [0, 1], [])
-    finally:
-        kernels.compiled = saved
+    with python_only(), pytest.raises(IndexError):
+        model.method.learn(arrays, [len(arrays.W) + 10], [1.0], 0, [0, 1], [])
 
 
 def test_publishing_after_every_example_keeps_both_copies_equal() -> None:
@@ -294,25 +269,22 @@ def test_publishing_after_every_example_keeps_both_copies_equal() -> None:
     rng = random.Random("publish")
     examples = [(rng.choice(["a", "b", "c"]), wire_datum(rng)) for _ in range(120)]
     queries = [wire_datum(rng) for _ in range(20)]
-    answers = []
-    for built in (kernels.compiled, None):
-        saved = kernels.compiled
-        kernels.compiled = built
-        try:
-            model = ClassifierModel(config)
-            for label, datum in examples:
-                model.train_wire(wire([[label, datum]]))
-                snapshot = model.snapshot()
-            answers.append((snapshot.classify_wire(wire(queries)), model.pack()))
-            model.train_wire(wire([["a", queries[0]]]))  # the other copy caught up once more
-            answers.append((model.snapshot().classify_wire(wire(queries)), model.pack()))
-        finally:
-            kernels.compiled = saved
+
+    def publish_and_classify() -> list[tuple[object, object]]:
+        model = ClassifierModel(config)
+        for label, datum in examples:
+            model.train_wire(wire([[label, datum]]))
+            snapshot = model.snapshot()
+        first = (snapshot.classify_wire(wire(queries)), model.pack())
+        model.train_wire(wire([["a", queries[0]]]))  # the other copy caught up once more
+        return [first, (model.snapshot().classify_wire(wire(queries)), model.pack())]
+
+    compiled, python = with_and_without(publish_and_classify)
     reference = ReferenceModel(config)
     for label, datum in examples:
         reference.train([(label, typed(datum))])
-    assert same(answers[0], answers[2]) and same(answers[1], answers[3])
-    assert same(answers[0][0], reference.classify([typed(q) for q in queries]))
+    assert same(compiled, python)
+    assert same(compiled[0][0], reference.classify([typed(q) for q in queries]))
 
 
 def test_copy_rows_checks_what_it_copies() -> None:
@@ -352,12 +324,7 @@ def test_classify_in_process_is_the_same_with_the_kernel_and_without(converter: 
     data[3].num_values.append(("n1", math.inf))
     data[7].num_values.append(("n2", math.nan))
     expected = old.classify(data)
-    with_kernel = new.classify(data)
-    kernels.compiled, saved = None, kernels.compiled
-    try:
-        python = new.classify(data)
-    finally:
-        kernels.compiled = saved
+    with_kernel, python = with_and_without(lambda: new.classify(data))
     assert same(with_kernel, python)
     assert same(with_kernel, expected)
     for one in data[:10]:

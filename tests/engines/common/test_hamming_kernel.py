@@ -13,6 +13,7 @@ from engines.common.config import Params
 from engines.common.nearest_neighbor import EuclidLsh, smallest
 from engines.nearest_neighbor.model import NearestNeighborModel
 from runtime import Datum
+from tests.engines.kernel_modes import with_and_without
 
 
 def hamming(matrix: np.ndarray, size: int, words: np.ndarray) -> np.ndarray:
@@ -63,19 +64,14 @@ def test_neighbour_answers_with_the_kernel_and_without(method: str) -> None:
     for i in range(300):
         model.set_row(f"r{i}", Datum({f"f{j}": float(rng.integers(0, 3)) for j in range(6)}))
     queries = [Datum({f"f{j}": float(rng.integers(0, 3)) for j in range(6)}) for _ in range(20)]
-    answers = []
-    for built in (kernels.compiled, None):
-        saved = kernels.compiled
-        kernels.compiled = built
-        try:
-            answers.append(
-                [model.neighbor_row_from_datum(q, 10) for q in queries]
-                + [model.neighbor_row_from_id(f"r{i}", 7) for i in range(0, 300, 37)]
-                + [model.similar_row_from_datum(q, 5) for q in queries]
-            )
-        finally:
-            kernels.compiled = saved
-    assert answers[0] == answers[1]
+    compiled, python = with_and_without(
+        lambda: (
+            [model.neighbor_row_from_datum(q, 10) for q in queries]
+            + [model.neighbor_row_from_id(f"r{i}", 7) for i in range(0, 300, 37)]
+            + [model.similar_row_from_datum(q, 5) for q in queries]
+        )
+    )
+    assert compiled == python
 
 
 def test_euclid_lsh_distances_and_order_are_numpys() -> None:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from engines.common.inverted_index import DENSE_AFTER_QUERIES, DENSE_MIN_ROWS, InvertedIndex
+from tests.engines.kernel_modes import with_and_without
 
 FEATURES = st.sampled_from(["a", "b", "c", "d", "e"])
 VALUES = st.one_of(
@@ -171,9 +172,6 @@ def _copy_of(index: InvertedIndex) -> object:
 def test_queries_over_the_dense_copy_with_the_kernel_and_without() -> None:
     """The compiled euclid and cosine queries (``dense_query``) order ties as numpy does
     (the larger row number first) and leave rows with no norm out, to the bit."""
-    from engines.common import kernels
-
-    assert kernels.compiled is not None
     rng = random.Random(5)
     index = InvertedIndex("a")
     patterns = [[(f"f{j}", float(rng.randint(-2, 2))) for j in range(4)] for _ in range(6)]
@@ -182,21 +180,17 @@ def test_queries_over_the_dense_copy_with_the_kernel_and_without() -> None:
     index.update_row("zero", [(f"f{j}", 0.0) for j in range(4)])  # no norm
     queries = [[(f"f{j}", float(rng.randint(-2, 2))) for j in rng.sample(range(5), 3)]]
     queries += [[("f9", 1.0)], [], [(f"f{j}", 1e-3 * j) for j in range(4)]]
-    answers = []
-    for built in (kernels.compiled, None):
-        saved = kernels.compiled
-        kernels.compiled = built
-        try:
-            for _ in range(DENSE_AFTER_QUERIES):
-                index.euclid(queries[0], 3)
-            answers.append(
-                [_bits(index.euclid(q, k)) for q in queries for k in (1, 5, 100)]
-                + [_bits(index.cosine(q, k)) for q in queries for k in (1, 5, 100)]
-            )
-        finally:
-            kernels.compiled = saved
+
+    def answers() -> list[list[tuple[str, str]]]:
+        for _ in range(DENSE_AFTER_QUERIES):
+            index.euclid(queries[0], 3)
+        return [_bits(index.euclid(q, k)) for q in queries for k in (1, 5, 100)] + [
+            _bits(index.cosine(q, k)) for q in queries for k in (1, 5, 100)
+        ]
+
+    compiled, python = with_and_without(answers)
     assert index._dense is not None  # the copy the kernel reads was made
-    assert answers[0] == answers[1]
+    assert compiled == python
 
 
 @settings(max_examples=40, deadline=None)
@@ -209,20 +203,12 @@ def test_queries_over_the_postings_with_the_kernel_and_without(
     """The compiled euclid and cosine queries over postings (``postings_query``: rows
     missing features, removed and out of order) give the loop's scores and order, to the
     bit."""
-    from engines.common import kernels
-
-    assert kernels.compiled is not None
     index = InvertedIndex("a")
     for key, features, remove in updates:
         if remove:
             index.remove_row(key)
         index.update_row(key, features)
-    answers = []
-    for built in (kernels.compiled, None):
-        saved = kernels.compiled
-        kernels.compiled = built
-        try:
-            answers.append(_bits(index.euclid(query, count)) + _bits(index.cosine(query, count)))
-        finally:
-            kernels.compiled = saved
-    assert answers[0] == answers[1]
+    compiled, python = with_and_without(
+        lambda: _bits(index.euclid(query, count)) + _bits(index.cosine(query, count))
+    )
+    assert compiled == python

@@ -5,23 +5,14 @@ every neighbour answer built on them, do not depend on whether the kernels are b
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 import pytest
 
 from engines.common import kernels
 from engines.common.hashing import ProjectionCache, pack_bits, projection_bits, random_projection
-
-
-@pytest.fixture
-def python_only() -> Iterator[None]:
-    built = kernels.compiled
-    kernels.compiled = None
-    try:
-        yield
-    finally:
-        kernels.compiled = built
+from tests.engines.kernel_modes import with_and_without
 
 
 def features(rng: random.Random) -> list[tuple[str, float]]:
@@ -33,6 +24,12 @@ def features(rng: random.Random) -> list[tuple[str, float]]:
     ]
 
 
+def project_both(
+    datum: list[tuple[str, float]], cache: ProjectionCache
+) -> tuple[np.ndarray, np.ndarray]:
+    return random_projection(datum, cache), projection_bits(datum, cache)
+
+
 @pytest.mark.parametrize("hash_num", [1, 7, 64, 100, 128])
 def test_the_kernel_and_numpy_give_the_same_bits(hash_num: int) -> None:
     assert kernels.compiled is not None
@@ -40,14 +37,9 @@ def test_the_kernel_and_numpy_give_the_same_bits(hash_num: int) -> None:
     cache = ProjectionCache(hash_num)
     for _ in range(200):
         datum = features(rng)
-        compiled = random_projection(datum, cache)
-        words = projection_bits(datum, cache)
-        kernels.compiled, built = None, kernels.compiled
-        try:
-            python = random_projection(datum, cache)
-            python_words = projection_bits(datum, cache)
-        finally:
-            kernels.compiled = built
+        (compiled, words), (python, python_words) = with_and_without(
+            partial(project_both, datum, cache)
+        )
         assert compiled.dtype == python.dtype == np.float32
         assert compiled.tobytes() == python.tobytes(), datum
         assert words.tobytes() == python_words.tobytes() == pack_bits(python > 0).tobytes()

@@ -11,6 +11,7 @@ import pytest
 
 from engines.common import kernels
 from engines.common.fv_converter import WeightManager
+from tests.engines.kernel_modes import with_and_without
 
 KINDS = ["idf", "idf1", "bin", "", "xidf", "idf11", "weigh"]
 
@@ -39,14 +40,7 @@ def features(rng: random.Random, kinds: list[str]) -> list[tuple[str, float]]:
 
 
 def both(weights: WeightManager, data: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    built = kernels.compiled
-    assert built is not None
-    with_kernel = weights.weigh(data)
-    kernels.compiled = None
-    try:
-        python = weights.weigh(data)
-    finally:
-        kernels.compiled = built
+    with_kernel, python = with_and_without(lambda: weights.weigh(data))
     assert [(n, v.hex()) for n, v in with_kernel] == [(n, v.hex()) for n, v in python]
     return with_kernel
 
@@ -76,4 +70,3 @@ def test_bm25_and_weight_are_left_to_the_python(kind: str) -> None:
     frequencies = weights.master.document_frequencies, weights.diff.document_frequencies
     assert kernels.compiled.weigh_idf(data, *frequencies, 1.0) is None
     both(weights, data)
-
