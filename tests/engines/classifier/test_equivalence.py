@@ -316,13 +316,22 @@ def test_non_finite_values_classify_as_before() -> None:
 LINEAR_CASES = [c for c in golden("classifier")["cases"] if c["config"]["method"] in METHODS]
 
 
-@pytest.mark.parametrize("spec", LINEAR_CASES, ids=lambda c: f"{c['config']['method']}-{c['data']}")
-def test_golden_data_sets_as_before(spec: dict[str, Any]) -> None:
+def trained_on_golden(
+    spec: dict[str, Any],
+) -> tuple[ClassifierModel, ReferenceModel, list[Datum]]:
+    """Both engines trained on a golden case's training rows, one at a time (their
+    answers checked equal), and 100 of its held-out rows."""
     data = golden("classifier")["datasets"][spec["data"]]
     new, old = ClassifierModel(spec["config"]), ReferenceModel(spec["config"])
     split = data["split"]
     for row, label in zip(data["rows"][:split], data["labels"][:split], strict=True):
         pair = [(label, golden_datum(row))]
         assert new.train(pair) == old.train(pair)
+    return new, old, [golden_datum(row) for row in data["rows"][split : split + 100]]
+
+
+@pytest.mark.parametrize("spec", LINEAR_CASES, ids=lambda c: f"{c['config']['method']}-{c['data']}")
+def test_golden_data_sets_as_before(spec: dict[str, Any]) -> None:
+    new, old, queries = trained_on_golden(spec)
     assert new.get_labels() == old.get_labels()
-    classify_both(new, old, [golden_datum(row) for row in data["rows"][split : split + 100]])
+    classify_both(new, old, queries)

@@ -20,9 +20,8 @@ from engines.classifier.model import ClassifierModel, ClassifierSnapshot
 from engines.common import kernels
 from runtime import Datum
 from tests.engines.classifier.reference.model import ClassifierModel as ReferenceModel
-from tests.engines.classifier.test_equivalence import same
+from tests.engines.classifier.test_equivalence import LINEAR_CASES, same, trained_on_golden
 from tests.engines.kernel_modes import python_only, with_and_without
-from tests.oracle.goldens import datum as golden_datum, golden
 
 ONE_RULE = {
     "string_rules": [
@@ -189,20 +188,11 @@ def test_idf_rules_are_left_to_the_python_path() -> None:
     assert same(both(new.snapshot(), data), old.classify([typed(d) for d in data]))
 
 
-LINEAR_CASES = [c for c in golden("classifier")["cases"] if c["config"]["method"] in METHODS]
-
-
 @pytest.mark.parametrize("spec", LINEAR_CASES, ids=lambda c: f"{c['config']['method']}-{c['data']}")
 def test_golden_data_sets_on_the_wire(spec: dict[str, Any]) -> None:
     """The oracle's data sets (Jubatus's core agrees with the reference on them), queried
     as a server reads them, with the kernel and without."""
-    data = golden("classifier")["datasets"][spec["data"]]
-    new, old = ClassifierModel(spec["config"]), ReferenceModel(spec["config"])
-    split = data["split"]
-    for row, label in zip(data["rows"][:split], data["labels"][:split], strict=True):
-        pair = [(label, golden_datum(row))]
-        assert new.train(pair) == old.train(pair)
-    queries = [golden_datum(row) for row in data["rows"][split : split + 100]]
+    new, old, queries = trained_on_golden(spec)
     snapshot = new.snapshot()
     on_wire = wire([d.to_msgpack() for d in queries])
     snapshot.classify_wire(on_wire)
