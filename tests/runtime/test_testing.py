@@ -50,7 +50,12 @@ ECHO_SERVER = textwrap.dedent(
 
     while True:
         conn, _ = listener.accept()
+        # The thread starts with SIGTERM blocked (it inherits the mask), so the signal goes
+        # to this thread: taken by the other, it would leave this one blocked in accept()
+        # with the handler never run.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         threading.Thread(target=echo, args=(conn,), daemon=True).start()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     """
 )
 
