@@ -26,7 +26,10 @@ never waits for them longer than that copy takes.
 (as the dict-based engine summed them), with 64-bit floats, and every update computes the
 same expressions in the same order, so scores, labels and models are the same to the bit
 as the engine's before it moved onto arrays (``tests/engines/classifier/reference`` keeps
-that engine; the equivalence tests compare them).
+that engine; the equivalence tests compare them). The compiled kernels
+(:mod:`engines.common.kernels`), when built, score wire datums and weighed vectors, take
+the training steps and copy rows between the two copies, to the same bits; the Python
+here does it where they are not built, and for every case they leave to it.
 
 **The mix** (one linear-mixer round). Each server's diff holds what it learned since the
 last mix: weight and variance changes, label counts, idf document counts, the number of
