@@ -82,6 +82,7 @@ from engines.common.storage import (
     Table,
     WeightArrays,
     check_finite,
+    copy_rows,
     read_table,
     storage_status,
 )
@@ -369,19 +370,9 @@ class Replica:
                 self.ensure_rows(source.arrays.capacity)
             ids = list(rows)
             self.arrays.copy_rows_from(source.arrays, ids)
-            compiled = kernels.compiled
-            if compiled is not None:
-                counts = [
-                    (self.DFM, source.DFM, 1),
-                    (self.DFD, source.DFD, 1),
-                    (self.DC, source.DC, 1),
-                ]
-                compiled.copy_rows(counts, ids)
-            else:
-                for fid in ids:
-                    self.DFM[fid] = source.DFM[fid]
-                    self.DFD[fid] = source.DFD[fid]
-                    self.DC[fid] = source.DC[fid]
+            copy_rows(
+                [(self.DFM, source.DFM, 1), (self.DFD, source.DFD, 1), (self.DC, source.DC, 1)], ids
+            )
         self.copy_small_state(source)
 
     # -- what the snapshot and the mix read -------------------------------------------------

@@ -304,11 +304,9 @@ def random_projection(features: Sequence[tuple[str, float]], cache: ProjectionCa
     sum down the columns, as Jubatus adds feature after feature)."""
     if not features:
         return np.zeros(cache.hash_num, dtype=np.float32)
-    compiled = kernels.compiled
-    if compiled is not None:  # the same sums, in C
+    if kernels.compiled is not None:  # the same sums, in C
         projection = np.empty(cache.hash_num, dtype=np.float32)
-        matrix = cache.matrix(tuple([name for name, _ in features]))
-        compiled.project(matrix, [value for _, value in features], projection, None)
+        _project(features, cache, projection, None)
         return projection
     if len(features) == 1:
         name, value = features[0]
@@ -323,13 +321,24 @@ def random_projection(features: Sequence[tuple[str, float]], cache: ProjectionCa
 def projection_bits(features: Sequence[tuple[str, float]], cache: ProjectionCache) -> U64:
     """``pack_bits(random_projection(features, cache) > 0)``: the signs of the projection,
     the bit vector lsh and euclid_lsh keep."""
-    compiled = kernels.compiled
-    if compiled is None or not features:
+    if kernels.compiled is None or not features:
         return pack_bits(random_projection(features, cache) > 0)
     words = np.empty(-(-cache.hash_num // 64), dtype=np.uint64)
-    matrix = cache.matrix(tuple([name for name, _ in features]))
-    compiled.project(matrix, [value for _, value in features], None, words)
+    _project(features, cache, None, words)
     return words
+
+
+def _project(
+    features: Sequence[tuple[str, float]],
+    cache: ProjectionCache,
+    projection: F32 | None,
+    words: U64 | None,
+) -> None:
+    """The compiled kernel's projection of ``features`` (some) into ``projection`` and/or
+    its sign bits into ``words``."""
+    assert kernels.compiled is not None
+    matrix = cache.matrix(tuple([name for name, _ in features]))
+    kernels.compiled.project(matrix, [value for _, value in features], projection, words)
 
 
 def pack_bits(flags: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:

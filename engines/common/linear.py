@@ -260,8 +260,8 @@ class PassiveAggressive2(PassiveAggressive):
         self.kernel_extra = as_float32(1 / (2 * self.c))
 
     def step(self, loss: float, norm: float) -> float:
-        # Jubatus divides in 32-bit floats here: 1 / (2 * C) with C a float.
-        return loss / (2 * norm + as_float32(1 / (2 * self.c)))
+        # Jubatus divides in 32-bit floats here: 1 / (2 * C) with C a float (kernel_extra).
+        return loss / (2 * norm + self.kernel_extra)
 
 
 class ConfidenceWeighted(LinearMethod):
@@ -374,7 +374,7 @@ class NormalHerd(LinearMethod):
         fresh: Fresh,
     ) -> bool:
         c = self.c
-        c_squared = as_float32(c * c)  # a product of two 32-bit floats in Jubatus
+        c_squared = self.kernel_extra  # a product of two 32-bit floats in Jubatus
         incorrect, margin, variance = margin_and_variance(arrays, bases, values, label, known)
         if margin >= 1.0:
             return False

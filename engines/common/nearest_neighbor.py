@@ -348,10 +348,6 @@ class NearestNeighborIndex(ABC):
         if count == 0 or len(self.table) == 0:
             return []
         compiled = kernels.compiled
-        if self.name == "euclid_lsh":
-            scores = self.distances(words, norm)
-            picked = smallest(scores, count)
-            return [(self.table.keys[i], float(scores[i])) for i in picked]
         if compiled is not None:  # the same rows, found by counting in C
             positions, distances = compiled.nearest_by_hamming(
                 self.table.matrix, len(self.table), words, count
@@ -460,16 +456,19 @@ class EuclidLsh(Lsh):
         return projection_bits(features, self.cache), math.sqrt(squared)
 
     def _ranked(self, words: npt.NDArray[np.uint64], norm: float, count: int) -> Scored:
+        table = self.table
+        if count == 0 or len(table) == 0:
+            return []
         compiled = kernels.compiled
         if compiled is not None and count > 0:  # the same rows and distances, in C
-            table = self.table
             found = compiled.nearest_by_euclid_lsh(
                 table.matrix, len(table), words, table.norms, norm, self._cosines, count
             )
             if found is not None:
                 keys = table.keys
                 return [(keys[i], d) for i, d in zip(*found, strict=True)]
-        return super()._ranked(words, norm, count)
+        scores = self.distances(words, norm)
+        return [(table.keys[i], float(scores[i])) for i in smallest(scores, count)]
 
     def distances(self, words: npt.NDArray[np.uint64], norm: float) -> npt.NDArray[np.float64]:
         hamming = self.table.hamming(words)

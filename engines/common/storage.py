@@ -101,6 +101,19 @@ _FILL = {"W": 0.0, "V": 1.0, "WM": NAN, "WD": NAN, "VM": NAN, "VD": NAN}
 TABLES = tuple(_FILL)
 
 
+def copy_rows(pairs: Iterable[tuple[array[Any], array[Any], int]], ids: list[int]) -> None:
+    """Rows ``ids`` of each ``(destination, source, stride)`` array pair (``stride`` items a
+    row) copied from source to destination: by the compiled kernel when it is built."""
+    compiled = kernels.compiled
+    if compiled is not None:  # memcpy per row
+        compiled.copy_rows(list(pairs), ids)
+        return
+    for mine, theirs, stride in pairs:
+        for fid in ids:
+            start = fid * stride
+            mine[start : start + stride] = theirs[start : start + stride]
+
+
 class WeightArrays:
     """The six tables of a linear model (see the module docstring): ``capacity`` rows of
     ``stride`` label slots each, stored row after row."""
@@ -188,18 +201,8 @@ class WeightArrays:
         """Take ``rows`` from ``source`` (same stride; this copy has room for them)."""
         stride = self.stride
         ids = list(rows)
-        compiled = kernels.compiled
-        if compiled is not None:  # memcpy per row
-            compiled.copy_rows(
-                [(self.table(name), source.table(name), stride) for name in TABLES], ids
-            )
-            return
-        if len(ids) <= 16:
-            for name in TABLES:
-                mine, theirs = self.table(name), source.table(name)
-                for fid in ids:
-                    start = fid * stride
-                    mine[start : start + stride] = theirs[start : start + stride]
+        if kernels.compiled is not None or len(ids) <= 16:
+            copy_rows([(self.table(name), source.table(name), stride) for name in TABLES], ids)
             return
         index = np.fromiter(ids, dtype=np.intp, count=len(ids))
         mine_views, their_views = self.views(), source.views()
