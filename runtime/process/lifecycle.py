@@ -141,6 +141,8 @@ class System:
         self.lifecycles = {child.name: Lifecycle(name, child.name) for child in self.children}
         if len(self.lifecycles) != len(self.children):
             raise ValueError("subsystem names must be unique")
+        #: :meth:`status`, and the children's states it was made from.
+        self._status: tuple[tuple[State, ...], dict[str, str]] | None = None
 
     @property
     def state(self) -> State:
@@ -230,7 +232,12 @@ class System:
         raise KeyError(name)
 
     def status(self) -> dict[str, str]:
-        """``state`` and ``state.<child>`` keys for ``get_status``."""
-        status = {"state": self.state.value}
-        status.update({f"state.{n}": lc.state.value for n, lc in self.lifecycles.items()})
-        return status
+        """``state`` and ``state.<child>`` keys for ``get_status`` (made again only when a
+        child's state changed)."""
+        states = tuple(lc.state for lc in self.lifecycles.values())
+        made = self._status
+        if made is None or made[0] != states:
+            status = {"state": self.state.value}
+            status.update({f"state.{n}": lc.state.value for n, lc in self.lifecycles.items()})
+            made = self._status = (states, status)
+        return dict(made[1])

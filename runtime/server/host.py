@@ -81,7 +81,8 @@ class ServiceHost:
         self._memory = MemoryFigures()
         #: Called after every counted update (the mixer's trigger).
         self.update_listeners: list[Callable[[], None]] = []
-        #: Extra status providers (membership, mixer, lifecycle) add keys here.
+        #: The framework's own ``get_status`` keys (membership, mixer, lifecycle), every key
+        #: and value a string.
         self.status_providers: list[Callable[[], dict[str, str]]] = []
 
     def bound(self, host: str, port: int) -> None:
@@ -230,13 +231,14 @@ class ServiceHost:
             "last_loaded": self.last_loaded,
             "last_loaded_path": self.last_loaded_path,
         }
-        status.update(self.serv.get_status())
-        for provider in self.status_providers:
-            status.update(provider())
-        for key, value in status.items():
-            if type(value) is not str or type(key) is not str:  # a provider's number
-                status = {str(k): str(v) for k, v in status.items()}
+        service = self.serv.get_status()
+        for key, value in service.items():
+            if type(value) is not str or type(key) is not str:  # a service's number
+                service = {str(k): str(v) for k, v in service.items()}
                 break
+        status.update(service)
+        for provider in self.status_providers:  # the framework's: strings already
+            status.update(provider())
         return {self.server_id: status}
 
     def _fixed(self) -> dict[str, str]:
@@ -271,4 +273,3 @@ class ServiceHost:
                 }
             )
         return status
-

@@ -253,6 +253,8 @@ class SnapshotModel(Generic[M, S]):
         #: server counts it: ``update_count``, the mixer's ``--interval_count``).
         self.on_applied: Callable[[], None] | None = None
         self.counters = _Counters()
+        #: :meth:`status`'s keys, and the figures they were made from.
+        self._status: tuple[tuple[float, ...], dict[str, str]] | None = None
         lock = threading.Lock()
         #: The writer waits on it for work; threads in write() on ``_room`` for room.
         self._cond = threading.Condition(lock)
@@ -670,29 +672,40 @@ class SnapshotModel(Generic[M, S]):
         return future.result()
 
     def status(self) -> dict[str, str]:
-        """``get_status`` keys: the buffer, the writer and the snapshot's age."""
+        """``get_status`` keys: the buffer, the writer and the snapshot's age (made again
+        only when a figure they show changed; the age, every call)."""
         c = self.counters
         with self._cond:
             depth = self._queued_weight
-        return {
-            "buffer.depth": str(depth),
-            "buffer.size": str(self.buffer_size),
-            "buffer.waiting": str(len(self._waiting)),
-            "buffer.waited": str(c.waited),
-            "buffer.timed_out": str(c.timed_out),
-            "buffer.queued_methods": ",".join(sorted(self.queued)),
-            "writer.applied": str(c.applied),
-            "writer.failed": str(c.failed),
-            "writer.batches": str(c.batches),
-            "writer.largest_batch": str(c.largest_batch),
-            "writer.last_apply_seconds": f"{c.last_apply_seconds:.6f}",
-            "writer.last_error": c.last_error,
-            "writer.rested_seconds": f"{c.rested:.3f}",
-            "writer.inline": str(c.inline),
-            "snapshot.published": str(c.published),
-            "snapshot.age_seconds": f"{time.monotonic() - self.published_at:.3f}",
-            "snapshot.publish_interval": f"{self.publish_interval:g}",
-        }
+        figures = (
+            depth, len(self._waiting), c.waited, c.timed_out, c.applied, c.failed,
+            c.batches, c.rested, c.published,
+        )  # fmt: skip
+        made = self._status
+        if made is None or made[0] != figures:
+            status = {
+                "buffer.depth": str(depth),
+                "buffer.size": str(self.buffer_size),
+                "buffer.waiting": str(len(self._waiting)),
+                "buffer.waited": str(c.waited),
+                "buffer.timed_out": str(c.timed_out),
+                "buffer.queued_methods": ",".join(sorted(self.queued)),
+                "writer.applied": str(c.applied),
+                "writer.failed": str(c.failed),
+                "writer.batches": str(c.batches),
+                "writer.largest_batch": str(c.largest_batch),
+                "writer.last_apply_seconds": f"{c.last_apply_seconds:.6f}",
+                "writer.last_error": c.last_error,
+                "writer.rested_seconds": f"{c.rested:.3f}",
+                "writer.inline": str(c.inline),
+                "snapshot.published": str(c.published),
+                "snapshot.age_seconds": "",
+                "snapshot.publish_interval": f"{self.publish_interval:g}",
+            }
+            made = self._status = (figures, status)
+        status = dict(made[1])
+        status["snapshot.age_seconds"] = f"{time.monotonic() - self.published_at:.3f}"
+        return status
 
     # -- dispatch rows ---------------------------------------------------------------------
 

@@ -93,6 +93,23 @@ async def test_updates_apply_in_order_and_answer_once_published(holder: Holder) 
 
 
 @pytest.mark.asyncio
+async def test_the_status_follows_every_update_and_the_snapshot_ages(holder: Holder) -> None:
+    first = holder.status()
+    first["writer.applied"] = "spoiled"  # each call's dict is the caller's own
+    assert holder.status()["writer.applied"] == "0"
+    await submit(holder, 1)
+    after_one = holder.status()
+    assert after_one["writer.applied"] == "1"
+    assert after_one["snapshot.published"] != first["snapshot.published"]
+    await asyncio.sleep(0.02)
+    aged = holder.status()
+    assert float(aged["snapshot.age_seconds"]) > float(after_one["snapshot.age_seconds"])
+    assert list(aged) == list(first)  # the same keys, in the same order
+    await submit(holder, -1)
+    assert holder.status()["writer.failed"] == "1"
+
+
+@pytest.mark.asyncio
 async def test_a_reader_never_waits_while_the_writer_is_busy(holder: Holder) -> None:
     await submit(holder, 1)
     holder.model.gate.clear()
