@@ -82,7 +82,6 @@ from engines.common.storage import (
     Table,
     WeightArrays,
     check_finite,
-    copy_rows,
     read_table,
     storage_status,
 )
@@ -368,10 +367,10 @@ class Replica:
             assert rows is not None
             if source.arrays.capacity > self.arrays.capacity:
                 self.ensure_rows(source.arrays.capacity)
-            ids = list(rows)
-            self.arrays.copy_rows_from(source.arrays, ids)
-            copy_rows(
-                [(self.DFM, source.DFM, 1), (self.DFD, source.DFD, 1), (self.DC, source.DC, 1)], ids
+            self.arrays.copy_rows_from(
+                source.arrays,
+                rows,
+                [(self.DFM, source.DFM, 1), (self.DFD, source.DFD, 1), (self.DC, source.DC, 1)],
             )
         self.copy_small_state(source)
 
@@ -626,6 +625,10 @@ class ClassifierModel:
         #: The fast converter, or Jubatus's whole one for a config only it takes.
         self.converter: Converter | FullConverter = pick_converter(config["converter"])
         self._full = self.converter if isinstance(self.converter, FullConverter) else None
+        #: What the compiled kernel reads of the converter (None: it takes no case).
+        self.wire_caches = (
+            self.converter.wire_caches() if isinstance(self.converter, Converter) else None
+        )
         #: The copy the writer changes.
         self._work = Replica()
         self._work.full = self._full
@@ -788,7 +791,7 @@ class ClassifierModel:
                 else:
                     self._count_every_feature(work, extracted, full.counts_groups)
                 names, values = work.vector(_copy(extracted))
-            known = [slot for _, slot in work.order]
+            known = work.order_slots  # (a new label replaces the list)
             work.count_label(label)
             slot = work.slots[label]
             # Jubatus sorts (and merges) a training vector by feature name.
@@ -1041,9 +1044,7 @@ class ClassifierSnapshot:
     def __init__(self, model: ClassifierModel, replica: Replica, readers: Readers) -> None:
         self.converter = model.converter
         #: What the compiled kernel reads of the converter (None: it takes no case).
-        self._wire_caches = (
-            model.converter.wire_caches() if isinstance(model.converter, Converter) else None
-        )
+        self._wire_caches = model.wire_caches
         self.method_name = model.method.name
         self._replica = replica
         self._readers = readers

@@ -64,6 +64,8 @@ class Readers:
     def wait_until_free(self, copy: Copy) -> None:
         """Return once no reader is on ``copy`` (which the caller has marked retired)."""
         while True:
+            if not self.slots:
+                return
             # list() takes the values in one step: no reader moves meanwhile.
             if not any(held is copy for held in list(self.slots.values())):
                 return

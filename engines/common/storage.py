@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -197,17 +197,38 @@ class WeightArrays:
         other._views = None
         return other
 
-    def copy_rows_from(self, source: WeightArrays, rows: Iterable[int]) -> None:
-        """Take ``rows`` from ``source`` (same stride; this copy has room for them)."""
+    def copy_rows_from(
+        self,
+        source: WeightArrays,
+        rows: Iterable[int],
+        also: Sequence[tuple[array[Any], array[Any], int]] = (),
+    ) -> None:
+        """Take ``rows`` from ``source`` (same stride; this copy has room for them), and
+        the same rows of the ``also`` pairs (as :func:`copy_rows` takes them): one kernel
+        call for all of them."""
         stride = self.stride
-        ids = list(rows)
+        ids = rows if type(rows) is list else list(rows)
+        if not ids:
+            return
         if kernels.compiled is not None or len(ids) <= 16:
-            copy_rows([(self.table(name), source.table(name), stride) for name in TABLES], ids)
+            copy_rows(
+                [
+                    (self.W, source.W, stride),
+                    (self.V, source.V, stride),
+                    (self.WM, source.WM, stride),
+                    (self.WD, source.WD, stride),
+                    (self.VM, source.VM, stride),
+                    (self.VD, source.VD, stride),
+                    *also,
+                ],
+                ids,
+            )
             return
         index = np.fromiter(ids, dtype=np.intp, count=len(ids))
         mine_views, their_views = self.views(), source.views()
         for name in TABLES:
             mine_views[name][index] = their_views[name][index]
+        copy_rows(also, ids)
 
     # -- derived values ----------------------------------------------------------------------
 

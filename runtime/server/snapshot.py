@@ -256,6 +256,8 @@ class SnapshotModel(Generic[M, S]):
         #: :meth:`status`'s keys, and the figures they were made from.
         self._status: tuple[tuple[float, ...], dict[str, str]] | None = None
         lock = threading.Lock()
+        #: The lock under both conditions, taken bare where nobody waits (cheaper).
+        self._lock = lock
         #: The writer waits on it for work; threads in write() on ``_room`` for room.
         self._cond = threading.Condition(lock)
         self._room = threading.Condition(lock)
@@ -500,7 +502,7 @@ class SnapshotModel(Generic[M, S]):
         if self._stopping or self._thread is None:
             raise WriterStopped("the server is stopping: update not applied")
         inline = claimed = False
-        with self._cond:
+        with self._lock:
             if item.weight <= self.inline_weight and not self._queue and not self._waiting:
                 if self._inline_claim:
                     inline = self._turn_weight + item.weight <= self._turn_budget
@@ -545,7 +547,7 @@ class SnapshotModel(Generic[M, S]):
             self._publish()
         finally:
             self._inline_ident = None
-            with self._cond:
+            with self._lock:
                 self._inline_claim = False
                 if self._queue or self._stopping:
                     self._cond.notify()
@@ -675,7 +677,7 @@ class SnapshotModel(Generic[M, S]):
         """``get_status`` keys: the buffer, the writer and the snapshot's age (made again
         only when a figure they show changed; the age, every call)."""
         c = self.counters
-        with self._cond:
+        with self._lock:
             depth = self._queued_weight
         figures = (
             depth, len(self._waiting), c.waited, c.timed_out, c.applied, c.failed,
