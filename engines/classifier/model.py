@@ -781,7 +781,7 @@ class ClassifierModel:
             vectors.append((names, values))
         if not checked:
             return 0
-        work = self._writable()
+        self._changed = True  # (``work`` is the writer's copy, brought up to date above)
         method = self.method
         ids = work.index.ids
         for (label, extracted), (names, values) in zip(checked, vectors, strict=True):
