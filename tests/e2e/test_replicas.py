@@ -311,13 +311,18 @@ def test_a_broadcast_write_with_a_member_down_fails_until_it_is_back(
             victim.kill()
             started = time.monotonic()
             refused = 0
+            last_refused = started
             while time.monotonic() - started < 11:  # past the old 10 s mark-down
                 with pytest.raises(RemoteError) as failed:
                     client.call("clear", [CLUSTER])
                 assert f"127.0.0.1:{victim.port}" in str(failed.value)
                 refused += 1
+                last_refused = time.monotonic()
                 time.sleep(0.5)
-            assert refused >= 15
+            # Every try was refused, the last after the old mark-down (however slow the
+            # machine made each try).
+            assert refused >= 5
+            assert last_refused - started >= 10
             assert client.call("get", [CLUSTER, "a"]) == b"1", "clear was not sent to anyone"
             # save: done where it can be, and the error says where it was not
             with pytest.raises(RemoteError) as not_saved:
