@@ -27,9 +27,10 @@ never waits for them longer than that copy takes.
 same expressions in the same order, so scores, labels and models are the same to the bit
 as the engine's before it moved onto arrays (``tests/engines/classifier/reference`` keeps
 that engine; the equivalence tests compare them). The compiled kernels
-(:mod:`engines.common.kernels`), when built, score wire datums and weighed vectors, take
-the training steps and copy rows between the two copies, to the same bits; the Python
-here does it where they are not built, and for every case they leave to it.
+(:mod:`engines.common.kernels`), when built, score wire datums and weighed vectors, make
+the vector a wire datum trains, take the training steps and copy rows between the two
+copies, to the same bits; the Python here does it where they are not built, and for every
+case they leave to it.
 
 **The mix** (one linear-mixer round). Each server's diff holds what it learned since the
 last mix: weight and variance changes, label counts, idf document counts, the number of
@@ -120,6 +121,8 @@ _MODEL_FIELDS = (
     "documents",
     "frequencies",
 )
+#: A weighed feature vector: its names, and their values.
+Vector = tuple[list[str], list[float]]
 #: Feature names per packed chunk of a diff.
 NAMES_PER_CHUNK = 4096
 #: Datums a classify scores one by one in Python; more are scored as one numpy product.
@@ -738,21 +741,36 @@ class ClassifierModel:
         if type(data) is not list:
             return self._train_decoded(data)
         converter = self.converter
+        caches = self.wire_caches
+        compiled = kernels.compiled
+        vectorize = strings = numbers = None
+        if compiled is not None and caches is not None:
+            vectorize = compiled.train_vector
+            strings, numbers = caches
         checked: list[tuple[str, Extracted]] = []
+        ready: list[Vector | None] = []
         for pair in data:
             if type(pair) is not list or len(pair) != 2:
                 return self._train_decoded(data)
             label, datum = pair
             if type(label) is not bytes or not label:
                 return self._train_decoded(data)
-            extracted = converter.extract_wire(datum)
-            if extracted is None:
-                return self._train_decoded(data)
+            vector: Vector | None = (
+                vectorize(datum, strings, numbers) if vectorize is not None else None
+            )
+            if vector is not None:
+                extracted: Extracted = (*vector, None)
+            else:
+                found = converter.extract_wire(datum)
+                if found is None:
+                    return self._train_decoded(data)
+                extracted = found
             try:
                 checked.append((label.decode("utf-8"), extracted))
             except UnicodeDecodeError:
                 return self._train_decoded(data)
-        return self._train_checked(checked)
+            ready.append(vector)
+        return self._train_checked(checked, ready)
 
     def _train_decoded(self, data: object) -> int:
         try:
@@ -763,8 +781,12 @@ class ClassifierModel:
             ) from None
         return self.train([(example.label, example.data) for example in decoded])
 
-    def _train_checked(self, checked: list[tuple[str, Extracted]]) -> int:
-        """Check every example's vector, then learn them in order."""
+    def _train_checked(
+        self, checked: list[tuple[str, Extracted]], ready: list[Vector | None] | None = None
+    ) -> int:
+        """Check every example's vector, then learn them in order. ``ready`` has, per
+        example, the vector the compiled kernel made already (checked and sorted by name:
+        ``train_vector``, for a converter that weighs nothing by idf), or None."""
         work = self._current()
         counts_documents = self.converter.counts_documents
         full = self._full
@@ -772,6 +794,10 @@ class ClassifierModel:
         documents = work.documents()
         vectors = []
         for i, (_, extracted) in enumerate(checked):
+            made = ready[i] if ready is not None else None
+            if made is not None:
+                vectors.append(made)
+                continue
             if full is None:
                 names, values = weigh(_copy(extracted), frequency, documents)
             else:
@@ -784,7 +810,9 @@ class ClassifierModel:
         self._changed = True  # (``work`` is the writer's copy, brought up to date above)
         method = self.method
         ids = work.index.ids
-        for (label, extracted), (names, values) in zip(checked, vectors, strict=True):
+        for i, ((label, extracted), (names, values)) in enumerate(
+            zip(checked, vectors, strict=True)
+        ):
             if counts_documents:  # counted first: the document's own counts weigh it
                 if full is None:
                     self._count_document(work, extracted)
@@ -795,7 +823,7 @@ class ClassifierModel:
             work.count_label(label)
             slot = work.slots[label]
             # Jubatus sorts (and merges) a training vector by feature name.
-            if len(names) > 1:
+            if len(names) > 1 and (ready is None or ready[i] is None):
                 ranked = sorted(zip(names, values, strict=True))
                 names = [name for name, _ in ranked]
                 values = [value for _, value in ranked]

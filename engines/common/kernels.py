@@ -13,6 +13,9 @@ Kernels:
   (:meth:`engines.classifier.model.ClassifierSnapshot.classify_wire`);
 - ``score_vectors(vectors, replica)``: the same sums for feature vectors already weighed
   (:meth:`engines.classifier.model.Replica.score`: ``classify`` called in process);
+- ``train_vector(datum, strings, numbers)``: the vector a linear classifier learns from
+  one wire datum, merged and sorted by name
+  (:meth:`engines.classifier.model.ClassifierModel.train_wire`);
 - ``train_linear(method, c, extra, arrays, bases, values, label, known, fresh)``: one
   example learnt by a linear method (:meth:`engines.common.linear.LinearMethod.learn`);
 - ``copy_rows(pairs, ids)``: rows copied between the two copies of a model held the

@@ -42,6 +42,7 @@ void best_free(Best *best);
 /* The kernels (METH_FASTCALL), one file per concern. */
 PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *train_linear(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *copy_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *project(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -10,6 +10,8 @@ static PyMethodDef methods[] = {
      "Scores of classify's wire argument against a linear classifier's copy, or None."},
     {"score_vectors", (PyCFunction)(void (*)(void))score_vectors, METH_FASTCALL,
      "Scores of weighed feature vectors against a linear classifier's copy, or None."},
+    {"train_vector", (PyCFunction)(void (*)(void))train_vector, METH_FASTCALL,
+     "The sorted vector a linear classifier learns from a wire datum, or None."},
     {"train_linear", (PyCFunction)(void (*)(void))train_linear, METH_FASTCALL,
      "One example learnt by a linear method, as engines.common.linear does it."},
     {"project", (PyCFunction)(void (*)(void))project, METH_FASTCALL,

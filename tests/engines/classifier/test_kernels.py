@@ -237,6 +237,95 @@ def test_training_is_the_same_with_the_kernel_and_without(method: str) -> None:
     assert same(compiled.pack(), reference.pack())
 
 
+TRAIN_INPUTS = [
+    ("a sum too large", [["a", [[], [[b"n1", 1e308], [b"n1", 1e308]], []]]]),
+    ("a norm too large", [["a", [[], [[b"n1", 1e200]], []]]]),
+    ("infinite", [["a", [[], [[b"n1", math.inf]], []]]]),
+    ("not a number", [["a", [[], [[b"n2", 1.0], [b"n1", math.nan]], []]]]),
+    ("a number a bool", [["a", [[], [[b"n0", True]], []]]]),
+    ("a number too large", [["a", [[], [[b"n0", 1 << 2000]], []]]]),
+    ("a string value not bytes", [["a", [[[b"text", 3]], [], []]]]),
+    ("a key with $", [["a", [[[b"te$t", b"fig"]], [], []]]]),
+    ("invalid UTF-8", [["a", [[[b"text", b"\xff"]], [], []]]]),
+    ("a datum of two parts", [["a", [[], []]]]),
+    ("zeros only", [["b", [[], [[b"n1", 0.0], [b"n2", -0.0]], []]]]),
+    ("an empty datum", [["c", [[], [], []]]]),
+    (
+        "a good one, then a bad one",
+        [["a", [[], [[b"n1", 1.0]], []]], ["b", [[], [[b"n1", math.inf]], []]]],
+    ),
+    (
+        "two good ones",
+        [["a", [[[b"text", b"fig fig apple"]], [[b"n3", 2]], []]], ["b", [[], [[b"n1", 1.0]], []]]],
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "data"), TRAIN_INPUTS, ids=[what for what, _ in TRAIN_INPUTS])
+def test_training_on_what_the_vector_kernel_does_not_take(what: str, data: object) -> None:
+    """The same answer or error both ways, and the same model after it (a bad example in a
+    call leaves the model as it was): twice, the second time with the caches filled."""
+
+    def train() -> tuple[list[object], object]:
+        model, _, _ = trained("AROW")
+        outcomes: list[object] = []
+        for _ in range(2):
+            try:
+                outcomes.append(model.train_wire(wire(data)))
+            except Exception as error:
+                outcomes.append(f"{type(error).__name__}: {error}")
+        return outcomes, model.pack()
+
+    compiled, python = with_and_without(train)
+    assert same(compiled, python), what
+
+
+def test_the_vector_of_a_wide_datum_is_sorted_and_merged() -> None:
+    """Past 48 features (a dict finds repeated names), in an order far from sorted: the
+    model learns the same both ways, and as the reference."""
+    rng = random.Random("wide")
+    config = {"method": "PA1", "parameter": {"regularization_weight": 0.5}, "converter": ONE_RULE}
+    examples = []
+    for _ in range(40):
+        numbers = [[f"k{rng.randint(0, 150)}".encode(), rng.uniform(-2.0, 2.0)] for _ in range(90)]
+        text = " ".join(rng.choices(WORDS, k=12)).encode()
+        examples.append((rng.choice("xyz"), [[[b"text", text]], numbers, []]))
+
+    def train() -> object:
+        model = ClassifierModel(config)
+        for label, datum in examples:
+            model.train_wire(wire([[label, datum]]))
+        return model.pack()
+
+    compiled, python = with_and_without(train)
+    reference = ReferenceModel(config)
+    for label, datum in examples:
+        reference.train([(label, typed(datum))])
+    assert same(compiled, python)
+    assert same(compiled, reference.pack())
+
+
+def test_the_vector_kernel_is_what_the_python_makes() -> None:
+    """train_vector: the names sorted, repeated ones summed at their first place, zeros
+    left out; None for a pair the caches do not hold yet."""
+    assert kernels.compiled is not None
+    model = ClassifierModel({"method": "perceptron", "converter": ONE_RULE})
+    caches = model.wire_caches
+    assert caches is not None
+    datum = wire(
+        [[[b"text", b"fig apple fig"]], [[b"b", 2.0], [b"a", 0.0], [b"b", 1], [b"c", -1.5]], []]
+    )
+    assert kernels.compiled.train_vector(datum, *caches) is None  # nothing cached yet
+    model.train_wire([[b"l", datum]])
+    names, values = kernels.compiled.train_vector(datum, *caches)
+    assert (
+        names
+        == sorted(names)
+        == ["b@num", "c@num", "text$apple@space#bin/bin", "text$fig@space#bin/bin"]
+    )
+    assert values == [3.0, -1.5, 1.0, 1.0]  # (bin: a word counts once)
+
+
 def test_training_refuses_what_the_python_refuses() -> None:
     """Positions outside the tables raise IndexError, as indexing the arrays does."""
     model = ClassifierModel(
