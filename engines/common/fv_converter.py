@@ -1170,7 +1170,13 @@ def _is_number(value: object) -> bool:
 
 
 def sort_and_merge(features: Features) -> Features:
-    """Sorted by name, equal names summed (Jubatus's ``sort_and_merge``)."""
+    """Sorted by name, equal names summed (Jubatus's ``sort_and_merge``): by the compiled
+    kernel when it is built (the same bits)."""
+    compiled = kernels.compiled
+    if compiled is not None:
+        done: Features | None = compiled.sort_and_merge(features)
+        if done is not None:
+            return done
     merged: dict[str, float] = {}
     get = merged.get
     for name, value in features:

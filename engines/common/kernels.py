@@ -33,7 +33,10 @@ Kernels:
   recommender's ``inverted_index`` and ``inverted_index_euclid``, lof over them, the NN
   classifier's cosine and euclidean methods) over its dense copy or its postings;
 - ``weigh_idf(features, master, diff, count)``: the converter's idf and idf1 global weights
-  (:meth:`engines.common.fv_converter.WeightManager.weigh`; bm25 stays in Python).
+  (:meth:`engines.common.fv_converter.WeightManager.weigh`; bm25 stays in Python), and
+  ``sort_and_merge(features)``: features sorted by name, a name's values summed
+  (:func:`engines.common.fv_converter.sort_and_merge`: weight's answers, the NN
+  classifier's training vectors, the recommender's completed rows).
 """
 
 from __future__ import annotations

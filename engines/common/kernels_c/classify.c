@@ -549,48 +549,6 @@ PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t narg
     return score_each(args[0], args[1], 0, fill_vector, NULL);
 }
 
-/* Sorts the features by name (code point order, as Python compares str), names distinct:
- * a stable merge sort through `spare` (room for f->count of each). */
-static void sort_by_name(Features *f, PyObject **spare_names, double *spare_values) {
-    Py_ssize_t n = f->count;
-    PyObject **names = f->names, **other_names = spare_names;
-    double *values = f->values, *other_values = spare_values;
-    for (Py_ssize_t width = 1; width < n; width *= 2) {
-        for (Py_ssize_t low = 0; low < n; low += 2 * width) {
-            Py_ssize_t middle = low + width < n ? low + width : n;
-            Py_ssize_t high = low + 2 * width < n ? low + 2 * width : n;
-            Py_ssize_t i = low, j = middle, k = low;
-            while (i < middle && j < high) {
-                if (PyUnicode_Compare(names[j], names[i]) < 0) {
-                    other_names[k] = names[j];
-                    other_values[k++] = values[j++];
-                } else {
-                    other_names[k] = names[i];
-                    other_values[k++] = values[i++];
-                }
-            }
-            while (i < middle) {
-                other_names[k] = names[i];
-                other_values[k++] = values[i++];
-            }
-            while (j < high) {
-                other_names[k] = names[j];
-                other_values[k++] = values[j++];
-            }
-        }
-        PyObject **swap_names = names;
-        names = other_names;
-        other_names = swap_names;
-        double *swap_values = values;
-        values = other_values;
-        other_values = swap_values;
-    }
-    if (names != f->names) {
-        memcpy(f->names, names, n * sizeof(PyObject *));
-        memcpy(f->values, values, n * sizeof(double));
-    }
-}
-
 /* train_vector(datum, strings, numbers) -> (names, values) | None
  *
  * The vector a linear classifier learns from one wire datum, as ClassifierModel's Python
@@ -611,7 +569,7 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     features_init(&f);
     PyObject *out = NULL;
     PyObject **spare_names = NULL;
-    double *spare_values = NULL;
+    Py_ssize_t *order = NULL;
     int ready = extract(args[0], args[1], args[2], &f);
     if (ready > 0) {
         ready = merge(&f);
@@ -629,14 +587,17 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             ready = 0;
         }
     }
-    if (ready > 0 && f.count > 1) {
-        spare_names = PyMem_New(PyObject *, f.count);
-        spare_values = PyMem_New(double, f.count);
-        if (spare_names == NULL || spare_values == NULL) {
+    if (ready > 0) { /* the places in name order (names merged: all distinct) */
+        spare_names = PyMem_New(PyObject *, f.count + 1);
+        order = PyMem_New(Py_ssize_t, 2 * f.count + 1);
+        if (spare_names == NULL || order == NULL) {
             PyErr_NoMemory();
             ready = -1;
         } else {
-            sort_by_name(&f, spare_names, spare_values);
+            for (Py_ssize_t i = 0; i < f.count; i++) {
+                order[i] = i;
+            }
+            sort_by_name(f.names, order, f.count, spare_names, order + f.count);
         }
     }
     if (ready > 0) {
@@ -645,7 +606,7 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             ready = -1;
         }
         for (Py_ssize_t i = 0; ready > 0 && i < f.count; i++) {
-            PyObject *value = PyFloat_FromDouble(f.values[i]);
+            PyObject *value = PyFloat_FromDouble(f.values[order[i]]);
             if (value == NULL) {
                 ready = -1;
                 break;
@@ -660,7 +621,7 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         Py_XDECREF(values);
     }
     PyMem_Free(spare_names);
-    PyMem_Free(spare_values);
+    PyMem_Free(order);
     features_free(&f);
     if (ready == 0) {
         Py_RETURN_NONE;

@@ -39,6 +39,12 @@ void best_offer(Best *best, double score, Py_ssize_t number);
 PyObject *best_lists(const Best *best, int numbers_first); /* (scores, numbers) or reversed */
 void best_free(Best *best);
 
+/* Two str in code point order (<0, 0, >0), and a stable sort of names in that order
+ * carrying their positions along (names.c). */
+int compare_names(PyObject *a, PyObject *b);
+void sort_by_name(PyObject **names, Py_ssize_t *order, Py_ssize_t n, PyObject **spare_names,
+                  Py_ssize_t *spare_order);
+
 /* The kernels (METH_FASTCALL), one file per concern. */
 PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
@@ -51,5 +57,6 @@ PyObject *nearest_by_euclid_lsh(PyObject *module, PyObject *const *args, Py_ssiz
 PyObject *dense_query(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *postings_query(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *weigh_idf(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sort_and_merge(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

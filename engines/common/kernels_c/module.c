@@ -26,6 +26,8 @@ static PyMethodDef methods[] = {
      "euclid_lsh's nearest rows by their estimated distance, ties by position."},
     {"weigh_idf", (PyCFunction)(void (*)(void))weigh_idf, METH_FASTCALL,
      "The converter's global weights (idf, idf1), or None for bm25 and weight."},
+    {"sort_and_merge", (PyCFunction)(void (*)(void))sort_and_merge, METH_FASTCALL,
+     "Features sorted by name, a name's values summed, or None."},
     {"copy_rows", (PyCFunction)(void (*)(void))copy_rows, METH_FASTCALL,
      "Rows of arrays copied from one copy of a model to the other."},
     {NULL, NULL, 0, NULL},

@@ -1,4 +1,5 @@
-/* The converter's global weights (fv_converter.WeightManager.weigh): weigh_idf. */
+/* The converter's global weights (fv_converter.WeightManager.weigh): weigh_idf; and
+ * fv_converter.sort_and_merge. */
 #include "kernels.h"
 
 /* weigh_idf(features, master, diff, count) -> list | None: each (name, value) of features
@@ -112,4 +113,71 @@ fallback:
 error:
     Py_DECREF(out);
     return NULL;
+}
+
+/* sort_and_merge(features) -> list | None: fv_converter.sort_and_merge, the same bits: the
+ * (name, value) pairs sorted by name, a name's values summed from 0.0 in the order they
+ * come (a name that comes once keeps its pair, unless its value is -0.0, which 0.0 + value
+ * makes 0.0). None for an item that is not a (str, float) tuple (the Python path). */
+PyObject *sort_and_merge(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "sort_and_merge(features)");
+        return NULL;
+    }
+    PyObject *features = args[0];
+    if (!PyList_CheckExact(features)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(features);
+    PyObject **names = PyMem_New(PyObject *, 2 * n + 1);
+    Py_ssize_t *order = PyMem_New(Py_ssize_t, 2 * n + 1);
+    PyObject *out = NULL;
+    if (names == NULL || order == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *feature = PyList_GET_ITEM(features, i);
+        if (!PyTuple_CheckExact(feature) || PyTuple_GET_SIZE(feature) != 2 ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(feature, 0)) ||
+            !PyFloat_CheckExact(PyTuple_GET_ITEM(feature, 1))) {
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        names[i] = PyTuple_GET_ITEM(feature, 0); /* borrowed: the list is not changed */
+        order[i] = i;
+    }
+    sort_by_name(names, order, n, names + n, order + n);
+    out = PyList_New(0);
+    if (out == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n;) {
+        PyObject *first = PyList_GET_ITEM(features, order[i]);
+        double total = 0.0 + PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(first, 1));
+        Py_ssize_t j = i + 1;
+        while (j < n && compare_names(names[j], names[i]) == 0) {
+            total += PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(PyList_GET_ITEM(features, order[j]), 1));
+            j++;
+        }
+        PyObject *pair;
+        if (j == i + 1 && !(total == 0.0 && signbit(PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(first, 1))))) {
+            pair = Py_NewRef(first); /* the same name and value */
+        } else {
+            PyObject *sum = PyFloat_FromDouble(total);
+            pair = sum == NULL ? NULL : PyTuple_Pack(2, names[i], sum);
+            Py_XDECREF(sum);
+        }
+        i = j;
+        if (pair == NULL || PyList_Append(out, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_CLEAR(out);
+            goto done;
+        }
+        Py_DECREF(pair);
+    }
+done:
+    PyMem_Free(names);
+    PyMem_Free(order);
+    return out;
 }
