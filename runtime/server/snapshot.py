@@ -725,6 +725,8 @@ class SnapshotModel(Generic[M, S]):
         arg_types = row.arg_types
         labels = row.arg_labels or tuple(str(i) for i in range(len(arg_types)))
         decoders = tuple(_decoder(t) for t in arg_types)
+        #: Every argument taken as it comes (``object`` types): no decoding per call.
+        as_they_come = all(passes for _, _, passes in decoders)
         ret = row.ret_type
         encode = None if ret is None or type(ret) is Object else ret.encode
         ack = self.queued.get(name)
@@ -739,7 +741,7 @@ class SnapshotModel(Generic[M, S]):
                     cluster.decode("utf-8")
                 except UnicodeDecodeError:
                     raise TypeMismatch("cluster name is not valid UTF-8") from None
-            args = _decode(name, decoders, labels, params)
+            args = params[1:] if as_they_come else _decode(name, decoders, labels, params)
             weight = 1 if weigh is None else max(int(weigh(*args)), 1)
             item = _Item(
                 lambda _model: func(*args), weight, done, encode=encode, name=name, counted=True
