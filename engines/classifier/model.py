@@ -787,14 +787,15 @@ class ClassifierModel:
         """Check every example's vector, then learn them in order. ``ready`` has, per
         example, the vector the compiled kernel made already (checked and sorted by name:
         ``train_vector``, for a converter that weighs nothing by idf), or None."""
+        if ready is None:
+            ready = [None] * len(checked)
         work = self._current()
         counts_documents = self.converter.counts_documents
         full = self._full
         frequency = work.frequency
         documents = work.documents()
         vectors = []
-        for i, (_, extracted) in enumerate(checked):
-            made = ready[i] if ready is not None else None
+        for i, ((_, extracted), made) in enumerate(zip(checked, ready, strict=True)):
             if made is not None:
                 vectors.append(made)
                 continue
@@ -810,9 +811,7 @@ class ClassifierModel:
         self._changed = True  # (``work`` is the writer's copy, brought up to date above)
         method = self.method
         ids = work.index.ids
-        for i, ((label, extracted), (names, values)) in enumerate(
-            zip(checked, vectors, strict=True)
-        ):
+        for (label, extracted), (names, values), made in zip(checked, vectors, ready, strict=True):
             if counts_documents:  # counted first: the document's own counts weigh it
                 if full is None:
                     self._count_document(work, extracted)
@@ -823,7 +822,7 @@ class ClassifierModel:
             work.count_label(label)
             slot = work.slots[label]
             # Jubatus sorts (and merges) a training vector by feature name.
-            if len(names) > 1 and (ready is None or ready[i] is None):
+            if len(names) > 1 and made is None:
                 ranked = sorted(zip(names, values, strict=True))
                 names = [name for name, _ in ranked]
                 values = [value for _, value in ranked]
