@@ -104,6 +104,7 @@ class ClassifierServ(ServerBase):
             weigh={"train": _queued_weight if options["queued"] else _examples},
             inline_weight=options["inline_weight"],
             inline_ready=ClassifierModel.writable_now,
+            wire_updates={"train": ClassifierModel.train_wire},
         )
 
     def snapshot_model(self) -> SnapshotModel[ClassifierModel, ClassifierSnapshot] | None:

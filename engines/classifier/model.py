@@ -811,7 +811,17 @@ class ClassifierModel:
         self._changed = True  # (``work`` is the writer's copy, brought up to date above)
         method = self.method
         ids = work.index.ids
+        compiled = kernels.compiled
+        # The kernel learns a ready example whose label and features the copy knows.
+        learn_known = None if compiled is None or counts_documents else compiled.learn_known
         for (label, extracted), (names, values), made in zip(checked, vectors, ready, strict=True):
+            if made is not None and learn_known is not None:
+                learnt = learn_known(
+                    method.kernel_code, method.c, method.kernel_extra,
+                    work, label, names, values, self._dirty,
+                )  # fmt: skip
+                if learnt is not None:
+                    continue
             if counts_documents:  # counted first: the document's own counts weigh it
                 if full is None:
                     self._count_document(work, extracted)

@@ -148,7 +148,8 @@ class RpcServer:
         one upstream read."""
         self._to_flush.append(connection)
         if len(self._to_flush) == 1:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_all)
+            # (The connection's loop: asyncio.get_running_loop() costs a getpid() call.)
+            self._flush_handle = connection.loop.call_soon(self._flush_all)
 
     def flush_now(self) -> None:
         """Write the replies :meth:`flush_soon` holds now, not at the end of the loop

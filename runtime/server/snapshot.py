@@ -206,6 +206,11 @@ class SnapshotModel(Generic[M, S]):
     microseconds on a VM, more than a small update itself. ``inline_ready(model)``, when
     given, must also say yes (e.g. no reader holds what the update would wait for: the loop
     must not wait). With ``publish_interval`` set, updates always go to the writer.
+
+    ``wire_updates`` maps update methods whose arguments come as they are on the wire (the
+    service's ``wire_methods``) to the function the writer runs for them, given the model
+    and those arguments (``{"train": Model.train_wire}``): the row's own function, which
+    would hand the work to :meth:`write`, is then not called.
     """
 
     name = "writer"
@@ -225,6 +230,7 @@ class SnapshotModel(Generic[M, S]):
         read_share: float = 0.9,
         inline_weight: int = 0,
         inline_ready: Callable[[M], bool] | None = None,
+        wire_updates: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         if buffer_size < 1 or max_batch < 1:
             raise ValueError("buffer_size and max_batch must be at least 1")
@@ -245,6 +251,7 @@ class SnapshotModel(Generic[M, S]):
         # (At most a batch: a larger update would hold the loop, and reads, for its length.)
         self.inline_weight = 0 if publish_interval else min(inline_weight, max_batch)
         self._inline_ready = inline_ready
+        self.wire_updates: dict[str, Callable[..., Any]] = dict(wire_updates or {})
         self._snapshot: S = make_snapshot(model)
         #: Reads of :attr:`snapshot` so far (how the writer knows readers are busy).
         self.reads = 0
@@ -252,6 +259,9 @@ class SnapshotModel(Generic[M, S]):
         #: Called on the writer after each applied call of an ``#@update`` method (the
         #: server counts it: ``update_count``, the mixer's ``--interval_count``).
         self.on_applied: Callable[[], None] | None = None
+        #: Called on the loop after a batch's callers are answered (the server writes their
+        #: replies then, not a loop iteration later).
+        self.on_answered: Callable[[], None] | None = None
         self.counters = _Counters()
         #: :meth:`status`'s keys, and the figures they were made from.
         self._status: tuple[tuple[float, ...], dict[str, str]] | None = None
@@ -491,6 +501,8 @@ class SnapshotModel(Generic[M, S]):
             if reply is not None:
                 item.reply = None
                 reply(error, result)
+        if self.on_answered is not None:
+            self.on_answered()
         if self._waiting:
             self._admit_waiting()
 
@@ -731,6 +743,9 @@ class SnapshotModel(Generic[M, S]):
         encode = None if ret is None or type(ret) is Object else ret.encode
         ack = self.queued.get(name)
         weigh = self.weigh.get(name)
+        direct = self.wire_updates.get(name)
+        if direct is not None and not as_they_come:
+            raise ValueError(f"{name}: a wire update takes its arguments as they come")
 
         def start(params: list[Any], done: Done) -> None:
             cluster = params[0]
@@ -744,7 +759,14 @@ class SnapshotModel(Generic[M, S]):
             args = params[1:] if as_they_come else _decode(name, decoders, labels, params)
             weight = 1 if weigh is None else max(int(weigh(*args)), 1)
             item = _Item(
-                lambda _model: func(*args), weight, done, encode=encode, name=name, counted=True
+                (lambda model: direct(model, *args))
+                if direct is not None
+                else (lambda _model: func(*args)),
+                weight,
+                done,
+                encode=encode,
+                name=name,
+                counted=True,
             )
             if ack is not None:  # fire-and-forget: answered once it is in the buffer
                 answer = ack(*args)

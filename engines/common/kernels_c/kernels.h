@@ -21,7 +21,8 @@
 
 /* Attribute names, interned once by the module (module.c). */
 extern PyObject *s_retired, *s_full, *s_index, *s_ids, *s_rows, *s_arrays, *s_W, *s_stride,
-    *s_order_slots, *s_order_labels, *s_V, *s_WM, *s_WD, *s_VM, *s_VD;
+    *s_order_slots, *s_order_labels, *s_V, *s_WM, *s_WD, *s_VM, *s_VD, *s_slots, *s_counts,
+    *s_diff_counts, *s_DC, *s_diff_features, *s_all_features, *s_trained;
 /* Global weight kinds, the ends of feature names (weights.c). */
 extern PyObject *s_idf, *s_idf1, *s_bm25, *s_weight;
 
@@ -50,6 +51,7 @@ PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t narg
 PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *train_linear(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *copy_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *project(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *nearest_by_hamming(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

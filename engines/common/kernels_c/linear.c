@@ -352,3 +352,248 @@ done:
     Py_XDECREF(known_items);
     return out;
 }
+
+/* An attribute that must be an exact dict, list or int (a new reference, or NULL with
+ * nothing set when it is not: the caller answers None). */
+static PyObject *attribute_of(PyObject *obj, PyObject *name, PyTypeObject *type) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (Py_TYPE(value) != type) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    return value;
+}
+
+/* obj.name += by (an int attribute); 0, or -1 with an error set. */
+static int add_to_attribute(PyObject *obj, PyObject *name, long by) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    PyObject *step = PyLong_FromLong(by);
+    PyObject *sum = step ? PyNumber_Add(value, step) : NULL;
+    Py_DECREF(value);
+    Py_XDECREF(step);
+    if (sum == NULL) {
+        return -1;
+    }
+    int set = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return set;
+}
+
+/* counts[label] = counts.get(label, 0) + 1; 0, or -1 with an error set. */
+static int count_one(PyObject *counts, PyObject *label) {
+    PyObject *old = PyDict_GetItemWithError(counts, label); /* borrowed */
+    if (old == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *sum = one == NULL ? NULL : old == NULL ? Py_NewRef(one) : PyNumber_Add(old, one);
+    Py_XDECREF(one);
+    if (sum == NULL) {
+        return -1;
+    }
+    int set = PyDict_SetItem(counts, label, sum);
+    Py_DECREF(sum);
+    return set;
+}
+
+/* learn_known(method, c, extra, replica, label, names, values, dirty) -> bool or None:
+ * one example learnt into a classifier's copy (engines/classifier/model.py, Replica) as
+ * ClassifierModel._train_checked learns it, from a vector train_vector made (sorted by
+ * name, checked finite): the label counted, the method's step, the rows changed added to
+ * `dirty` (a set, or None), the fresh diff weights counted (_count_fresh), `trained` + 1.
+ * None, having changed nothing, when the label or a feature name is new to the copy, or
+ * the copy is not laid out as expected: the Python takes the example. */
+PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError,
+                        "learn_known(method, c, extra, replica, label, names, values, dirty)");
+        return NULL;
+    }
+    long method = PyLong_AsLong(args[0]);
+    double c = PyFloat_AsDouble(args[1]);
+    double extra = PyFloat_AsDouble(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *replica = args[3], *label = args[4], *names = args[5], *values = args[6];
+    PyObject *dirty = args[7];
+    if (method < 0 || method >= METHOD_COUNT || !PyUnicode_CheckExact(label) ||
+        !PyList_CheckExact(names) || !PyList_CheckExact(values) ||
+        PyList_GET_SIZE(names) != PyList_GET_SIZE(values) ||
+        (dirty != Py_None && !PySet_CheckExact(dirty))) {
+        Py_RETURN_NONE;
+    }
+    PyObject *out = NULL, *slots = NULL, *counts = NULL, *diff_counts = NULL, *order = NULL;
+    PyObject *index = NULL, *ids = NULL, *rows_obj = NULL, *arrays = NULL, *stride_obj = NULL;
+    PyObject *dc_obj = NULL, *fresh = NULL;
+    Py_ssize_t *numbers = NULL, *fids = NULL;
+    double *doubles = NULL;
+    Tables t = {0};
+    Py_buffer dc = {0};
+    int dc_held = 0, taken = 0;
+    slots = attribute_of(replica, s_slots, &PyDict_Type);
+    counts = attribute_of(replica, s_counts, &PyDict_Type);
+    diff_counts = attribute_of(replica, s_diff_counts, &PyDict_Type);
+    order = attribute_of(replica, s_order_slots, &PyList_Type);
+    index = PyObject_GetAttr(replica, s_index);
+    ids = index ? attribute_of(index, s_ids, &PyDict_Type) : NULL;
+    rows_obj = attribute_of(replica, s_rows, &PyLong_Type);
+    arrays = PyObject_GetAttr(replica, s_arrays);
+    stride_obj = arrays ? attribute_of(arrays, s_stride, &PyLong_Type) : NULL;
+    dc_obj = PyObject_GetAttr(replica, s_DC);
+    PyErr_Clear(); /* whatever is missing: the Python takes the example */
+    if (!slots || !counts || !diff_counts || !order || !ids || !rows_obj || !stride_obj ||
+        !dc_obj) {
+        goto done;
+    }
+    PyObject *slot_obj = PyDict_GetItemWithError(slots, label); /* borrowed */
+    if (slot_obj == NULL || !PyLong_CheckExact(slot_obj) ||
+        PyDict_GetItemWithError(counts, label) == NULL) {
+        goto done; /* a new label (or an error, raised below) */
+    }
+    Py_ssize_t slot = PyLong_AsSsize_t(slot_obj);
+    Py_ssize_t rows = PyLong_AsSsize_t(rows_obj);
+    Py_ssize_t stride = PyLong_AsSsize_t(stride_obj);
+    if (PyErr_Occurred() || stride < 1) {
+        goto done;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    Py_ssize_t known_count = PyList_GET_SIZE(order);
+    numbers = PyMem_New(Py_ssize_t, count + known_count + 1);
+    fids = PyMem_New(Py_ssize_t, count + 1);
+    doubles = PyMem_New(double, count + 1);
+    if (numbers == NULL || fids == NULL || doubles == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *value = PyList_GET_ITEM(values, k);
+        PyObject *fid = PyDict_GetItemWithError(ids, PyList_GET_ITEM(names, k));
+        if (fid == NULL || !PyLong_CheckExact(fid) || !PyFloat_CheckExact(value)) {
+            goto done; /* a new feature name (or an error, raised below) */
+        }
+        fids[k] = PyLong_AsSsize_t(fid);
+        if (fids[k] < 1 || fids[k] >= rows) {
+            goto done;
+        }
+        numbers[k] = fids[k] * stride;
+        doubles[k] = PyFloat_AS_DOUBLE(value);
+    }
+    for (Py_ssize_t j = 0; j < known_count; j++) {
+        PyObject *known = PyList_GET_ITEM(order, j);
+        if (!PyLong_CheckExact(known)) {
+            goto done;
+        }
+        numbers[count + j] = PyLong_AsSsize_t(known);
+    }
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    Vector x = {numbers, doubles, count};
+    if (tables_get(arrays, &t) < 0) {
+        PyErr_Clear();
+        goto done;
+    }
+    if (in_tables(&t, &x, slot) < 0) {
+        PyErr_Clear();
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < known_count; j++) {
+        if (in_tables(&t, &x, numbers[count + j]) < 0) {
+            PyErr_Clear();
+            goto done;
+        }
+    }
+    if (PyObject_GetBuffer(dc_obj, &dc, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        goto done;
+    }
+    dc_held = 1;
+    if (dc.format == NULL || strcmp(dc.format, "l") != 0 ||
+        dc.len / (Py_ssize_t)sizeof(long) < rows || t.size < rows * stride) {
+        goto done;
+    }
+    /* Checked: from here on the example is learnt (an error mid-way is the Python's too). */
+    taken = 1;
+    if (count_one(counts, label) < 0 || count_one(diff_counts, label) < 0) {
+        goto done;
+    }
+    fresh = PyList_New(0);
+    if (fresh == NULL) {
+        goto done;
+    }
+    int changed = train_one((int)method, c, extra, &t, &x, slot, numbers + count, known_count,
+                            fresh);
+    if (changed < 0) {
+        goto done;
+    }
+    if (changed) {
+        if (dirty != Py_None) {
+            for (Py_ssize_t k = 0; k < count; k++) {
+                PyObject *fid = PyLong_FromSsize_t(fids[k]);
+                if (fid == NULL || PySet_Add(dirty, fid) < 0) {
+                    Py_XDECREF(fid);
+                    goto done;
+                }
+                Py_DECREF(fid);
+            }
+        }
+        long *row_counts = (long *)dc.buf;
+        long new_rows = 0, new_features = 0;
+        for (Py_ssize_t p = 0; p < PyList_GET_SIZE(fresh); p++) {
+            Py_ssize_t position = PyLong_AsSsize_t(PyList_GET_ITEM(fresh, p));
+            Py_ssize_t fid = position / stride;
+            if (row_counts[fid] == 0) {
+                new_rows++;
+                int empty = 1;
+                for (Py_ssize_t s = 0; s < stride; s++) {
+                    double m = t.WM[fid * stride + s];
+                    if (m == m) {
+                        empty = 0;
+                        break;
+                    }
+                }
+                new_features += empty;
+            }
+            row_counts[fid] += 1;
+        }
+        if ((new_rows && add_to_attribute(replica, s_diff_features, new_rows) < 0) ||
+            (new_features && add_to_attribute(replica, s_all_features, new_features) < 0)) {
+            goto done;
+        }
+    }
+    if (add_to_attribute(replica, s_trained, 1) < 0) {
+        goto done;
+    }
+    out = PyBool_FromLong(changed);
+done:
+    if (out == NULL && !taken && !PyErr_Occurred()) {
+        out = Py_NewRef(Py_None);
+    }
+    if (dc_held) {
+        PyBuffer_Release(&dc);
+    }
+    tables_release(&t);
+    PyMem_Free(numbers);
+    PyMem_Free(fids);
+    PyMem_Free(doubles);
+    Py_XDECREF(slots);
+    Py_XDECREF(counts);
+    Py_XDECREF(diff_counts);
+    Py_XDECREF(order);
+    Py_XDECREF(index);
+    Py_XDECREF(ids);
+    Py_XDECREF(rows_obj);
+    Py_XDECREF(arrays);
+    Py_XDECREF(stride_obj);
+    Py_XDECREF(dc_obj);
+    Py_XDECREF(fresh);
+    return out;
+}

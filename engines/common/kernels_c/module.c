@@ -4,6 +4,8 @@
 PyObject *s_retired, *s_full, *s_index, *s_ids, *s_rows, *s_arrays, *s_W, *s_stride,
     *s_order_slots, *s_order_labels, *s_V, *s_WM, *s_WD, *s_VM, *s_VD;
 PyObject *s_idf, *s_idf1, *s_bm25, *s_weight;
+PyObject *s_slots, *s_counts, *s_diff_counts, *s_DC, *s_diff_features, *s_all_features,
+    *s_trained;
 
 static PyMethodDef methods[] = {
     {"classify_wire", (PyCFunction)(void (*)(void))classify_wire, METH_FASTCALL,
@@ -14,6 +16,8 @@ static PyMethodDef methods[] = {
      "The sorted vector a linear classifier learns from a wire datum, or None."},
     {"train_linear", (PyCFunction)(void (*)(void))train_linear, METH_FASTCALL,
      "One example learnt by a linear method, as engines.common.linear does it."},
+    {"learn_known", (PyCFunction)(void (*)(void))learn_known, METH_FASTCALL,
+     "One example learnt into a classifier's copy (label and features known), or None."},
     {"project", (PyCFunction)(void (*)(void))project, METH_FASTCALL,
      "Random projection sums and their sign bits (lsh, euclid_lsh)."},
     {"nearest_by_hamming", (PyCFunction)(void (*)(void))nearest_by_hamming, METH_FASTCALL,
@@ -46,6 +50,11 @@ static int intern_names(void) {
         {&s_VM, "VM"},               {&s_VD, "VD"},
         {&s_idf, "idf"},             {&s_idf1, "idf1"},   {&s_bm25, "bm25"},
         {&s_weight, "weight"},
+        {&s_slots, "slots"},         {&s_counts, "counts"},
+        {&s_diff_counts, "diff_counts"},
+        {&s_DC, "DC"},               {&s_diff_features, "diff_features"},
+        {&s_all_features, "all_features"},
+        {&s_trained, "trained"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);

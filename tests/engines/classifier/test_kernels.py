@@ -235,6 +235,9 @@ def test_training_is_the_same_with_the_kernel_and_without(method: str) -> None:
     assert compiled_answers == python_answers == expected
     assert same(compiled.pack(), python.pack())
     assert same(compiled.pack(), reference.pack())
+    # The counts the kernel keeps (get_status's, the labels') are the Python's too.
+    assert compiled.get_status() == python.get_status()
+    assert compiled.get_labels() == python.get_labels() == reference.get_labels()
 
 
 TRAIN_INPUTS = [
@@ -364,6 +367,34 @@ def test_publishing_after_every_example_keeps_both_copies_equal() -> None:
         reference.train([(label, typed(datum))])
     assert same(compiled, python)
     assert same(compiled[0][0], reference.classify([typed(q) for q in queries]))
+
+
+def test_learn_known_leaves_what_the_copy_does_not_know_to_the_python() -> None:
+    """learn_known answers None and changes nothing for a new label or a new feature name;
+    for a known one it counts the label, marks the rows changed and counts the example."""
+    assert kernels.compiled is not None
+    model = ClassifierModel(
+        {"method": "AROW", "parameter": {"regularization_weight": 1.0}, "converter": ONE_RULE}
+    )
+    model.train_wire(wire([["a", [[], [[b"n0", 1.0]], []]], ["b", [[], [[b"n1", 1.0]], []]]]))
+    work = model._current()
+    method = model.method
+    before = model.pack(), dict(work.counts), work.trained
+    dirty: set[int] = set()
+
+    def learn(label: str, names: list[str]) -> object:
+        return kernels.compiled.learn_known(  # type: ignore[union-attr]
+            method.kernel_code, method.c, method.kernel_extra, work, label, names,
+            [1.0] * len(names), dirty,
+        )  # fmt: skip
+
+    assert learn("new label", ["n0@num"]) is None
+    assert learn("a", ["n0@num", "new@num"]) is None
+    assert (model.pack(), dict(work.counts), work.trained) == before
+    assert not dirty
+    assert learn("a", ["n1@num"]) is True
+    assert work.counts["a"] == before[1]["a"] + 1 and work.trained == before[2] + 1
+    assert dirty == {work.index.ids["n1@num"]}
 
 
 def test_copy_rows_checks_what_it_copies() -> None:

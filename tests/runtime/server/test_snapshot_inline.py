@@ -12,6 +12,7 @@ behave as on the writer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -229,3 +230,59 @@ def test_inline_updates_are_off_with_a_publish_interval_or_by_default() -> None:
     assert capped.inline_weight == 64  # a larger update would hold the loop that long
     with pytest.raises(ValueError, match="inline_weight"):
         SnapshotModel(Recorder(), snapshot_of, inline_weight=-1)
+
+
+@pytest.mark.asyncio
+async def test_a_turns_callers_are_answered_before_the_server_is_told_to_write(
+    holder: Holder,
+) -> None:
+    """``on_answered`` (the server's flush) runs once the turn's callers have their
+    answers, in the same callback: the replies go out with no loop iteration between."""
+    answered: list[list[Any]] = []
+    seen: list[list[Any]] = []
+    holder.on_answered = lambda: answered.append(list(seen))
+    loop = asyncio.get_running_loop()
+    futures = []
+    for value in (1, 2, 3):
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def done(error: BaseException | None, result: Any, future: Any = future) -> None:
+            seen.append([error, result])
+            future.set_result((error, result))
+
+        holder.submit(_Item(functools.partial(Recorder.add, value=value), 1, done, name="add"))
+        futures.append(future)
+    assert await asyncio.gather(*futures) == [(None, 1), (None, 2), (None, 3)]
+    assert answered == [[[None, 1], [None, 2], [None, 3]]]  # once, after all three
+
+
+@pytest.mark.asyncio
+async def test_a_wire_update_runs_the_models_function_not_the_rows() -> None:
+    """A method named in ``wire_updates`` runs that function with the model and its wire
+    arguments on the writer; the row's own function is not called. A row whose arguments
+    are decoded cannot take one."""
+    from runtime.rpc.dispatch import Handler
+    from runtime.rpc.locks import LockMode
+    from runtime.wire import types as t
+
+    def row_add(value: object) -> int:
+        raise AssertionError("the row's own function ran")
+
+    holder: Holder = SnapshotModel(
+        Recorder(), snapshot_of, inline_weight=4, wire_updates={"add": Recorder.add}
+    )
+    await holder.start()
+    try:
+        await writer_idle(holder)
+        row = Handler(row_add, LockMode.UPDATE, (t.Object(),), t.Object())
+        add = holder.update_row("add", row)
+        assert add.start is not None
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        add.start([b"cluster", 7], lambda e, r: future.set_result((e, r)))
+        assert await future == (None, 1)
+        assert holder.snapshot == (7,)
+        typed = Handler(row_add, LockMode.UPDATE, (t.Int(True, 4),), t.Object())
+        with pytest.raises(ValueError, match="as they come"):
+            holder.update_row("add", typed)
+    finally:
+        await holder.stop()
