@@ -677,7 +677,7 @@ class ClassifierModel:
     def writable_now(self) -> bool:
         """Whether a change would start at once: no reader is still on the copy the next
         change brings up to date first (the writer would wait for it)."""
-        if not self._owes or self._readers is None:
+        if not self._owes or self._readers is None or not self._readers.slots:
             return True
         work = self._work
         return not any(held is work for held in list(self._readers.slots.values()))
@@ -747,6 +747,10 @@ class ClassifierModel:
         if compiled is not None and caches is not None:
             vectorize = compiled.train_vector
             strings, numbers = caches
+            if len(data) == 1 and not converter.counts_documents:
+                learnt = self._train_one_known(data[0], compiled)
+                if learnt:
+                    return learnt
         checked: list[tuple[str, Extracted]] = []
         ready: list[Vector | None] = []
         for pair in data:
@@ -771,6 +775,39 @@ class ClassifierModel:
                 return self._train_decoded(data)
             ready.append(vector)
         return self._train_checked(checked, ready)
+
+    def _train_one_known(self, pair: object, compiled: Any) -> int:
+        """One wire example learnt by the kernels alone (train_vector, learn_known): 1, or
+        0 having changed nothing when they do not take it (a new label or feature, a datum
+        the Python must read) and the general path must."""
+        if type(pair) is not list or len(pair) != 2:
+            return 0
+        label, datum = pair
+        if type(label) is not bytes or not label or self.wire_caches is None:
+            return 0
+        vector = compiled.train_vector(datum, *self.wire_caches)
+        if vector is None:
+            return 0
+        try:
+            text = label.decode("utf-8")
+        except UnicodeDecodeError:
+            return 0
+        work = self._current()
+        method = self.method
+        try:
+            learnt = compiled.learn_known(
+                method.kernel_code, method.c, method.kernel_extra, work, text, *vector, self._dirty
+            )
+        except BaseException:
+            self._changed = True  # a step that fails part way has changed the copy
+            raise
+        if learnt is None:
+            return 0
+        self._changed = True
+        dirty = self._dirty
+        if dirty is not None and len(dirty) > 4096 and len(dirty) * 4 > work.rows:
+            self._dirty = None
+        return 1
 
     def _train_decoded(self, data: object) -> int:
         try:

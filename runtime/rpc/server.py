@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from runtime.rpc.connection import Connection
 from runtime.rpc.dispatch import Dispatcher
@@ -98,6 +98,8 @@ class RpcServer:
         self.throttle = Throttle(logging.getLogger("runtime.rpc.connection"))
         self._to_flush: list[Connection] = []
         self._flush_handle: asyncio.Handle | None = None
+        #: In :meth:`answering`: replies wait for its end, with no callback scheduled.
+        self._answering = False
         #: Calls handed over and not yet answered, over every connection.
         self.pending = 0
         self._idle = asyncio.Event()
@@ -147,9 +149,19 @@ class RpcServer:
         share one callback per iteration: a relaying proxy answers many connections from
         one upstream read."""
         self._to_flush.append(connection)
-        if len(self._to_flush) == 1:
+        if len(self._to_flush) == 1 and not self._answering:
             # (The connection's loop: asyncio.get_running_loop() costs a getpid() call.)
             self._flush_handle = connection.loop.call_soon(self._flush_all)
+
+    def answering(self, answer: Callable[[], None]) -> None:
+        """Run ``answer``, which answers calls of any connections, then write the replies
+        it made at once (not at the end of the loop iteration, with no callback for it)."""
+        self._answering = True
+        try:
+            answer()
+        finally:
+            self._answering = False
+            self.flush_now()
 
     def flush_now(self) -> None:
         """Write the replies :meth:`flush_soon` holds now, not at the end of the loop

@@ -246,7 +246,7 @@ class ServerApp:
         if self.replication is not None:  # a write's answer goes out as its backups answer
             self.replication.pool.after_read = self.rpc.flush_now
         if self.snapshot is not None:  # a batch's answers go out as it is published
-            self.snapshot.on_answered = self.rpc.flush_now
+            self.snapshot.answering = self.rpc.answering
         self._zk: Any = None
         self._config_lock: Any = None
         self.membership: ZooKeeperMembership | None = None

@@ -259,9 +259,10 @@ class SnapshotModel(Generic[M, S]):
         #: Called on the writer after each applied call of an ``#@update`` method (the
         #: server counts it: ``update_count``, the mixer's ``--interval_count``).
         self.on_applied: Callable[[], None] | None = None
-        #: Called on the loop after a batch's callers are answered (the server writes their
-        #: replies then, not a loop iteration later).
-        self.on_answered: Callable[[], None] | None = None
+        #: How the loop answers a batch's callers: ``answering(answer)`` runs ``answer`` and
+        #: then writes the replies it made (the RPC server's :meth:`answering`), not a loop
+        #: iteration later. None: ``answer()`` alone.
+        self.answering: Callable[[Callable[[], None]], None] | None = None
         self.counters = _Counters()
         #: :meth:`status`'s keys, and the figures they were made from.
         self._status: tuple[tuple[float, ...], dict[str, str]] | None = None
@@ -496,13 +497,17 @@ class SnapshotModel(Generic[M, S]):
     # -- the loop's side -------------------------------------------------------------------
 
     def _deliver_on_loop(self, outcomes: list[tuple[_Item, BaseException | None, Any]]) -> None:
-        for item, error, result in outcomes:
-            reply = item.reply
-            if reply is not None:
-                item.reply = None
-                reply(error, result)
-        if self.on_answered is not None:
-            self.on_answered()
+        def answer() -> None:
+            for item, error, result in outcomes:
+                reply = item.reply
+                if reply is not None:
+                    item.reply = None
+                    reply(error, result)
+
+        if self.answering is None:
+            answer()
+        else:
+            self.answering(answer)
         if self._waiting:
             self._admit_waiting()
 

@@ -525,3 +525,44 @@ async def test_an_idle_timeout_drops_a_client_that_reads_nothing_below_the_limit
         writer.transport.abort()
     finally:
         await rpc.close(0.5)
+
+
+@pytest.mark.asyncio
+async def test_answers_made_while_answering_are_written_at_its_end() -> None:
+    """``RpcServer.answering``: calls of two connections answered from one callback (as a
+    snapshot model's turn answers them) have their replies written when it returns, with
+    no flush left for a later loop iteration."""
+    held: list[Any] = []
+
+    def later(params: list[Any], done: Any) -> None:
+        held.append((params[1], done))
+
+    row = Handler(
+        lambda value: value, LockMode.NOLOCK, (t.Object(), t.Object()), t.Object(),
+        takes_cluster_name=False, start=later,
+    )  # fmt: skip
+    rpc = RpcServer(Dispatcher({"later": row}, cluster_name="c"), "127.0.0.1", 0)
+    await rpc.start()
+    peers = []
+    try:
+        for value in (1, 2):
+            peer = RawPeer(*await asyncio.open_connection("127.0.0.1", rpc.port))
+            peers.append(peer)
+            await peer.send([[0, value, "later", ["c", value * 10]]])
+        deadline = time.monotonic() + 5
+        while len(held) < 2:
+            assert time.monotonic() < deadline, "the calls never started"
+            await asyncio.sleep(0.005)
+
+        def answer() -> None:
+            for value, done in held:
+                done(None, value + 1)
+            assert rpc._to_flush and rpc._flush_handle is None  # held, not scheduled
+
+        rpc.answering(answer)
+        assert not rpc._to_flush and rpc._flush_handle is None
+        assert [await peer.replies(1) for peer in peers] == [{1: (None, 11)}, {2: (None, 21)}]
+    finally:
+        for peer in peers:
+            peer.writer.close()
+        await rpc.close()

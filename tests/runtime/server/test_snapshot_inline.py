@@ -15,7 +15,7 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -236,11 +236,18 @@ def test_inline_updates_are_off_with_a_publish_interval_or_by_default() -> None:
 async def test_a_turns_callers_are_answered_before_the_server_is_told_to_write(
     holder: Holder,
 ) -> None:
-    """``on_answered`` (the server's flush) runs once the turn's callers have their
-    answers, in the same callback: the replies go out with no loop iteration between."""
+    """The turn's callers are answered inside ``answering`` (the server's, which writes
+    the replies when the answers are made), all in one call: the replies go out with no
+    loop iteration between."""
     answered: list[list[Any]] = []
     seen: list[list[Any]] = []
-    holder.on_answered = lambda: answered.append(list(seen))
+
+    def answering(answer: Callable[[], None]) -> None:
+        assert not seen
+        answer()
+        answered.append(list(seen))
+
+    holder.answering = answering
     loop = asyncio.get_running_loop()
     futures = []
     for value in (1, 2, 3):
