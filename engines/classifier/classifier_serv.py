@@ -59,6 +59,7 @@ from runtime import (
     SnapshotModel,
     text_weight,
 )
+from runtime.server.snapshot import TEXT_UNIT
 
 
 class ClassifierServ(ServerBase):
@@ -203,8 +204,12 @@ def _examples(data: object) -> int:
 
 def _queued_weight(data: object) -> int:
     """How much of the buffer a queued ``train`` takes: its examples, or one unit per KiB
-    of its text if that is more (it is answered before it is applied)."""
-    return text_weight(_examples(data), data)
+    of its text if that is more (it is answered before it is applied): ``text_weight``,
+    its walk of the text done by the compiled kernel when built."""
+    compiled = kernels.compiled
+    if compiled is None:
+        return text_weight(_examples(data), data)
+    return max(_examples(data), compiled.wire_text_bytes(data) // TEXT_UNIT, 1)
 
 
 def _queued_examples(data: object) -> int:

@@ -18,8 +18,15 @@ Kernels:
   (:meth:`engines.classifier.model.ClassifierModel.train_wire`);
 - ``train_linear(method, c, extra, arrays, bases, values, label, known, fresh)``: one
   example learnt by a linear method (:meth:`engines.common.linear.LinearMethod.learn`);
+- ``learn_known(method, c, extra, replica, label, names, values, dirty)``: one example
+  learnt into a linear classifier's copy, its label and features known to it: the label
+  counted, the step, the rows changed and the fresh weights counted
+  (:meth:`engines.classifier.model.ClassifierModel.train_wire`);
 - ``copy_rows(pairs, ids)``: rows copied between the two copies of a model held the
   snapshot way (:meth:`engines.common.storage.WeightArrays.copy_rows_from`);
+- ``wire_text_bytes(value)``: the text in a wire value
+  (:func:`runtime.server.snapshot.wire_text_bytes`: a fire-and-forget ``train``'s weight in
+  the classifier's update buffer);
 - ``project(matrix, values, projection, words)``: lsh's and euclid_lsh's random
   projection and its sign bits (:func:`engines.common.hashing.random_projection`,
   :func:`engines.common.hashing.projection_bits`);

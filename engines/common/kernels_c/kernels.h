@@ -53,6 +53,7 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
 PyObject *train_linear(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *copy_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *wire_text_bytes(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *project(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *nearest_by_hamming(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *nearest_by_euclid_lsh(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

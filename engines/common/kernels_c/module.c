@@ -34,6 +34,8 @@ static PyMethodDef methods[] = {
      "Features sorted by name, a name's values summed, or None."},
     {"copy_rows", (PyCFunction)(void (*)(void))copy_rows, METH_FASTCALL,
      "Rows of arrays copied from one copy of a model to the other."},
+    {"wire_text_bytes", (PyCFunction)(void (*)(void))wire_text_bytes, METH_FASTCALL,
+     "The bytes of text in a wire value (runtime.server.snapshot.wire_text_bytes)."},
     {NULL, NULL, 0, NULL},
 };
 
