@@ -209,7 +209,8 @@ def _queued_weight(data: object) -> int:
     compiled = kernels.compiled
     if compiled is None:
         return text_weight(_examples(data), data)
-    return max(_examples(data), compiled.wire_text_bytes(data) // TEXT_UNIT, 1)
+    text: int = compiled.wire_text_bytes(data)
+    return max(_examples(data), text // TEXT_UNIT, 1)
 
 
 def _queued_examples(data: object) -> int:
