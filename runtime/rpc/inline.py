@@ -211,7 +211,7 @@ def serve_read(connection: Connection) -> bool:
     inline_ok = not connection.debug and not scheduler.blocked
     accepted = dispatcher.accepted_name
     held: LockMode | None = None  # the model lock this read holds, if any
-    analysis, update, bad_arguments = _ANALYSIS, _UPDATE, BAD_ARGUMENTS
+    analysis, update, nolock, bad_arguments = _ANALYSIS, _UPDATE, _NOLOCK, BAD_ARGUMENTS
     limit = MSGID_LIMIT
     countdown = connection.sample_countdown
     served = 0
@@ -243,6 +243,8 @@ def serve_read(connection: Connection) -> bool:
                         mode = entry.lock
                         if mode is held:  # a writer waiting makes readers let go
                             runnable = mode is not analysis or not lock.waiting_writers
+                        elif mode is nolock and held is None:
+                            runnable = True
                         else:
                             held, runnable = _take_lock(
                                 connection, lock, mode, held, try_read, release_read
