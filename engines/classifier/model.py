@@ -777,16 +777,14 @@ class ClassifierModel:
         return self._train_checked(checked, ready)
 
     def _train_one_known(self, pair: object, compiled: Any) -> int:
-        """One wire example learnt by the kernels alone (train_vector, learn_known): 1, or
-        0 having changed nothing when they do not take it (a new label or feature, a datum
-        the Python must read) and the general path must."""
+        """One wire example learnt by the kernel alone (``train_known``: train_vector's
+        vector, learnt at once): 1, or 0 having changed nothing when it does not take it (a
+        new label or feature, a datum the Python must read) and the general path must."""
         if type(pair) is not list or len(pair) != 2:
             return 0
         label, datum = pair
-        if type(label) is not bytes or not label or self.wire_caches is None:
-            return 0
-        vector = compiled.train_vector(datum, *self.wire_caches)
-        if vector is None:
+        caches = self.wire_caches
+        if type(label) is not bytes or not label or caches is None:
             return 0
         try:
             text = label.decode("utf-8")
@@ -795,9 +793,10 @@ class ClassifierModel:
         work = self._current()
         method = self.method
         try:
-            learnt = compiled.learn_known(
-                method.kernel_code, method.c, method.kernel_extra, work, text, *vector, self._dirty
-            )
+            learnt = compiled.train_known(
+                datum, *caches, method.kernel_code, method.c, method.kernel_extra,
+                work, text, self._dirty,
+            )  # fmt: skip
         except BaseException:
             self._changed = True  # a step that fails part way has changed the copy
             raise

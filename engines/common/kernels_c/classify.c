@@ -549,6 +549,47 @@ PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t narg
     return score_each(args[0], args[1], 0, fill_vector, NULL);
 }
 
+/* The vector train_vector makes, in f (names sorted by name, all distinct) and *order
+ * (the place of each sorted name's value in f->values; the caller frees it): 1, or 0 when
+ * the Python must make it, or -1 with an error set. */
+static int sorted_vector(PyObject *datum, PyObject *strings, PyObject *numbers, Features *f,
+                         Py_ssize_t **order) {
+    *order = NULL;
+    int ready = extract(datum, strings, numbers, f);
+    if (ready > 0) {
+        ready = merge(f);
+    }
+    if (ready > 0) {
+        double norm = 0.0;
+        for (Py_ssize_t i = 0; i < f->count; i++) {
+            if (!isfinite(f->values[i])) {
+                return 0;
+            }
+            norm += f->values[i] * f->values[i];
+        }
+        if (!isfinite(norm)) {
+            return 0;
+        }
+    }
+    if (ready > 0) { /* the places in name order (names merged: all distinct) */
+        PyObject **spare_names = PyMem_New(PyObject *, f->count + 1);
+        Py_ssize_t *places = PyMem_New(Py_ssize_t, 2 * f->count + 1);
+        if (spare_names == NULL || places == NULL) {
+            PyMem_Free(spare_names);
+            PyMem_Free(places);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < f->count; i++) {
+            places[i] = i;
+        }
+        sort_by_name(f->names, places, f->count, spare_names, places + f->count);
+        PyMem_Free(spare_names);
+        *order = places;
+    }
+    return ready;
+}
+
 /* train_vector(datum, strings, numbers) -> (names, values) | None
  *
  * The vector a linear classifier learns from one wire datum, as ClassifierModel's Python
@@ -568,38 +609,8 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     Features f;
     features_init(&f);
     PyObject *out = NULL;
-    PyObject **spare_names = NULL;
     Py_ssize_t *order = NULL;
-    int ready = extract(args[0], args[1], args[2], &f);
-    if (ready > 0) {
-        ready = merge(&f);
-    }
-    if (ready > 0) {
-        double norm = 0.0;
-        for (Py_ssize_t i = 0; i < f.count; i++) {
-            if (!isfinite(f.values[i])) {
-                ready = 0;
-                break;
-            }
-            norm += f.values[i] * f.values[i];
-        }
-        if (!isfinite(norm)) {
-            ready = 0;
-        }
-    }
-    if (ready > 0) { /* the places in name order (names merged: all distinct) */
-        spare_names = PyMem_New(PyObject *, f.count + 1);
-        order = PyMem_New(Py_ssize_t, 2 * f.count + 1);
-        if (spare_names == NULL || order == NULL) {
-            PyErr_NoMemory();
-            ready = -1;
-        } else {
-            for (Py_ssize_t i = 0; i < f.count; i++) {
-                order[i] = i;
-            }
-            sort_by_name(f.names, order, f.count, spare_names, order + f.count);
-        }
-    }
+    int ready = sorted_vector(args[0], args[1], args[2], &f, &order);
     if (ready > 0) {
         PyObject *names = PyList_New(f.count), *values = PyList_New(f.count);
         if (names == NULL || values == NULL) {
@@ -620,7 +631,53 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         Py_XDECREF(names);
         Py_XDECREF(values);
     }
-    PyMem_Free(spare_names);
+    PyMem_Free(order);
+    features_free(&f);
+    if (ready == 0) {
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
+/* train_known(datum, strings, numbers, method, c, extra, replica, label, dirty) -> bool
+ * or None: train_vector's vector of the datum learnt at once (learn_known), with no list
+ * made between; None, having changed nothing, where either would answer None. */
+PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "train_known(datum, strings, numbers, method, c, extra, replica, label, "
+                        "dirty)");
+        return NULL;
+    }
+    long method = PyLong_AsLong(args[3]);
+    double c = PyFloat_AsDouble(args[4]);
+    double extra = PyFloat_AsDouble(args[5]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
+        Py_RETURN_NONE;
+    }
+    Features f;
+    features_init(&f);
+    PyObject *out = NULL;
+    Py_ssize_t *order = NULL;
+    double *values = NULL;
+    int ready = sorted_vector(args[0], args[1], args[2], &f, &order);
+    if (ready > 0) {
+        values = PyMem_New(double, f.count + 1);
+        if (values == NULL) {
+            PyErr_NoMemory();
+            ready = -1;
+        } else {
+            for (Py_ssize_t i = 0; i < f.count; i++) {
+                values[i] = f.values[order[i]];
+            }
+            out = learn_vector(method, c, extra, args[6], args[7], f.names, values, f.count,
+                               args[8]);
+        }
+    }
+    PyMem_Free(values);
     PyMem_Free(order);
     features_free(&f);
     if (ready == 0) {

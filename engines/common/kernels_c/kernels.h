@@ -46,12 +46,19 @@ int compare_names(PyObject *a, PyObject *b);
 void sort_by_name(PyObject **names, Py_ssize_t *order, Py_ssize_t n, PyObject **spare_names,
                   Py_ssize_t *spare_order);
 
+/* One example learnt into a linear classifier's copy, from a vector sorted by name
+ * (linear.c): True or False, None when the copy does not know its label or a feature. */
+PyObject *learn_vector(long method, double c, double extra, PyObject *replica, PyObject *label,
+                       PyObject *const *names, const double *values, Py_ssize_t count,
+                       PyObject *dirty);
+
 /* The kernels (METH_FASTCALL), one file per concern. */
 PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *train_linear(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *copy_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *wire_text_bytes(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *project(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -403,30 +403,17 @@ static int count_one(PyObject *counts, PyObject *label) {
     return set;
 }
 
-/* learn_known(method, c, extra, replica, label, names, values, dirty) -> bool or None:
- * one example learnt into a classifier's copy (engines/classifier/model.py, Replica) as
- * ClassifierModel._train_checked learns it, from a vector train_vector made (sorted by
- * name, checked finite): the label counted, the method's step, the rows changed added to
- * `dirty` (a set, or None), the fresh diff weights counted (_count_fresh), `trained` + 1.
+/* One example learnt into a classifier's copy (engines/classifier/model.py, Replica) as
+ * ClassifierModel._train_checked learns it, from a vector sorted by name and checked
+ * finite (`count` names, str, and their values): the label counted, the method's step,
+ * the rows changed added to `dirty` (a set, or None), the fresh diff weights counted
+ * (_count_fresh), `trained` + 1. True or False (whether the step changed the weights);
  * None, having changed nothing, when the label or a feature name is new to the copy, or
- * the copy is not laid out as expected: the Python takes the example. */
-PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError,
-                        "learn_known(method, c, extra, replica, label, names, values, dirty)");
-        return NULL;
-    }
-    long method = PyLong_AsLong(args[0]);
-    double c = PyFloat_AsDouble(args[1]);
-    double extra = PyFloat_AsDouble(args[2]);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    PyObject *replica = args[3], *label = args[4], *names = args[5], *values = args[6];
-    PyObject *dirty = args[7];
+ * the copy is not laid out as expected: the Python takes the example then. */
+PyObject *learn_vector(long method, double c, double extra, PyObject *replica, PyObject *label,
+                       PyObject *const *names, const double *values, Py_ssize_t count,
+                       PyObject *dirty) {
     if (method < 0 || method >= METHOD_COUNT || !PyUnicode_CheckExact(label) ||
-        !PyList_CheckExact(names) || !PyList_CheckExact(values) ||
-        PyList_GET_SIZE(names) != PyList_GET_SIZE(values) ||
         (dirty != Py_None && !PySet_CheckExact(dirty))) {
         Py_RETURN_NONE;
     }
@@ -464,7 +451,6 @@ PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred() || stride < 1) {
         goto done;
     }
-    Py_ssize_t count = PyList_GET_SIZE(names);
     Py_ssize_t known_count = PyList_GET_SIZE(order);
     numbers = PyMem_New(Py_ssize_t, count + known_count + 1);
     fids = PyMem_New(Py_ssize_t, count + 1);
@@ -474,9 +460,10 @@ PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     for (Py_ssize_t k = 0; k < count; k++) {
-        PyObject *value = PyList_GET_ITEM(values, k);
-        PyObject *fid = PyDict_GetItemWithError(ids, PyList_GET_ITEM(names, k));
-        if (fid == NULL || !PyLong_CheckExact(fid) || !PyFloat_CheckExact(value)) {
+        PyObject *fid = PyUnicode_CheckExact(names[k])
+                            ? PyDict_GetItemWithError(ids, names[k])
+                            : NULL;
+        if (fid == NULL || !PyLong_CheckExact(fid)) {
             goto done; /* a new feature name (or an error, raised below) */
         }
         fids[k] = PyLong_AsSsize_t(fid);
@@ -484,7 +471,7 @@ PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
         numbers[k] = fids[k] * stride;
-        doubles[k] = PyFloat_AS_DOUBLE(value);
+        doubles[k] = values[k];
     }
     for (Py_ssize_t j = 0; j < known_count; j++) {
         PyObject *known = PyList_GET_ITEM(order, j);
@@ -595,5 +582,43 @@ done:
     Py_XDECREF(stride_obj);
     Py_XDECREF(dc_obj);
     Py_XDECREF(fresh);
+    return out;
+}
+
+/* learn_known(method, c, extra, replica, label, names, values, dirty) -> bool or None:
+ * learn_vector of a vector train_vector made (two lists: names, and their floats). */
+PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError,
+                        "learn_known(method, c, extra, replica, label, names, values, dirty)");
+        return NULL;
+    }
+    long method = PyLong_AsLong(args[0]);
+    double c = PyFloat_AsDouble(args[1]);
+    double extra = PyFloat_AsDouble(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *names = args[5], *values = args[6];
+    if (!PyList_CheckExact(names) || !PyList_CheckExact(values) ||
+        PyList_GET_SIZE(names) != PyList_GET_SIZE(values)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(values);
+    double *doubles = PyMem_New(double, count + 1);
+    if (doubles == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *value = PyList_GET_ITEM(values, k);
+        if (!PyFloat_CheckExact(value)) {
+            PyMem_Free(doubles);
+            Py_RETURN_NONE;
+        }
+        doubles[k] = PyFloat_AS_DOUBLE(value);
+    }
+    PyObject *out = learn_vector(method, c, extra, args[3], args[4],
+                                 ((PyListObject *)names)->ob_item, doubles, count, args[7]);
+    PyMem_Free(doubles);
     return out;
 }

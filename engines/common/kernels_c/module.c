@@ -18,6 +18,8 @@ static PyMethodDef methods[] = {
      "One example learnt by a linear method, as engines.common.linear does it."},
     {"learn_known", (PyCFunction)(void (*)(void))learn_known, METH_FASTCALL,
      "One example learnt into a classifier's copy (label and features known), or None."},
+    {"train_known", (PyCFunction)(void (*)(void))train_known, METH_FASTCALL,
+     "train_vector's vector of a wire datum learnt at once (learn_known), or None."},
     {"project", (PyCFunction)(void (*)(void))project, METH_FASTCALL,
      "Random projection sums and their sign bits (lsh, euclid_lsh)."},
     {"nearest_by_hamming", (PyCFunction)(void (*)(void))nearest_by_hamming, METH_FASTCALL,

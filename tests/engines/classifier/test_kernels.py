@@ -397,6 +397,59 @@ def test_learn_known_leaves_what_the_copy_does_not_know_to_the_python() -> None:
     assert dirty == {work.index.ids["n1@num"]}
 
 
+def test_train_known_learns_what_train_vector_and_learn_known_learn() -> None:
+    """train_known: the datum's vector learnt in one call, the same model as the two
+    kernels give one after the other; None, nothing changed, for a datum the caches do
+    not hold yet or a new label."""
+    assert kernels.compiled is not None
+    compiled = kernels.compiled
+    config = {"method": "PA1", "parameter": {"regularization_weight": 0.5}, "converter": ONE_RULE}
+    rng = random.Random("known")
+    warm = [(rng.choice("ab"), wire_datum(rng)) for _ in range(60)]
+    steps = [(rng.choice("ab"), wire(wire_datum(rng))) for _ in range(60)]
+
+    def trained_by(one_call: bool) -> object:
+        model = ClassifierModel(config)
+        for label, datum in warm:
+            model.train_wire(wire([[label, datum]]))
+        method, caches = model.method, model.wire_caches
+        assert caches is not None
+        for label, datum in steps:
+            work = model._current()
+            model._changed = True
+            code = (method.kernel_code, method.c, method.kernel_extra)
+            if one_call:
+                learnt = compiled.train_known(datum, *caches, *code, work, label, model._dirty)
+            else:
+                vector = compiled.train_vector(datum, *caches)
+                learnt = None
+                if vector is not None:
+                    learnt = compiled.learn_known(*code, work, label, *vector, model._dirty)
+            if learnt is None:  # (a word not seen in the warm-up)
+                model.train_wire(wire([[label, datum]]))
+            else:
+                taken.append(one_call)
+            model.snapshot()
+        return model.pack(), model.get_status()
+
+    taken: list[bool] = []
+
+    assert same(trained_by(True), trained_by(False))
+    assert taken.count(True) == taken.count(False) > 20  # many by the kernels
+    model = ClassifierModel(config)
+    model.train_wire(wire([["a", [[], [[b"n0", 1.0]], []]]]))
+    method, caches, work = model.method, model.wire_caches, model._current()
+    assert caches is not None
+    code = (method.kernel_code, method.c, method.kernel_extra)
+    before = model.pack(), dict(work.counts), work.trained
+    known, unseen = wire([[], [[b"n0", 2.0]], []]), wire([[[b"text", b"new words"]], [], []])
+    assert compiled.train_known(unseen, *caches, *code, work, "a", None) is None
+    assert compiled.train_known(known, *caches, *code, work, "new label", None) is None
+    assert (model.pack(), dict(work.counts), work.trained) == before
+    assert compiled.train_known(known, *caches, *code, work, "a", None) in (True, False)
+    assert work.trained == before[2] + 1
+
+
 def test_copy_rows_checks_what_it_copies() -> None:
     from array import array
 
