@@ -429,14 +429,18 @@ class SnapshotModel(Generic[M, S]):
     def _apply(self, batch: list[_Item]) -> list[tuple[_Item, BaseException | None, Any]]:
         model = self._model
         counters = self.counters
+        counts = counters.counts
+        on_applied = self.on_applied
         started = time.perf_counter()
         outcomes: list[tuple[_Item, BaseException | None, Any]] = []
+        outcome = outcomes.append
         for item in batch:
             try:
                 result = item.update(model)
-                if item.encode is not None:
+                encode = item.encode
+                if encode is not None:
                     try:
-                        result = item.encode(result)
+                        result = encode(result)
                     except WireTypeError as error:
                         raise BadResult(item.name, error) from None
             except Exception as error:
@@ -444,13 +448,14 @@ class SnapshotModel(Generic[M, S]):
                 counters.last_error = f"{item.name}: {type(error).__name__}: {error}"
                 if item.reply is None and item.future is None:  # answered when queued
                     log.warning("queued %s failed: %s: %s", item.name, type(error).__name__, error)
-                outcomes.append((item, error, None))
+                outcome((item, error, None))
                 continue
             counters.applied += 1
-            counters.counts[item.name] = counters.counts.get(item.name, 0) + 1
-            if item.counted and self.on_applied is not None:
-                self.on_applied()
-            outcomes.append((item, None, result))
+            name = item.name
+            counts[name] = counts.get(name, 0) + 1
+            if item.counted and on_applied is not None:
+                on_applied()
+            outcome((item, None, result))
         counters.batches += 1
         counters.largest_batch = max(counters.largest_batch, len(batch))
         counters.last_apply_seconds = time.perf_counter() - started
@@ -762,17 +767,17 @@ class SnapshotModel(Generic[M, S]):
                 except UnicodeDecodeError:
                     raise TypeMismatch("cluster name is not valid UTF-8") from None
             args = params[1:] if as_they_come else _decode(name, decoders, labels, params)
-            weight = 1 if weigh is None else max(int(weigh(*args)), 1)
-            item = _Item(
+            weight = 1
+            if weigh is not None:
+                weight = weigh(*args)
+                if type(weight) is not int or weight < 1:
+                    weight = max(int(weight), 1)
+            update = (
                 (lambda model: direct(model, *args))
                 if direct is not None
-                else (lambda _model: func(*args)),
-                weight,
-                done,
-                encode=encode,
-                name=name,
-                counted=True,
+                else (lambda _model: func(*args))
             )
+            item = _Item(update, weight, done, encode=encode, name=name, counted=True)
             if ack is not None:  # fire-and-forget: answered once it is in the buffer
                 answer = ack(*args)
                 if encode is not None:
