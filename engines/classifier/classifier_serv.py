@@ -217,9 +217,16 @@ def _queued_examples(data: object) -> int:
     """What a queued ``train`` answers: how many examples it queued. Its shape is checked
     here (a refusal is the caller's answer); the writer checks the rest and logs what it
     refuses then (``writer.failed`` counts it)."""
-    if type(data) is not list or not all(
-        type(pair) is list and len(pair) == 2 and type(pair[0]) is bytes and type(pair[1]) is list
-        for pair in data
-    ):
-        decode_argument(types.CLASSIFIER_TRAIN, data)  # raises the dispatcher's error, if any
+    if type(data) is list:
+        for pair in data:  # (a loop, not all() over a generator: one call a train)
+            if (
+                type(pair) is not list
+                or len(pair) != 2
+                or type(pair[0]) is not bytes
+                or type(pair[1]) is not list
+            ):
+                break
+        else:
+            return len(data)
+    decode_argument(types.CLASSIFIER_TRAIN, data)  # raises the dispatcher's error, if any
     return len(data)  # type: ignore[arg-type]
