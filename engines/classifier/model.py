@@ -707,8 +707,13 @@ class ClassifierModel:
             self._dirty = None
             return
         dirty.update(rows)
-        if len(dirty) > 4096 and len(dirty) * 4 > self._work.rows:
-            self._dirty = None  # a whole copy is cheaper than that many rows
+        self._bound_dirty()
+
+    def _bound_dirty(self) -> None:
+        """Forget the rows changed once there are so many that a whole copy is cheaper."""
+        dirty = self._dirty
+        if dirty is not None and len(dirty) > 4096 and len(dirty) * 4 > self._work.rows:
+            self._dirty = None
 
     # -- the service's calls ---------------------------------------------------------------
 
@@ -748,7 +753,7 @@ class ClassifierModel:
             vectorize = compiled.train_vector
             strings, numbers = caches
             if len(data) == 1 and not converter.counts_documents:
-                learnt = self._train_one_known(data[0], compiled)
+                learnt = self._train_one_known(data[0], compiled, caches)
                 if learnt:
                     return learnt
         checked: list[tuple[str, Extracted]] = []
@@ -776,15 +781,14 @@ class ClassifierModel:
             ready.append(vector)
         return self._train_checked(checked, ready)
 
-    def _train_one_known(self, pair: object, compiled: Any) -> int:
+    def _train_one_known(self, pair: object, compiled: Any, caches: tuple[Any, Any]) -> int:
         """One wire example learnt by the kernel alone (``train_known``: train_vector's
         vector, learnt at once): 1, or 0 having changed nothing when it does not take it (a
         new label or feature, a datum the Python must read) and the general path must."""
         if type(pair) is not list or len(pair) != 2:
             return 0
         label, datum = pair
-        caches = self.wire_caches
-        if type(label) is not bytes or not label or caches is None:
+        if type(label) is not bytes or not label:
             return 0
         try:
             text = label.decode("utf-8")
@@ -803,9 +807,7 @@ class ClassifierModel:
         if learnt is None:
             return 0
         self._changed = True
-        dirty = self._dirty
-        if dirty is not None and len(dirty) > 4096 and len(dirty) * 4 > work.rows:
-            self._dirty = None
+        self._bound_dirty()
         return 1
 
     def _train_decoded(self, data: object) -> int:
@@ -891,9 +893,7 @@ class ClassifierModel:
                 if fresh:
                     self._count_fresh(work, fresh)
             work.trained += 1
-        dirty = self._dirty
-        if dirty is not None and len(dirty) > 4096 and len(dirty) * 4 > work.rows:
-            self._dirty = None
+        self._bound_dirty()
         return len(checked)
 
     def _count_document(self, work: Replica, extracted: Extracted) -> None:

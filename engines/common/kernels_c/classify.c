@@ -549,45 +549,49 @@ PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t narg
     return score_each(args[0], args[1], 0, fill_vector, NULL);
 }
 
-/* The vector train_vector makes, in f (names sorted by name, all distinct) and *order
- * (the place of each sorted name's value in f->values; the caller frees it): 1, or 0 when
- * the Python must make it, or -1 with an error set. */
-static int sorted_vector(PyObject *datum, PyObject *strings, PyObject *numbers, Features *f,
-                         Py_ssize_t **order) {
-    *order = NULL;
+/* The vector train_vector makes, in f: its names sorted by name (all distinct), each with
+ * its value. 1, or 0 when the Python must make it, or -1 with an error set. */
+static int sorted_vector(PyObject *datum, PyObject *strings, PyObject *numbers, Features *f) {
     int ready = extract(datum, strings, numbers, f);
     if (ready > 0) {
         ready = merge(f);
     }
-    if (ready > 0) {
-        double norm = 0.0;
-        for (Py_ssize_t i = 0; i < f->count; i++) {
-            if (!isfinite(f->values[i])) {
-                return 0;
-            }
-            norm += f->values[i] * f->values[i];
-        }
-        if (!isfinite(norm)) {
+    if (ready <= 0) {
+        return ready;
+    }
+    double norm = 0.0;
+    for (Py_ssize_t i = 0; i < f->count; i++) {
+        if (!isfinite(f->values[i])) {
             return 0;
         }
+        norm += f->values[i] * f->values[i];
     }
-    if (ready > 0) { /* the places in name order (names merged: all distinct) */
-        PyObject **spare_names = PyMem_New(PyObject *, f->count + 1);
-        Py_ssize_t *places = PyMem_New(Py_ssize_t, 2 * f->count + 1);
-        if (spare_names == NULL || places == NULL) {
-            PyMem_Free(spare_names);
-            PyMem_Free(places);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < f->count; i++) {
-            places[i] = i;
-        }
-        sort_by_name(f->names, places, f->count, spare_names, places + f->count);
+    if (!isfinite(norm)) {
+        return 0;
+    }
+    /* The names in name order, carrying their places; then the values put in that order. */
+    PyObject **spare_names = PyMem_New(PyObject *, f->count + 1);
+    Py_ssize_t *places = PyMem_New(Py_ssize_t, 2 * f->count + 1);
+    double *sorted = PyMem_New(double, f->count + 1);
+    if (spare_names == NULL || places == NULL || sorted == NULL) {
         PyMem_Free(spare_names);
-        *order = places;
+        PyMem_Free(places);
+        PyMem_Free(sorted);
+        PyErr_NoMemory();
+        return -1;
     }
-    return ready;
+    for (Py_ssize_t i = 0; i < f->count; i++) {
+        places[i] = i;
+    }
+    sort_by_name(f->names, places, f->count, spare_names, places + f->count);
+    for (Py_ssize_t i = 0; i < f->count; i++) {
+        sorted[i] = f->values[places[i]];
+    }
+    memcpy(f->values, sorted, f->count * sizeof(double));
+    PyMem_Free(spare_names);
+    PyMem_Free(places);
+    PyMem_Free(sorted);
+    return 1;
 }
 
 /* train_vector(datum, strings, numbers) -> (names, values) | None
@@ -609,15 +613,14 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     Features f;
     features_init(&f);
     PyObject *out = NULL;
-    Py_ssize_t *order = NULL;
-    int ready = sorted_vector(args[0], args[1], args[2], &f, &order);
+    int ready = sorted_vector(args[0], args[1], args[2], &f);
     if (ready > 0) {
         PyObject *names = PyList_New(f.count), *values = PyList_New(f.count);
         if (names == NULL || values == NULL) {
             ready = -1;
         }
         for (Py_ssize_t i = 0; ready > 0 && i < f.count; i++) {
-            PyObject *value = PyFloat_FromDouble(f.values[order[i]]);
+            PyObject *value = PyFloat_FromDouble(f.values[i]);
             if (value == NULL) {
                 ready = -1;
                 break;
@@ -631,7 +634,6 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         Py_XDECREF(names);
         Py_XDECREF(values);
     }
-    PyMem_Free(order);
     features_free(&f);
     if (ready == 0) {
         Py_RETURN_NONE;
@@ -661,24 +663,11 @@ PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Features f;
     features_init(&f);
     PyObject *out = NULL;
-    Py_ssize_t *order = NULL;
-    double *values = NULL;
-    int ready = sorted_vector(args[0], args[1], args[2], &f, &order);
+    int ready = sorted_vector(args[0], args[1], args[2], &f);
     if (ready > 0) {
-        values = PyMem_New(double, f.count + 1);
-        if (values == NULL) {
-            PyErr_NoMemory();
-            ready = -1;
-        } else {
-            for (Py_ssize_t i = 0; i < f.count; i++) {
-                values[i] = f.values[order[i]];
-            }
-            out = learn_vector(method, c, extra, args[6], args[7], f.names, values, f.count,
-                               args[8]);
-        }
+        out = learn_vector(method, c, extra, args[6], args[7], f.names, f.values, f.count,
+                           args[8]);
     }
-    PyMem_Free(values);
-    PyMem_Free(order);
     features_free(&f);
     if (ready == 0) {
         Py_RETURN_NONE;

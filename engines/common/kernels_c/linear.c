@@ -53,7 +53,7 @@ static int tables_get(PyObject *arrays, Tables *t) {
 
 typedef struct {
     Py_ssize_t *bases;
-    double *values;
+    const double *values;
     Py_ssize_t count;
 } Vector;
 
@@ -420,8 +420,7 @@ PyObject *learn_vector(long method, double c, double extra, PyObject *replica, P
     PyObject *out = NULL, *slots = NULL, *counts = NULL, *diff_counts = NULL, *order = NULL;
     PyObject *index = NULL, *ids = NULL, *rows_obj = NULL, *arrays = NULL, *stride_obj = NULL;
     PyObject *dc_obj = NULL, *fresh = NULL;
-    Py_ssize_t *numbers = NULL, *fids = NULL;
-    double *doubles = NULL;
+    Py_ssize_t *numbers = NULL;
     Tables t = {0};
     Py_buffer dc = {0};
     int dc_held = 0, taken = 0;
@@ -452,26 +451,23 @@ PyObject *learn_vector(long method, double c, double extra, PyObject *replica, P
         goto done;
     }
     Py_ssize_t known_count = PyList_GET_SIZE(order);
-    numbers = PyMem_New(Py_ssize_t, count + known_count + 1);
-    fids = PyMem_New(Py_ssize_t, count + 1);
-    doubles = PyMem_New(double, count + 1);
-    if (numbers == NULL || fids == NULL || doubles == NULL) {
+    numbers = PyMem_New(Py_ssize_t, count + known_count + 1); /* bases, then known slots */
+    if (numbers == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t k = 0; k < count; k++) {
-        PyObject *fid = PyUnicode_CheckExact(names[k])
-                            ? PyDict_GetItemWithError(ids, names[k])
-                            : NULL;
-        if (fid == NULL || !PyLong_CheckExact(fid)) {
+        PyObject *fid_obj = PyUnicode_CheckExact(names[k])
+                                ? PyDict_GetItemWithError(ids, names[k])
+                                : NULL;
+        if (fid_obj == NULL || !PyLong_CheckExact(fid_obj)) {
             goto done; /* a new feature name (or an error, raised below) */
         }
-        fids[k] = PyLong_AsSsize_t(fid);
-        if (fids[k] < 1 || fids[k] >= rows) {
+        Py_ssize_t fid = PyLong_AsSsize_t(fid_obj);
+        if (fid < 1 || fid >= rows) {
             goto done;
         }
-        numbers[k] = fids[k] * stride;
-        doubles[k] = values[k];
+        numbers[k] = fid * stride;
     }
     for (Py_ssize_t j = 0; j < known_count; j++) {
         PyObject *known = PyList_GET_ITEM(order, j);
@@ -483,7 +479,7 @@ PyObject *learn_vector(long method, double c, double extra, PyObject *replica, P
     if (PyErr_Occurred()) {
         goto done;
     }
-    Vector x = {numbers, doubles, count};
+    Vector x = {numbers, values, count};
     if (tables_get(arrays, &t) < 0) {
         PyErr_Clear();
         goto done;
@@ -524,7 +520,7 @@ PyObject *learn_vector(long method, double c, double extra, PyObject *replica, P
     if (changed) {
         if (dirty != Py_None) {
             for (Py_ssize_t k = 0; k < count; k++) {
-                PyObject *fid = PyLong_FromSsize_t(fids[k]);
+                PyObject *fid = PyLong_FromSsize_t(numbers[k] / stride);
                 if (fid == NULL || PySet_Add(dirty, fid) < 0) {
                     Py_XDECREF(fid);
                     goto done;
@@ -569,8 +565,6 @@ done:
     }
     tables_release(&t);
     PyMem_Free(numbers);
-    PyMem_Free(fids);
-    PyMem_Free(doubles);
     Py_XDECREF(slots);
     Py_XDECREF(counts);
     Py_XDECREF(diff_counts);
