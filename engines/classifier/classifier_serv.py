@@ -106,6 +106,7 @@ class ClassifierServ(ServerBase):
             inline_weight=options["inline_weight"],
             inline_ready=ClassifierModel.writable_now,
             wire_updates={"train": ClassifierModel.train_wire},
+            at_once={"train": ClassifierModel.train_at_once},
         )
 
     def snapshot_model(self) -> SnapshotModel[ClassifierModel, ClassifierSnapshot] | None:

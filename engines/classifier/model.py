@@ -20,7 +20,10 @@ one; the writer changes the other, publishes it by swapping the two, and brings 
 readers left up to date (the rows that changed) before it changes it in turn. Publishing
 copies nothing; a batch of updates costs its rows twice. Long reads (``save``, the mix's
 ``get_diff`` and ``get_model``) copy what they need first and read the copy, so the writer
-never waits for them longer than that copy takes.
+never waits for them longer than that copy takes. One exception: a ``train`` of one
+example whose label and words the model knows may be learnt straight into the published
+copy (:meth:`ClassifierModel.train_at_once`), by one C call that first checks no thread
+is reading; the rows it changes are added to those the other copy owes.
 
 **The same answers as before.** Scores are summed in the order of the datum's features
 (as the dict-based engine summed them), with 64-bit floats, and every update computes the
@@ -711,9 +714,7 @@ class ClassifierModel:
 
     def _bound_dirty(self) -> None:
         """Forget the rows changed once there are so many that a whole copy is cheaper."""
-        dirty = self._dirty
-        if dirty is not None and len(dirty) > 4096 and len(dirty) * 4 > self._work.rows:
-            self._dirty = None
+        self._dirty = _bounded_rows(self._dirty, self._work.rows)
 
     # -- the service's calls ---------------------------------------------------------------
 
@@ -785,21 +786,15 @@ class ClassifierModel:
         """One wire example learnt by the kernel alone (``train_known``: train_vector's
         vector, learnt at once): 1, or 0 having changed nothing when it does not take it (a
         new label or feature, a datum the Python must read) and the general path must."""
-        if type(pair) is not list or len(pair) != 2:
-            return 0
-        label, datum = pair
-        if type(label) is not bytes or not label:
-            return 0
-        try:
-            text = label.decode("utf-8")
-        except UnicodeDecodeError:
+        example = _wire_example(pair)
+        if example is None:
             return 0
         work = self._current()
         method = self.method
         try:
             learnt = compiled.train_known(
-                datum, *caches, method.kernel_code, method.c, method.kernel_extra,
-                work, text, self._dirty,
+                example[1], *caches, method.kernel_code, method.c, method.kernel_extra,
+                work, example[0], self._dirty, None,
             )  # fmt: skip
         except BaseException:
             self._changed = True  # a step that fails part way has changed the copy
@@ -808,6 +803,48 @@ class ClassifierModel:
             return 0
         self._changed = True
         self._bound_dirty()
+        return 1
+
+    def train_at_once(self, data: object) -> int | None:
+        """``train`` of one wire example learnt straight into the published copy, for
+        :class:`~runtime.server.snapshot.SnapshotModel`'s ``at_once``: 1, or None having
+        changed nothing. The kernel (``train_known`` given the readers) learns it only
+        when no reader is on any copy, in one step no reader can see half of; the rows it
+        changes are added to those the writer's copy owes. None for all it does not take
+        (as :meth:`_train_one_known`), and while the writer's copy holds unpublished
+        changes."""
+        published = self._published
+        compiled = kernels.compiled
+        caches = self.wire_caches
+        if (
+            published is None
+            or self._changed
+            or compiled is None
+            or caches is None
+            or self.converter.counts_documents
+            or type(data) is not list
+            or len(data) != 1
+        ):
+            return None
+        example = _wire_example(data[0])
+        readers = self._readers
+        if example is None or readers is None or self._other is None:
+            return None
+        owed = self._owed if self._owes else set()
+        method = self.method
+        try:
+            learnt = compiled.train_known(
+                example[1], *caches, method.kernel_code, method.c, method.kernel_extra,
+                self._other, example[0], owed, readers.slots,
+            )  # fmt: skip
+        except BaseException:
+            self._owed = None  # a step that fails part way: the writer's copy takes all
+            self._owes = True
+            raise
+        if learnt is None:
+            return None
+        self._owes = True
+        self._owed = _bounded_rows(owed, self._work.rows)
         return 1
 
     def _train_decoded(self, data: object) -> int:
@@ -1080,6 +1117,28 @@ class ClassifierModel:
         self._sent = None
 
 
+def _bounded_rows(rows: set[int] | None, count: int) -> set[int] | None:
+    """``rows`` (changed, of ``count``), or None (maybe all) once there are so many that a
+    whole copy is cheaper than copying them one by one."""
+    if rows is not None and len(rows) > 4096 and len(rows) * 4 > count:
+        return None
+    return rows
+
+
+def _wire_example(pair: object) -> tuple[str, object] | None:
+    """The label (decoded) and the datum of one wire ``[label, datum]``; None for anything
+    else (the general path then reads it, with its errors)."""
+    if type(pair) is not list or len(pair) != 2:
+        return None
+    label, datum = pair
+    if type(label) is not bytes or not label:
+        return None
+    try:
+        return label.decode("utf-8"), datum
+    except UnicodeDecodeError:
+        return None
+
+
 def _copy(extracted: Extracted) -> Extracted:
     names, values, offsets = extracted
     return names, list(values), offsets
@@ -1123,9 +1182,10 @@ class ClassifierSnapshot:
         self._readers = readers
         #: What get_diff on this snapshot sent (the writer takes it out at put_diff).
         self.sent: _Sent | None = None
-        #: get_status's model keys, made once per snapshot (a standalone server's, a
-        #: member's): the numbers they show cannot change while it is published.
-        self._statuses: dict[bool, dict[str, str]] = {}
+        #: get_status's model keys (a standalone server's, a member's), made once per
+        #: snapshot and examples trained: the numbers they show change while it is
+        #: published only by :meth:`ClassifierModel.train_at_once`, which counts one more.
+        self._statuses: dict[bool, tuple[int, dict[str, str]]] = {}
 
     def _read(self, read: Callable[[Replica], Any]) -> Any:
         readers = self._readers
@@ -1196,11 +1256,11 @@ class ClassifierSnapshot:
         return counts
 
     def get_status(self, standalone: bool = False) -> dict[str, str]:
-        status = self._statuses.get(standalone)
-        if status is None:
-            status = self._read(lambda r: r.status(self.method_name, standalone))
-            self._statuses[standalone] = status
-        return dict(status)
+        made = self._statuses.get(standalone)
+        if made is None or made[0] != self._replica.trained:  # (train_at_once adds to it)
+            made = self._read(lambda r: (r.trained, r.status(self.method_name, standalone)))
+            self._statuses[standalone] = made
+        return dict(made[1])
 
     def frozen(self) -> Replica:
         """A private copy of this snapshot's numbers (for long reads)."""

@@ -22,8 +22,10 @@ Kernels:
   learnt into a linear classifier's copy, its label and features known to it: the label
   counted, the step, the rows changed and the fresh weights counted
   (:meth:`engines.classifier.model.ClassifierModel.train_wire`), and
-  ``train_known(datum, strings, numbers, method, c, extra, replica, label, dirty)``: the
-  two in one call, from a wire datum (a ``train`` of one example);
+  ``train_known(datum, strings, numbers, method, c, extra, replica, label, dirty,
+  readers)``: the two in one call, from a wire datum (a ``train`` of one example), into
+  the published copy itself when given its ``readers`` and none is reading
+  (:meth:`engines.classifier.model.ClassifierModel.train_at_once`);
 - ``copy_rows(pairs, ids)``: rows copied between the two copies of a model held the
   snapshot way (:meth:`engines.common.storage.WeightArrays.copy_rows_from`);
 - ``wire_text_bytes(value)``: the text in a wire value

@@ -55,7 +55,11 @@ class Handler:
 
     ``start``, when given, is used instead of ``func``: ``start(args, done)`` begins the
     call on the loop and reports through ``done`` exactly once (the proxy's relay: no
-    task per call). It must not block.
+    task per call). It must not block. ``now``, with ``start``, is tried first on the
+    server's inline path: ``now(params)``, with the same params (the cluster name first),
+    finishes the call at once and returns its wire result, or returns :data:`NOT_NOW`
+    having done nothing, and ``start`` takes the call (errors are raised as ``start``
+    would report them).
     """
 
     func: Callable[..., Any]
@@ -70,6 +74,7 @@ class Handler:
     #: How errors name each argument (``Signature.labels``: ``1 (delta)``); positions
     #: counted from 0 after the cluster name when empty.
     arg_labels: tuple[str, ...] = ()
+    now: Callable[[list[Any]], Any] | None = None
     is_async: bool = field(init=False, default=False)
     #: Every argument is ``object``: the wire values are the arguments (the proxy's rows).
     passes_args: bool = field(init=False, default=False)
@@ -101,6 +106,8 @@ class Call:
 #: What :attr:`InlinePlan.run` returns when an argument does not decode (the method
 #: did not run; the general path then builds the error reply).
 BAD_ARGUMENTS: Any = object()
+#: What a handler's ``now`` returns when the call cannot finish at once (``start`` runs).
+NOT_NOW: Any = object()
 
 
 class BadResult(Exception):
@@ -132,6 +139,8 @@ class InlinePlan:
     #: For a ``start`` handler whose arguments are the wire values (the proxy's rows):
     #: ``start(params, done)`` with every param, the cluster name first; ``run`` unused.
     start: Callable[[list[Any], Done], None] | None = None
+    #: The handler's ``now``, tried before ``start`` (see :class:`Handler`).
+    now: Callable[[list[Any]], Any] | None = None
 
 
 _DECODE_ARGUMENT = """\
@@ -284,7 +293,9 @@ class Dispatcher:
             if handler.takes_cluster_name or not handler.passes_args:
                 return None
             arity = len(handler.arg_types)
-            return InlinePlan(method, handler, handler.lock, arity, _unused, handler.start)
+            return InlinePlan(
+                method, handler, handler.lock, arity, _unused, handler.start, handler.now
+            )
         if handler.is_async or handler.on_worker or not handler.takes_cluster_name:
             return None
         arity = len(handler.arg_types) + 1

@@ -11,8 +11,10 @@ with the right argument count and the accepted cluster name, runs right there, w
 record objects, under the model lock the read holds for its whole run of such calls (taken
 once; given up when a writer waits, and before any other call, a ``#@nolock`` one included:
 it may take the model lock itself, as ``load`` does). Its reply is packed with the others
-of the read. Everything else goes to the connection's general path, which answers exactly
-as this one would.
+of the read. A ``start`` handler (the proxy's relay, a snapshot model's update) is started
+right there too, after its ``now`` has been tried, when it has one: a call that ``now``
+finishes is answered like the calls above. Everything else goes to the connection's
+general path, which answers exactly as this one would.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import MessageTooLarge, ProtocolError
-from runtime.rpc.dispatch import BAD_ARGUMENTS, BadResult, Call, Dispatcher, InlinePlan
+from runtime.rpc.dispatch import BAD_ARGUMENTS, NOT_NOW, BadResult, Call, Dispatcher, InlinePlan
 from runtime.rpc.locks import LockMode, RWLock
 from runtime.rpc.protocol import MSGID_LIMIT
 from runtime.wire.types import Bool, Descriptor, EnumType, Float, Int, Nullable, Raw, String
@@ -103,7 +105,9 @@ class InlineEntry:
     """A method's :class:`InlinePlan` with this server's timing of it; without a plan, the
     entry of a name the inline path cannot run (it matches no call: arity -1)."""
 
-    __slots__ = ("arity", "lock", "plan", "ready_arity", "run", "sized", "start", "timing")
+    __slots__ = (
+        "arity", "lock", "now", "plan", "ready_arity", "run", "sized", "start", "timing",
+    )  # fmt: skip
 
     def __init__(self, plan: InlinePlan | None, timing: Timing) -> None:
         self.plan = plan
@@ -116,6 +120,7 @@ class InlineEntry:
         self.ready_arity = self.arity if timing.fast else -1
         self.run = _never_run if plan is None else plan.run
         self.start = None if plan is None else plan.start
+        self.now = None if plan is None else plan.now
         #: How a reply counts against the output limit (see ``_SCALAR``).
         self.sized = _PACK if plan is None else _reply_size_kind(plan.handler.ret_type)
 
@@ -234,6 +239,7 @@ def serve_read(connection: Connection) -> bool:
                         entry = entries[raw_name]
                     except (KeyError, TypeError):  # new, or not even hashable
                         entry = table.entry(raw_name)
+                    result = bad_arguments  # (until a call here answers)
                     if (
                         len(params) == entry.ready_arity  # -1 unless known to be fast
                         and params[0] == accepted
@@ -268,24 +274,8 @@ def serve_read(connection: Connection) -> bool:
                                     connection.pack_replies(replies)
                                 connection.fail(msgid, entry.call(params), error)
                                 continue
-                            if result is not bad_arguments:
-                                if mode is update:
-                                    connection.updated()
-                                reply((1, msgid, None, result))
-                                sized = entry.sized
-                                if sized:  # a result that may be large counts now
-                                    if sized == _LENGTH:
-                                        spent += len(result)
-                                    else:
-                                        before = connection.out_bytes
-                                        connection.pack_replies(replies)
-                                        spent += connection.out_bytes - before
-                                    if spent > checked:
-                                        if connection.output_room() < spent:
-                                            stopped = True
-                                            break
-                                        checked = spent + OUTPUT_SLACK
-                                continue
+                            if result is not bad_arguments and mode is update:
+                                connection.updated()
                     elif (
                         entry.start is not None
                         and len(params) == entry.arity
@@ -295,9 +285,35 @@ def serve_read(connection: Connection) -> bool:
                         if held is not None:
                             release(lock, held, release_read)
                             held = None
-                        if replies:
-                            connection.pack_replies(replies)
-                        _start(connection, entry, msgid, params, decoder.estimate(end, size))
+                        now = entry.now
+                        if now is not None:
+                            try:
+                                result = now(params)
+                            except Exception as error:
+                                if replies:
+                                    connection.pack_replies(replies)
+                                connection.fail(msgid, entry.call(params), error)
+                                continue
+                        if result is bad_arguments or result is NOT_NOW:
+                            if replies:
+                                connection.pack_replies(replies)
+                            _start(connection, entry, msgid, params, decoder.estimate(end, size))
+                            continue
+                    if result is not bad_arguments:
+                        reply((1, msgid, None, result))
+                        sized = entry.sized
+                        if sized:  # a result that may be large counts now
+                            if sized == _LENGTH:
+                                spent += len(result)
+                            else:
+                                before = connection.out_bytes
+                                connection.pack_replies(replies)
+                                spent += connection.out_bytes - before
+                            if spent > checked:
+                                if connection.output_room() < spent:
+                                    stopped = True
+                                    break
+                                checked = spent + OUTPUT_SLACK
                         continue
                 # The general path: give up the lock this read holds first.
                 if held is not None:

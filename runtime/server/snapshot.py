@@ -33,7 +33,8 @@ swaps (``engines/classifier``); ``docs/writing-a-service.md`` compares their cos
 Contracts: an update is a function ``update(model)`` run on the writer thread; when it
 raises, it must leave the model as it was (check everything first, then change: the rule
 ``unpack`` already follows), and the call fails with that error while the writer goes on.
-A snapshot is never changed after ``make_snapshot`` returns it. Before :meth:`start` (in
+A snapshot is never changed after ``make_snapshot`` returns it, but by an ``at_once``
+function, in one step no reader sees half of (see :class:`SnapshotModel`). Before :meth:`start` (in
 a process without a server: tests, scripts), :meth:`write` applies an update on the
 calling thread and publishes at once.
 
@@ -58,7 +59,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from runtime.errors import JubakoError, TypeMismatch, WireTypeError
-from runtime.rpc.dispatch import BadResult, Handler
+from runtime.rpc.dispatch import NOT_NOW, BadResult, Handler
 from runtime.rpc.locks import LockMode
 from runtime.wire.types import Descriptor, Object
 
@@ -211,6 +212,17 @@ class SnapshotModel(Generic[M, S]):
     service's ``wire_methods``) to the function the writer runs for them, given the model
     and those arguments (``{"train": Model.train_wire}``): the row's own function, which
     would hand the work to :meth:`write`, is then not called.
+
+    ``at_once`` maps such wire updates to a function that may apply one call at once, on
+    the loop's thread, to the **published** model itself: given the model and the wire
+    arguments, it returns the call's result, or None having changed nothing (the call then
+    goes the ways above). It is tried (by the RPC server's inline path) only with the
+    writer idle, nothing queued, waiting or kept for the turn, and inline updates on; the
+    loop's thread is the writer while it runs. The function must change what readers see
+    in one step that no reader sees half of, and only when no reader is on the copy it
+    changes (``engines/classifier``: one C call, holding the GIL, that checks for readers
+    first). A call applied this way is counted as applied inline and published, and skips
+    the turn's batch, its publish and its copy.
     """
 
     name = "writer"
@@ -231,6 +243,7 @@ class SnapshotModel(Generic[M, S]):
         inline_weight: int = 0,
         inline_ready: Callable[[M], bool] | None = None,
         wire_updates: Mapping[str, Callable[..., Any]] | None = None,
+        at_once: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         if buffer_size < 1 or max_batch < 1:
             raise ValueError("buffer_size and max_batch must be at least 1")
@@ -252,6 +265,9 @@ class SnapshotModel(Generic[M, S]):
         self.inline_weight = 0 if publish_interval else min(inline_weight, max_batch)
         self._inline_ready = inline_ready
         self.wire_updates: dict[str, Callable[..., Any]] = dict(wire_updates or {})
+        self.at_once: dict[str, Callable[..., Any]] = dict(at_once or {})
+        if set(self.at_once) - set(self.wire_updates):
+            raise ValueError("at_once: only wire updates can be applied at once")
         self._snapshot: S = make_snapshot(model)
         #: Reads of :attr:`snapshot` so far (how the writer knows readers are busy).
         self.reads = 0
@@ -558,6 +574,48 @@ class SnapshotModel(Generic[M, S]):
         if self._timer is None:
             self._arm_timer()
 
+    def apply_at_once(self, function: Callable[..., Any], name: str, args: list[Any]) -> Any:
+        """``function(model, *args)`` (an ``at_once`` function) on the loop's thread as the
+        writer, when the writer is idle and nothing is queued, waiting or kept for this
+        turn: the call's result, counted as applied, or None when it is not applied here
+        (not now, or ``function`` declined it)."""
+        lock = self._lock
+        with lock:
+            if (
+                self._inline_claim
+                or self._queue
+                or self._waiting
+                or self._stopping
+                or not self._writer_idle
+            ):
+                return None
+            self._inline_claim = True
+        self._inline_ident = threading.get_ident()
+        counters = self.counters
+        try:
+            result = function(self._model, *args)
+        except Exception as error:
+            counters.failed += 1
+            counters.last_error = f"{name}: {type(error).__name__}: {error}"
+            raise
+        finally:
+            self._inline_ident = None
+            with lock:
+                self._inline_claim = False
+                if self._queue or self._stopping:
+                    self._cond.notify()
+        if result is None:
+            return None
+        counters.applied += 1
+        counters.inline += 1
+        counters.published += 1
+        counts = counters.counts
+        counts[name] = counts.get(name, 0) + 1
+        self.published_at = time.monotonic()
+        if self.on_applied is not None:
+            self.on_applied()
+        return result
+
     def _end_inline_turn(self) -> None:
         """Apply the turn's inline updates as one batch on the loop's thread (the writer
         for now), publish them, give the model back to the writer thread, and answer."""
@@ -756,16 +814,10 @@ class SnapshotModel(Generic[M, S]):
         direct = self.wire_updates.get(name)
         if direct is not None and not as_they_come:
             raise ValueError(f"{name}: a wire update takes its arguments as they come")
+        at_once = self.at_once.get(name)
 
         def start(params: list[Any], done: Done) -> None:
-            cluster = params[0]
-            if type(cluster) is not str:
-                if type(cluster) is not bytes:
-                    raise TypeMismatch("the first argument (cluster name) must be a string")
-                try:
-                    cluster.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise TypeMismatch("cluster name is not valid UTF-8") from None
+            _check_cluster_name(params[0])
             args = params[1:] if as_they_come else _decode(name, decoders, labels, params)
             weight = 1
             if weigh is not None:
@@ -789,6 +841,24 @@ class SnapshotModel(Generic[M, S]):
                 item.answer = answer
             self.submit(item)
 
+        def now(params: list[Any]) -> Any:
+            """The call applied at once (:meth:`apply_at_once`), answered as ``start``
+            would; ``NOT_NOW`` when it is not."""
+            assert at_once is not None
+            _check_cluster_name(params[0])
+            args = params[1:]
+            result = self.apply_at_once(at_once, name, args)
+            if result is None:
+                return NOT_NOW
+            if ack is not None:
+                result = ack(*args)
+            if encode is not None:
+                try:
+                    result = encode(result)
+                except WireTypeError as error:
+                    raise BadResult(name, error) from None
+            return result
+
         return Handler(
             func,
             LockMode.NOLOCK,
@@ -797,11 +867,24 @@ class SnapshotModel(Generic[M, S]):
             takes_cluster_name=False,
             start=start,
             arg_labels=("cluster name", *labels),
+            now=now if at_once is not None and self.inline_weight else None,
         )
 
     def mixable(self) -> SnapshotMixable:
         """The :class:`~runtime.mix.mixable.Mixable` the mixer gets (see its docstring)."""
         return SnapshotMixable(self)  # type: ignore[arg-type]
+
+
+def _check_cluster_name(cluster: object) -> None:
+    """Raise ``TypeMismatch``, worded as the dispatcher words it, for a cluster name that is
+    not a string (text, or UTF-8 bytes)."""
+    if type(cluster) is not str:
+        if type(cluster) is not bytes:
+            raise TypeMismatch("the first argument (cluster name) must be a string")
+        try:
+            cluster.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TypeMismatch("cluster name is not valid UTF-8") from None
 
 
 def _decoder(descriptor: Descriptor[Any]) -> tuple[Callable[[Any], Any], type, bool]:

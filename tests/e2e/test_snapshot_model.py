@@ -12,7 +12,8 @@
   each answer is one model or the other.
 - SIGTERM with a non-empty buffer: the buffered updates are applied, in-flight calls are
   answered, and the process exits 0.
-- A client that trains then classifies on one connection sees its training.
+- A client that trains then classifies on one connection sees its training; a train of
+  one example the model knows is learnt at once (no batch) and seen by the next read.
 - Servers that trained nothing during a round hold the same model as the others after it.
 """
 
@@ -344,6 +345,29 @@ def test_a_client_sees_its_own_training_on_its_connection(
             assert answers(c, probe) == expected.classify(probe)
         inline = int(status(server)["writer.inline"])
         assert inline > 0 if inline_weight else inline == 0
+
+
+def test_known_examples_are_learnt_at_once_and_seen_by_the_next_read(tmp_path: Path) -> None:
+    """A train of one example whose label and features the model knows is learnt as it is
+    read (at once: no batch, no publish of a copy), and the next read sees it exactly."""
+    expected = ClassifierModel(CONFIG)
+    with ExitStack() as stack:
+        server = standalone(stack, tmp_path)
+        with client(server) as c:
+            for example in (wide("A", range(13)), wide("B", range(13))):
+                assert c.train([example]) == 1  # new label and features: a batch
+                expected.train([(example.label, example.data)])
+            before = status(server)
+            for i in range(60):
+                example = wide("AB"[i % 2], range(i % 10, i % 10 + 3), 1.0 + i % 3)
+                assert c.train([example]) == 1
+                expected.train([(example.label, example.data)])
+                probe = [Datum({f"f{i % 10}": 1.0, f"f{i % 7}": 2.0})]
+                assert answers(c, probe) == expected.classify(probe)
+            after = status(server)
+        assert int(after["writer.batches"]) == int(before["writer.batches"])
+        assert int(after["writer.inline"]) == int(before["writer.inline"]) + 60
+        assert int(after["writer.applied"]) == int(before["writer.applied"]) + 60
 
 
 @pytest.mark.zookeeper

@@ -641,14 +641,19 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     return out;
 }
 
-/* train_known(datum, strings, numbers, method, c, extra, replica, label, dirty) -> bool
- * or None: train_vector's vector of the datum learnt at once (learn_known), with no list
- * made between; None, having changed nothing, where either would answer None. */
+/* train_known(datum, strings, numbers, method, c, extra, replica, label, dirty, readers)
+ * -> bool or None: train_vector's vector of the datum learnt at once (learn_known), with no
+ * list made between; None, having changed nothing, where either would answer None.
+ *
+ * ``readers`` (None, or the dict of the threads reading a copy) is for a replica that
+ * readers may see, the published one: then it answers None, having changed nothing, while
+ * the dict is not empty, and runs with the garbage collector off, so that no finalizer
+ * runs Python code, and so no other thread, before the example is whole. */
 PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9) {
+    if (nargs != 10) {
         PyErr_SetString(PyExc_TypeError,
                         "train_known(datum, strings, numbers, method, c, extra, replica, label, "
-                        "dirty)");
+                        "dirty, readers)");
         return NULL;
     }
     long method = PyLong_AsLong(args[3]);
@@ -657,9 +662,12 @@ PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    if (!PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
+    PyObject *readers = args[9];
+    if (!PyDict_Check(args[1]) || !PyDict_Check(args[2]) ||
+        (readers != Py_None && (!PyDict_Check(readers) || PyDict_GET_SIZE(readers) > 0))) {
         Py_RETURN_NONE;
     }
+    int collecting = readers != Py_None ? PyGC_Disable() : 0;
     Features f;
     features_init(&f);
     PyObject *out = NULL;
@@ -669,6 +677,9 @@ PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                            args[8]);
     }
     features_free(&f);
+    if (collecting) {
+        PyGC_Enable();
+    }
     if (ready == 0) {
         Py_RETURN_NONE;
     }

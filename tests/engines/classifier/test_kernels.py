@@ -419,7 +419,9 @@ def test_train_known_learns_what_train_vector_and_learn_known_learn() -> None:
             model._changed = True
             code = (method.kernel_code, method.c, method.kernel_extra)
             if one_call:
-                learnt = compiled.train_known(datum, *caches, *code, work, label, model._dirty)
+                learnt = compiled.train_known(
+                    datum, *caches, *code, work, label, model._dirty, None
+                )
             else:
                 vector = compiled.train_vector(datum, *caches)
                 learnt = None
@@ -443,10 +445,10 @@ def test_train_known_learns_what_train_vector_and_learn_known_learn() -> None:
     code = (method.kernel_code, method.c, method.kernel_extra)
     before = model.pack(), dict(work.counts), work.trained
     known, unseen = wire([[], [[b"n0", 2.0]], []]), wire([[[b"text", b"new words"]], [], []])
-    assert compiled.train_known(unseen, *caches, *code, work, "a", None) is None
-    assert compiled.train_known(known, *caches, *code, work, "new label", None) is None
+    assert compiled.train_known(unseen, *caches, *code, work, "a", None, None) is None
+    assert compiled.train_known(known, *caches, *code, work, "new label", None, None) is None
     assert (model.pack(), dict(work.counts), work.trained) == before
-    assert compiled.train_known(known, *caches, *code, work, "a", None) in (True, False)
+    assert compiled.train_known(known, *caches, *code, work, "a", None, None) in (True, False)
     assert work.trained == before[2] + 1
 
 

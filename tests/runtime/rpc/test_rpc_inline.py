@@ -566,3 +566,48 @@ async def test_answers_made_while_answering_are_written_at_its_end() -> None:
         for peer in peers:
             peer.writer.close()
         await rpc.close()
+
+
+@pytest.mark.asyncio
+async def test_a_start_row_with_now_is_finished_in_the_read_when_now_can() -> None:
+    """A ``start`` row's ``now`` is tried first on the inline path: what it finishes is
+    answered with the read's other replies (``start`` never sees it); ``NOT_NOW`` leaves
+    the call to ``start``; what it raises is the call's error reply. Each call is answered
+    under its own msgid, and the server goes on."""
+    from runtime.rpc.dispatch import NOT_NOW
+
+    tried: list[Any] = []
+    started: list[Any] = []
+
+    def now(params: list[Any]) -> Any:
+        value = params[1]
+        tried.append(value)
+        if value < 0:
+            raise ValueError(f"refused {value}")
+        return value * 2 if value % 2 == 0 else NOT_NOW
+
+    def start(params: list[Any], done: Any) -> None:
+        started.append(params[1])
+        asyncio.get_running_loop().call_soon(done, None, params[1] * 3)
+
+    row = Handler(
+        lambda value: value, LockMode.NOLOCK, (t.Object(), t.Object()), t.Object(),
+        takes_cluster_name=False, start=start, now=now,
+    )  # fmt: skip
+    rpc = RpcServer(Dispatcher({"double": row}, cluster_name="c"), "127.0.0.1", 0)
+    await rpc.start()
+    try:
+        peer = RawPeer(*await asyncio.open_connection("127.0.0.1", rpc.port))
+        values = [2, 3, 4, -1, 6, 5]
+        await peer.send([[0, i, "double", ["c", v]] for i, v in enumerate(values)])
+        replies = await peer.replies(len(values))
+        assert replies == {
+            0: (None, 4), 1: (None, 9), 2: (None, 8),
+            3: ("ValueError: refused -1", None), 4: (None, 12), 5: (None, 15),
+        }  # fmt: skip
+        assert tried == values  # every call tried now, in order
+        assert started == [3, 5]  # only those now left
+        assert await peer.call("double", ["c", 8], msgid=9) == (None, 16)
+        peer.writer.close()
+    finally:
+        await rpc.close()
