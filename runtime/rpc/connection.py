@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.errors import ProtocolError
 from runtime.rpc.dispatch import Call, ErrorReply, error_of
 from runtime.rpc.framing import BoundedDecoder
-from runtime.rpc.inline import InlineEntry, serve_read
+from runtime.rpc.inline import OUTPUT_SLACK, InlineEntry, serve_read
 from runtime.rpc.logbounds import cut, shown
 from runtime.rpc.protocol import Message, Notification, Request, response_packer, unsent
 
@@ -278,7 +278,14 @@ class Connection(asyncio.Protocol):
         finally:
             self.in_read = False
         if self.out:
-            self.flush()  # past the high-water mark, this pauses reading (pause_writing)
+            timing = self.server.reply_timing
+            timing.passed()
+            if timing.deferred and self.out_bytes < OUTPUT_SLACK:
+                if not self.flush_scheduled:  # with the other connections' (coalescing.py)
+                    self.flush_scheduled = True
+                    self.server.flush_soon(self)
+            else:
+                self.flush()  # past the high-water mark, this pauses reading (pause_writing)
         return full
 
     def _serve_rest(self) -> None:

@@ -9,7 +9,9 @@ Where a call runs (the concurrency policy):
 
 - A thread hop per call costs more server CPU than a cheap call itself, so cheap
   synchronous methods run **inline** on the event loop, with their replies written in one
-  batch per read.
+  batch per read: at once, or with the other connections' at the end of the loop
+  iteration while writing them at once lets clients take the server's CPU before it has
+  served the others (:mod:`runtime.rpc.coalescing`).
 - A call runs inline only when its method is *known to be fast* (its running duration
   estimate is under :data:`~runtime.rpc.inline.FAST_CALL_SECONDS`) **and** its lock can
   be taken without waiting (``try_acquire``). The loop thread never blocks on the model
@@ -49,6 +51,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+from runtime.rpc.coalescing import ReplyTiming
 from runtime.rpc.connection import Connection
 from runtime.rpc.dispatch import Dispatcher
 from runtime.rpc.inline import InlineTable, Timing
@@ -97,6 +100,8 @@ class RpcServer:
         #: The log lines clients can cause, at most one a second per kind.
         self.throttle = Throttle(logging.getLogger("runtime.rpc.connection"))
         self._to_flush: list[Connection] = []
+        #: Whether read passes write their replies at once or at the end of the iteration.
+        self.reply_timing = ReplyTiming()
         self._flush_handle: asyncio.Handle | None = None
         #: In :meth:`answering`: replies wait for its end, with no callback scheduled.
         self._answering = False
@@ -174,5 +179,6 @@ class RpcServer:
     def _flush_all(self) -> None:
         self._flush_handle = None
         to_flush, self._to_flush = self._to_flush, []
+        self.reply_timing.flushed(len(to_flush))
         for connection in to_flush:
             connection.flush()
