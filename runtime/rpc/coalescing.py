@@ -33,7 +33,7 @@ __all__ = ["MOST_WAIT", "PREEMPTED", "RECHECK", "SHARED", "WINDOW", "ReplyTiming
 WINDOW = 256
 #: Involuntary switches per pass (writing at once) from which replies wait for the end of
 #: the iteration.
-PREEMPTED = 0.5
+PREEMPTED = 0.25
 #: Connections per flush (writing at the end) under which that gathers nothing.
 SHARED = 1.5
 #: Windows written at the end between two windows written at once.
