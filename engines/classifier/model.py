@@ -786,15 +786,14 @@ class ClassifierModel:
         """One wire example learnt by the kernel alone (``train_known``: train_vector's
         vector, learnt at once): 1, or 0 having changed nothing when it does not take it (a
         new label or feature, a datum the Python must read) and the general path must."""
-        example = _wire_example(pair)
-        if example is None:
+        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not bytes:
             return 0
         work = self._current()
         method = self.method
         try:
             learnt = compiled.train_known(
-                example[1], *caches, method.kernel_code, method.c, method.kernel_extra,
-                work, example[0], self._dirty, None,
+                pair[1], *caches, method.kernel_code, method.c, method.kernel_extra,
+                work, pair[0], self._dirty, None,
             )  # fmt: skip
         except BaseException:
             self._changed = True  # a step that fails part way has changed the copy
@@ -826,16 +825,22 @@ class ClassifierModel:
             or len(data) != 1
         ):
             return None
-        example = _wire_example(data[0])
+        pair = data[0]
         readers = self._readers
-        if example is None or readers is None or self._other is None:
+        if (
+            type(pair) is not list
+            or len(pair) != 2
+            or type(pair[0]) is not bytes
+            or readers is None
+            or self._other is None
+        ):
             return None
         owed = self._owed if self._owes else set()
         method = self.method
         try:
             learnt = compiled.train_known(
-                example[1], *caches, method.kernel_code, method.c, method.kernel_extra,
-                self._other, example[0], owed, readers.slots,
+                pair[1], *caches, method.kernel_code, method.c, method.kernel_extra,
+                self._other, pair[0], owed, readers.slots,
             )  # fmt: skip
         except BaseException:
             self._owed = None  # a step that fails part way: the writer's copy takes all
@@ -844,7 +849,9 @@ class ClassifierModel:
         if learnt is None:
             return None
         self._owes = True
-        self._owed = _bounded_rows(owed, self._work.rows)
+        if owed is not None and len(owed) > 4096:
+            owed = _bounded_rows(owed, self._work.rows)
+        self._owed = owed
         return 1
 
     def _train_decoded(self, data: object) -> int:
@@ -1123,20 +1130,6 @@ def _bounded_rows(rows: set[int] | None, count: int) -> set[int] | None:
     if rows is not None and len(rows) > 4096 and len(rows) * 4 > count:
         return None
     return rows
-
-
-def _wire_example(pair: object) -> tuple[str, object] | None:
-    """The label (decoded) and the datum of one wire ``[label, datum]``; None for anything
-    else (the general path then reads it, with its errors)."""
-    if type(pair) is not list or len(pair) != 2:
-        return None
-    label, datum = pair
-    if type(label) is not bytes or not label:
-        return None
-    try:
-        return label.decode("utf-8"), datum
-    except UnicodeDecodeError:
-        return None
 
 
 def _copy(extracted: Extracted) -> Extracted:

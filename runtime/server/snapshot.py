@@ -600,9 +600,12 @@ class SnapshotModel(Generic[M, S]):
             raise
         finally:
             self._inline_ident = None
-            with lock:
-                self._inline_claim = False
-                if self._queue or self._stopping:
+            # Given back with no lock: a writer that found the model claimed waits on the
+            # condition, and whoever queues from now on wakes it; what was queued
+            # meanwhile is woken for here.
+            self._inline_claim = False
+            if self._queue or self._stopping:
+                with lock:
                     self._cond.notify()
         if result is None:
             return None
@@ -841,11 +844,16 @@ class SnapshotModel(Generic[M, S]):
                 item.answer = answer
             self.submit(item)
 
+        checked: list[object] = [None]  # the cluster name last found good
+
         def now(params: list[Any]) -> Any:
             """The call applied at once (:meth:`apply_at_once`), answered as ``start``
             would; ``NOT_NOW`` when it is not."""
             assert at_once is not None
-            _check_cluster_name(params[0])
+            cluster = params[0]
+            if cluster != checked[0] or type(cluster) is not type(checked[0]):
+                _check_cluster_name(cluster)
+                checked[0] = cluster
             args = params[1:]
             result = self.apply_at_once(at_once, name, args)
             if result is None:

@@ -643,7 +643,8 @@ PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs
 
 /* train_known(datum, strings, numbers, method, c, extra, replica, label, dirty, readers)
  * -> bool or None: train_vector's vector of the datum learnt at once (learn_known), with no
- * list made between; None, having changed nothing, where either would answer None.
+ * list made between; None, having changed nothing, where either would answer None. The
+ * label is text, or its wire bytes (decoded here: None for empty or invalid UTF-8).
  *
  * ``readers`` (None, or the dict of the threads reading a copy) is for a replica that
  * readers may see, the published one: then it answers None, having changed nothing, while
@@ -667,19 +668,31 @@ PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         (readers != Py_None && (!PyDict_Check(readers) || PyDict_GET_SIZE(readers) > 0))) {
         Py_RETURN_NONE;
     }
+    PyObject *label = args[7], *decoded = NULL;
+    if (PyBytes_CheckExact(label)) {
+        if (PyBytes_GET_SIZE(label) == 0) {
+            Py_RETURN_NONE;
+        }
+        decoded = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(label), PyBytes_GET_SIZE(label), NULL);
+        if (decoded == NULL) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        label = decoded;
+    }
     int collecting = readers != Py_None ? PyGC_Disable() : 0;
     Features f;
     features_init(&f);
     PyObject *out = NULL;
     int ready = sorted_vector(args[0], args[1], args[2], &f);
     if (ready > 0) {
-        out = learn_vector(method, c, extra, args[6], args[7], f.names, f.values, f.count,
-                           args[8]);
+        out = learn_vector(method, c, extra, args[6], label, f.names, f.values, f.count, args[8]);
     }
     features_free(&f);
     if (collecting) {
         PyGC_Enable();
     }
+    Py_XDECREF(decoded);
     if (ready == 0) {
         Py_RETURN_NONE;
     }

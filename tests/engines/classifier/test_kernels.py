@@ -448,8 +448,13 @@ def test_train_known_learns_what_train_vector_and_learn_known_learn() -> None:
     assert compiled.train_known(unseen, *caches, *code, work, "a", None, None) is None
     assert compiled.train_known(known, *caches, *code, work, "new label", None, None) is None
     assert (model.pack(), dict(work.counts), work.trained) == before
+    for label in (b"", b"\xff", b"new label"):  # wire bytes: empty, not UTF-8, new
+        assert compiled.train_known(known, *caches, *code, work, label, None, None) is None
+    assert (model.pack(), dict(work.counts), work.trained) == before
     assert compiled.train_known(known, *caches, *code, work, "a", None, None) in (True, False)
     assert work.trained == before[2] + 1
+    assert compiled.train_known(known, *caches, *code, work, b"a", None, None) in (True, False)
+    assert work.trained == before[2] + 2 and work.counts["a"] == before[1]["a"] + 2
 
 
 def test_copy_rows_checks_what_it_copies() -> None:

@@ -162,6 +162,45 @@ async def test_nothing_is_applied_at_once_while_the_writer_thread_works(holder: 
 
 
 @pytest.mark.asyncio
+async def test_a_write_queued_from_a_thread_during_a_call_at_once_is_applied_after_it(
+    holder: Holder,
+) -> None:
+    """The writer thread, woken by a write from another thread while the loop's thread
+    holds the model, waits; the loop gives the model back and wakes it: the write is
+    applied after the call, on the writer thread."""
+    row = row_of(holder)
+    assert row.now is not None
+    board = holder.model
+    written: list[int] = []
+    original = board.add_now
+
+    def add_now_with_a_write(value: int) -> int | None:
+        thread = threading.Thread(
+            target=lambda: written.append(holder.write(lambda model: model.add(11)))
+        )
+        thread.start()
+        deadline = time.monotonic() + 5
+        while not holder._queue:  # queued while this call holds the model
+            assert time.monotonic() < deadline, "the write was never queued"
+            time.sleep(0.001)
+        time.sleep(0.02)  # the writer thread, woken, found the model claimed
+        assert board.values == []
+        return original(value)
+
+    board.add_now = add_now_with_a_write  # type: ignore[method-assign]
+    holder.at_once["add"] = lambda model, value: model.add_now(value)
+    row = row_of(holder)
+    assert row.now is not None
+    assert row.now([b"c", 10]) == 1
+    deadline = time.monotonic() + 5
+    while not written:
+        assert time.monotonic() < deadline, "the write was never applied"
+        await asyncio.sleep(0.005)
+    assert board.values == [10, 11] and written == [2]
+    assert board.threads[1] != threading.get_ident()  # on the writer thread
+
+
+@pytest.mark.asyncio
 async def test_a_failing_call_fails_alone_and_is_counted(holder: Holder) -> None:
     row = row_of(holder)
     assert row.now is not None
