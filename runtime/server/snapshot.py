@@ -819,6 +819,15 @@ class SnapshotModel(Generic[M, S]):
             raise ValueError(f"{name}: a wire update takes its arguments as they come")
         at_once = self.at_once.get(name)
 
+        def wire_result(result: Any) -> Any:
+            """The method's result for the wire (its row's result descriptor)."""
+            if encode is None:
+                return result
+            try:
+                return encode(result)
+            except WireTypeError as error:
+                raise BadResult(name, error) from None
+
         def start(params: list[Any], done: Done) -> None:
             _check_cluster_name(params[0])
             args = params[1:] if as_they_come else _decode(name, decoders, labels, params)
@@ -834,14 +843,8 @@ class SnapshotModel(Generic[M, S]):
             )
             item = _Item(update, weight, done, encode=encode, name=name, counted=True)
             if ack is not None:  # fire-and-forget: answered once it is in the buffer
-                answer = ack(*args)
-                if encode is not None:
-                    try:
-                        answer = encode(answer)
-                    except WireTypeError as error:
-                        raise BadResult(name, error) from None
                 item.queued = True
-                item.answer = answer
+                item.answer = wire_result(ack(*args))
             self.submit(item)
 
         checked: list[object] = [None]  # the cluster name last found good
@@ -858,14 +861,7 @@ class SnapshotModel(Generic[M, S]):
             result = self.apply_at_once(at_once, name, args)
             if result is None:
                 return NOT_NOW
-            if ack is not None:
-                result = ack(*args)
-            if encode is not None:
-                try:
-                    result = encode(result)
-                except WireTypeError as error:
-                    raise BadResult(name, error) from None
-            return result
+            return wire_result(result if ack is None else ack(*args))
 
         return Handler(
             func,
