@@ -13,7 +13,8 @@
 - SIGTERM with a non-empty buffer: the buffered updates are applied, in-flight calls are
   answered, and the process exits 0.
 - A client that trains then classifies on one connection sees its training; a train of
-  one example the model knows is learnt at once (no batch) and seen by the next read.
+  one example the model knows is learnt at once (no batch) and seen by the next read;
+  bad trains get the same errors whether the server tries calls at once or not.
 - Servers that trained nothing during a round hold the same model as the others after it.
 """
 
@@ -368,6 +369,60 @@ def test_known_examples_are_learnt_at_once_and_seen_by_the_next_read(tmp_path: P
         assert int(after["writer.batches"]) == int(before["writer.batches"])
         assert int(after["writer.inline"]) == int(before["writer.inline"]) + 60
         assert int(after["writer.applied"]) == int(before["writer.applied"]) + 60
+
+
+def test_a_bad_train_is_answered_alike_whether_tried_at_once_or_not(tmp_path: Path) -> None:
+    """Bad ``train`` calls sent raw (bad cluster names, shapes, labels, datums) get the
+    same error replies from a server that tries calls at once as from one that does not
+    (``inline_weight`` 0), change nothing, and the server goes on."""
+    import socket
+
+    known = [[[b"f1", b"x"]], [[b"f2", 1.0]], []]
+    bad: list[list[Any]] = [
+        [7, [[b"A", known]]],
+        [b"\xff", [[b"A", known]]],
+        [b"", [[b"A"]]],
+        [b"", [[1, known]]],
+        [b"", [[b"", known]]],
+        [b"", [[b"\xff\xfe", known]]],
+        [b"", [[b"A", b"not a datum"]]],
+        [b"", [[b"A", [[[b"f1", 3]], [], []]]]],
+        [b"", [[b"A", [[[b"f1"]], [], []]]]],
+        [b"", [[b"A", [[], [[b"f2", b"text"]], []]]]],
+        [b"", [[b"A", [[], [[b"f2", float("nan")]], []]]]],
+        [b"", "not a list"],
+        [b"", [[b"A", known], [b"B", None]]],
+    ]
+
+    def replies(server: ServerProcess) -> list[Any]:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            unpacker = msgpack.Unpacker(raw=False)
+            answers: list[Any] = []
+            calls = [[b"", [[b"A", known]]], [b"", [[b"B", known]]], *bad, [b"", []]]
+            calls.append([b"", [[b"A", known]]])
+            for msgid, params in enumerate(calls):
+                sock.sendall(msgpack.packb([0, msgid, "train", params], use_bin_type=False))
+                while len(answers) <= msgid:
+                    data = sock.recv(65536)
+                    assert data, "the server closed the connection"
+                    unpacker.feed(data)
+                    answers.extend(unpacker)
+        return [(error, result) for _, _, error, result in answers]
+
+    seen = []
+    for inline_weight in (16, 0):
+        config = {**CONFIG, "jubako": {"inline_weight": inline_weight}}
+        with ExitStack() as stack:
+            server = standalone(stack, tmp_path, config)
+            got = replies(server)
+            with client(server) as c:
+                labels = c.get_labels()
+            seen.append((got, labels, status(server)["writer.applied"]))
+    assert seen[0] == seen[1]
+    got, labels, _ = seen[0]
+    assert got[:2] == [(None, 1), (None, 1)] and got[-2:] == [(None, 0), (None, 1)]
+    assert all(error is not None for error, _ in got[2:-2]), got
+    assert labels == {"A": 2, "B": 1}
 
 
 @pytest.mark.zookeeper
