@@ -22,8 +22,10 @@ copies nothing; a batch of updates costs its rows twice. Long reads (``save``, t
 ``get_diff`` and ``get_model``) copy what they need first and read the copy, so the writer
 never waits for them longer than that copy takes. One exception: a ``train`` of one
 example whose label and words the model knows may be learnt straight into the published
-copy (:meth:`ClassifierModel.train_at_once`), by one C call that first checks no thread
-is reading; the rows it changes are added to those the other copy owes.
+copy (:meth:`ClassifierModel.train_at_once`), by one C call that first finds no thread
+registered as a reader and then runs no Python code; the rows it changes are added to
+those the other copy owes. The one read that does not register, ``classify_wire``'s C
+call, runs no Python code either: it sees such a write whole or not at all.
 
 **The same answers as before.** Scores are summed in the order of the datum's features
 (as the dict-based engine summed them), with 64-bit floats, and every update computes the
@@ -808,10 +810,12 @@ class ClassifierModel:
         """``train`` of one wire example learnt straight into the published copy, for
         :class:`~runtime.server.snapshot.SnapshotModel`'s ``at_once``: 1, or None having
         changed nothing. The kernel (``train_known`` given the readers) learns it only
-        when no reader is on any copy, in one step no reader can see half of; the rows it
-        changes are added to those the writer's copy owes. None for all it does not take
-        (as :meth:`_train_one_known`), and while the writer's copy holds unpublished
-        changes."""
+        when no reader is registered on any copy, in one step no reader can see half of;
+        the rows it changes are added to those the writer's copy owes. None for all it does
+        not take (as :meth:`_train_one_known`), and while the writer's copy holds
+        unpublished changes. An error part way (out of memory) leaves the example partly
+        learnt in the published copy, as the writer's path would publish it, and the
+        writer's copy owing every row."""
         published = self._published
         compiled = kernels.compiled
         caches = self.wire_caches

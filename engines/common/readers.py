@@ -16,6 +16,12 @@ other, so a reader never reads a copy the writer has started to change (when it 
 copy retired it takes the newest one instead). ``retired`` must be an attribute of the
 copy, set True by the writer before it waits (:meth:`Readers.wait_until_free`) and False
 when it publishes the copy again.
+
+One exception, the classifier's: a write into the *published* copy itself, made by one C
+call that holds the GIL, runs no Python code and first finds no reader registered at all
+(``train_known``; see ``ClassifierModel.train_at_once``). A reader then sees the copy
+before that write or after it, never during it; reads that do not register must be C calls
+of the same kind (``classify_wire``).
 """
 
 from __future__ import annotations

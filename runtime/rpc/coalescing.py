@@ -19,13 +19,21 @@ iteration, the replies wake those clients once the server has done its share.
   tries again; otherwise it writes at once for one window in :data:`RECHECK` to see
   whether it is still switched out.
 
-The cost of a look: one ``getrusage`` call a window.
+The cost of a look: one ``getrusage`` call a window. Where a thread's switches cannot be
+counted (no ``RUSAGE_THREAD``: not Linux), replies are always written at once.
 """
 
 from __future__ import annotations
 
-import resource
 from collections.abc import Callable
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Unix
+    resource = None  # type: ignore[assignment]
+
+#: ``getrusage``'s "the calling thread" (Linux), or None where there is none.
+_RUSAGE_THREAD: int | None = getattr(resource, "RUSAGE_THREAD", None)
 
 __all__ = ["MOST_WAIT", "PREEMPTED", "RECHECK", "SHARED", "WINDOW", "ReplyTiming"]
 
@@ -43,8 +51,11 @@ MOST_WAIT = 64
 
 
 def thread_preemptions() -> int:
-    """How many times the calling thread has been switched out involuntarily."""
-    return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+    """How many times the calling thread has been switched out involuntarily (0 where
+    that is not counted)."""
+    if _RUSAGE_THREAD is None:
+        return 0
+    return resource.getrusage(_RUSAGE_THREAD).ru_nivcsw
 
 
 class ReplyTiming:

@@ -316,7 +316,8 @@ class SnapshotModel(Generic[M, S]):
 
     @property
     def snapshot(self) -> S:
-        """The published snapshot: read it with no lock; it never changes once published."""
+        """The published snapshot: read it with no lock; it does not change once published,
+        but by an ``at_once`` function, in one step (see the class docstring)."""
         self.reads += 1  # (not exact across threads: a hint for the writer)
         return self._snapshot
 

@@ -492,7 +492,12 @@ static int fill_wire(PyObject *datum, void *context, Features *f) {
  * its first place) and a 0 value is left out, as weigh() does. None for a datum not well
  * formed, a string pair or number key the converter's caches do not hold yet, a value that
  * is not finite, a copy being replaced (retired: the writer changes a copy only after it
- * has retired it, which is checked first) or one that needs the whole converter. */
+ * has retired it, which is checked first) or one that needs the whole converter.
+ *
+ * The published copy is read without registering as a reader: the one write it may see
+ * (train_known into the published copy, which declines while a reader is registered)
+ * cannot run during this call, which holds the GIL throughout and runs no Python code
+ * (the garbage collector is off: no finalizer runs). */
 PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "classify_wire(data, strings, numbers, replica)");
@@ -504,7 +509,12 @@ PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t narg
         !PyDict_Check(caches.numbers)) {
         Py_RETURN_NONE;
     }
-    return score_each(data, args[3], 1, fill_wire, &caches);
+    int collecting = PyGC_Disable();
+    PyObject *out = score_each(data, args[3], 1, fill_wire, &caches);
+    if (collecting) {
+        PyGC_Enable();
+    }
+    return out;
 }
 
 /* A weighed vector: (names, values) lists of str and finite floats. */
@@ -665,22 +675,33 @@ PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *readers = args[9];
     if (!PyDict_Check(args[1]) || !PyDict_Check(args[2]) ||
-        (readers != Py_None && (!PyDict_Check(readers) || PyDict_GET_SIZE(readers) > 0))) {
+        (readers != Py_None && !PyDict_Check(readers))) {
         Py_RETURN_NONE;
     }
-    PyObject *label = args[7], *decoded = NULL;
-    if (PyBytes_CheckExact(label)) {
-        if (PyBytes_GET_SIZE(label) == 0) {
-            Py_RETURN_NONE;
-        }
-        decoded = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(label), PyBytes_GET_SIZE(label), NULL);
-        if (decoded == NULL) {
-            PyErr_Clear();
-            Py_RETURN_NONE;
-        }
-        label = decoded;
-    }
+    /* The collector off before the readers are looked at: from here to the end no Python
+     * code runs, so no reader can register between the look and the last change. */
     int collecting = readers != Py_None ? PyGC_Disable() : 0;
+    PyObject *label = args[7], *decoded = NULL;
+    if (readers != Py_None && PyDict_GET_SIZE(readers) > 0) {
+        label = NULL;
+    } else if (PyBytes_CheckExact(label)) {
+        if (PyBytes_GET_SIZE(label) == 0) {
+            label = NULL;
+        } else {
+            decoded = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(label), PyBytes_GET_SIZE(label),
+                                           NULL);
+            if (decoded == NULL) {
+                PyErr_Clear();
+            }
+            label = decoded;
+        }
+    }
+    if (label == NULL) {
+        if (collecting) {
+            PyGC_Enable();
+        }
+        Py_RETURN_NONE;
+    }
     Features f;
     features_init(&f);
     PyObject *out = NULL;

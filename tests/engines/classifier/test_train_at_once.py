@@ -156,13 +156,18 @@ def test_a_thread_reading_all_along_changes_nothing_of_the_outcome() -> None:
     stop = threading.Event()
     reads = [0]
 
+    def whole(replica: Any) -> tuple[int, int]:
+        return replica.trained, sum(replica.counts.values())
+
     def read() -> None:
         try:
             while not stop.is_set():
                 snapshot = published[0]
-                snapshot.classify_wire(query)
+                scores = snapshot.classify_wire(query)
+                assert isinstance(scores, list) and len(scores) == len(query)
                 snapshot.get_status()
-                snapshot.get_labels()
+                trained, counted = snapshot._read(whole)  # one example whole, or none of it
+                assert trained == counted, (trained, counted)
                 reads[0] += 1
         except BaseException as error:  # reported below
             errors.append(error)
@@ -183,3 +188,71 @@ def test_a_thread_reading_all_along_changes_nothing_of_the_outcome() -> None:
     assert reads[0] > 0
     assert same(model.snapshot().classify_wire(query), reference.snapshot().classify_wire(query))
     assert same(model.pack(), reference.pack())
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("method", METHODS)
+def test_at_once_between_every_other_writers_call_ends_the_same(method: str, seed: int) -> None:
+    """At-once trains interleaved with the writer's other calls: ordinary trains, a mix
+    round whose ``get_diff`` comes before at-once trains and ``put_diff`` after them,
+    ``set_label``, ``delete_label``, ``unpack`` and ``clear``. After every step the
+    snapshot's status and labels, and now and then both copies, equal a model that took
+    every call the ordinary way; errors are the same."""
+    rng = random.Random(f"{method} {seed}")
+    model, reference = warmed(method, rng)
+    pending: tuple[Any, Any, Any, Any] | None = None
+    taken = 0
+
+    def outcome(call: Any, *args: Any) -> object:
+        try:
+            return call(*args)
+        except Exception as error:  # compared below
+            return repr(error)
+
+    def at_once_or_ordinary(example: object) -> object:
+        learnt = model.train_at_once(example)
+        return model.train_wire(example) if learnt is None else ("at once", learnt)
+
+    for step in range(300):
+        roll = rng.random()
+        if roll < 0.6:
+            example = wire([[rng.choice("abc"), wire_datum(rng)]])
+            ours = outcome(at_once_or_ordinary, example)
+            if isinstance(ours, tuple):
+                ours = ours[1]
+                taken += 1
+            assert ours == outcome(reference.train_wire, example)
+        elif roll < 0.7:
+            example = wire([[rng.choice("abcd"), wire_datum(rng)]])
+            assert outcome(model.train_wire, example) == outcome(reference.train_wire, example)
+        elif roll < 0.76 and pending is None:
+            ours, theirs = model.snapshot(), reference.snapshot()
+            pending = (ours, ours.get_diff(), theirs, theirs.get_diff())
+            assert same(pending[1], pending[3])
+        elif roll < 0.82 and pending is not None:
+            ours, diff, theirs, their_diff = pending
+            pending = None
+            assert model.put_diff(diff, ours) == reference.put_diff(their_diff, theirs)
+        elif roll < 0.86:
+            label = rng.choice("abcd")
+            assert model.set_label(label) == reference.set_label(label)
+        elif roll < 0.89:
+            label = rng.choice("abcd")
+            assert model.delete_label(label) == reference.delete_label(label)
+        elif roll < 0.9:
+            payload = reference.pack()
+            model.unpack(payload)
+            reference.unpack(payload)
+        elif roll < 0.905:
+            model.clear()
+            reference.clear()
+        ours, theirs = model.snapshot(), reference.snapshot()
+        assert same(ours.get_status(), theirs.get_status()), step
+        assert same(ours.get_status(True), theirs.get_status(True)), step
+        assert same(ours.get_labels(), theirs.get_labels()), step
+        if step % 25 == 0:
+            assert same(model.pack(), reference.pack()), step
+            assert same(ours.pack(), theirs.pack()), step
+    assert taken > 30
+    assert same(model.pack(), reference.pack())
+    assert same(model.snapshot().pack(), reference.snapshot().pack())
