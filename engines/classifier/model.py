@@ -830,21 +830,16 @@ class ClassifierModel:
         ):
             return None
         pair = data[0]
-        readers = self._readers
-        if (
-            type(pair) is not list
-            or len(pair) != 2
-            or type(pair[0]) is not bytes
-            or readers is None
-            or self._other is None
-        ):
+        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not bytes:
             return None
+        # (Published: the first snapshot made the other copy and the readers' table.)
+        assert self._readers is not None and self._other is not None
         owed = self._owed if self._owes else set()
         method = self.method
         try:
             learnt = compiled.train_known(
                 pair[1], *caches, method.kernel_code, method.c, method.kernel_extra,
-                self._other, pair[0], owed, readers.slots,
+                self._other, pair[0], owed, self._readers.slots,
             )  # fmt: skip
         except BaseException:
             self._owed = None  # a step that fails part way: the writer's copy takes all
@@ -853,9 +848,7 @@ class ClassifierModel:
         if learnt is None:
             return None
         self._owes = True
-        if owed is not None and len(owed) > 4096:
-            owed = _bounded_rows(owed, self._work.rows)
-        self._owed = owed
+        self._owed = _bounded_rows(owed, self._work.rows)
         return 1
 
     def _train_decoded(self, data: object) -> int:

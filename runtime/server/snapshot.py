@@ -580,8 +580,7 @@ class SnapshotModel(Generic[M, S]):
         writer, when the writer is idle and nothing is queued, waiting or kept for this
         turn: the call's result, counted as applied, or None when it is not applied here
         (not now, or ``function`` declined it)."""
-        lock = self._lock
-        with lock:
+        with self._lock:
             if (
                 self._inline_claim
                 or self._queue
@@ -600,14 +599,7 @@ class SnapshotModel(Generic[M, S]):
             counters.last_error = f"{name}: {type(error).__name__}: {error}"
             raise
         finally:
-            self._inline_ident = None
-            # Given back with no lock: a writer that found the model claimed waits on the
-            # condition, and whoever queues from now on wakes it; what was queued
-            # meanwhile is woken for here.
-            self._inline_claim = False
-            if self._queue or self._stopping:
-                with lock:
-                    self._cond.notify()
+            self._give_back()
         if result is None:
             return None
         counters.applied += 1
@@ -620,6 +612,16 @@ class SnapshotModel(Generic[M, S]):
             self.on_applied()
         return result
 
+    def _give_back(self) -> None:
+        """Give the model back to the writer thread after the loop's thread held it. With
+        no lock: a writer that found the model claimed waits on the condition, and whoever
+        queues from now on wakes it; what was queued meanwhile is woken for here."""
+        self._inline_ident = None
+        self._inline_claim = False
+        if self._queue or self._stopping:
+            with self._cond:
+                self._cond.notify()
+
     def _end_inline_turn(self) -> None:
         """Apply the turn's inline updates as one batch on the loop's thread (the writer
         for now), publish them, give the model back to the writer thread, and answer."""
@@ -630,11 +632,7 @@ class SnapshotModel(Generic[M, S]):
             outcomes = self._apply(batch)
             self._publish()
         finally:
-            self._inline_ident = None
-            with self._lock:
-                self._inline_claim = False
-                if self._queue or self._stopping:
-                    self._cond.notify()
+            self._give_back()
         self.counters.inline += len(batch)
         # The next turns' budget: what fits in INLINE_TURN_SECONDS at this turn's pace.
         unit = self.counters.last_apply_seconds / max(weight, 1)
