@@ -23,7 +23,6 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import MessageTooLarge, ProtocolError
@@ -221,9 +220,17 @@ def serve_read(connection: Connection) -> bool:
     countdown = connection.sample_countdown
     served = 0
     stopped = False
+    next_message = decoder.unpacker.__next__
     try:
-        # ``served`` is read after the loop: whether this pass stopped at the limit.
-        for served, obj in enumerate(islice(decoder.unpacker, MAX_SERVED_PER_PASS), 1):  # noqa: B007
+        # The unpacker is asked for a message only while it holds bytes past the last one:
+        # asking an empty one costs a StopIteration, as much as a short call (given is
+        # what the decoder has fed the unpacker).
+        while served < MAX_SERVED_PER_PASS and boundary != decoder.given:
+            try:
+                obj = next_message()
+            except StopIteration:  # the rest is part of a message
+                break
+            served += 1
             end = tell()
             size = end - boundary
             boundary = end

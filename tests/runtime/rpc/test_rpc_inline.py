@@ -611,3 +611,51 @@ async def test_a_start_row_with_now_is_finished_in_the_read_when_now_can() -> No
         peer.writer.close()
     finally:
         await rpc.close()
+
+
+class CountingUnpacker:
+    """A connection's unpacker that counts how often the serving loop asks it for a
+    message (asking one that has no whole message left costs a StopIteration)."""
+
+    def __init__(self, inner: msgpack.Unpacker) -> None:
+        self.inner = inner
+        self.asked = 0
+
+    def feed(self, data: bytes) -> None:
+        self.inner.feed(data)
+
+    def tell(self) -> int:
+        return int(self.inner.tell())
+
+    def __iter__(self) -> CountingUnpacker:
+        return self
+
+    def __next__(self) -> Any:
+        self.asked += 1
+        return next(self.inner)
+
+
+@pytest.mark.asyncio
+async def test_the_unpacker_is_asked_once_a_message_and_once_more_only_for_part_of_one(
+    served: tuple[RpcServer, Model], peer: RawPeer
+) -> None:
+    rpc, _ = served
+    (connection,) = rpc.connections
+    counting = CountingUnpacker(connection.decoder.unpacker)
+    connection.decoder.unpacker = counting
+    # Three whole requests in one read: three messages, nothing more asked.
+    await peer.send([[0, 10 + i, "echo", ["c", b"%d" % i]] for i in range(3)])
+    assert await peer.replies(3) == {10 + i: (None, str(i)) for i in range(3)}
+    assert counting.asked == 3
+    # Half a request: asked once, and it is kept; its rest with a whole one: two more.
+    frames = msgpack.packb([0, 20, "echo", ["c", b"x" * 40]], use_bin_type=False)
+    frames += msgpack.packb([0, 21, "echo", ["c", b"y"]], use_bin_type=False)
+    peer.writer.write(frames[:30])
+    await peer.writer.drain()
+    deadline = time.monotonic() + 5
+    while counting.asked < 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert counting.asked == 4
+    peer.writer.write(frames[30:])
+    assert await peer.replies(2) == {20: (None, "x" * 40), 21: (None, "y")}
+    assert counting.asked == 6
