@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import ConfigError
+from runtime.process.collector import tune_collector
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ def log_file_path(logdir: str, prog: str) -> str | None:
 
 def run_on_event_loop(main: Coroutine[Any, Any, int], event_loop: str) -> int:
     """Run ``main`` on the chosen loop: ``asyncio``, ``uvloop`` (ConfigError when it is not
-    installed), or ``auto`` (uvloop when installed, else asyncio)."""
+    installed), or ``auto`` (uvloop when installed, else asyncio), with the garbage
+    collector set for serving (:mod:`runtime.process.collector`)."""
+    tune_collector()
     if event_loop in ("uvloop", "auto"):
         try:
             uvloop = importlib.import_module("uvloop")
