@@ -220,10 +220,11 @@ class BoundedDecoder:
     """A server connection's decoder: whole messages only, at a bounded cost (see the
     module docstring).
 
-    The serving loop iterates :attr:`unpacker`, records where each message ends
-    (``boundary``: ``unpacker.tell()`` right after it; :meth:`check_size` does both for
-    other callers), and calls :meth:`settle` once the unpacker has no whole message left
-    and part of one is there (``given != boundary``).
+    The serving loop asks :attr:`unpacker` for a message while it holds bytes past the
+    last one (``given != boundary``), records where each message ends (``boundary``:
+    ``unpacker.tell()`` right after it; :meth:`check_size` does both for other callers),
+    and calls :meth:`settle` once the unpacker has no whole message left and part of one
+    is there.
     Messages are checked and turned into records as :class:`~runtime.rpc.protocol.Decoder`
     does it (:meth:`message`, :meth:`stream_error`).
     """
