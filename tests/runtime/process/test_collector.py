@@ -13,7 +13,7 @@ import pytest
 
 from runtime.process.collector import YOUNG_THRESHOLD
 
-# A process that sets the collector as ``before`` says, serves a coroutine on the event
+# A process that sets the collector as its argument says, serves a coroutine on the event
 # loop, and prints the thresholds and the collections that decoding 200 requests of 300
 # datums (about 2,100 lists each, one request at a time) started, before and while it
 # serves.
