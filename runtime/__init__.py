@@ -9,6 +9,8 @@ A service author imports from here and nowhere else::
   snapshots, an experience buffer), with :class:`SnapshotMixable` for its mix and the
   errors its callers see (:class:`UpdateBufferFull`, :class:`WriterStopped`), and
   :func:`text_weight` for a fire-and-forget update's weight in its buffer;
+- :class:`FrameAnswerer`: one method's plain calls answered from the requests' bytes
+  (:meth:`ServerBase.frame_answerer`), with :data:`MSGID_LIMIT`, the msgids they may carry;
 - :class:`Datum`: Jubatus's datum;
 - :class:`Mixable`, :class:`DiffError`: the contract of a model that mixes in a cluster;
 - :class:`LockMode`: the lock a method takes (``#@analysis``, ``#@update``, ``#@nolock``);
@@ -33,7 +35,9 @@ from runtime.errors import (
 )
 from runtime.mix.mixable import DiffError, Mixable
 from runtime.rpc.client import AsyncClient, Client
+from runtime.rpc.frames import FrameAnswerer
 from runtime.rpc.locks import LockMode
+from runtime.rpc.protocol import MSGID_LIMIT
 from runtime.server.base import ServerBase
 from runtime.server.snapshot import (
     SnapshotMixable,
@@ -46,12 +50,14 @@ from runtime.version import __version__
 from runtime.wire.datum import Datum
 
 __all__ = [
+    "MSGID_LIMIT",
     "AsyncClient",
     "Client",
     "ClusterError",
     "ConfigError",
     "Datum",
     "DiffError",
+    "FrameAnswerer",
     "JubakoError",
     "LockMode",
     "Mixable",

@@ -19,7 +19,9 @@ The IDL declares every method ``#@nolock``, as Jubatus does, so clients and prox
 what they see with Jubatus; ``model_lock_for`` says which methods update the model and
 which read it. ``train`` and ``classify`` are served on the wire values
 (``wire_methods``): a datum becomes feature ids without a ``Datum`` per datum, and scores
-go out as ``[label, score]`` pairs without an object per pair.
+go out as ``[label, score]`` pairs without an object per pair. With the compiled kernels,
+plain ``classify`` calls are answered straight from the requests' bytes
+(``frame_answerer``: no objects for the request or the reply).
 
 The ``NN``, ``cosine`` and ``euclidean`` methods keep the framework's read/write lock
 (:class:`~engines.common.neighbor_classifier.NeighborClassifierModel`).
@@ -53,6 +55,7 @@ from engines.common.wire import decode_argument
 from runtime import (
     ConfigError,
     Datum,
+    FrameAnswerer,
     LockMode,
     Mixable,
     ServerBase,
@@ -163,7 +166,23 @@ class ClassifierServ(ServerBase):
             return self.model.classify(decode_argument(types.CLASSIFIER_CLASSIFY, data))
         return self.holder.snapshot.classify_wire(data)
 
+    def classify_frames(
+        self, data: bytes, cluster: bytes, max_count: int, max_reply: int
+    ) -> tuple[bytes, int] | None:
+        """``classify``'s plain calls answered from the requests' bytes (the snapshot's
+        :meth:`~engines.classifier.model.ClassifierSnapshot.classify_frames`)."""
+        assert self.holder is not None
+        return self.holder.snapshot.classify_frames(data, cluster, max_count, max_reply)
+
     # -- the framework's hooks ----------------------------------------------------------------
+
+    def frame_answerer(self) -> FrameAnswerer | None:
+        """The linear methods answer plain ``classify`` calls from their bytes, with the
+        compiled kernels (built at start; tests that turn them off later get None from
+        each call)."""
+        if self.holder is None or kernels.compiled is None:
+            return None
+        return FrameAnswerer("classify", self.classify_frames)
 
     def get_status(self) -> dict[str, str]:
         if self.holder is None:

@@ -100,6 +100,7 @@ from runtime.mix.mixable import (
     read_list,
     read_map,
 )
+from runtime.rpc.protocol import MSGID_LIMIT
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,8 @@ PAUSE_SECONDS = 0.0001
 #: The wire types of the arguments of classify and train (for the errors of bad input).
 _DATA = types.CLASSIFIER_CLASSIFY.args[0]
 _LABELED = types.CLASSIFIER_TRAIN.args[0]
+#: The raw name of the method whose requests classify_frames answers.
+_CLASSIFY = b"classify"
 
 
 # -- one copy of the model ----------------------------------------------------------------
@@ -1240,6 +1243,22 @@ class ClassifierSnapshot:
                 f"classify: argument {types.CLASSIFIER_CLASSIFY.labels[0]}: {error}"
             ) from None
         return self.classify(decoded)
+
+    def classify_frames(
+        self, data: bytes, cluster: bytes, max_count: int, max_reply: int
+    ) -> tuple[bytes, int] | None:
+        """The replies to the plain ``classify`` calls ``data`` holds, from their bytes,
+        and how many (:class:`runtime.FrameAnswerer`); None, having read nothing, where
+        the compiled kernel does not take them all: the usual path then answers the same
+        (``classify_wire``)."""
+        compiled = kernels.compiled
+        caches = self._wire_caches
+        if compiled is None or caches is None:
+            return None
+        answered: tuple[bytes, int] | None = compiled.classify_frames(
+            data, _CLASSIFY, cluster, MSGID_LIMIT, max_count, max_reply, *caches, self._replica
+        )
+        return answered
 
     def get_labels(self) -> dict[str, int]:
         counts: dict[str, int] = self._read(lambda r: dict(r.counts))

@@ -10,7 +10,11 @@ Kernels:
 
 - ``classify_wire(data, strings, numbers, replica)``: a linear classifier's scores of
   ``classify``'s wire argument against one copy of its model
-  (:meth:`engines.classifier.model.ClassifierSnapshot.classify_wire`);
+  (:meth:`engines.classifier.model.ClassifierSnapshot.classify_wire`), and
+  ``classify_frames(data, method, cluster, msgid_limit, max_count, max_reply, strings,
+  numbers, replica)``: the packed replies to whole ``classify`` requests read from their
+  bytes (:meth:`engines.classifier.model.ClassifierSnapshot.classify_frames`, the
+  classifier's :class:`runtime.FrameAnswerer`);
 - ``score_vectors(vectors, replica)``: the same sums for feature vectors already weighed
   (:meth:`engines.classifier.model.Replica.score`: ``classify`` called in process);
 - ``train_vector(datum, strings, numbers)``: the vector a linear classifier learns from

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.errors import ProtocolError
 from runtime.rpc.dispatch import Call, ErrorReply, error_of
+from runtime.rpc.frames import serve_frames
 from runtime.rpc.framing import BoundedDecoder
 from runtime.rpc.inline import OUTPUT_SLACK, InlineEntry, serve_read
 from runtime.rpc.logbounds import cut, shown
@@ -192,6 +193,8 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes | memoryview) -> None:
         if self.refused:  # bytes read before reading stopped
             return
+        if self.server.frames is not None and serve_frames(self, data):
+            return
         decoder = self.decoder
         if decoder.scanner is not None and len(data) > SCAN_SLICE:
             # A large message is walked in Python: a slice per loop iteration, so other
@@ -278,15 +281,20 @@ class Connection(asyncio.Protocol):
         finally:
             self.in_read = False
         if self.out:
-            timing = self.server.reply_timing
-            timing.passed()
-            if timing.deferred and self.out_bytes < OUTPUT_SLACK:
-                if not self.flush_scheduled:  # with the other connections' (coalescing.py)
-                    self.flush_scheduled = True
-                    self.server.flush_soon(self)
-            else:
-                self.flush()  # past the high-water mark, this pauses reading (pause_writing)
+            self.send_answers()
         return full
+
+    def send_answers(self) -> None:
+        """Write the answers a read made: now, or with the other connections' at the end
+        of the loop iteration when the server's reply timing says so (coalescing.py)."""
+        timing = self.server.reply_timing
+        timing.passed()
+        if timing.deferred and self.out_bytes < OUTPUT_SLACK:
+            if not self.flush_scheduled:
+                self.flush_scheduled = True
+                self.server.flush_soon(self)
+        else:
+            self.flush()  # past the high-water mark, this pauses reading (pause_writing)
 
     def _serve_rest(self) -> None:
         """Serve pass after pass while the connection may read; what is left when it may

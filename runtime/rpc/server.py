@@ -1,9 +1,10 @@
 """The MessagePack-RPC server: listening, connections, limits, and where calls run.
 
-The server is four modules along its seams: this one listens, keeps the set of
+The server is five modules along its seams: this one listens, keeps the set of
 connections and drains them on close; :mod:`runtime.rpc.connection` is one client's
 connection (reading and framing, output, back-pressure, idling); :mod:`runtime.rpc.inline`
-is the fast path; :mod:`runtime.rpc.scheduler` runs everything else.
+is the fast path, :mod:`runtime.rpc.frames` a faster one a service may offer;
+:mod:`runtime.rpc.scheduler` runs everything else.
 
 Where a call runs (the concurrency policy):
 
@@ -34,7 +35,9 @@ record objects, a function compiled per method that decodes, calls and encodes
 (:class:`~runtime.rpc.dispatch.InlinePlan`), and the model lock taken once for the read's
 run of such calls and given back at the end of the read, before any other call, or as
 soon as a writer waits. Everything else (errors included) takes the general path, which
-answers exactly as the inline path would.
+answers exactly as the inline path would. A service may go further for one method
+(:meth:`RpcServer.answer_frames_with`): a read made of nothing but plain calls of it is
+answered from its bytes, with no objects at all (:mod:`runtime.rpc.frames`).
 
 Limits (their detail is in :mod:`runtime.rpc.connection`): a message larger than
 ``max_message_size`` or bytes that are not MessagePack-RPC close only that connection (one
@@ -54,6 +57,7 @@ from collections.abc import Callable, Sequence
 from runtime.rpc.coalescing import ReplyTiming
 from runtime.rpc.connection import Connection
 from runtime.rpc.dispatch import Dispatcher
+from runtime.rpc.frames import FrameAnswerer
 from runtime.rpc.inline import InlineTable, Timing
 from runtime.rpc.listener import Listener, Network
 from runtime.rpc.logbounds import Throttle
@@ -96,6 +100,10 @@ class RpcServer:
         self.inline = InlineTable(dispatcher)
         #: Where the other calls run: workers, tasks, the queue of calls waiting for a lock.
         self.scheduler = Scheduler(dispatcher, self.inline, threads)
+        #: The service's answerer of whole requests, if any, and its method's raw name
+        #: (:meth:`answer_frames_with`).
+        self.frames: FrameAnswerer | None = None
+        self.frame_method = b""
         self.connections: set[Connection] = set()
         #: The log lines clients can cause, at most one a second per kind.
         self.throttle = Throttle(logging.getLogger("runtime.rpc.connection"))
@@ -117,6 +125,15 @@ class RpcServer:
             allow=allow,
             throttle=self.throttle,
         )
+
+    def answer_frames_with(self, answerer: FrameAnswerer | None) -> None:
+        """Let ``answerer`` answer its method's plain calls from their bytes
+        (:mod:`runtime.rpc.frames`); None stops it. ValueError for a method the dispatcher
+        does not serve."""
+        if answerer is not None and answerer.method not in self.dispatcher.handlers:
+            raise ValueError(f"no method {answerer.method!r} to answer whole requests of")
+        self.frames = answerer
+        self.frame_method = b"" if answerer is None else answerer.raw_method
 
     @property
     def port(self) -> int:

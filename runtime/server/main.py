@@ -243,6 +243,7 @@ class ServerApp:
             allow=parse_allow(settings.allow),
             read_timeout=settings.read_timeout,
         )
+        self.rpc.answer_frames_with(serv.frame_answerer())
         if self.replication is not None:  # a write's answer goes out as its backups answer
             self.replication.pool.after_read = self.rpc.flush_now
         if self.snapshot is not None:  # a batch's answers go out as it is published

@@ -58,6 +58,68 @@ static int features_reserve(Features *f, Py_ssize_t more) {
     return 0;
 }
 
+/* The features the converter's cache holds for the string pair (key, value), both bytes,
+ * appended; 1, or 0 when it is not the plain case (take the Python path), or -1. */
+static int append_string(PyObject *strings, PyObject *key, PyObject *value, Features *f) {
+    PyObject *token = PyTuple_Pack(2, key, value);
+    if (token == NULL) {
+        return -1;
+    }
+    PyObject *entry = PyDict_GetItemWithError(strings, token);
+    Py_DECREF(token);
+    if (entry == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    /* One string rule: ((names...), (weights...)); a str is a refused key's error. */
+    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 1) {
+        return 0;
+    }
+    PyObject *part = PyTuple_GET_ITEM(entry, 0);
+    if (!PyTuple_CheckExact(part) || PyTuple_GET_SIZE(part) != 2) {
+        return 0;
+    }
+    PyObject *rule_names = PyTuple_GET_ITEM(part, 0);
+    PyObject *weights = PyTuple_GET_ITEM(part, 1);
+    if (!PyTuple_CheckExact(rule_names) || !PyTuple_CheckExact(weights) ||
+        PyTuple_GET_SIZE(rule_names) != PyTuple_GET_SIZE(weights)) {
+        return 0;
+    }
+    Py_ssize_t m = PyTuple_GET_SIZE(rule_names);
+    if (features_reserve(f, m) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *name = PyTuple_GET_ITEM(rule_names, j);
+        PyObject *weight = PyTuple_GET_ITEM(weights, j);
+        if (!PyUnicode_CheckExact(name) || !PyFloat_CheckExact(weight)) {
+            return 0;
+        }
+        f->names[f->count] = name;
+        f->values[f->count] = PyFloat_AS_DOUBLE(weight);
+        f->count++;
+    }
+    return 1;
+}
+
+/* The feature of a number key (bytes) that meets one num rule, once the converter has
+ * seen it, appended with its value; 1, or 0 (not the plain case), or -1. */
+static int append_number(PyObject *numbers, PyObject *key, double value, Features *f) {
+    PyObject *name = PyDict_GetItemWithError(numbers, key);
+    if (name == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (!PyUnicode_CheckExact(name)) {
+        return 0;
+    }
+    if (features_reserve(f, 1) < 0) {
+        return -1;
+    }
+    f->names[f->count] = name;
+    f->values[f->count] = value;
+    f->count++;
+    return 1;
+}
+
 /* 1: the plain case, features appended; 0: not (take the Python path); -1: an error. */
 static int extract(PyObject *datum, PyObject *strings, PyObject *numbers, Features *f) {
     if (!PyList_CheckExact(datum) || PyList_GET_SIZE(datum) != 3) {
@@ -81,42 +143,9 @@ static int extract(PyObject *datum, PyObject *strings, PyObject *numbers, Featur
         if (!PyBytes_CheckExact(key) || !PyBytes_CheckExact(value)) {
             return 0;
         }
-        PyObject *token = PyTuple_Pack(2, key, value);
-        if (token == NULL) {
-            return -1;
-        }
-        PyObject *entry = PyDict_GetItemWithError(strings, token);
-        Py_DECREF(token);
-        if (entry == NULL) {
-            return PyErr_Occurred() ? -1 : 0;
-        }
-        /* One string rule: ((names...), (weights...)); a str is a refused key's error. */
-        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 1) {
-            return 0;
-        }
-        PyObject *part = PyTuple_GET_ITEM(entry, 0);
-        if (!PyTuple_CheckExact(part) || PyTuple_GET_SIZE(part) != 2) {
-            return 0;
-        }
-        PyObject *rule_names = PyTuple_GET_ITEM(part, 0);
-        PyObject *weights = PyTuple_GET_ITEM(part, 1);
-        if (!PyTuple_CheckExact(rule_names) || !PyTuple_CheckExact(weights) ||
-            PyTuple_GET_SIZE(rule_names) != PyTuple_GET_SIZE(weights)) {
-            return 0;
-        }
-        Py_ssize_t m = PyTuple_GET_SIZE(rule_names);
-        if (features_reserve(f, m) < 0) {
-            return -1;
-        }
-        for (Py_ssize_t j = 0; j < m; j++) {
-            PyObject *name = PyTuple_GET_ITEM(rule_names, j);
-            PyObject *weight = PyTuple_GET_ITEM(weights, j);
-            if (!PyUnicode_CheckExact(name) || !PyFloat_CheckExact(weight)) {
-                return 0;
-            }
-            f->names[f->count] = name;
-            f->values[f->count] = PyFloat_AS_DOUBLE(weight);
-            f->count++;
+        int ready = append_string(strings, key, value, f);
+        if (ready <= 0) {
+            return ready;
         }
     }
     n = PyList_GET_SIZE(binary_pairs);
@@ -129,9 +158,6 @@ static int extract(PyObject *datum, PyObject *strings, PyObject *numbers, Featur
         }
     }
     n = PyList_GET_SIZE(number_pairs);
-    if (features_reserve(f, n) < 0) {
-        return -1;
-    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *pair = PyList_GET_ITEM(number_pairs, i);
         if (!PyList_CheckExact(pair) || PyList_GET_SIZE(pair) != 2) {
@@ -154,17 +180,10 @@ static int extract(PyObject *datum, PyObject *strings, PyObject *numbers, Featur
         if (!PyBytes_CheckExact(key)) {
             return 0;
         }
-        /* The feature name of a key that meets one num rule, once the converter has seen it. */
-        PyObject *name = PyDict_GetItemWithError(numbers, key);
-        if (name == NULL) {
-            return PyErr_Occurred() ? -1 : 0;
+        int ready = append_number(numbers, key, value, f);
+        if (ready <= 0) {
+            return ready;
         }
-        if (!PyUnicode_CheckExact(name)) {
-            return 0;
-        }
-        f->names[f->count] = name;
-        f->values[f->count] = value;
-        f->count++;
     }
     return 1;
 }
@@ -267,8 +286,8 @@ typedef struct {
     PyObject *label_names; /* the order_labels list */
 } Copy;
 
-/* [(label, score)...] of one datum's merged features, or NULL with an error set. */
-static PyObject *score(const Copy *copy, const Features *f, double *totals) {
+/* Each label's score of one datum's merged features, into totals; -1 with an error set. */
+static int sum_scores(const Copy *copy, const Features *f, double *totals) {
     for (Py_ssize_t s = 0; s < copy->labels; s++) {
         totals[s] = 0.0;
     }
@@ -278,13 +297,13 @@ static PyObject *score(const Copy *copy, const Features *f, double *totals) {
         if (id != NULL) {
             row = PyLong_AsSsize_t(id);
             if (row == -1 && PyErr_Occurred()) {
-                return NULL;
+                return -1;
             }
             if (row >= copy->rows || row < 0) { /* named since this copy was made */
                 row = 0;
             }
         } else if (PyErr_Occurred()) {
-            return NULL;
+            return -1;
         }
         Py_ssize_t base = row * copy->stride;
         double value = f->values[i];
@@ -292,10 +311,18 @@ static PyObject *score(const Copy *copy, const Features *f, double *totals) {
             Py_ssize_t at = base + copy->slots[s];
             if (at >= copy->weight_count) {
                 PyErr_SetString(PyExc_IndexError, "weight index out of range");
-                return NULL;
+                return -1;
             }
             totals[s] += copy->weights[at] * value;
         }
+    }
+    return 0;
+}
+
+/* [(label, score)...] of one datum's merged features, or NULL with an error set. */
+static PyObject *score(const Copy *copy, const Features *f, double *totals) {
+    if (sum_scores(copy, f, totals) < 0) {
+        return NULL;
     }
     PyObject *out = PyList_New(copy->labels);
     if (out == NULL) {
@@ -478,6 +505,13 @@ typedef struct {
     PyObject *strings, *numbers;
 } Caches;
 
+/* What every request of a classify_frames call must name, and what it reads with. */
+typedef struct {
+    PyObject *method, *cluster; /* bytes */
+    uint64_t msgid_limit;
+    Caches caches;
+} FrameCall;
+
 static int fill_wire(PyObject *datum, void *context, Features *f) {
     Caches *caches = (Caches *)context;
     int ready = extract(datum, caches->strings, caches->numbers, f);
@@ -513,6 +547,188 @@ PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t narg
     PyObject *out = score_each(data, args[3], 1, fill_wire, &caches);
     if (collecting) {
         PyGC_Enable();
+    }
+    return out;
+}
+
+/* -- whole requests ------------------------------------------------------------------- */
+
+/* A raw value (str or bin) read as a new bytes object; NULL with no error when the cursor
+ * is not at one. */
+static PyObject *read_bytes(Cursor *c) {
+    const char *text;
+    Py_ssize_t size;
+    if (!read_raw(c, &text, &size)) {
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(text, size);
+}
+
+/* A raw value equal to `expected` (bytes): 1, else 0. */
+static int read_equal(Cursor *c, PyObject *expected) {
+    const char *text;
+    Py_ssize_t size;
+    return read_raw(c, &text, &size) && size == PyBytes_GET_SIZE(expected) &&
+           memcmp(text, PyBytes_AS_STRING(expected), size) == 0;
+}
+
+/* extract() of a datum read from the request's bytes: the same features, or 0 where
+ * extract would answer 0, or where the bytes end early. */
+static int extract_frame(Cursor *c, const Caches *caches, Features *f) {
+    Py_ssize_t parts, n;
+    if (!read_array(c, &parts) || parts != 3 || !read_array(c, &n)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size;
+        if (!read_array(c, &size) || size != 2) {
+            return 0;
+        }
+        PyObject *key = read_bytes(c);
+        PyObject *value = key == NULL ? NULL : read_bytes(c);
+        int ready = value == NULL ? 0 : append_string(caches->strings, key, value, f);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (ready <= 0) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    if (!read_array(c, &n)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size;
+        double number;
+        if (!read_array(c, &size) || size != 2) {
+            return 0;
+        }
+        PyObject *key = read_bytes(c);
+        int ready = key != NULL && read_number(c, &number)
+                        ? append_number(caches->numbers, key, number, f)
+                        : 0;
+        Py_XDECREF(key);
+        if (ready <= 0) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    if (!read_array(c, &n)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size;
+        const char *text;
+        if (!read_array(c, &size) || size != 2 || !read_raw(c, &text, &size) ||
+            !read_raw(c, &text, &size)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* One request [0, msgid, method, [cluster, [datum...]]] answered into the writer as
+ * [1, msgid, nil, [[[label, score]...]...]]: 1, or 0 (not the plain case), or -1. */
+static int answer_frame(Cursor *c, const FrameCall *call, OpenCopy *open, Features *f,
+                        Writer *w) {
+    Py_ssize_t size, datums;
+    uint64_t kind, msgid;
+    if (!read_array(c, &size) || size != 4 || !read_unsigned(c, &kind) || kind != 0 ||
+        !read_unsigned(c, &msgid) || msgid >= call->msgid_limit ||
+        !read_equal(c, call->method) || !read_array(c, &size) || size != 2 ||
+        !read_equal(c, call->cluster) || !read_array(c, &datums)) {
+        return 0;
+    }
+    write_array(w, 4);
+    write_unsigned(w, 1);
+    write_unsigned(w, msgid);
+    write_nil(w);
+    write_array(w, datums);
+    const Copy *copy = &open->copy;
+    for (Py_ssize_t i = 0; i < datums; i++) {
+        f->count = 0;
+        int ready = extract_frame(c, &call->caches, f);
+        if (ready > 0) {
+            ready = merge(f);
+        }
+        if (ready <= 0) {
+            return ready;
+        }
+        if (sum_scores(copy, f, open->totals) < 0) {
+            return -1;
+        }
+        write_array(w, copy->labels);
+        for (Py_ssize_t s = 0; s < copy->labels; s++) {
+            write_array(w, 2);
+            if (write_text(w, PyList_GET_ITEM(copy->label_names, s)) < 0) {
+                return -1;
+            }
+            write_double(w, open->totals[s]);
+        }
+        if (w->failed) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    return w->failed ? (PyErr_Occurred() ? -1 : 0) : 1;
+}
+
+/* classify_frames(data, method, cluster, msgid_limit, max_count, max_reply, strings,
+ *                 numbers, replica) -> (replies, count) | None
+ *
+ * The replies to the requests `data` holds, when it holds nothing but whole requests,
+ * at most max_count of them, each a call of `method` (bytes) from `cluster` (bytes, as
+ * sent) with a msgid under msgid_limit and an argument classify_wire answers: the bytes
+ * msgpack's Packer(use_bin_type=False) makes of [1, msgid, nil, classify_wire(...)] for
+ * each, one after the other, and how many. None, having changed nothing, for anything
+ * else: a part of a request, any other call, a datum classify_wire would not take, or
+ * replies longer than max_reply bytes (the caller then reads the requests its usual way).
+ * As classify_wire, it reads the published copy without registering as a reader. */
+PyObject *classify_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "classify_frames(data, method, cluster, msgid_limit, max_count, "
+                        "max_reply, strings, numbers, replica)");
+        return NULL;
+    }
+    FrameCall call = {args[1], args[2], 0, {args[6], args[7]}};
+    if (!PyBytes_CheckExact(args[0]) || !PyBytes_CheckExact(call.method) ||
+        !PyBytes_CheckExact(call.cluster) || !PyDict_Check(call.caches.strings) ||
+        !PyDict_Check(call.caches.numbers)) {
+        Py_RETURN_NONE;
+    }
+    call.msgid_limit = PyLong_AsUnsignedLongLong(args[3]);
+    Py_ssize_t max_count = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t max_reply = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Cursor c = {(const unsigned char *)PyBytes_AS_STRING(args[0]), NULL};
+    c.end = c.at + PyBytes_GET_SIZE(args[0]);
+    int collecting = PyGC_Disable();
+    OpenCopy open;
+    Features f;
+    Writer w;
+    features_init(&f);
+    writer_init(&w, max_reply);
+    Py_ssize_t count = 0;
+    int ready = copy_open(args[8], 1, &open);
+    while (ready > 0 && c.at < c.end) {
+        ready = count < max_count ? answer_frame(&c, &call, &open, &f, &w) : 0;
+        count++;
+    }
+    PyObject *out = NULL;
+    if (ready > 0 && count > 0) {
+        out = Py_BuildValue("(y#n)", (const char *)w.data, w.size, count);
+    }
+    copy_close(&open);
+    features_free(&f);
+    writer_free(&w);
+    if (collecting) {
+        PyGC_Enable();
+    }
+    if (ready < 0) {
+        return NULL;
+    }
+    if (out == NULL && !PyErr_Occurred()) {
+        Py_RETURN_NONE;
     }
     return out;
 }

@@ -52,8 +52,36 @@ PyObject *learn_vector(long method, double c, double extra, PyObject *replica, P
                        PyObject *const *names, const double *values, Py_ssize_t count,
                        PyObject *dirty);
 
+/* MessagePack read from a request's bytes (frames.c): each reader answers 1 with the value
+ * and the cursor past it, or 0 (the value is not of that kind, or cut short). */
+typedef struct {
+    const unsigned char *at, *end;
+} Cursor;
+int read_array(Cursor *c, Py_ssize_t *count);
+int read_unsigned(Cursor *c, uint64_t *value);            /* an integer, not negative */
+int read_raw(Cursor *c, const char **text, Py_ssize_t *size); /* str or bin */
+int read_number(Cursor *c, double *number);               /* an integer or a float */
+
+/* A reply written as msgpack's Packer(use_bin_type=False) writes it (frames.c), up to
+ * `limit` bytes: past it, or out of memory (MemoryError raised), `failed` is set and the
+ * rest is not written. */
+typedef struct {
+    unsigned char *data;
+    Py_ssize_t size, capacity, limit;
+    int failed;
+    unsigned char stack[1024];
+} Writer;
+void writer_init(Writer *w, Py_ssize_t limit);
+void writer_free(Writer *w);
+void write_array(Writer *w, Py_ssize_t count);
+void write_unsigned(Writer *w, uint64_t value);
+void write_nil(Writer *w);
+void write_double(Writer *w, double value);
+int write_text(Writer *w, PyObject *text); /* -1: not UTF-8 (an error set) */
+
 /* The kernels (METH_FASTCALL), one file per concern. */
 PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *classify_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *train_linear(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
