@@ -20,8 +20,9 @@ what they see with Jubatus; ``model_lock_for`` says which methods update the mod
 which read it. ``train`` and ``classify`` are served on the wire values
 (``wire_methods``): a datum becomes feature ids without a ``Datum`` per datum, and scores
 go out as ``[label, score]`` pairs without an object per pair. With the compiled kernels,
-plain ``classify`` calls are answered straight from the requests' bytes
-(``frame_answerer``: no objects for the request or the reply).
+plain ``classify`` calls, and ``train`` calls of one example learnt at once, are answered
+straight from the requests' bytes (``frame_answerer``: no objects for the request or the
+reply).
 
 The ``NN``, ``cosine`` and ``euclidean`` methods keep the framework's read/write lock
 (:class:`~engines.common.neighbor_classifier.NeighborClassifierModel`).
@@ -166,23 +167,38 @@ class ClassifierServ(ServerBase):
             return self.model.classify(decode_argument(types.CLASSIFIER_CLASSIFY, data))
         return self.holder.snapshot.classify_wire(data)
 
-    def classify_frames(
-        self, data: bytes, cluster: bytes, max_count: int, max_reply: int
-    ) -> tuple[bytes, int] | None:
-        """``classify``'s plain calls answered from the requests' bytes (the snapshot's
-        :meth:`~engines.classifier.model.ClassifierSnapshot.classify_frames`)."""
-        assert self.holder is not None
-        return self.holder.snapshot.classify_frames(data, cluster, max_count, max_reply)
+    def answer_frames(
+        self, data: bytes, cluster: bytes | None, allowed: int, max_count: int, max_reply: int
+    ) -> tuple[bytes, int, int] | None:
+        """The plain ``classify`` and ``train`` calls a read starts with, answered from their
+        bytes (:meth:`frame_answerer`; ``allowed``: bit 0 classify, bit 1 train; a train
+        may name any cluster, as ``train`` at once takes any): trains are learnt at once
+        when the writer can be claimed now, else classify calls alone are answered."""
+        holder = self.holder
+        assert holder is not None
+        snapshot = holder.snapshot
+        reads = snapshot if allowed & _CLASSIFY_BIT else None
+        if allowed & _TRAIN_BIT and _TRAIN in data:
+            answered = holder.apply_many_at_once(
+                lambda model: model.train_frames(data, cluster, reads, max_count, max_reply),
+                "train",
+            )
+            if answered is not None:
+                result: tuple[bytes, int, int] = answered
+                return result
+        if reads is None or cluster is None:
+            return None
+        return snapshot.classify_frames(data, cluster, max_count, max_reply)
 
     # -- the framework's hooks ----------------------------------------------------------------
 
     def frame_answerer(self) -> FrameAnswerer | None:
-        """The linear methods answer plain ``classify`` calls from their bytes, with the
-        compiled kernels (built at start; tests that turn them off later get None from
-        each call)."""
+        """The linear methods answer plain ``classify`` and ``train`` calls from their
+        bytes with the compiled kernels (built at start; tests that turn them off later
+        get None from each call)."""
         if self.holder is None or kernels.compiled is None:
             return None
-        return FrameAnswerer("classify", self.classify_frames)
+        return FrameAnswerer(("classify", "train"), self.answer_frames)
 
     def get_status(self) -> dict[str, str]:
         if self.holder is None:
@@ -215,6 +231,11 @@ class ClassifierServ(ServerBase):
         if self.holder is None:
             return self.model  # the mixer calls it under the framework's model lock
         return self.holder.mixable()
+
+
+#: Bits of ``answer_frames``'s ``allowed``, and how a read that may hold a train looks.
+_CLASSIFY_BIT, _TRAIN_BIT = 1, 2
+_TRAIN = b"\xa5train"
 
 
 def _examples(data: object) -> int:

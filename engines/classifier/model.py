@@ -146,8 +146,6 @@ PAUSE_SECONDS = 0.0001
 #: The wire types of the arguments of classify and train (for the errors of bad input).
 _DATA = types.CLASSIFIER_CLASSIFY.args[0]
 _LABELED = types.CLASSIFIER_TRAIN.args[0]
-#: The raw name of the method whose requests classify_frames answers.
-_CLASSIFY = b"classify"
 
 
 # -- one copy of the model ----------------------------------------------------------------
@@ -854,6 +852,58 @@ class ClassifierModel:
         self._owed = _bounded_rows(owed, self._work.rows)
         return 1
 
+    def train_frames(
+        self,
+        data: bytes,
+        cluster: bytes | None,
+        reads: ClassifierSnapshot | None,
+        max_count: int,
+        max_reply: int,
+    ) -> tuple[tuple[bytes, int, int] | None, int] | None:
+        """The plain ``train`` calls ``data`` starts with, each of one example
+        :meth:`train_at_once` would learn, learnt at once and answered from their bytes,
+        with the plain ``classify`` calls among them when ``reads`` (the published
+        snapshot) is given, from ``cluster`` (trains from any name when None), for
+        :meth:`SnapshotModel.apply_many_at_once`: ``((replies, count, consumed) or None,
+        examples learnt)``, or None where it cannot learn at once now (as
+        :meth:`train_at_once`). The writer's copy owes the rows changed. An example that
+        fails part way (out of memory) stays partly learnt, as :meth:`train_at_once` leaves
+        it; its call is left to the usual path, which runs it again, and the writer's copy
+        owes every row."""
+        published = self._published
+        compiled = kernels.compiled
+        caches = self.wire_caches
+        if (
+            published is None
+            or self._changed
+            or compiled is None
+            or caches is None
+            or self.converter.counts_documents
+        ):
+            return None
+        assert self._readers is not None and self._other is not None
+        owed = self._owed if self._owes else set()
+        method = self.method
+        train = (
+            method.kernel_code, method.c, method.kernel_extra, self._other, owed,
+            self._readers.slots,
+        )  # fmt: skip
+        answered = compiled.classifier_frames(
+            data, cluster, MSGID_LIMIT, max_count, max_reply, *caches,
+            None if reads is None else reads._replica, train,
+        )  # fmt: skip
+        if answered is None:
+            return None
+        replies, count, consumed, trained, error = answered
+        if error is not None:
+            logger.error("train: an example failed part way and is partly learnt: %s", error)
+            self._owed = None  # the writer's copy takes all
+            self._owes = True
+        elif trained:
+            self._owes = True
+            self._owed = _bounded_rows(owed, self._work.rows)
+        return ((replies, count, consumed) if count else None), trained
+
     def _train_decoded(self, data: object) -> int:
         try:
             decoded = _LABELED.decode(data)
@@ -1246,19 +1296,22 @@ class ClassifierSnapshot:
 
     def classify_frames(
         self, data: bytes, cluster: bytes, max_count: int, max_reply: int
-    ) -> tuple[bytes, int] | None:
-        """The replies to the plain ``classify`` calls ``data`` holds, from their bytes,
-        and how many (:class:`runtime.FrameAnswerer`); None, having read nothing, where
-        the compiled kernel does not take them all: the usual path then answers the same
+    ) -> tuple[bytes, int, int] | None:
+        """The replies to the plain ``classify`` calls ``data`` starts with, from their
+        bytes: the replies, how many, the bytes they took (:class:`runtime.FrameAnswerer`);
+        None where the compiled kernel takes none. The usual path answers the rest the same
         (``classify_wire``)."""
         compiled = kernels.compiled
         caches = self._wire_caches
         if compiled is None or caches is None:
             return None
-        answered: tuple[bytes, int] | None = compiled.classify_frames(
-            data, _CLASSIFY, cluster, MSGID_LIMIT, max_count, max_reply, *caches, self._replica
+        answered = compiled.classifier_frames(
+            data, cluster, MSGID_LIMIT, max_count, max_reply, *caches, self._replica, None
         )
-        return answered
+        if answered is None:
+            return None
+        replies, count, consumed, _, _ = answered
+        return replies, count, consumed
 
     def get_labels(self) -> dict[str, int]:
         counts: dict[str, int] = self._read(lambda r: dict(r.counts))

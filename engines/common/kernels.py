@@ -11,10 +11,12 @@ Kernels:
 - ``classify_wire(data, strings, numbers, replica)``: a linear classifier's scores of
   ``classify``'s wire argument against one copy of its model
   (:meth:`engines.classifier.model.ClassifierSnapshot.classify_wire`), and
-  ``classify_frames(data, method, cluster, msgid_limit, max_count, max_reply, strings,
-  numbers, replica)``: the packed replies to whole ``classify`` requests read from their
-  bytes (:meth:`engines.classifier.model.ClassifierSnapshot.classify_frames`, the
-  classifier's :class:`runtime.FrameAnswerer`);
+  ``classifier_frames(data, cluster, msgid_limit, max_count, max_reply, strings, numbers,
+  replica, train)``: the whole ``classify`` and one-example ``train`` requests a read
+  starts with, answered from their bytes, trains learnt at once
+  (:meth:`engines.classifier.model.ClassifierSnapshot.classify_frames`,
+  :meth:`engines.classifier.model.ClassifierModel.train_frames`: the classifier's
+  :class:`runtime.FrameAnswerer`);
 - ``score_vectors(vectors, replica)``: the same sums for feature vectors already weighed
   (:meth:`engines.classifier.model.Replica.score`: ``classify`` called in process);
 - ``train_vector(datum, strings, numbers)``: the vector a linear classifier learns from

@@ -193,8 +193,10 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes | memoryview) -> None:
         if self.refused:  # bytes read before reading stopped
             return
-        if self.server.frames is not None and serve_frames(self, data):
-            return
+        if self.server.frames is not None:
+            data = serve_frames(self, data)
+            if not data:  # all answered
+                return
         decoder = self.decoder
         if decoder.scanner is not None and len(data) > SCAN_SLICE:
             # A large message is walked in Python: a slice per loop iteration, so other

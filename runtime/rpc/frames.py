@@ -1,15 +1,16 @@
 """Whole requests answered from their bytes: a service's :class:`FrameAnswerer`.
 
-A service may answer one method's plain calls straight from the bytes a read brings
-(the classifier's ``classify``, in compiled code): no objects for the request, none for
-the reply. :func:`serve_frames` offers it a read when the read starts at a message
-boundary with nothing held back, and the fast path (:func:`~runtime.rpc.inline.serve_read`)
-would run the method right there: known to be fast, taking no model lock (it reads a
-snapshot), no call waiting for a lock, no debug logging (as of the connection's last
-pass). The answerer answers every request the read holds or none: anything else it meets
-(part of a request, another method, another cluster name, an argument it does not take)
-leaves the whole read to the usual path, which answers it exactly as the answerer would
-have. So a frame answerer changes how fast calls are answered, never what.
+A service may answer some methods' plain calls straight from the bytes a read brings
+(the classifier's ``classify`` and ``train``, in compiled code): no objects for the
+requests, none for the replies. :func:`serve_frames` offers it a read that starts at a
+message boundary with nothing held back, telling it which of its methods the fast path
+(:func:`~runtime.rpc.inline.serve_read`) would run right there now: a method known to be
+fast that takes no model lock (it reads a snapshot), or one whose ``now`` the fast path
+tries (a snapshot model's update applied at once); none while a call waits for a lock or
+debug logging is on (as of the connection's last pass). The answerer answers the read's
+first requests, as many as it takes in a row, and the usual path reads the rest, as it
+would have read them all. So a frame answerer changes how fast calls are answered, never
+what.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runtime.rpc.inline import MAX_SERVED_PER_PASS, OUTPUT_SLACK, SAMPLE_EVERY
+from runtime.rpc.inline import MAX_SERVED_PER_PASS, OUTPUT_SLACK, SAMPLE_EVERY, InlineEntry
 from runtime.rpc.locks import LockMode
 
 if TYPE_CHECKING:
@@ -28,35 +29,42 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: ``answer(data, cluster, max_count, max_reply)``: the replies to the requests ``data``
-#: holds, packed one after the other, and how many; or None, having changed nothing.
-#: ``cluster`` is the cluster name the server accepts, as clients send it (bytes).
-Answer = Callable[[bytes, bytes, int, int], "tuple[bytes, int] | None"]
+_NOLOCK = LockMode.NOLOCK
+
+#: ``answer(data, cluster, allowed, max_count, max_reply)``: see :class:`FrameAnswerer`.
+Answer = Callable[[bytes, bytes | None, int, int, int], "tuple[bytes, int, int] | None"]
 
 
 @dataclass(frozen=True, slots=True)
 class FrameAnswerer:
-    """One method's plain calls answered from their bytes (see the module docstring).
+    """Some methods' plain calls answered from their bytes (see the module docstring).
 
-    ``answer`` takes ``(data, cluster, max_count, max_reply)``: it answers None unless
-    ``data`` is nothing but whole requests ``[0, msgid, method, [cluster, argument]]``,
-    at most ``max_count`` of them, with msgids under
-    :data:`~runtime.rpc.protocol.MSGID_LIMIT` and arguments it takes, whose replies
-    (``[1, msgid, nil, result]`` each, packed as the connection's packer packs them) come
-    to at most ``max_reply`` bytes; then it answers those replies and their count.
+    ``answer(data, cluster, allowed, max_count, max_reply)`` reads the whole requests at
+    the start of ``data``, in order, while each is ``[0, msgid, method, [cluster,
+    argument]]`` for a method of ``methods`` whose bit is set in ``allowed`` (bit ``i``
+    for ``methods[i]``), with a msgid under :data:`~runtime.rpc.protocol.MSGID_LIMIT` and
+    an argument it takes, up to ``max_count`` requests and ``max_reply`` bytes of replies.
+    It answers ``(replies, count, consumed)``: the replies to those ``count`` requests
+    (``[1, msgid, nil, result]`` each, packed as the connection's packer packs them, one
+    after the other) and the bytes of ``data`` they took; or None when it takes none. It
+    answers each as the usual path would, and changes nothing for a request it does not
+    take. ``cluster`` is the cluster name the server accepts, as clients send it (bytes),
+    for the methods the dispatcher checks the name of; a method whose ``now`` checks it
+    (a ``start`` row) takes any name its ``now`` would. None before a name is accepted:
+    then only such methods are allowed.
     """
 
-    method: str
+    methods: tuple[str, ...]
     answer: Answer
 
     @property
-    def raw_method(self) -> bytes:
-        return self.method.encode("utf-8")
+    def raw_methods(self) -> tuple[bytes, ...]:
+        return tuple(method.encode("utf-8") for method in self.methods)
 
 
-def serve_frames(connection: Connection, data: bytes | memoryview) -> bool:
-    """Answer ``data`` with the server's frame answerer, when it may and does; False,
-    having done nothing, for the usual path to read it."""
+def serve_frames(connection: Connection, data: bytes | memoryview) -> bytes | memoryview:
+    """Answer what it can of ``data`` with the server's frame answerer; what is left for
+    the usual path to read (``data`` itself when nothing was answered, empty when all)."""
     server = connection.server
     frames = server.frames
     decoder = connection.decoder
@@ -70,37 +78,54 @@ def serve_frames(connection: Connection, data: bytes | memoryview) -> bool:
         or len(data) > server.max_message_size
         or server.scheduler.blocked
     ):
-        return False
+        return data
     table = server.inline
-    entry = table.entries.get(server.frame_method)
-    if entry is None or entry.ready_arity < 0 or entry.lock is not LockMode.NOLOCK:
-        return False  # not run inline yet, or not known to be fast
+    if table.version != server.dispatcher.version:
+        return data  # the table changed since the entries were made
     cluster = server.dispatcher.accepted_name
-    if type(cluster) is not bytes or table.version != server.dispatcher.version:
-        return False  # no call accepted yet, or the table changed since
+    if type(cluster) is not bytes:
+        cluster = None  # no name accepted yet: only methods that check it themselves
+    entries = table.entries
+    allowed = 0
+    timed: list[InlineEntry] = []
+    bit = 1
+    for raw in server.frame_methods:
+        entry = entries.get(raw)
+        if entry is not None:
+            if entry.now is not None:  # tried at once (it checks the cluster name)
+                allowed |= bit
+            elif entry.ready_arity >= 0 and entry.lock is _NOLOCK and cluster is not None:
+                allowed |= bit  # known fast, no lock
+                timed.append(entry)
+        bit <<= 1
+    if not allowed:
+        return data
     countdown = connection.sample_countdown
     try:
-        if countdown > 1:
-            answered = frames.answer(data, cluster, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
+        if countdown > 1 or not timed:
+            answered = frames.answer(data, cluster, allowed, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
         else:  # timed, as the fast path times one call in SAMPLE_EVERY
             started = time.perf_counter()
-            answered = frames.answer(data, cluster, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
+            answered = frames.answer(data, cluster, allowed, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
             if answered is not None:
                 seconds = (time.perf_counter() - started) / answered[1]
-                entry.timing.record(seconds, on_loop=True)
+                for entry in timed:
+                    entry.timing.record(seconds, on_loop=True)
                 countdown = SAMPLE_EVERY + answered[1]
     except Exception:
         log.exception("internal error answering whole requests from %s", connection.peer)
-        return False
+        return data
     if answered is None:
-        return False
-    replies, count = answered
+        return data
+    replies, count, consumed = answered
     connection.sample_countdown = countdown - count if countdown > count else 1
-    decoder.fed += len(data)
+    decoder.fed += consumed
     connection.requests += count
     if connection.tracks_idle:
         connection.last_activity = time.monotonic()
     connection.out.append(replies)
     connection.out_bytes += len(replies)
+    if consumed < len(data):
+        return memoryview(data)[consumed:]  # the usual pass sends these replies with its own
     connection.send_answers()
-    return True
+    return b""

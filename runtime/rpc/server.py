@@ -35,8 +35,8 @@ record objects, a function compiled per method that decodes, calls and encodes
 (:class:`~runtime.rpc.dispatch.InlinePlan`), and the model lock taken once for the read's
 run of such calls and given back at the end of the read, before any other call, or as
 soon as a writer waits. Everything else (errors included) takes the general path, which
-answers exactly as the inline path would. A service may go further for one method
-(:meth:`RpcServer.answer_frames_with`): a read made of nothing but plain calls of it is
+answers exactly as the inline path would. A service may go further for some methods
+(:meth:`RpcServer.answer_frames_with`): the plain calls of them a read starts with are
 answered from its bytes, with no objects at all (:mod:`runtime.rpc.frames`).
 
 Limits (their detail is in :mod:`runtime.rpc.connection`): a message larger than
@@ -100,10 +100,10 @@ class RpcServer:
         self.inline = InlineTable(dispatcher)
         #: Where the other calls run: workers, tasks, the queue of calls waiting for a lock.
         self.scheduler = Scheduler(dispatcher, self.inline, threads)
-        #: The service's answerer of whole requests, if any, and its method's raw name
+        #: The service's answerer of whole requests, if any, and its methods' raw names
         #: (:meth:`answer_frames_with`).
         self.frames: FrameAnswerer | None = None
-        self.frame_method = b""
+        self.frame_methods: tuple[bytes, ...] = ()
         self.connections: set[Connection] = set()
         #: The log lines clients can cause, at most one a second per kind.
         self.throttle = Throttle(logging.getLogger("runtime.rpc.connection"))
@@ -127,13 +127,15 @@ class RpcServer:
         )
 
     def answer_frames_with(self, answerer: FrameAnswerer | None) -> None:
-        """Let ``answerer`` answer its method's plain calls from their bytes
+        """Let ``answerer`` answer its methods' plain calls from their bytes
         (:mod:`runtime.rpc.frames`); None stops it. ValueError for a method the dispatcher
         does not serve."""
-        if answerer is not None and answerer.method not in self.dispatcher.handlers:
-            raise ValueError(f"no method {answerer.method!r} to answer whole requests of")
+        if answerer is not None:
+            missing = [m for m in answerer.methods if m not in self.dispatcher.handlers]
+            if missing or not answerer.methods:
+                raise ValueError(f"no method {missing} to answer whole requests of")
         self.frames = answerer
-        self.frame_method = b"" if answerer is None else answerer.raw_method
+        self.frame_methods = () if answerer is None else answerer.raw_methods
 
     @property
     def port(self) -> int:

@@ -30,8 +30,8 @@ config, implements the IDL methods, and fills in the hooks the framework calls:
 - ``wire_methods`` names methods that take their arguments as the wire carries them
   (strings as ``bytes``) and return wire values, checked by themselves: a method whose
   per-call cost matters more than its convenience (the classifier's ``classify``).
-- :meth:`frame_answerer` goes one step further for one such method: its plain calls are
-  answered straight from the request's bytes (:mod:`runtime.rpc.frames`).
+- :meth:`frame_answerer` goes one step further for the hottest such methods: their plain
+  calls are answered straight from the requests' bytes (:mod:`runtime.rpc.frames`).
 
 The built-in RPCs themselves (``get_config``, ``save``, ``load``, ``get_status``) live in
 :mod:`runtime.server.host`, which calls these hooks under the model lock.
@@ -98,9 +98,10 @@ class ServerBase:
         return None
 
     def frame_answerer(self) -> FrameAnswerer | None:
-        """What answers one method's plain calls straight from the bytes of the requests
-        (:mod:`runtime.rpc.frames`), or ``None`` (the default): for a method of a snapshot
-        model (it takes no lock) whose per-call cost matters most. Asked once, at start."""
+        """What answers some methods' plain calls straight from the bytes of the requests
+        (:mod:`runtime.rpc.frames`), or ``None`` (the default): for the methods of a
+        snapshot model (reads that take no lock, updates applied at once) whose per-call
+        cost matters most. Asked once, at start."""
         return None
 
     def updated(self) -> None:

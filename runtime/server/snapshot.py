@@ -580,6 +580,46 @@ class SnapshotModel(Generic[M, S]):
         writer, when the writer is idle and nothing is queued, waiting or kept for this
         turn: the call's result, counted as applied, or None when it is not applied here
         (not now, or ``function`` declined it)."""
+        if not self._claim():
+            return None
+        try:
+            result = function(self._model, *args)
+        except Exception as error:
+            self._count_failed(name, error)
+            raise
+        finally:
+            self._give_back()
+        if result is not None:
+            self._count_applied(name, 1)
+        return result
+
+    def apply_many_at_once(
+        self, function: Callable[[Any], tuple[Any, int] | None], name: str
+    ) -> Any:
+        """:meth:`apply_at_once` for a function that applies any number of ``name``
+        updates at once (a read of them answered from its bytes): ``function(model)``
+        answers ``(result, applied)``, or None having applied none; ``result`` is
+        returned and ``applied`` updates are counted. None when the writer cannot be
+        claimed now."""
+        if not self._claim():
+            return None
+        try:
+            outcome = function(self._model)
+        except Exception as error:
+            self._count_failed(name, error)
+            raise
+        finally:
+            self._give_back()
+        if outcome is None:
+            return None
+        result, applied = outcome
+        if applied:
+            self._count_applied(name, applied)
+        return result
+
+    def _claim(self) -> bool:
+        """Take the model as the writer on the loop's thread, when the writer is idle and
+        nothing is queued, waiting or kept for this turn (:meth:`_give_back` returns it)."""
         with self._lock:
             if (
                 self._inline_claim
@@ -588,29 +628,29 @@ class SnapshotModel(Generic[M, S]):
                 or self._stopping
                 or not self._writer_idle
             ):
-                return None
+                return False
             self._inline_claim = True
         self._inline_ident = threading.get_ident()
+        return True
+
+    def _count_failed(self, name: str, error: Exception) -> None:
         counters = self.counters
-        try:
-            result = function(self._model, *args)
-        except Exception as error:
-            counters.failed += 1
-            counters.last_error = f"{name}: {type(error).__name__}: {error}"
-            raise
-        finally:
-            self._give_back()
-        if result is None:
-            return None
-        counters.applied += 1
-        counters.inline += 1
-        counters.published += 1
+        counters.failed += 1
+        counters.last_error = f"{name}: {type(error).__name__}: {error}"
+
+    def _count_applied(self, name: str, applied: int) -> None:
+        """Count ``applied`` updates of ``name`` applied and published at once."""
+        counters = self.counters
+        counters.applied += applied
+        counters.inline += applied
+        counters.published += applied
         counts = counters.counts
-        counts[name] = counts.get(name, 0) + 1
+        counts[name] = counts.get(name, 0) + applied
         self.published_at = time.monotonic()
-        if self.on_applied is not None:
-            self.on_applied()
-        return result
+        on_applied = self.on_applied
+        if on_applied is not None:
+            for _ in range(applied):
+                on_applied()
 
     def _give_back(self) -> None:
         """Give the model back to the writer thread after the loop's thread held it. With

@@ -112,3 +112,53 @@ def test_replies_from_the_bytes_are_the_usual_paths(tmp_path: Path) -> None:
         raw.sock.sendall(classify_request(200, data) + following[:9])
         assert raw.replies(1) == [newer]
         raw.sock.close()
+
+
+def _server(stack: ExitStack, tmp_path: Path, name: str) -> ServerProcess:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(CONFIG))
+    args = ["--rpc-port", "0", "--configpath", str(path), "--datadir", str(tmp_path)]
+    return stack.enter_context(ServerProcess(IMPL, args, log_path=tmp_path / f"{name}.log"))
+
+
+def test_trains_answered_from_their_bytes_learn_as_the_usual_path(tmp_path: Path) -> None:
+    """Server A reads each train alone (from its bytes, learnt at once); server B reads each
+    after a get_status in the same write (the usual path): same replies, same model."""
+
+    def train_request(msgid: int, label: str, datum: list[Any]) -> bytes:
+        packed: bytes = msgpack.packb(
+            [0, msgid, "train", ["m", [[label, datum]]]], use_bin_type=False
+        )
+        return packed
+
+    status = msgpack.packb([0, 0, "get_status", ["m"]], use_bin_type=False)
+    with ExitStack() as stack:
+        servers = [_server(stack, tmp_path, name) for name in ("a", "b")]
+        for server in servers:  # every label and word known: trains can be learnt at once
+            with client(server) as c:
+                seed = [
+                    types.LabeledDatum(label, Datum({"text": words, "x": 1.0, "y": 2.0}))
+                    for label in ("spam", "ham")
+                    for words in ("cheap pills now", "lunch at noon", "cheap lunch", "pills")
+                ]
+                assert c.train(seed) == 8
+        a, b = (Raw(server.port) for server in servers)
+        a.call(status)  # a name accepted: from now on A reads its trains from their bytes
+        for msgid in range(1, 200):
+            words = ("cheap lunch", "pills", "lunch at noon", "cheap pills now")[msgid % 4]
+            request = train_request(
+                msgid, "spam" if msgid % 3 else "ham", wire_datum(words, msgid / 9)
+            )
+            replied = a.call(request)
+            b.sock.sendall(status + request)
+            assert [r for r in b.replies(2) if msgpack.unpackb(r)[1] == msgid] == [replied]
+        probe = [wire_datum("cheap lunch", 0.5), wire_datum("pills", -1.25)]
+        answers = []
+        for raw in (a, b):
+            raw.sock.sendall(status + classify_request(500, probe))  # the usual path
+            answers += [r for r in raw.replies(2) if msgpack.unpackb(r)[1] == 500]
+        assert answers[0] == answers[1]
+        labels = {label for label, _ in msgpack.unpackb(answers[0], raw=False)[3][0]}
+        assert labels == {"spam", "ham"}
+        a.sock.close()
+        b.sock.close()

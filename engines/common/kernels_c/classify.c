@@ -551,188 +551,6 @@ PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t narg
     return out;
 }
 
-/* -- whole requests ------------------------------------------------------------------- */
-
-/* A raw value (str or bin) read as a new bytes object; NULL with no error when the cursor
- * is not at one. */
-static PyObject *read_bytes(Cursor *c) {
-    const char *text;
-    Py_ssize_t size;
-    if (!read_raw(c, &text, &size)) {
-        return NULL;
-    }
-    return PyBytes_FromStringAndSize(text, size);
-}
-
-/* A raw value equal to `expected` (bytes): 1, else 0. */
-static int read_equal(Cursor *c, PyObject *expected) {
-    const char *text;
-    Py_ssize_t size;
-    return read_raw(c, &text, &size) && size == PyBytes_GET_SIZE(expected) &&
-           memcmp(text, PyBytes_AS_STRING(expected), size) == 0;
-}
-
-/* extract() of a datum read from the request's bytes: the same features, or 0 where
- * extract would answer 0, or where the bytes end early. */
-static int extract_frame(Cursor *c, const Caches *caches, Features *f) {
-    Py_ssize_t parts, n;
-    if (!read_array(c, &parts) || parts != 3 || !read_array(c, &n)) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t size;
-        if (!read_array(c, &size) || size != 2) {
-            return 0;
-        }
-        PyObject *key = read_bytes(c);
-        PyObject *value = key == NULL ? NULL : read_bytes(c);
-        int ready = value == NULL ? 0 : append_string(caches->strings, key, value, f);
-        Py_XDECREF(key);
-        Py_XDECREF(value);
-        if (ready <= 0) {
-            return PyErr_Occurred() ? -1 : 0;
-        }
-    }
-    if (!read_array(c, &n)) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t size;
-        double number;
-        if (!read_array(c, &size) || size != 2) {
-            return 0;
-        }
-        PyObject *key = read_bytes(c);
-        int ready = key != NULL && read_number(c, &number)
-                        ? append_number(caches->numbers, key, number, f)
-                        : 0;
-        Py_XDECREF(key);
-        if (ready <= 0) {
-            return PyErr_Occurred() ? -1 : 0;
-        }
-    }
-    if (!read_array(c, &n)) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t size;
-        const char *text;
-        if (!read_array(c, &size) || size != 2 || !read_raw(c, &text, &size) ||
-            !read_raw(c, &text, &size)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* One request [0, msgid, method, [cluster, [datum...]]] answered into the writer as
- * [1, msgid, nil, [[[label, score]...]...]]: 1, or 0 (not the plain case), or -1. */
-static int answer_frame(Cursor *c, const FrameCall *call, OpenCopy *open, Features *f,
-                        Writer *w) {
-    Py_ssize_t size, datums;
-    uint64_t kind, msgid;
-    if (!read_array(c, &size) || size != 4 || !read_unsigned(c, &kind) || kind != 0 ||
-        !read_unsigned(c, &msgid) || msgid >= call->msgid_limit ||
-        !read_equal(c, call->method) || !read_array(c, &size) || size != 2 ||
-        !read_equal(c, call->cluster) || !read_array(c, &datums)) {
-        return 0;
-    }
-    write_array(w, 4);
-    write_unsigned(w, 1);
-    write_unsigned(w, msgid);
-    write_nil(w);
-    write_array(w, datums);
-    const Copy *copy = &open->copy;
-    for (Py_ssize_t i = 0; i < datums; i++) {
-        f->count = 0;
-        int ready = extract_frame(c, &call->caches, f);
-        if (ready > 0) {
-            ready = merge(f);
-        }
-        if (ready <= 0) {
-            return ready;
-        }
-        if (sum_scores(copy, f, open->totals) < 0) {
-            return -1;
-        }
-        write_array(w, copy->labels);
-        for (Py_ssize_t s = 0; s < copy->labels; s++) {
-            write_array(w, 2);
-            if (write_text(w, PyList_GET_ITEM(copy->label_names, s)) < 0) {
-                return -1;
-            }
-            write_double(w, open->totals[s]);
-        }
-        if (w->failed) {
-            return PyErr_Occurred() ? -1 : 0;
-        }
-    }
-    return w->failed ? (PyErr_Occurred() ? -1 : 0) : 1;
-}
-
-/* classify_frames(data, method, cluster, msgid_limit, max_count, max_reply, strings,
- *                 numbers, replica) -> (replies, count) | None
- *
- * The replies to the requests `data` holds, when it holds nothing but whole requests,
- * at most max_count of them, each a call of `method` (bytes) from `cluster` (bytes, as
- * sent) with a msgid under msgid_limit and an argument classify_wire answers: the bytes
- * msgpack's Packer(use_bin_type=False) makes of [1, msgid, nil, classify_wire(...)] for
- * each, one after the other, and how many. None, having changed nothing, for anything
- * else: a part of a request, any other call, a datum classify_wire would not take, or
- * replies longer than max_reply bytes (the caller then reads the requests its usual way).
- * As classify_wire, it reads the published copy without registering as a reader. */
-PyObject *classify_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError,
-                        "classify_frames(data, method, cluster, msgid_limit, max_count, "
-                        "max_reply, strings, numbers, replica)");
-        return NULL;
-    }
-    FrameCall call = {args[1], args[2], 0, {args[6], args[7]}};
-    if (!PyBytes_CheckExact(args[0]) || !PyBytes_CheckExact(call.method) ||
-        !PyBytes_CheckExact(call.cluster) || !PyDict_Check(call.caches.strings) ||
-        !PyDict_Check(call.caches.numbers)) {
-        Py_RETURN_NONE;
-    }
-    call.msgid_limit = PyLong_AsUnsignedLongLong(args[3]);
-    Py_ssize_t max_count = PyLong_AsSsize_t(args[4]);
-    Py_ssize_t max_reply = PyLong_AsSsize_t(args[5]);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    Cursor c = {(const unsigned char *)PyBytes_AS_STRING(args[0]), NULL};
-    c.end = c.at + PyBytes_GET_SIZE(args[0]);
-    int collecting = PyGC_Disable();
-    OpenCopy open;
-    Features f;
-    Writer w;
-    features_init(&f);
-    writer_init(&w, max_reply);
-    Py_ssize_t count = 0;
-    int ready = copy_open(args[8], 1, &open);
-    while (ready > 0 && c.at < c.end) {
-        ready = count < max_count ? answer_frame(&c, &call, &open, &f, &w) : 0;
-        count++;
-    }
-    PyObject *out = NULL;
-    if (ready > 0 && count > 0) {
-        out = Py_BuildValue("(y#n)", (const char *)w.data, w.size, count);
-    }
-    copy_close(&open);
-    features_free(&f);
-    writer_free(&w);
-    if (collecting) {
-        PyGC_Enable();
-    }
-    if (ready < 0) {
-        return NULL;
-    }
-    if (out == NULL && !PyErr_Occurred()) {
-        Py_RETURN_NONE;
-    }
-    return out;
-}
-
 /* A weighed vector: (names, values) lists of str and finite floats. */
 static int fill_vector(PyObject *vector, void *context, Features *f) {
     (void)context;
@@ -775,16 +593,9 @@ PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t narg
     return score_each(args[0], args[1], 0, fill_vector, NULL);
 }
 
-/* The vector train_vector makes, in f: its names sorted by name (all distinct), each with
- * its value. 1, or 0 when the Python must make it, or -1 with an error set. */
-static int sorted_vector(PyObject *datum, PyObject *strings, PyObject *numbers, Features *f) {
-    int ready = extract(datum, strings, numbers, f);
-    if (ready > 0) {
-        ready = merge(f);
-    }
-    if (ready <= 0) {
-        return ready;
-    }
+/* Merged features made the vector train learns: sorted by name, each with its value; 1, or
+ * 0 when a value or the squared norm (summed in the merged order) is not finite, or -1. */
+static int sort_features(Features *f) {
     double norm = 0.0;
     for (Py_ssize_t i = 0; i < f->count; i++) {
         if (!isfinite(f->values[i])) {
@@ -818,6 +629,16 @@ static int sorted_vector(PyObject *datum, PyObject *strings, PyObject *numbers, 
     PyMem_Free(places);
     PyMem_Free(sorted);
     return 1;
+}
+
+/* The vector train_vector makes, in f: its names sorted by name (all distinct), each with
+ * its value. 1, or 0 when the Python must make it, or -1 with an error set. */
+static int sorted_vector(PyObject *datum, PyObject *strings, PyObject *numbers, Features *f) {
+    int ready = extract(datum, strings, numbers, f);
+    if (ready > 0) {
+        ready = merge(f);
+    }
+    return ready > 0 ? sort_features(f) : ready;
 }
 
 /* train_vector(datum, strings, numbers) -> (names, values) | None
@@ -923,7 +744,8 @@ PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *out = NULL;
     int ready = sorted_vector(args[0], args[1], args[2], &f);
     if (ready > 0) {
-        out = learn_vector(method, c, extra, args[6], label, f.names, f.values, f.count, args[8]);
+        out = learn_vector(method, c, extra, args[6], label, f.names, f.values, f.count, args[8],
+                           NULL);
     }
     features_free(&f);
     if (collecting) {
@@ -931,6 +753,349 @@ PyObject *train_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_XDECREF(decoded);
     if (ready == 0) {
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
+/* -- whole requests ------------------------------------------------------------------- */
+
+/* A raw value (str or bin) read as a new bytes object; NULL with no error when the cursor
+ * is not at one. */
+static PyObject *read_bytes(Cursor *c) {
+    const char *text;
+    Py_ssize_t size;
+    if (!read_raw(c, &text, &size)) {
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(text, size);
+}
+
+/* A raw value equal to `expected` (bytes): 1, else 0. */
+static int read_equal(Cursor *c, PyObject *expected) {
+    const char *text;
+    Py_ssize_t size;
+    return read_raw(c, &text, &size) && size == PyBytes_GET_SIZE(expected) &&
+           memcmp(text, PyBytes_AS_STRING(expected), size) == 0;
+}
+
+/* A cluster name equal to `expected` (bytes), or any in UTF-8 when it is None (what
+ * train at once takes): 1, else 0. */
+static int read_name(Cursor *c, PyObject *expected) {
+    if (expected != Py_None) {
+        return read_equal(c, expected);
+    }
+    const char *text;
+    Py_ssize_t size;
+    if (!read_raw(c, &text, &size)) {
+        return 0;
+    }
+    PyObject *name = PyUnicode_DecodeUTF8(text, size, NULL);
+    if (name == NULL) {
+        PyErr_Clear(); /* not UTF-8: the Python path says so */
+        return 0;
+    }
+    Py_DECREF(name);
+    return 1;
+}
+
+/* extract() of a datum read from the request's bytes: the same features, or 0 where
+ * extract would answer 0, or where the bytes end early. */
+static int extract_frame(Cursor *c, const Caches *caches, Features *f) {
+    Py_ssize_t parts, n;
+    if (!read_array(c, &parts) || parts != 3 || !read_array(c, &n)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size;
+        if (!read_array(c, &size) || size != 2) {
+            return 0;
+        }
+        PyObject *key = read_bytes(c);
+        PyObject *value = key == NULL ? NULL : read_bytes(c);
+        int ready = value == NULL ? 0 : append_string(caches->strings, key, value, f);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (ready <= 0) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    if (!read_array(c, &n)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size;
+        double number;
+        if (!read_array(c, &size) || size != 2) {
+            return 0;
+        }
+        PyObject *key = read_bytes(c);
+        int ready = key != NULL && read_number(c, &number)
+                        ? append_number(caches->numbers, key, number, f)
+                        : 0;
+        Py_XDECREF(key);
+        if (ready <= 0) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    if (!read_array(c, &n)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size;
+        const char *text;
+        if (!read_array(c, &size) || size != 2 || !read_raw(c, &text, &size) ||
+            !read_raw(c, &text, &size)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* What a classifier_frames call answers with. */
+typedef struct {
+    PyObject *cluster; /* bytes, or None (then classify is not taken) */
+    uint64_t msgid_limit;
+    Caches caches;
+    OpenCopy *classify; /* the copy classify reads, or NULL: classify is not taken */
+    /* train, when taken: learnt at once into `learner`, the rows changed added to `dirty`. */
+    int train;
+    long method;
+    double c, extra;
+    PyObject *learner, *dirty;
+    Py_ssize_t trained;
+    int broken; /* a train failed part way: its example is partly learnt */
+} Frames;
+
+/* The rest of a classify request, [[datum...]] after the cluster name, answered. */
+static int answer_classify(Cursor *c, Frames *fr, uint64_t msgid, Features *f, Writer *w) {
+    Py_ssize_t datums;
+    if (!read_array(c, &datums)) {
+        return 0;
+    }
+    write_array(w, 4);
+    write_unsigned(w, 1);
+    write_unsigned(w, msgid);
+    write_nil(w);
+    write_array(w, datums);
+    const Copy *copy = &fr->classify->copy;
+    double *totals = fr->classify->totals;
+    for (Py_ssize_t i = 0; i < datums; i++) {
+        f->count = 0;
+        int ready = extract_frame(c, &fr->caches, f);
+        if (ready > 0) {
+            ready = merge(f);
+        }
+        if (ready <= 0) {
+            return ready;
+        }
+        if (sum_scores(copy, f, totals) < 0) {
+            return -1;
+        }
+        write_array(w, copy->labels);
+        for (Py_ssize_t s = 0; s < copy->labels; s++) {
+            write_array(w, 2);
+            if (write_text(w, PyList_GET_ITEM(copy->label_names, s)) < 0) {
+                return -1;
+            }
+            write_double(w, totals[s]);
+        }
+        if (w->failed) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    return 1;
+}
+
+/* The rest of a train request of one example, [[label, datum]] after the cluster name,
+ * learnt at once as train_known learns it and answered 1. -2: an error once the example
+ * was partly learnt. */
+static int answer_train(Cursor *c, Frames *fr, uint64_t msgid, Features *f, Writer *w) {
+    Py_ssize_t size;
+    if (!read_array(c, &size) || size != 1 || !read_array(c, &size) || size != 2) {
+        return 0;
+    }
+    const char *text;
+    if (!read_raw(c, &text, &size) || size == 0) {
+        return 0;
+    }
+    /* Room for the answer ([1, msgid, nil, 1]: at most 13 bytes) made before any learning. */
+    int room = writer_room(w, 16);
+    if (room <= 0) {
+        return room;
+    }
+    PyObject *label = PyUnicode_DecodeUTF8(text, size, NULL);
+    if (label == NULL) {
+        PyErr_Clear(); /* not UTF-8: the Python path says so */
+        return 0;
+    }
+    f->count = 0;
+    int ready = extract_frame(c, &fr->caches, f);
+    if (ready > 0) {
+        ready = merge(f);
+    }
+    if (ready > 0) {
+        ready = sort_features(f);
+    }
+    if (ready > 0) {
+        int started = 0;
+        PyObject *learnt = learn_vector(fr->method, fr->c, fr->extra, fr->learner, label,
+                                        f->names, f->values, f->count, fr->dirty, &started);
+        if (learnt == NULL) {
+            ready = started ? -2 : -1;
+        } else {
+            ready = learnt != Py_None;
+            Py_DECREF(learnt);
+        }
+    }
+    Py_DECREF(label);
+    if (ready <= 0) {
+        return ready;
+    }
+    fr->trained++;
+    write_array(w, 4);
+    write_unsigned(w, 1);
+    write_unsigned(w, msgid);
+    write_nil(w);
+    write_unsigned(w, 1);
+    return 1;
+}
+
+/* One request answered into the writer: 1, or 0 (not one this call takes), or -1 with an
+ * error set, or -2 (answer_train). */
+static int answer_frame(Cursor *c, Frames *fr, Features *f, Writer *w) {
+    Py_ssize_t size;
+    uint64_t kind, msgid;
+    const char *method;
+    Py_ssize_t method_size;
+    if (!read_array(c, &size) || size != 4 || !read_unsigned(c, &kind) || kind != 0 ||
+        !read_unsigned(c, &msgid) || msgid >= fr->msgid_limit ||
+        !read_raw(c, &method, &method_size) || !read_array(c, &size) || size != 2) {
+        return 0;
+    }
+    if (fr->classify != NULL && method_size == 8 && memcmp(method, "classify", 8) == 0) {
+        return read_equal(c, fr->cluster) ? answer_classify(c, fr, msgid, f, w) : 0;
+    }
+    if (fr->train && method_size == 5 && memcmp(method, "train", 5) == 0) {
+        return read_name(c, fr->cluster) ? answer_train(c, fr, msgid, f, w) : 0;
+    }
+    return 0;
+}
+
+/* classifier_frames(data, cluster, msgid_limit, max_count, max_reply, strings, numbers,
+ *                   replica, train) -> (replies, count, consumed, trained, error) | None
+ *
+ * The whole requests `data` starts with, answered in order while each is a call from
+ * `cluster` (bytes, as sent; None: a train from any cluster name in UTF-8, as train at
+ * once takes it, and no classify) with a msgid under msgid_limit, of classify (when `replica`,
+ * the published copy classify_wire would read, is not None) with an argument
+ * classify_wire takes, or of train (when `train` is not None) with one example
+ * train_known would learn at once: up to max_count requests and max_reply bytes of
+ * replies. `train` is (method, c, extra, learner, dirty, readers) as train_known takes
+ * them; no train is learnt while `readers` is not empty.
+ *
+ * Answers the replies, packed as msgpack's Packer(use_bin_type=False) packs
+ * [1, msgid, nil, result] (classify_wire's result, or 1 for a train), the number of
+ * requests answered, the bytes they took and the examples learnt; None when it answers
+ * none and learnt nothing. It changes nothing for a request it does not answer, with one
+ * exception: an error once an example has begun to be learnt (out of memory) stops the
+ * call there, with that example partly learnt and not answered, and the error in the
+ * answer (None otherwise). Another error before the first request is answered is raised;
+ * after it, the call stops there (the usual path meets it again).
+ *
+ * As classify_wire it reads the published copy without registering as a reader, and the
+ * garbage collector is off: no Python code runs, so nothing it reads changes meanwhile. */
+PyObject *classifier_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "classifier_frames(data, cluster, msgid_limit, max_count, max_reply, "
+                        "strings, numbers, replica, train)");
+        return NULL;
+    }
+    Frames fr = {0};
+    fr.cluster = args[1];
+    fr.caches.strings = args[5];
+    fr.caches.numbers = args[6];
+    PyObject *replica = args[7], *train = args[8];
+    if (!PyBytes_CheckExact(args[0]) ||
+        (!PyBytes_CheckExact(fr.cluster) && (fr.cluster != Py_None || replica != Py_None)) ||
+        !PyDict_Check(fr.caches.strings) || !PyDict_Check(fr.caches.numbers) ||
+        (train != Py_None && (!PyTuple_CheckExact(train) || PyTuple_GET_SIZE(train) != 6))) {
+        Py_RETURN_NONE;
+    }
+    fr.msgid_limit = PyLong_AsUnsignedLongLong(args[2]);
+    Py_ssize_t max_count = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t max_reply = PyLong_AsSsize_t(args[4]);
+    if (train != Py_None) {
+        fr.method = PyLong_AsLong(PyTuple_GET_ITEM(train, 0));
+        fr.c = PyFloat_AsDouble(PyTuple_GET_ITEM(train, 1));
+        fr.extra = PyFloat_AsDouble(PyTuple_GET_ITEM(train, 2));
+        fr.learner = PyTuple_GET_ITEM(train, 3);
+        fr.dirty = PyTuple_GET_ITEM(train, 4);
+        PyObject *readers = PyTuple_GET_ITEM(train, 5);
+        fr.train = PyDict_Check(readers) && PyDict_GET_SIZE(readers) == 0;
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Cursor c = {(const unsigned char *)PyBytes_AS_STRING(args[0]), NULL};
+    c.end = c.at + PyBytes_GET_SIZE(args[0]);
+    const unsigned char *begin = c.at;
+    int collecting = PyGC_Disable();
+    OpenCopy open;
+    Features f;
+    Writer w;
+    features_init(&f);
+    writer_init(&w, max_reply);
+    int status = 1;
+    if (replica != Py_None) {
+        status = copy_open(replica, 1, &open);
+        fr.classify = status > 0 ? &open : NULL;
+    } else {
+        memset(&open, 0, sizeof(open));
+    }
+    Py_ssize_t count = 0;
+    PyObject *error = NULL;
+    while (status >= 0 && (fr.classify != NULL || fr.train) && c.at < c.end &&
+           count < max_count) {
+        const unsigned char *start = c.at;
+        Py_ssize_t written = w.size;
+        int ready = answer_frame(&c, &fr, &f, &w);
+        if (ready > 0) {
+            count++;
+            continue;
+        }
+        c.at = start; /* this request is left to the usual path */
+        w.size = written;
+        w.failed = 0;
+        if (ready == -2) {
+            fr.broken = 1;
+            PyObject *type, *traceback;
+            PyErr_Fetch(&type, &error, &traceback);
+            PyErr_NormalizeException(&type, &error, &traceback);
+            Py_XDECREF(type);
+            Py_XDECREF(traceback);
+        } else if (ready < 0 && (count > 0 || fr.trained > 0)) {
+            PyErr_Clear(); /* the usual path meets it again */
+        } else if (ready < 0) {
+            status = -1;
+        }
+        break;
+    }
+    PyObject *out = NULL;
+    if (status >= 0 && (count > 0 || fr.broken)) {
+        out = Py_BuildValue("(y#nnnO)", (const char *)w.data, w.size, count,
+                            (Py_ssize_t)(c.at - begin), fr.trained, error ? error : Py_None);
+    }
+    Py_XDECREF(error);
+    copy_close(&open);
+    features_free(&f);
+    writer_free(&w);
+    if (collecting) {
+        PyGC_Enable();
+    }
+    if (out == NULL && !PyErr_Occurred()) {
         Py_RETURN_NONE;
     }
     return out;

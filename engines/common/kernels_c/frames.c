@@ -202,6 +202,18 @@ static unsigned char *room(Writer *w, Py_ssize_t more) {
     return at;
 }
 
+int writer_room(Writer *w, Py_ssize_t more) {
+    if (w->failed || w->size + more > w->limit) {
+        return 0;
+    }
+    Py_ssize_t size = w->size;
+    if (room(w, more) == NULL) {
+        return w->failed && PyErr_Occurred() ? -1 : 0;
+    }
+    w->size = size;
+    return 1;
+}
+
 static void put_big_endian(unsigned char *at, uint64_t value, int size) {
     for (int i = size - 1; i >= 0; i--) {
         at[i] = (unsigned char)value;

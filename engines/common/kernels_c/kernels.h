@@ -47,10 +47,11 @@ void sort_by_name(PyObject **names, Py_ssize_t *order, Py_ssize_t n, PyObject **
                   Py_ssize_t *spare_order);
 
 /* One example learnt into a linear classifier's copy, from a vector sorted by name
- * (linear.c): True or False, None when the copy does not know its label or a feature. */
+ * (linear.c): True or False, None when the copy does not know its label or a feature. With
+ * an error raised, *started (when given) says whether the example was partly learnt. */
 PyObject *learn_vector(long method, double c, double extra, PyObject *replica, PyObject *label,
                        PyObject *const *names, const double *values, Py_ssize_t count,
-                       PyObject *dirty);
+                       PyObject *dirty, int *started);
 
 /* MessagePack read from a request's bytes (frames.c): each reader answers 1 with the value
  * and the cursor past it, or 0 (the value is not of that kind, or cut short). */
@@ -73,6 +74,8 @@ typedef struct {
 } Writer;
 void writer_init(Writer *w, Py_ssize_t limit);
 void writer_free(Writer *w);
+/* Whether `more` bytes can be written, room made for them: 1, 0 (past the limit), or -1. */
+int writer_room(Writer *w, Py_ssize_t more);
 void write_array(Writer *w, Py_ssize_t count);
 void write_unsigned(Writer *w, uint64_t value);
 void write_nil(Writer *w);
@@ -81,7 +84,7 @@ int write_text(Writer *w, PyObject *text); /* -1: not UTF-8 (an error set) */
 
 /* The kernels (METH_FASTCALL), one file per concern. */
 PyObject *classify_wire(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-PyObject *classify_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *classifier_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *score_vectors(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *train_vector(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *train_linear(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

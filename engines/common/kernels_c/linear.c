@@ -412,7 +412,7 @@ static int count_one(PyObject *counts, PyObject *label) {
  * the copy is not laid out as expected: the Python takes the example then. */
 PyObject *learn_vector(long method, double c, double extra, PyObject *replica, PyObject *label,
                        PyObject *const *names, const double *values, Py_ssize_t count,
-                       PyObject *dirty) {
+                       PyObject *dirty, int *started) {
     if (method < 0 || method >= METHOD_COUNT || !PyUnicode_CheckExact(label) ||
         (dirty != Py_None && !PySet_CheckExact(dirty))) {
         Py_RETURN_NONE;
@@ -560,6 +560,9 @@ done:
     if (out == NULL && !taken && !PyErr_Occurred()) {
         out = Py_NewRef(Py_None);
     }
+    if (started != NULL) {
+        *started = taken;
+    }
     if (dc_held) {
         PyBuffer_Release(&dc);
     }
@@ -612,7 +615,7 @@ PyObject *learn_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         doubles[k] = PyFloat_AS_DOUBLE(value);
     }
     PyObject *out = learn_vector(method, c, extra, args[3], args[4],
-                                 ((PyListObject *)names)->ob_item, doubles, count, args[7]);
+                                 ((PyListObject *)names)->ob_item, doubles, count, args[7], NULL);
     PyMem_Free(doubles);
     return out;
 }

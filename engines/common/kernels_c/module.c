@@ -10,8 +10,8 @@ PyObject *s_slots, *s_counts, *s_diff_counts, *s_DC, *s_diff_features, *s_all_fe
 static PyMethodDef methods[] = {
     {"classify_wire", (PyCFunction)(void (*)(void))classify_wire, METH_FASTCALL,
      "Scores of classify's wire argument against a linear classifier's copy, or None."},
-    {"classify_frames", (PyCFunction)(void (*)(void))classify_frames, METH_FASTCALL,
-     "The replies to whole classify requests, from their bytes, or None."},
+    {"classifier_frames", (PyCFunction)(void (*)(void))classifier_frames, METH_FASTCALL,
+     "The replies to the whole classify and train requests a read starts with, or None."},
     {"score_vectors", (PyCFunction)(void (*)(void))score_vectors, METH_FASTCALL,
      "Scores of weighed feature vectors against a linear classifier's copy, or None."},
     {"train_vector", (PyCFunction)(void (*)(void))train_vector, METH_FASTCALL,

@@ -1,7 +1,8 @@
-"""``classify_frames``: whole ``classify`` requests answered from their bytes give the
-bytes the usual path gives (``classify_wire``'s answer, packed by the connection's
-packer), in every encoding MessagePack allows for the request, and leave every read they
-do not take whole to the usual path (None).
+"""``classify_frames`` (the kernel's ``classifier_frames`` without trains): the whole
+``classify`` requests a read starts with, answered from their bytes, give the bytes the
+usual path gives (``classify_wire``'s answer, packed by the connection's packer), in every
+encoding MessagePack allows for a request; the first request they do not take, and all
+after it, are left to the usual path (None when that is the first).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def arow() -> tuple[ClassifierModel, ClassifierSnapshot, random.Random]:
 
 def test_the_kernel_is_there() -> None:
     assert kernels.compiled is not None
-    assert hasattr(kernels.compiled, "classify_frames")
+    assert hasattr(kernels.compiled, "classifier_frames")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -160,8 +161,8 @@ def test_replies_are_the_usual_paths_in_any_encoding(
     frame = b"".join(messages)
     answered = frames(snapshot, frame)
     assert answered is not None
-    replies, taken = answered
-    assert taken == count
+    replies, taken, consumed = answered
+    assert (taken, consumed) == (count, len(frame))
     assert replies == usual(snapshot, frame)
 
 
@@ -173,7 +174,7 @@ def test_other_methods_and_a_batch(method: str) -> None:
     snapshot.classify_wire(msgpack.unpackb(msgpack.packb(data), raw=True))
     frame = pack_any(request(7, data))
     answered = frames(snapshot, frame)
-    assert answered is not None and answered == (usual(snapshot, frame), 1)
+    assert answered is not None and answered == (usual(snapshot, frame), 1, len(frame))
 
 
 def test_labels_long_and_many_are_packed_as_the_packer_packs() -> None:
@@ -198,18 +199,23 @@ def _two(snapshot: ClassifierSnapshot, rng: random.Random) -> tuple[bytes, list[
     return pack_any(request(1, data)) + pack_any(request(2, data)), data
 
 
-def test_any_part_of_a_request_is_left_whole(
+def test_part_of_a_request_is_left_to_the_usual_path(
     arow: tuple[ClassifierModel, ClassifierSnapshot, random.Random],
 ) -> None:
     _, snapshot, rng = arow
     frame, _ = _two(snapshot, rng)
     first = len(frame) // 2  # the two requests are alike but for their msgid
-    assert frames(snapshot, frame) is not None
-    assert frames(snapshot, frame[:first]) is not None
+    whole = frames(snapshot, frame)
+    assert whole is not None and whole[1:] == (2, len(frame))
+    one = frames(snapshot, frame[:first])
+    assert one is not None and one[1:] == (1, first)
     for end in range(len(frame)):
-        if end != first:
-            assert frames(snapshot, frame[:end]) is None, end
-    assert frames(snapshot, frame + b"\x90") is None
+        answered = frames(snapshot, frame[:end])
+        if end < first:
+            assert answered is None, end
+        else:
+            assert answered == one, end
+    assert frames(snapshot, frame + b"\x90") == whole
 
 
 def _call(data: Any) -> list[Any]:
@@ -239,13 +245,16 @@ def _call(data: Any) -> list[Any]:
         ("a boolean", _call([[[], [[b"n1", True]], []]])),
     ],
 )
-def test_what_it_does_not_take_is_left_whole(
+def test_what_it_does_not_take_is_left_to_the_usual_path(
     arow: tuple[ClassifierModel, ClassifierSnapshot, random.Random], what: str, message: Any
 ) -> None:
     _, snapshot, rng = arow
     good, _ = _two(snapshot, rng)
-    for frame in (msgpack.packb(message, use_bin_type=False), good + msgpack.packb(message)):
-        assert frames(snapshot, frame) is None, what
+    bad = msgpack.packb(message, use_bin_type=False)
+    assert frames(snapshot, bad) is None, what
+    before = frames(snapshot, good)
+    assert before is not None
+    assert frames(snapshot, good + bad + good) == before, what
 
 
 def test_binary_pairs_are_read_past_and_nothing_more(
@@ -260,16 +269,19 @@ def test_binary_pairs_are_read_past_and_nothing_more(
     assert answered is not None and answered[0] == usual(snapshot, frame)
 
 
-def test_more_requests_or_longer_replies_than_allowed_are_left_whole(
+def test_more_requests_or_longer_replies_than_allowed_are_left_to_the_usual_path(
     arow: tuple[ClassifierModel, ClassifierSnapshot, random.Random],
 ) -> None:
     _, snapshot, rng = arow
     frame, _ = _two(snapshot, rng)
-    assert frames(snapshot, frame, max_count=2) is not None
-    assert frames(snapshot, frame, max_count=1) is None
-    replies, _ = frames(snapshot, frame)
-    assert frames(snapshot, frame, max_reply=len(replies)) is not None
-    assert frames(snapshot, frame, max_reply=len(replies) - 1) is None
+    first = len(frame) // 2
+    assert frames(snapshot, frame, max_count=2)[1:] == (2, len(frame))
+    assert frames(snapshot, frame, max_count=1)[1:] == (1, first)
+    assert frames(snapshot, frame, max_count=0) is None
+    replies, _, _ = frames(snapshot, frame)
+    assert frames(snapshot, frame, max_reply=len(replies))[1:] == (2, len(frame))
+    assert frames(snapshot, frame, max_reply=len(replies) - 1)[1:] == (1, first)
+    assert frames(snapshot, frame, max_reply=len(replies) // 2 - 1) is None
     assert frames(snapshot, b"") is None
 
 
@@ -297,7 +309,8 @@ def test_without_the_kernels_nothing_is_answered_this_way(
 def test_the_kernel_checks_its_arguments() -> None:
     assert kernels.compiled is not None
     with pytest.raises(TypeError):
-        kernels.compiled.classify_frames(b"")
-    args: tuple[Any, ...] = (b"", b"classify", CLUSTER, MSGID_LIMIT, 1, 1, {}, {}, None)
-    assert kernels.compiled.classify_frames("text", *args[1:]) is None
-    assert kernels.compiled.classify_frames(*args[:6], [], {}, None) is None
+        kernels.compiled.classifier_frames(b"")
+    args: tuple[Any, ...] = (b"", CLUSTER, MSGID_LIMIT, 1, 1, {}, {}, None, None)
+    assert kernels.compiled.classifier_frames("text", *args[1:]) is None
+    assert kernels.compiled.classifier_frames(*args[:5], [], {}, None, None) is None
+    assert kernels.compiled.classifier_frames(*args[:8], (1, 2)) is None

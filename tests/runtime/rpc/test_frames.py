@@ -1,6 +1,7 @@
-"""A service's frame answerer (runtime.rpc.frames): offered a read only when the fast path
-would run its method right there and nothing is held back, answering all of it or none;
-whatever it leaves, or fails on, the usual path answers. Real servers on 127.0.0.1.
+"""A service's frame answerer (runtime.rpc.frames): offered a read only when it starts at a
+message boundary with nothing held back, told which of its methods the fast path would run
+right there now, answering the requests the read starts with; whatever it leaves, or fails
+on, the usual path answers. Real servers on 127.0.0.1.
 
 The answerer here marks its answers (``frame:`` before the echoed value), which a real one
 must not do, so that each test sees which path answered.
@@ -11,61 +12,92 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgpack
 import pytest
 import pytest_asyncio
 
-from runtime.rpc.dispatch import Dispatcher, Handler
+from runtime.rpc.dispatch import Dispatcher, Done, Handler
 from runtime.rpc.frames import FrameAnswerer
 from runtime.rpc.locks import LockMode
 from runtime.rpc.server import RpcServer
 from runtime.wire import types as t
 from tests.runtime.rpc.test_rpc_inline import RawPeer
 
+METHODS = ("look", "bump")
+
 
 class Answerer:
-    """Answers reads of nothing but ``look`` calls (``mode`` "answer"), declines every
-    read ("decline") or raises ("raise"); keeps what it was offered."""
+    """Answers the ``look`` and ``bump`` calls a read starts with, as far as ``allowed``
+    lets it (``mode`` "answer"), declines every read ("decline") or raises ("raise");
+    keeps what it was offered and with which bits."""
 
     def __init__(self) -> None:
         self.mode = "answer"
-        self.offered: list[bytes] = []
+        self.offered: list[tuple[bytes, int]] = []
+        self.clusters: list[bytes | None] = []
         self.answered = 0
 
     def answer(
-        self, data: bytes, cluster: bytes, max_count: int, max_reply: int
-    ) -> tuple[bytes, int] | None:
-        self.offered.append(data)
+        self, data: bytes, cluster: bytes | None, allowed: int, max_count: int, max_reply: int
+    ) -> tuple[bytes, int, int] | None:
+        self.offered.append((data, allowed))
+        self.clusters.append(cluster)
         if self.mode == "raise":
             raise RuntimeError("a broken answerer")
         if self.mode == "decline":
             return None
         unpacker = msgpack.Unpacker(raw=True)
         unpacker.feed(data)
-        replies = []
-        for kind, msgid, method, params in unpacker:
-            if kind != 0 or method != b"look" or params[0] != cluster:
-                return None
+        replies: list[bytes] = []
+        consumed = 0
+        for message in unpacker:
+            kind, msgid, method, params = message
+            names = [m.encode() for i, m in enumerate(METHODS) if allowed & (1 << i)]
+            if kind != 0 or method not in names:
+                break
+            if params[0] != cluster and not (method == b"bump" and cluster is None):
+                break  # (bump, a start row, takes any name: its now checks it)
+            if len(replies) == max_count:
+                break
             replies.append(msgpack.packb([1, msgid, None, b"frame:" + params[1]]))
-        if unpacker.tell() != len(data) or not replies or len(replies) > max_count:
+            consumed = unpacker.tell()
+        if not replies:
             return None
         self.answered += len(replies)
-        return b"".join(replies), len(replies)
+        return b"".join(replies), len(replies), consumed
 
 
 def _handlers() -> dict[str, Handler]:
+    def start(params: list[Any], done: Done) -> None:
+        done(None, params[1])
+
     return {
         "look": Handler(lambda value: value, LockMode.NOLOCK, (t.Raw(),), t.Raw()),
         "echo": Handler(lambda value: value, LockMode.ANALYSIS, (t.Raw(),), t.Raw()),
+        "bump": Handler(
+            lambda cluster, value: value,
+            LockMode.NOLOCK,
+            (t.Object(), t.Object()),
+            t.Object(),
+            takes_cluster_name=False,
+            start=start,
+            now=lambda params: params[1],
+        ),
     }
+
+
+def _server(**options: Any) -> tuple[RpcServer, Answerer]:
+    rpc = RpcServer(Dispatcher(_handlers(), cluster_name="c"), "127.0.0.1", 0, **options)
+    answerer = Answerer()
+    rpc.answer_frames_with(FrameAnswerer(METHODS, answerer.answer))
+    return rpc, answerer
 
 
 @pytest_asyncio.fixture
 async def served() -> AsyncIterator[tuple[RpcServer, Answerer]]:
-    rpc = RpcServer(Dispatcher(_handlers(), cluster_name="c"), "127.0.0.1", 0, threads=2)
-    answerer = Answerer()
-    rpc.answer_frames_with(FrameAnswerer("look", answerer.answer))
+    rpc, answerer = _server(threads=2)
     await rpc.start()
     yield rpc, answerer
     await rpc.close()
@@ -80,15 +112,14 @@ async def peer(served: tuple[RpcServer, Answerer]) -> AsyncIterator[RawPeer]:
     for msgid in range(3):
         await client.call("look", ["c", b"warm"], msgid=msgid)
         await client.call("echo", ["c", b"warm"], msgid=msgid)
+        await client.call("bump", ["c", b"warm"], msgid=msgid)
     yield client
     writer.close()
 
 
 @pytest.mark.asyncio
 async def test_a_fresh_method_is_answered_the_usual_way_then_from_its_bytes() -> None:
-    rpc = RpcServer(Dispatcher(_handlers(), cluster_name="c"), "127.0.0.1", 0, threads=2)
-    answerer = Answerer()
-    rpc.answer_frames_with(FrameAnswerer("look", answerer.answer))
+    rpc, answerer = _server(threads=2)
     await rpc.start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
@@ -98,6 +129,26 @@ async def test_a_fresh_method_is_answered_the_usual_way_then_from_its_bytes() ->
         for msgid in range(2, 12):
             await peer.call("look", ["c", b"b"], msgid=msgid)
         assert await peer.call("look", ["c", b"b"], msgid=20) == (None, "frame:b")
+        assert answerer.offered[-1][1] == 0b01  # bump not seen yet: not offered
+        assert await peer.call("bump", ["c", b"u"], msgid=21) == (None, "u")
+        assert await peer.call("bump", ["c", b"u"], msgid=22) == (None, "frame:u")
+        assert answerer.offered[-1][1] == 0b11  # a start row with now: at once
+        writer.close()
+    finally:
+        await rpc.close()
+
+
+@pytest.mark.asyncio
+async def test_a_start_row_is_offered_before_any_cluster_name_is_accepted() -> None:
+    rpc, answerer = _server(threads=2)
+    await rpc.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+        peer = RawPeer(reader, writer)
+        assert await peer.call("bump", ["any", b"u"], msgid=1) == (None, "u")
+        assert await peer.call("bump", ["any", b"v"], msgid=2) == (None, "frame:v")
+        assert answerer.offered[-1][1] == 0b10 and answerer.clusters[-1] is None
+        assert await peer.call("look", ["c", b"w"], msgid=3) == (None, "w")  # not offered
         writer.close()
     finally:
         await rpc.close()
@@ -109,12 +160,39 @@ async def test_a_read_of_many_calls_is_answered_whole(
 ) -> None:
     rpc, answerer = served
     before = answerer.answered
-    await peer.send([[0, 100 + i, "look", ["c", b"%d" % i]] for i in range(40)])
+    await peer.send(
+        [[0, 100 + i, "look" if i % 3 else "bump", ["c", b"%d" % i]] for i in range(40)]
+    )
     replies = await peer.replies(40)
     assert replies == {100 + i: (None, f"frame:{i}") for i in range(40)}
     assert answerer.answered - before == 40
     (connection,) = rpc.connections
     assert connection.requests >= 40
+
+
+@pytest.mark.asyncio
+async def test_what_follows_the_first_call_it_does_not_take_is_read_the_usual_way(
+    served: tuple[RpcServer, Answerer], peer: RawPeer
+) -> None:
+    _, answerer = served
+    before = answerer.answered
+    await peer.send(
+        [
+            [0, 1, "look", ["c", b"a"]],
+            [0, 2, "bump", ["c", b"b"]],
+            [0, 3, "echo", ["c", b"c"]],
+            [0, 4, "look", ["c", b"d"]],
+        ]
+    )
+    assert await peer.replies(4) == {
+        1: (None, "frame:a"),
+        2: (None, "frame:b"),
+        3: (None, "c"),
+        4: (None, "d"),
+    }
+    assert answerer.answered - before == 2
+    await peer.send([[0, 5, "look", ["other", b"a"]]])  # another cluster name
+    assert await peer.replies(1) == {5: (None, "a")}
 
 
 @pytest.mark.asyncio
@@ -138,19 +216,6 @@ async def test_a_read_it_declines_is_answered_the_usual_way(
     offered = len(answerer.offered)
     assert await peer.call("look", ["c", b"x"], msgid=7) == (None, "x")
     assert len(answerer.offered) == offered + 1
-
-
-@pytest.mark.asyncio
-async def test_other_calls_in_the_read_leave_all_of_it_to_the_usual_path(
-    served: tuple[RpcServer, Answerer], peer: RawPeer
-) -> None:
-    _, answerer = served
-    answered = answerer.answered
-    await peer.send([[0, 1, "look", ["c", b"a"]], [0, 2, "echo", ["c", b"b"]]])
-    assert await peer.replies(2) == {1: (None, "a"), 2: (None, "b")}
-    await peer.send([[0, 3, "look", ["other", b"a"]]])  # another cluster name
-    assert await peer.replies(1) == {3: (None, "a")}
-    assert answerer.answered == answered
 
 
 @pytest.mark.asyncio
@@ -179,17 +244,13 @@ async def test_a_read_after_part_of_a_message_is_not_offered(
     await asyncio.sleep(0.1)
     peer.writer.write(data[30:])
     assert await peer.replies(2) == {30: (None, "x" * 40), 31: (None, "y")}
-    assert answerer.offered[offered:] == [data[:30]]  # declined: part of a request
+    assert [data for data, _ in answerer.offered[offered:]] == [data[:30]]
     assert await peer.call("look", ["c", b"z"], msgid=32) == (None, "frame:z")
 
 
 @pytest.mark.asyncio
 async def test_a_read_larger_than_a_message_may_be_is_not_offered() -> None:
-    rpc = RpcServer(
-        Dispatcher(_handlers(), cluster_name="c"), "127.0.0.1", 0, max_message_size=4096
-    )
-    answerer = Answerer()
-    rpc.answer_frames_with(FrameAnswerer("look", answerer.answer))
+    rpc, answerer = _server(max_message_size=4096)
     await rpc.start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
@@ -200,17 +261,19 @@ async def test_a_read_larger_than_a_message_may_be_is_not_offered() -> None:
         assert offered > 0
         writer.write(msgpack.packb([0, 50, "look", ["c", b"x" * 5000]], use_bin_type=False))
         assert await asyncio.wait_for(reader.read(), 5) == b""  # refused, as before
-        assert all(len(data) <= 4096 for data in answerer.offered[offered:])
+        assert all(len(data) <= 4096 for data, _ in answerer.offered[offered:])
         writer.close()
     finally:
         await rpc.close()
 
 
-def test_only_a_method_the_server_serves_can_be_answered_so() -> None:
+def test_only_methods_the_server_serves_can_be_answered_so() -> None:
     rpc = RpcServer(Dispatcher(_handlers(), cluster_name="c"), "127.0.0.1", 0)
-    with pytest.raises(ValueError, match="no method 'nothing'"):
-        rpc.answer_frames_with(FrameAnswerer("nothing", Answerer().answer))
-    rpc.answer_frames_with(FrameAnswerer("look", Answerer().answer))
-    assert rpc.frame_method == b"look"
+    with pytest.raises(ValueError, match="nothing"):
+        rpc.answer_frames_with(FrameAnswerer(("look", "nothing"), Answerer().answer))
+    with pytest.raises(ValueError):
+        rpc.answer_frames_with(FrameAnswerer((), Answerer().answer))
+    rpc.answer_frames_with(FrameAnswerer(METHODS, Answerer().answer))
+    assert rpc.frame_methods == (b"look", b"bump")
     rpc.answer_frames_with(None)
     assert rpc.frames is None
