@@ -180,8 +180,7 @@ class ClassifierServ(ServerBase):
         reads = snapshot if allowed & _CLASSIFY_BIT else None
         if allowed & _TRAIN_BIT and _TRAIN in data:
             answered = holder.apply_many_at_once(
-                lambda model: model.train_frames(data, cluster, reads, max_count, max_reply),
-                "train",
+                _train_frames, "train", data, cluster, reads, max_count, max_reply
             )
             if answered is not None:
                 result: tuple[bytes, int, int] = answered
@@ -233,6 +232,7 @@ class ClassifierServ(ServerBase):
         return self.holder.mixable()
 
 
+_train_frames = ClassifierModel.train_frames
 #: Bits of ``answer_frames``'s ``allowed``, and how a read that may hold a train looks.
 _CLASSIFY_BIT, _TRAIN_BIT = 1, 2
 _TRAIN = b"\xa5train"

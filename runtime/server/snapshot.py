@@ -594,17 +594,17 @@ class SnapshotModel(Generic[M, S]):
         return result
 
     def apply_many_at_once(
-        self, function: Callable[[Any], tuple[Any, int] | None], name: str
+        self, function: Callable[..., tuple[Any, int] | None], name: str, *args: Any
     ) -> Any:
         """:meth:`apply_at_once` for a function that applies any number of ``name``
-        updates at once (a read of them answered from its bytes): ``function(model)``
-        answers ``(result, applied)``, or None having applied none; ``result`` is
+        updates at once (a read of them answered from its bytes): ``function(model,
+        *args)`` answers ``(result, applied)``, or None having applied none; ``result`` is
         returned and ``applied`` updates are counted. None when the writer cannot be
         claimed now."""
         if not self._claim():
             return None
         try:
-            outcome = function(self._model)
+            outcome = function(self._model, *args)
         except Exception as error:
             self._count_failed(name, error)
             raise
