@@ -143,6 +143,8 @@ class Connection(asyncio.Protocol):
         # Answers may wait to be sent up to the size a request may have: a client may
         # send a batch that large before it reads (then reading it stops: pause_writing).
         self.transport.set_write_buffer_limits(high=self.server.max_message_size)
+        # Read by the frame path before this connection's first pass (which refreshes it).
+        self.debug = log.isEnabledFor(logging.DEBUG)
         if self.server.idle_timeout > 0:
             self.idle_handle = self.loop.call_later(self.server.idle_timeout, self._check_idle)
 

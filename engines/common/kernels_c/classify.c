@@ -904,7 +904,7 @@ static int answer_classify(Cursor *c, Frames *fr, uint64_t msgid, Features *f, W
             return PyErr_Occurred() ? -1 : 0;
         }
     }
-    return 1;
+    return w->failed ? (PyErr_Occurred() ? -1 : 0) : 1; /* (a request of no datums) */
 }
 
 /* The rest of a train request of one example, [[label, datum]] after the cluster name,
@@ -1062,7 +1062,7 @@ PyObject *classifier_frames(PyObject *module, PyObject *const *args, Py_ssize_t 
         const unsigned char *start = c.at;
         Py_ssize_t written = w.size;
         int ready = answer_frame(&c, &fr, &f, &w);
-        if (ready > 0) {
+        if (ready > 0 && !w.failed) {
             count++;
             continue;
         }

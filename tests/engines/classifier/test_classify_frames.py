@@ -283,6 +283,10 @@ def test_more_requests_or_longer_replies_than_allowed_are_left_to_the_usual_path
     assert frames(snapshot, frame, max_reply=len(replies) - 1)[1:] == (1, first)
     assert frames(snapshot, frame, max_reply=len(replies) // 2 - 1) is None
     assert frames(snapshot, b"") is None
+    empty = pack_any(request(1, []))  # its reply, [1, 1, nil, []], is 5 bytes
+    assert frames(snapshot, empty, max_reply=5) == (b"\x94\x01\x01\xc0\x90", 1, len(empty))
+    for room in range(5):
+        assert frames(snapshot, empty, max_reply=room) is None, room
 
 
 def test_a_retired_copy_is_left_to_the_usual_path() -> None:

@@ -277,3 +277,18 @@ def test_only_methods_the_server_serves_can_be_answered_so() -> None:
     assert rpc.frame_methods == (b"look", b"bump")
     rpc.answer_frames_with(None)
     assert rpc.frames is None
+
+
+@pytest.mark.asyncio
+async def test_a_connection_made_with_debug_logging_on_is_read_the_usual_way(
+    served: tuple[RpcServer, Answerer], peer: RawPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    rpc, answerer = served
+    assert await peer.call("look", ["c", b"x"], msgid=40) == (None, "frame:x")
+    with caplog.at_level(logging.DEBUG, logger="runtime.rpc.connection"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+        fresh = RawPeer(reader, writer)
+        offered = len(answerer.offered)
+        assert await fresh.call("look", ["c", b"y"], msgid=41) == (None, "y")
+        assert len(answerer.offered) == offered  # every call is logged: none from bytes
+        writer.close()
