@@ -817,19 +817,10 @@ class ClassifierModel:
         unpublished changes. An error part way (out of memory) leaves the example partly
         learnt in the published copy, as the writer's path would publish it, and the
         writer's copy owing every row."""
-        published = self._published
-        compiled = kernels.compiled
-        caches = self.wire_caches
-        if (
-            published is None
-            or self._changed
-            or compiled is None
-            or caches is None
-            or self.converter.counts_documents
-            or type(data) is not list
-            or len(data) != 1
-        ):
+        ready = self._ready_at_once()
+        if ready is None or type(data) is not list or len(data) != 1:
             return None
+        compiled, caches = ready
         pair = data[0]
         if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not bytes:
             return None
@@ -852,6 +843,22 @@ class ClassifierModel:
         self._owed = _bounded_rows(owed, self._work.rows)
         return 1
 
+    def _ready_at_once(self) -> tuple[Any, tuple[Any, Any]] | None:
+        """The compiled kernels and the converter's caches, when an example may be learnt
+        into the published copy at once now: a copy is published, the writer's holds no
+        unpublished changes, and the converter weighs nothing by document counts."""
+        compiled = kernels.compiled
+        caches = self.wire_caches
+        if (
+            self._published is None
+            or self._changed
+            or compiled is None
+            or caches is None
+            or self.converter.counts_documents
+        ):
+            return None
+        return compiled, caches
+
     def train_frames(
         self,
         data: bytes,
@@ -870,17 +877,10 @@ class ClassifierModel:
         fails part way (out of memory) stays partly learnt, as :meth:`train_at_once` leaves
         it; its call is left to the usual path, which runs it again, and the writer's copy
         owes every row."""
-        published = self._published
-        compiled = kernels.compiled
-        caches = self.wire_caches
-        if (
-            published is None
-            or self._changed
-            or compiled is None
-            or caches is None
-            or self.converter.counts_documents
-        ):
+        ready = self._ready_at_once()
+        if ready is None:
             return None
+        compiled, caches = ready
         assert self._readers is not None and self._other is not None
         owed = self._owed if self._owes else set()
         method = self.method

@@ -771,6 +771,16 @@ static PyObject *read_bytes(Cursor *c) {
     return PyBytes_FromStringAndSize(text, size);
 }
 
+/* The start of a pair, [key, value]: the key as a new bytes object; NULL (an error set
+ * only if memory ran out) when the cursor is not at a pair of a raw key. */
+static PyObject *read_pair_key(Cursor *c) {
+    Py_ssize_t size;
+    if (!read_array(c, &size) || size != 2) {
+        return NULL;
+    }
+    return read_bytes(c);
+}
+
 /* A raw value equal to `expected` (bytes): 1, else 0. */
 static int read_equal(Cursor *c, PyObject *expected) {
     const char *text;
@@ -807,11 +817,7 @@ static int extract_frame(Cursor *c, const Caches *caches, Features *f) {
         return 0;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t size;
-        if (!read_array(c, &size) || size != 2) {
-            return 0;
-        }
-        PyObject *key = read_bytes(c);
+        PyObject *key = read_pair_key(c);
         PyObject *value = key == NULL ? NULL : read_bytes(c);
         int ready = value == NULL ? 0 : append_string(caches->strings, key, value, f);
         Py_XDECREF(key);
@@ -824,12 +830,8 @@ static int extract_frame(Cursor *c, const Caches *caches, Features *f) {
         return 0;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t size;
         double number;
-        if (!read_array(c, &size) || size != 2) {
-            return 0;
-        }
-        PyObject *key = read_bytes(c);
+        PyObject *key = read_pair_key(c);
         int ready = key != NULL && read_number(c, &number)
                         ? append_number(caches->numbers, key, number, f)
                         : 0;

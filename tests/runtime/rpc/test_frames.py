@@ -10,6 +10,7 @@ must not do, so that each test sees which path answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -95,6 +96,21 @@ def _server(**options: Any) -> tuple[RpcServer, Answerer]:
     return rpc, answerer
 
 
+@contextlib.asynccontextmanager
+async def _fresh(**options: Any) -> AsyncIterator[tuple[RpcServer, Answerer, RawPeer]]:
+    """A server of its own, started, and a connection to it."""
+    rpc, answerer = _server(**options)
+    await rpc.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
+        try:
+            yield rpc, answerer, RawPeer(reader, writer)
+        finally:
+            writer.close()
+    finally:
+        await rpc.close()
+
+
 @pytest_asyncio.fixture
 async def served() -> AsyncIterator[tuple[RpcServer, Answerer]]:
     rpc, answerer = _server(threads=2)
@@ -119,11 +135,7 @@ async def peer(served: tuple[RpcServer, Answerer]) -> AsyncIterator[RawPeer]:
 
 @pytest.mark.asyncio
 async def test_a_fresh_method_is_answered_the_usual_way_then_from_its_bytes() -> None:
-    rpc, answerer = _server(threads=2)
-    await rpc.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
-        peer = RawPeer(reader, writer)
+    async with _fresh(threads=2) as (_, answerer, peer):
         assert await peer.call("look", ["c", b"a"], msgid=1) == (None, "a")
         assert answerer.offered == []  # not known to be fast yet, no name accepted
         for msgid in range(2, 12):
@@ -133,25 +145,15 @@ async def test_a_fresh_method_is_answered_the_usual_way_then_from_its_bytes() ->
         assert await peer.call("bump", ["c", b"u"], msgid=21) == (None, "u")
         assert await peer.call("bump", ["c", b"u"], msgid=22) == (None, "frame:u")
         assert answerer.offered[-1][1] == 0b11  # a start row with now: at once
-        writer.close()
-    finally:
-        await rpc.close()
 
 
 @pytest.mark.asyncio
 async def test_a_start_row_is_offered_before_any_cluster_name_is_accepted() -> None:
-    rpc, answerer = _server(threads=2)
-    await rpc.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
-        peer = RawPeer(reader, writer)
+    async with _fresh(threads=2) as (_, answerer, peer):
         assert await peer.call("bump", ["any", b"u"], msgid=1) == (None, "u")
         assert await peer.call("bump", ["any", b"v"], msgid=2) == (None, "frame:v")
         assert answerer.offered[-1][1] == 0b10 and answerer.clusters[-1] is None
         assert await peer.call("look", ["c", b"w"], msgid=3) == (None, "w")  # not offered
-        writer.close()
-    finally:
-        await rpc.close()
 
 
 @pytest.mark.asyncio
@@ -250,21 +252,14 @@ async def test_a_read_after_part_of_a_message_is_not_offered(
 
 @pytest.mark.asyncio
 async def test_a_read_larger_than_a_message_may_be_is_not_offered() -> None:
-    rpc, answerer = _server(max_message_size=4096)
-    await rpc.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", rpc.port)
-        peer = RawPeer(reader, writer)
+    async with _fresh(max_message_size=4096) as (_, answerer, peer):
         for msgid in range(12):
             await peer.call("look", ["c", b"w"], msgid=msgid)
         offered = len(answerer.offered)
         assert offered > 0
-        writer.write(msgpack.packb([0, 50, "look", ["c", b"x" * 5000]], use_bin_type=False))
-        assert await asyncio.wait_for(reader.read(), 5) == b""  # refused, as before
+        peer.writer.write(msgpack.packb([0, 50, "look", ["c", b"x" * 5000]], use_bin_type=False))
+        assert await asyncio.wait_for(peer.reader.read(), 5) == b""  # refused, as before
         assert all(len(data) <= 4096 for data, _ in answerer.offered[offered:])
-        writer.close()
-    finally:
-        await rpc.close()
 
 
 def test_only_methods_the_server_serves_can_be_answered_so() -> None:
