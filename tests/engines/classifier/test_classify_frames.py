@@ -318,3 +318,38 @@ def test_the_kernel_checks_its_arguments() -> None:
     assert kernels.compiled.classifier_frames("text", *args[1:]) is None
     assert kernels.compiled.classifier_frames(*args[:5], [], {}, None, None) is None
     assert kernels.compiled.classifier_frames(*args[:8], (1, 2)) is None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), flips=st.integers(1, 6))
+def test_damaged_reads_are_answered_only_as_far_as_they_are_whole_and_plain(
+    arow: tuple[ClassifierModel, ClassifierSnapshot, random.Random], seed: int, flips: int
+) -> None:
+    """Bytes changed, cut or added at random in a read of good requests: the kernel never
+    fails, and what it answers is the usual path's answer to the requests it took."""
+    _, snapshot, _ = arow
+    rng = random.Random(seed)
+    data = [wire_datum(rng) for _ in range(rng.choice([1, 2, 3]))]
+    snapshot.classify_wire(msgpack.unpackb(msgpack.packb(data), raw=True))  # (caches)
+    frame = bytearray(b"".join(pack_any(widen(request(i, data), rng)) for i in range(3)))
+    for _ in range(flips):
+        at = rng.randrange(len(frame))
+        action = rng.random()
+        if action < 0.6:
+            frame[at] = rng.randrange(256)
+        elif action < 0.8:
+            del frame[at:]
+        else:
+            frame[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+        if not frame:
+            frame = bytearray(b"\x90")
+    answered = frames(snapshot, bytes(frame))
+    if answered is None:
+        return
+    replies, count, consumed = answered
+    assert 0 < consumed <= len(frame) and count >= 1
+    taken = bytes(frame[:consumed])
+    unpacker = msgpack.Unpacker(raw=True)
+    unpacker.feed(taken)
+    assert len(list(unpacker)) == count and unpacker.tell() == consumed
+    assert replies == usual(snapshot, taken)

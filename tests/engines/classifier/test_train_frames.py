@@ -179,3 +179,42 @@ def test_before_a_name_is_accepted_a_train_from_any_name_in_utf8_is_taken() -> N
     assert model.train_frames(named(b"\xff\xfe"), None, None, 256, 65536) is None
     classify = msgpack.packb([0, 5, b"classify", [CLUSTER, wire(pool)]], use_bin_type=False)
     assert model.train_frames(classify, None, None, 256, 65536) is None  # no classify then
+
+
+def test_damaged_reads_learn_only_the_whole_plain_trains_they_start_with() -> None:
+    """Bytes changed, cut or added at random in reads of good trains: what the kernel takes
+    is learnt and answered as the usual path learns and answers those requests."""
+    rng = random.Random("frames damaged")
+    model, reference = warmed("AROW", rng)
+    pool = [wire_datum(rng) for _ in range(4)]
+    for datum in pool:  # (the caches, on both)
+        for m in (model, reference):
+            ordinary(m, wire([["a", datum]]))
+    answered = 0
+    for step in range(400):
+        messages = [
+            [0, step * 4 + i, b"train", [CLUSTER, wire([[rng.choice("abc"), rng.choice(pool)]])]]
+            for i in range(3)
+        ]
+        frame = bytearray(b"".join(pack_any(widen(message, rng)) for message in messages))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(frame))
+            if rng.random() < 0.7:
+                frame[at] = rng.randrange(256)
+            else:
+                del frame[at:]
+            if not frame:
+                frame = bytearray(b"\x90")
+        outcome = model.train_frames(bytes(frame), CLUSTER, None, 256, 65536)
+        if outcome is None or outcome[0] is None:
+            continue
+        replies, count, consumed = outcome[0]
+        unpacker = msgpack.Unpacker(raw=True)
+        unpacker.feed(bytes(frame[:consumed]))
+        taken = list(unpacker)
+        assert len(taken) == count == outcome[1]
+        assert replies == b"".join(usual(reference, message) for message in taken)
+        answered += count
+    assert answered > 100
+    assert same(model.pack(), reference.pack())
+    assert same(model.snapshot().get_status(), reference.snapshot().get_status())
