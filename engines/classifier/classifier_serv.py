@@ -63,6 +63,7 @@ from runtime import (
     SnapshotModel,
     text_weight,
 )
+from runtime.rpc.frames import FrameAnswer
 from runtime.server.snapshot import TEXT_UNIT
 
 
@@ -169,7 +170,7 @@ class ClassifierServ(ServerBase):
 
     def answer_frames(
         self, data: bytes, cluster: bytes | None, allowed: int, max_count: int, max_reply: int
-    ) -> tuple[bytes, int, int] | None:
+    ) -> FrameAnswer | None:
         """The plain ``classify`` and ``train`` calls a read starts with, answered from their
         bytes (:meth:`frame_answerer`; ``allowed``: bit 0 classify, bit 1 train; a train
         may name any cluster, as ``train`` at once takes any): trains are learnt at once
@@ -183,7 +184,7 @@ class ClassifierServ(ServerBase):
                 _train_frames, "train", data, cluster, reads, max_count, max_reply
             )
             if answered is not None:
-                result: tuple[bytes, int, int] = answered
+                result: FrameAnswer = answered
                 return result
         if reads is None or cluster is None:
             return None
@@ -195,8 +196,9 @@ class ClassifierServ(ServerBase):
         """The linear methods answer plain ``classify`` and ``train`` calls from their
         bytes with the compiled kernels (built at start; tests that turn them off later
         get None from each call)."""
-        if self.holder is None or kernels.compiled is None:
-            return None
+        compiled = kernels.compiled
+        if self.holder is None or not hasattr(compiled, "classifier_frames"):
+            return None  # (no kernels, or a build older than this code)
         return FrameAnswerer(("classify", "train"), self.answer_frames)
 
     def get_status(self) -> dict[str, str]:

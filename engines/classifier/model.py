@@ -100,6 +100,7 @@ from runtime.mix.mixable import (
     read_list,
     read_map,
 )
+from runtime.rpc.frames import FrameAnswer
 from runtime.rpc.protocol import MSGID_LIMIT
 
 logger = logging.getLogger(__name__)
@@ -866,17 +867,17 @@ class ClassifierModel:
         reads: ClassifierSnapshot | None,
         max_count: int,
         max_reply: int,
-    ) -> tuple[tuple[bytes, int, int] | None, int] | None:
+    ) -> tuple[FrameAnswer, int, BaseException | None] | None:
         """The plain ``train`` calls ``data`` starts with, each of one example
         :meth:`train_at_once` would learn, learnt at once and answered from their bytes,
         with the plain ``classify`` calls among them when ``reads`` (the published
         snapshot) is given, from ``cluster`` (trains from any name when None), for
-        :meth:`SnapshotModel.apply_many_at_once`: ``((replies, count, consumed) or None,
-        examples learnt)``, or None where it cannot learn at once now (as
-        :meth:`train_at_once`). The writer's copy owes the rows changed. An example that
-        fails part way (out of memory) stays partly learnt, as :meth:`train_at_once` leaves
-        it; its call is left to the usual path, which runs it again, and the writer's copy
-        owes every row."""
+        :meth:`SnapshotModel.apply_many_at_once`: ``(answer, examples learnt, error)``, or
+        None where it cannot learn at once now (as :meth:`train_at_once`). The writer's
+        copy owes the rows changed. A train whose learning fails once begun (a step's
+        arithmetic, or memory) stays partly learnt, as :meth:`train_at_once` leaves it, and
+        is not run again: ``answer`` names it as failed, with ``error``, for the server to
+        answer as it answers a train that raised, and the writer's copy owes every row."""
         ready = self._ready_at_once()
         if ready is None:
             return None
@@ -888,21 +889,28 @@ class ClassifierModel:
             method.kernel_code, method.c, method.kernel_extra, self._other, owed,
             self._readers.slots,
         )  # fmt: skip
-        answered = compiled.classifier_frames(
-            data, cluster, MSGID_LIMIT, max_count, max_reply, *caches,
-            None if reads is None else reads._replica, train,
-        )  # fmt: skip
+        try:
+            answered = compiled.classifier_frames(
+                data, cluster, MSGID_LIMIT, max_count, max_reply, *caches,
+                None if reads is None else reads._replica, train,
+            )  # fmt: skip
+        except BaseException:
+            self._owed = None  # (out of memory once it had learnt): the writer's copy takes all
+            self._owes = True
+            raise
         if answered is None:
             return None
-        replies, count, consumed, trained, error = answered
-        if error is not None:
-            logger.error("train: an example failed part way and is partly learnt: %s", error)
+        replies, count, consumed, trained, failed = answered
+        error = None
+        if failed is not None:  # a train that failed part way: taken, answered as an error
+            msgid, error = failed
             self._owed = None  # the writer's copy takes all
             self._owes = True
+            failed = (msgid, "train", error)
         elif trained:
             self._owes = True
             self._owed = _bounded_rows(owed, self._work.rows)
-        return ((replies, count, consumed) if count else None), trained
+        return (replies, count, consumed, failed), trained, error
 
     def _train_decoded(self, data: object) -> int:
         try:
@@ -1296,11 +1304,11 @@ class ClassifierSnapshot:
 
     def classify_frames(
         self, data: bytes, cluster: bytes, max_count: int, max_reply: int
-    ) -> tuple[bytes, int, int] | None:
+    ) -> FrameAnswer | None:
         """The replies to the plain ``classify`` calls ``data`` starts with, from their
-        bytes: the replies, how many, the bytes they took (:class:`runtime.FrameAnswerer`);
-        None where the compiled kernel takes none. The usual path answers the rest the same
-        (``classify_wire``)."""
+        bytes: the replies, how many, the bytes they took, and None (nothing failed:
+        :class:`runtime.FrameAnswerer`); None where the compiled kernel takes none. The
+        usual path answers the rest the same (``classify_wire``)."""
         compiled = kernels.compiled
         caches = self._wire_caches
         if compiled is None or caches is None:
@@ -1311,7 +1319,7 @@ class ClassifierSnapshot:
         if answered is None:
             return None
         replies, count, consumed, _, _ = answered
-        return replies, count, consumed
+        return replies, count, consumed, None
 
     def get_labels(self) -> dict[str, int]:
         counts: dict[str, int] = self._read(lambda r: dict(r.counts))

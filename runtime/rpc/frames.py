@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from runtime.rpc.dispatch import Call
 from runtime.rpc.inline import MAX_SERVED_PER_PASS, OUTPUT_SLACK, SAMPLE_EVERY, InlineEntry
 from runtime.rpc.locks import LockMode
 
@@ -31,8 +32,13 @@ log = logging.getLogger(__name__)
 
 _NOLOCK = LockMode.NOLOCK
 
+#: A request the answerer took but that failed once it had begun to change the model
+#: (:class:`FrameAnswerer`): its msgid, its method, the error.
+Failed = tuple[int, str, BaseException]
+#: What the answerer answers: the replies, how many, the bytes taken, a failed request.
+FrameAnswer = tuple[bytes, int, int, Failed | None]
 #: ``answer(data, cluster, allowed, max_count, max_reply)``: see :class:`FrameAnswerer`.
-Answer = Callable[[bytes, bytes | None, int, int, int], "tuple[bytes, int, int] | None"]
+Answer = Callable[[bytes, bytes | None, int, int, int], FrameAnswer | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +50,21 @@ class FrameAnswerer:
     argument]]`` for a method of ``methods`` whose bit is set in ``allowed`` (bit ``i``
     for ``methods[i]``), with a msgid under :data:`~runtime.rpc.protocol.MSGID_LIMIT` and
     an argument it takes, up to ``max_count`` requests and ``max_reply`` bytes of replies.
-    It answers ``(replies, count, consumed)``: the replies to those ``count`` requests
-    (``[1, msgid, nil, result]`` each, packed as the connection's packer packs them, one
-    after the other) and the bytes of ``data`` they took; or None when it takes none. It
-    answers each as the usual path would, and changes nothing for a request it does not
-    take. ``cluster`` is the cluster name the server accepts, as clients send it (bytes),
-    for the methods the dispatcher checks the name of; a method whose ``now`` checks it
-    (a ``start`` row) takes any name its ``now`` would. None before a name is accepted:
-    then only such methods are allowed.
+
+    It answers ``(replies, count, consumed, failed)``: the replies to those ``count``
+    requests (``[1, msgid, nil, result]`` each, packed as the connection's packer packs
+    them, one after the other), the bytes of ``data`` they took, and ``failed``; or None
+    when it takes none. It answers each as the usual path would, and changes nothing for
+    a request it does not take. One exception: a request that fails once it has begun to
+    change the model must not run again, so it is taken (counted in ``consumed``) but
+    not answered, and ``failed`` is ``(msgid, method, error)`` for the server to answer
+    as the fast path answers a call that raised; else ``failed`` is None. ``answer``
+    raises only having changed nothing.
+
+    ``cluster`` is the cluster name the server accepts, as clients send it (bytes), for
+    the methods the dispatcher checks the name of; a method whose ``now`` checks it (a
+    ``start`` row) takes any name its ``now`` would. None before a name is accepted: then
+    only such methods are allowed.
     """
 
     methods: tuple[str, ...]
@@ -104,28 +117,52 @@ def serve_frames(connection: Connection, data: bytes | memoryview) -> bytes | me
     try:
         if countdown > 1 or not timed:
             answered = frames.answer(data, cluster, allowed, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
-        else:  # timed, as the fast path times one call in SAMPLE_EVERY
+        else:  # timed, as the fast path times one call in SAMPLE_EVERY: those methods only
+            only_timed = 0
+            for index, raw in enumerate(server.frame_methods):
+                if entries.get(raw) in timed:
+                    only_timed |= 1 << index
             started = time.perf_counter()
-            answered = frames.answer(data, cluster, allowed, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
-            if answered is not None:
+            answered = frames.answer(data, cluster, only_timed, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
+            if answered is not None and answered[1]:
                 seconds = (time.perf_counter() - started) / answered[1]
                 for entry in timed:
                     entry.timing.record(seconds, on_loop=True)
                 countdown = SAMPLE_EVERY + answered[1]
-    except Exception:
-        log.exception("internal error answering whole requests from %s", connection.peer)
+    except Exception as error:
+        server.throttle.log(
+            logging.ERROR, "frames", "internal error answering whole requests from %s: %s: %s",
+            connection.peer, type(error).__name__, error,
+        )  # fmt: skip
         return data
     if answered is None:
         return data
-    replies, count, consumed = answered
+    replies, count, consumed, failed = answered
     connection.sample_countdown = countdown - count if countdown > count else 1
     decoder.fed += consumed
     connection.requests += count
     if connection.tracks_idle:
         connection.last_activity = time.monotonic()
-    connection.out.append(replies)
-    connection.out_bytes += len(replies)
+    if replies:
+        connection.out.append(replies)
+        connection.out_bytes += len(replies)
+    if failed is not None:
+        _answer_failed(connection, failed)
     if consumed < len(data):
         return memoryview(data)[consumed:]  # the usual pass sends these replies with its own
-    connection.send_answers()
+    if connection.out:
+        connection.send_answers()
     return b""
+
+
+def _answer_failed(connection: Connection, failed: Failed) -> None:
+    """Answer a request the answerer took but that failed, as the fast path answers a call
+    that raised (its error reply, one warning line a second)."""
+    msgid, method, error = failed
+    connection.requests += 1
+    handler = connection.server.dispatcher.handlers[method]
+    connection.in_read = True  # (the answer waits with the others of the read)
+    try:
+        connection.fail(msgid, Call(method, handler, []), error)
+    finally:
+        connection.in_read = False

@@ -594,13 +594,18 @@ class SnapshotModel(Generic[M, S]):
         return result
 
     def apply_many_at_once(
-        self, function: Callable[..., tuple[Any, int] | None], name: str, *args: Any
+        self,
+        function: Callable[..., tuple[Any, int, BaseException | None] | None],
+        name: str,
+        *args: Any,
     ) -> Any:
         """:meth:`apply_at_once` for a function that applies any number of ``name``
         updates at once (a read of them answered from its bytes): ``function(model,
-        *args)`` answers ``(result, applied)``, or None having applied none; ``result`` is
-        returned and ``applied`` updates are counted. None when the writer cannot be
-        claimed now."""
+        *args)`` answers ``(result, applied, error)``, or None having applied none;
+        ``result`` is returned, ``applied`` updates are counted, and ``error`` (of an
+        update that failed part way, or None) is counted as a failure. None when the writer
+        cannot be claimed now. Once updates are applied nothing here raises: a listener
+        that fails is logged, so that no caller runs them again."""
         if not self._claim():
             return None
         try:
@@ -612,9 +617,14 @@ class SnapshotModel(Generic[M, S]):
             self._give_back()
         if outcome is None:
             return None
-        result, applied = outcome
+        result, applied, failed = outcome
+        if failed is not None:
+            self._count_failed(name, failed)
         if applied:
-            self._count_applied(name, applied)
+            try:
+                self._count_applied(name, applied)
+            except Exception:
+                log.exception("counting %d %s updates applied at once", applied, name)
         return result
 
     def _claim(self) -> bool:
@@ -633,7 +643,7 @@ class SnapshotModel(Generic[M, S]):
         self._inline_ident = threading.get_ident()
         return True
 
-    def _count_failed(self, name: str, error: Exception) -> None:
+    def _count_failed(self, name: str, error: BaseException) -> None:
         counters = self.counters
         counters.failed += 1
         counters.last_error = f"{name}: {type(error).__name__}: {error}"

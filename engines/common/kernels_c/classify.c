@@ -866,7 +866,7 @@ typedef struct {
     double c, extra;
     PyObject *learner, *dirty;
     Py_ssize_t trained;
-    int broken; /* a train failed part way: its example is partly learnt */
+    uint64_t broken; /* the msgid of a train that failed part way (answer_train's -2) */
 } Frames;
 
 /* The rest of a classify request, [[datum...]] after the cluster name, answered. */
@@ -911,7 +911,8 @@ static int answer_classify(Cursor *c, Frames *fr, uint64_t msgid, Features *f, W
 
 /* The rest of a train request of one example, [[label, datum]] after the cluster name,
  * learnt at once as train_known learns it and answered 1. -2: an error once the example
- * was partly learnt. */
+ * was partly learnt (its msgid in fr->broken, the cursor at the request's end: the datum
+ * is its last value). */
 static int answer_train(Cursor *c, Frames *fr, uint64_t msgid, Features *f, Writer *w) {
     Py_ssize_t size;
     if (!read_array(c, &size) || size != 1 || !read_array(c, &size) || size != 2) {
@@ -945,6 +946,7 @@ static int answer_train(Cursor *c, Frames *fr, uint64_t msgid, Features *f, Writ
                                         f->names, f->values, f->count, fr->dirty, &started);
         if (learnt == NULL) {
             ready = started ? -2 : -1;
+            fr->broken = msgid;
         } else {
             ready = learnt != Py_None;
             Py_DECREF(learnt);
@@ -985,7 +987,7 @@ static int answer_frame(Cursor *c, Frames *fr, Features *f, Writer *w) {
 }
 
 /* classifier_frames(data, cluster, msgid_limit, max_count, max_reply, strings, numbers,
- *                   replica, train) -> (replies, count, consumed, trained, error) | None
+ *                   replica, train) -> (replies, count, consumed, trained, failed) | None
  *
  * The whole requests `data` starts with, answered in order while each is a call from
  * `cluster` (bytes, as sent; None: a train from any cluster name in UTF-8, as train at
@@ -1000,10 +1002,12 @@ static int answer_frame(Cursor *c, Frames *fr, Features *f, Writer *w) {
  * [1, msgid, nil, result] (classify_wire's result, or 1 for a train), the number of
  * requests answered, the bytes they took and the examples learnt; None when it answers
  * none and learnt nothing. It changes nothing for a request it does not answer, with one
- * exception: an error once an example has begun to be learnt (out of memory) stops the
- * call there, with that example partly learnt and not answered, and the error in the
- * answer (None otherwise). Another error before the first request is answered is raised;
- * after it, the call stops there (the usual path meets it again).
+ * exception: a train whose learning fails once begun (a step's arithmetic, or memory)
+ * stops the call there, its example partly learnt: that request is counted in the bytes
+ * taken but not answered, and `failed` is (msgid, error) for it (None otherwise), for the
+ * caller to answer as the usual path answers a train that raised. Another error before
+ * the first request is answered is raised; after it, the call stops there (the usual path
+ * meets it again).
  *
  * As classify_wire it reads the published copy without registering as a reader, and the
  * garbage collector is off: no Python code runs, so nothing it reads changes meanwhile. */
@@ -1059,6 +1063,7 @@ PyObject *classifier_frames(PyObject *module, PyObject *const *args, Py_ssize_t 
     }
     Py_ssize_t count = 0;
     PyObject *error = NULL;
+    int broken = 0;
     while (status >= 0 && (fr.classify != NULL || fr.train) && c.at < c.end &&
            count < max_count) {
         const unsigned char *start = c.at;
@@ -1068,17 +1073,19 @@ PyObject *classifier_frames(PyObject *module, PyObject *const *args, Py_ssize_t 
             count++;
             continue;
         }
-        c.at = start; /* this request is left to the usual path */
         w.size = written;
         w.failed = 0;
-        if (ready == -2) {
-            fr.broken = 1;
+        if (ready == -2) { /* taken, and not to be run again: the caller answers the error */
+            broken = 1;
             PyObject *type, *traceback;
             PyErr_Fetch(&type, &error, &traceback);
             PyErr_NormalizeException(&type, &error, &traceback);
             Py_XDECREF(type);
             Py_XDECREF(traceback);
-        } else if (ready < 0 && (count > 0 || fr.trained > 0)) {
+            break;
+        }
+        c.at = start; /* this request is left to the usual path */
+        if (ready < 0 && (count > 0 || fr.trained > 0)) {
             PyErr_Clear(); /* the usual path meets it again */
         } else if (ready < 0) {
             status = -1;
@@ -1086,9 +1093,14 @@ PyObject *classifier_frames(PyObject *module, PyObject *const *args, Py_ssize_t 
         break;
     }
     PyObject *out = NULL;
-    if (status >= 0 && (count > 0 || fr.broken)) {
-        out = Py_BuildValue("(y#nnnO)", (const char *)w.data, w.size, count,
-                            (Py_ssize_t)(c.at - begin), fr.trained, error ? error : Py_None);
+    if (status >= 0 && (count > 0 || broken)) {
+        PyObject *failed = broken ? Py_BuildValue("(KO)", (unsigned long long)fr.broken,
+                                                  error ? error : Py_None)
+                                  : Py_NewRef(Py_None);
+        if (failed != NULL) {
+            out = Py_BuildValue("(y#nnnN)", (const char *)w.data, w.size, count,
+                                (Py_ssize_t)(c.at - begin), fr.trained, failed);
+        }
     }
     Py_XDECREF(error);
     copy_close(&open);

@@ -38,7 +38,11 @@ int read_array(Cursor *c, Py_ssize_t *count) {
     if (length == NULL) {
         return 0;
     }
-    *count = (Py_ssize_t)big_endian(length, size);
+    uint64_t value = big_endian(length, size);
+    if (value > (uint64_t)PY_SSIZE_T_MAX) {
+        return 0; /* (a 32-bit build) */
+    }
+    *count = (Py_ssize_t)value;
     return 1;
 }
 
@@ -112,7 +116,11 @@ int read_raw(Cursor *c, const char **text, Py_ssize_t *size) {
         if (field == NULL) {
             return 0;
         }
-        length = (Py_ssize_t)big_endian(field, width);
+        uint64_t value = big_endian(field, width);
+        if (value > (uint64_t)PY_SSIZE_T_MAX) {
+            return 0; /* (a 32-bit build) */
+        }
+        length = (Py_ssize_t)value;
     }
     const unsigned char *body = take(c, length);
     if (body == NULL) {

@@ -49,8 +49,9 @@ def through_frames(model: ClassifierModel, frame: bytes) -> tuple[bytes, int]:
     rest the usual way; and how many it took."""
     outcome = model.train_frames(frame, CLUSTER, model.snapshot(), 256, 64 * 1024)
     replies, count, consumed = b"", 0, 0
-    if outcome is not None and outcome[0] is not None:
-        replies, count, consumed = outcome[0]
+    if outcome is not None:
+        replies, count, consumed, failed = outcome[0]
+        assert failed is None and outcome[2] is None
     unpacker = msgpack.Unpacker(raw=True)
     unpacker.feed(frame[consumed:])
     return replies + b"".join(usual(model, message) for message in unpacker), count
@@ -143,7 +144,7 @@ def test_what_it_does_not_take_changes_nothing() -> None:
     assert unchanged()
     outcome = model.train_frames(_one_train(pool), CLUSTER, None, 256, 65536)
     assert outcome is not None
-    assert outcome == ((PACKER.pack([1, 1, None, 1]), 1, len(_one_train(pool))), 1)
+    assert outcome == ((PACKER.pack([1, 1, None, 1]), 1, len(_one_train(pool)), None), 1, None)
     assert not unchanged()
     fresh = ClassifierModel(config_of("AROW"))  # nothing published yet
     assert fresh.train_frames(_one_train(pool), CLUSTER, None, 256, 65536) is None
@@ -156,8 +157,8 @@ def test_a_train_it_stops_at_leaves_the_rest_to_the_usual_path() -> None:
     through_frames(model, _one_train(pool))  # (the caches)
     frame = _one_train(pool, b"a", 1) + _one_train(pool, b"new label", 2) + _one_train(pool)
     outcome = model.train_frames(frame, CLUSTER, None, 256, 65536)
-    assert outcome is not None and outcome[0] is not None
-    replies, count, consumed = outcome[0]
+    assert outcome is not None
+    replies, count, consumed, _ = outcome[0]
     assert (count, consumed, outcome[1]) == (1, len(_one_train(pool)), 1)
     assert replies == PACKER.pack([1, 1, None, 1])
 
@@ -206,9 +207,9 @@ def test_damaged_reads_learn_only_the_whole_plain_trains_they_start_with() -> No
             if not frame:
                 frame = bytearray(b"\x90")
         outcome = model.train_frames(bytes(frame), CLUSTER, None, 256, 65536)
-        if outcome is None or outcome[0] is None:
+        if outcome is None:
             continue
-        replies, count, consumed = outcome[0]
+        replies, count, consumed, _ = outcome[0]
         unpacker = msgpack.Unpacker(raw=True)
         unpacker.feed(bytes(frame[:consumed]))
         taken = list(unpacker)
@@ -218,3 +219,30 @@ def test_damaged_reads_learn_only_the_whole_plain_trains_they_start_with() -> No
     assert answered > 100
     assert same(model.pack(), reference.pack())
     assert same(model.snapshot().get_status(), reference.snapshot().get_status())
+
+
+def test_a_train_that_fails_part_way_is_taken_and_not_run_again() -> None:
+    """CW raises once it has begun (a square root of a negative number, here forced by
+    negative variances): the example stays partly learnt as the usual path leaves it, and
+    the request is taken and named as failed, not left to be run a second time."""
+    rng = random.Random("frames broken")
+    model, reference = warmed("CW", rng)
+    datum = wire_datum(rng)
+    for m in (model, reference):
+        ordinary(m, wire([["a", datum]]))
+        assert m._other is not None
+        variances = m._other.arrays.V
+        for i in range(len(variances)):
+            variances[i] = -1e6
+    example = wire([["a", datum]])
+    frame = _one_train([datum], b"a", 7) + _one_train([datum], b"a", 8)
+    outcome = model.train_frames(frame, CLUSTER, None, 256, 65536)
+    assert outcome is not None
+    (replies, count, consumed, failed), trained, error = outcome
+    assert (replies, count, consumed, trained) == (b"", 0, len(_one_train([datum])), 0)
+    assert failed is not None and failed[:2] == (7, "train") and failed[2] is error
+    with pytest.raises(ValueError) as usual_error:
+        reference.train_at_once(example)
+    assert type(error) is ValueError and str(error) == str(usual_error.value)
+    assert model._other is not None and reference._other is not None
+    assert same(model._other.counts, reference._other.counts)  # learnt in part once, alike

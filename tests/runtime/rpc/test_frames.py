@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from runtime.rpc.dispatch import Dispatcher, Done, Handler
-from runtime.rpc.frames import FrameAnswerer
+from runtime.rpc.frames import FrameAnswer, FrameAnswerer
 from runtime.rpc.locks import LockMode
 from runtime.rpc.server import RpcServer
 from runtime.wire import types as t
@@ -39,10 +39,12 @@ class Answerer:
         self.offered: list[tuple[bytes, int]] = []
         self.clusters: list[bytes | None] = []
         self.answered = 0
+        #: A bump of this value fails part way: taken, named as failed.
+        self.fail_on = b""
 
     def answer(
         self, data: bytes, cluster: bytes | None, allowed: int, max_count: int, max_reply: int
-    ) -> tuple[bytes, int, int] | None:
+    ) -> FrameAnswer | None:
         self.offered.append((data, allowed))
         self.clusters.append(cluster)
         if self.mode == "raise":
@@ -62,17 +64,28 @@ class Answerer:
                 break  # (bump, a start row, takes any name: its now checks it)
             if len(replies) == max_count:
                 break
+            if method == b"bump" and params[1] == self.fail_on:
+                failed = (msgid, "bump", ValueError("failed part way"))
+                return b"".join(replies), len(replies), unpacker.tell(), failed
             replies.append(msgpack.packb([1, msgid, None, b"frame:" + params[1]]))
             consumed = unpacker.tell()
         if not replies:
             return None
         self.answered += len(replies)
-        return b"".join(replies), len(replies), consumed
+        return b"".join(replies), len(replies), consumed, None
+
+
+#: How many times bump's now ran (a request answered from bytes must not run again).
+bumps_now_ran = [0]
 
 
 def _handlers() -> dict[str, Handler]:
     def start(params: list[Any], done: Done) -> None:
         done(None, params[1])
+
+    def now(params: list[Any]) -> Any:
+        bumps_now_ran[0] += 1
+        return params[1]
 
     return {
         "look": Handler(lambda value: value, LockMode.NOLOCK, (t.Raw(),), t.Raw()),
@@ -84,7 +97,7 @@ def _handlers() -> dict[str, Handler]:
             t.Object(),
             takes_cluster_name=False,
             start=start,
-            now=lambda params: params[1],
+            now=now,
         ),
     }
 
@@ -287,3 +300,36 @@ async def test_a_connection_made_with_debug_logging_on_is_read_the_usual_way(
         assert await fresh.call("look", ["c", b"y"], msgid=41) == (None, "y")
         assert len(answerer.offered) == offered  # every call is logged: none from bytes
         writer.close()
+
+
+@pytest.mark.asyncio
+async def test_a_request_that_failed_part_way_is_answered_as_an_error_and_not_run_again(
+    served: tuple[RpcServer, Answerer], peer: RawPeer
+) -> None:
+    _, answerer = served
+    answerer.fail_on = b"boom"
+    runs = bumps_now_ran[0]
+    await peer.send(
+        [[0, 1, "look", ["c", b"a"]], [0, 2, "bump", ["c", b"boom"]], [0, 3, "look", ["c", b"b"]]]
+    )
+    replies = await peer.replies(3)
+    assert replies == {
+        1: (None, "frame:a"),
+        2: ("ValueError: failed part way", None),
+        3: (None, "b"),  # after the failed one: the usual path
+    }
+    assert bumps_now_ran[0] == runs  # the failed one was not run again
+
+
+@pytest.mark.asyncio
+async def test_a_timed_read_is_offered_only_the_timed_methods(
+    served: tuple[RpcServer, Answerer], peer: RawPeer
+) -> None:
+    rpc, answerer = served
+    runs = rpc.timings["look"].runs
+    offered = len(answerer.offered)
+    for msgid in range(64):
+        await peer.call("bump", ["c", b"u"], msgid=msgid)
+    bits = [allowed for _, allowed in answerer.offered[offered:]]
+    assert 0b01 in bits and 0b11 in bits  # the timed reads: look alone
+    assert rpc.timings["look"].runs == runs  # bump's time is never look's
