@@ -129,6 +129,9 @@ def serve_frames(connection: Connection, data: bytes | memoryview) -> bytes | me
                 for entry in timed:
                     entry.timing.record(seconds, on_loop=True)
                 countdown = SAMPLE_EVERY + answered[1]
+            else:  # no timed call to sample at its head: the next sample comes later
+                countdown = SAMPLE_EVERY
+                answered = frames.answer(data, cluster, allowed, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
     except Exception as error:
         server.throttle.log(
             logging.ERROR, "frames", "internal error answering whole requests from %s: %s: %s",

@@ -328,8 +328,8 @@ async def test_a_timed_read_is_offered_only_the_timed_methods(
     rpc, answerer = served
     runs = rpc.timings["look"].runs
     offered = len(answerer.offered)
-    for msgid in range(64):
-        await peer.call("bump", ["c", b"u"], msgid=msgid)
+    answers = [await peer.call("bump", ["c", b"u"], msgid=msgid) for msgid in range(64)]
     bits = [allowed for _, allowed in answerer.offered[offered:]]
     assert 0b01 in bits and 0b11 in bits  # the timed reads: look alone
     assert rpc.timings["look"].runs == runs  # bump's time is never look's
+    assert answers == [(None, "frame:u")] * 64  # (offered again with bump when none led)
