@@ -177,8 +177,8 @@ class ClassifierServ(ServerBase):
         when the writer can be claimed now, else classify calls alone are answered."""
         holder = self.holder
         assert holder is not None
-        # (The snapshot is asked for only when a classify may come: asking counts a read.)
-        reads = holder.snapshot if allowed & _CLASSIFY_BIT and _CLASSIFY in data else None
+        snapshot = holder.snapshot
+        reads = snapshot if allowed & _CLASSIFY_BIT else None
         if allowed & _TRAIN_BIT and _TRAIN in data:
             answered = holder.apply_many_at_once(
                 _train_frames, "train", data, cluster, reads, max_count, max_reply
@@ -188,7 +188,7 @@ class ClassifierServ(ServerBase):
                 return result
         if reads is None or cluster is None:
             return None
-        return reads.classify_frames(data, cluster, max_count, max_reply)
+        return snapshot.classify_frames(data, cluster, max_count, max_reply)
 
     # -- the framework's hooks ----------------------------------------------------------------
 
@@ -235,9 +235,9 @@ class ClassifierServ(ServerBase):
 
 
 _train_frames = ClassifierModel.train_frames
-#: Bits of ``answer_frames``'s ``allowed``, and how reads that may hold each call look.
+#: Bits of ``answer_frames``'s ``allowed``, and how a read that may hold a train looks.
 _CLASSIFY_BIT, _TRAIN_BIT = 1, 2
-_CLASSIFY, _TRAIN = b"\xa8classify", b"\xa5train"
+_TRAIN = b"\xa5train"
 
 
 def _examples(data: object) -> int:

@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NOLOCK = LockMode.NOLOCK
-#: A request's method name starts within its first bytes, however wide the encodings of
-#: the array, type, msgid and name header before it (5 + 9 + 9 + 5): a read whose head
-#: holds none of the answerer's names is not offered to it.
-NAME_STARTS_WITHIN = 28
 
 #: A request the answerer took but that failed once it had begun to change the model
 #: (:class:`FrameAnswerer`): its msgid, its method, the error.
@@ -82,20 +78,12 @@ class FrameAnswerer:
 def serve_frames(connection: Connection, data: bytes | memoryview) -> bytes | memoryview:
     """Answer what it can of ``data`` with the server's frame answerer; what is left for
     the usual path to read (``data`` itself when nothing was answered, empty when all)."""
-    if type(data) is bytes:
-        for raw, end in connection.server.frame_heads:
-            if data.find(raw, 0, end) >= 0:  # the first request may call it
-                return _answer(connection, data)
-    return data  # (other calls pay this search only)
-
-
-def _answer(connection: Connection, data: bytes) -> bytes | memoryview:
-    """:func:`serve_frames` for a read whose first request may call one of the methods."""
     server = connection.server
     frames = server.frames
     decoder = connection.decoder
     if (
         frames is None
+        or type(data) is not bytes
         or decoder.given != decoder.boundary  # part of a message is held
         or decoder.scanner is not None
         or connection.backlog

@@ -57,7 +57,7 @@ from collections.abc import Callable, Sequence
 from runtime.rpc.coalescing import ReplyTiming
 from runtime.rpc.connection import Connection
 from runtime.rpc.dispatch import Dispatcher
-from runtime.rpc.frames import NAME_STARTS_WITHIN, FrameAnswerer
+from runtime.rpc.frames import FrameAnswerer
 from runtime.rpc.inline import InlineTable, Timing
 from runtime.rpc.listener import Listener, Network
 from runtime.rpc.logbounds import Throttle
@@ -104,9 +104,6 @@ class RpcServer:
         #: (:meth:`answer_frames_with`).
         self.frames: FrameAnswerer | None = None
         self.frame_methods: tuple[bytes, ...] = ()
-        #: Each raw name, and where in a read it ends at the latest if the read's first
-        #: request calls it (:data:`runtime.rpc.frames.NAME_STARTS_WITHIN`).
-        self.frame_heads: tuple[tuple[bytes, int], ...] = ()
         self.connections: set[Connection] = set()
         #: The log lines clients can cause, at most one a second per kind.
         self.throttle = Throttle(logging.getLogger("runtime.rpc.connection"))
@@ -139,7 +136,6 @@ class RpcServer:
                 raise ValueError(f"no method {missing} to answer whole requests of")
         self.frames = answerer
         self.frame_methods = () if answerer is None else answerer.raw_methods
-        self.frame_heads = tuple((raw, NAME_STARTS_WITHIN + len(raw)) for raw in self.frame_methods)
 
     @property
     def port(self) -> int:

@@ -208,9 +208,6 @@ async def test_what_follows_the_first_call_it_does_not_take_is_read_the_usual_wa
     assert answerer.answered - before == 2
     await peer.send([[0, 5, "look", ["other", b"a"]]])  # another cluster name
     assert await peer.replies(1) == {5: (None, "a")}
-    offered = len(answerer.offered)
-    assert await peer.call("echo", ["c", b"e"], msgid=6) == (None, "e")
-    assert len(answerer.offered) == offered  # no name of its methods at the head: not offered
 
 
 @pytest.mark.asyncio
