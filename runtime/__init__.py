@@ -9,7 +9,7 @@ A service author imports from here and nowhere else::
   snapshots, an experience buffer), with :class:`SnapshotMixable` for its mix and the
   errors its callers see (:class:`UpdateBufferFull`, :class:`WriterStopped`), and
   :func:`text_weight` for a fire-and-forget update's weight in its buffer;
-- :class:`FrameAnswerer`: one method's plain calls answered from the requests' bytes
+- :class:`FrameAnswerer`: some methods' plain calls answered from the requests' bytes
   (:meth:`ServerBase.frame_answerer`), with :data:`MSGID_LIMIT`, the msgids they may carry;
 - :class:`Datum`: Jubatus's datum;
 - :class:`Mixable`, :class:`DiffError`: the contract of a model that mixes in a cluster;

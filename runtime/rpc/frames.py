@@ -99,7 +99,7 @@ def serve_frames(connection: Connection, data: bytes | memoryview) -> bytes | me
     if type(cluster) is not bytes:
         cluster = None  # no name accepted yet: only methods that check it themselves
     entries = table.entries
-    allowed = 0
+    allowed = timed_bits = 0  # the methods offered, and those of them the samples time
     timed: list[InlineEntry] = []
     bit = 1
     for raw in server.frame_methods:
@@ -109,6 +109,7 @@ def serve_frames(connection: Connection, data: bytes | memoryview) -> bytes | me
                 allowed |= bit
             elif entry.ready_arity >= 0 and entry.lock is _NOLOCK and cluster is not None:
                 allowed |= bit  # known fast, no lock
+                timed_bits |= bit
                 timed.append(entry)
         bit <<= 1
     if not allowed:
@@ -118,12 +119,8 @@ def serve_frames(connection: Connection, data: bytes | memoryview) -> bytes | me
         if countdown > 1 or not timed:
             answered = frames.answer(data, cluster, allowed, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
         else:  # timed, as the fast path times one call in SAMPLE_EVERY: those methods only
-            only_timed = 0
-            for index, raw in enumerate(server.frame_methods):
-                if entries.get(raw) in timed:
-                    only_timed |= 1 << index
             started = time.perf_counter()
-            answered = frames.answer(data, cluster, only_timed, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
+            answered = frames.answer(data, cluster, timed_bits, MAX_SERVED_PER_PASS, OUTPUT_SLACK)
             if answered is not None and answered[1]:
                 seconds = (time.perf_counter() - started) / answered[1]
                 for entry in timed:

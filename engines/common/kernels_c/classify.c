@@ -1085,7 +1085,7 @@ PyObject *classifier_frames(PyObject *module, PyObject *const *args, Py_ssize_t 
             break;
         }
         c.at = start; /* this request is left to the usual path */
-        if (ready < 0 && (count > 0 || fr.trained > 0)) {
+        if (ready < 0 && count > 0) { /* (any train learnt was answered) */
             PyErr_Clear(); /* the usual path meets it again */
         } else if (ready < 0) {
             status = -1;
