@@ -37,7 +37,7 @@ default, publishes after every batch).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import ClassVar
 
 from engines.classifier import classifier_types as types
@@ -205,6 +205,12 @@ class ClassifierServ(ServerBase):
         if self.holder is None:
             return {**self.model.get_status(), **kernels.status()}
         return {**self.holder.snapshot.get_status(self.standalone), **kernels.status()}
+
+    def status_key(self) -> Hashable | None:
+        """The published snapshot's (the linear methods'), and whether kernels serve."""
+        if self.holder is None:
+            return None
+        return self.holder.snapshot.status_key(), kernels.compiled is None
 
     def pack(self) -> object:
         if self.holder is None:

@@ -63,6 +63,7 @@ servers holding the same model answer alike whatever order they learned their la
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -1210,6 +1211,10 @@ def _extract_all(
 # -- the published side --------------------------------------------------------------------
 
 
+#: Numbers for the snapshots made (``ClassifierSnapshot.serial``).
+_SNAPSHOT_SERIALS = itertools.count()
+
+
 class ClassifierSnapshot:
     """A published, read-only view of a :class:`ClassifierModel`: callable from any thread,
     with no lock (see the module docstring)."""
@@ -1222,9 +1227,12 @@ class ClassifierSnapshot:
         "converter",
         "method_name",
         "sent",
+        "serial",
     )
 
     def __init__(self, model: ClassifierModel, replica: Replica, readers: Readers) -> None:
+        #: Which snapshot of the process this is (each one made gets the next number).
+        self.serial = next(_SNAPSHOT_SERIALS)
         self.converter = model.converter
         #: What the compiled kernel reads of the converter (None: it takes no case).
         self._wire_caches = model.wire_caches
@@ -1324,6 +1332,11 @@ class ClassifierSnapshot:
     def get_labels(self) -> dict[str, int]:
         counts: dict[str, int] = self._read(lambda r: dict(r.counts))
         return counts
+
+    def status_key(self) -> tuple[int, int]:
+        """What :meth:`get_status` is made from: this snapshot, and the examples trained
+        into it."""
+        return self.serial, self._replica.trained
 
     def get_status(self, standalone: bool = False) -> dict[str, str]:
         made = self._statuses.get(standalone)

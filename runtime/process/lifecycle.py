@@ -105,6 +105,9 @@ class Part:
 class Lifecycle:
     """The state of one named part, changed only along :data:`TRANSITIONS`."""
 
+    #: Changes of state made by every lifecycle of the process (a key of their status).
+    moves = 0
+
     def __init__(self, system: str, name: str) -> None:
         self.system = system
         self.name = name
@@ -130,6 +133,7 @@ class Lifecycle:
             f" ({reason})" if reason else "",
         )
         self._state = target
+        Lifecycle.moves += 1
 
 
 class System:
@@ -230,6 +234,10 @@ class System:
                     raise IllegalTransition(f"{self.name}/{name} cannot be suspended")
                 return child, self.lifecycles[name]
         raise KeyError(name)
+
+    def status_key(self) -> int:
+        """What :meth:`status` is made from (it changes with any child's state)."""
+        return Lifecycle.moves
 
     def status(self) -> dict[str, str]:
         """``state`` and ``state.<child>`` keys for ``get_status`` (made again only when a

@@ -52,6 +52,10 @@ class MemoryFigures:
         self._figures = ("0", "0", "0")
         self._read = -MEMORY_EVERY
 
+    def due(self) -> bool:
+        """Whether :meth:`status` reads the figures again."""
+        return time.monotonic() - self._read >= MEMORY_EVERY
+
     def status(self) -> dict[str, str]:
         now = time.monotonic()
         if now - self._read >= MEMORY_EVERY:

@@ -513,6 +513,18 @@ class Connection(asyncio.Protocol):
             self.out_bytes += len(packed)
         replies.clear()
 
+    def add_packed_reply(
+        self, replies: list[tuple[int, int, None, Any]], msgid: int, packed: bytes
+    ) -> int:
+        """Add the reply to ``msgid`` whose result is ``packed`` already to the output,
+        after the inline calls' ``replies`` before it; its size."""
+        if replies:
+            self.pack_replies(replies)
+        reply = self.pack((1, msgid, None, None))[:-1] + packed  # (nil's byte cut off)
+        self.out.append(reply)
+        self.out_bytes += len(reply)
+        return len(reply)
+
     def reply(self, msgid: int | None, error: Any, result: Any) -> None:
         if msgid is None or self.closed:
             return

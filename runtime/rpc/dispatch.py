@@ -75,6 +75,10 @@ class Handler:
     #: counted from 0 after the cluster name when empty.
     arg_labels: tuple[str, ...] = ()
     now: Callable[[list[Any]], Any] | None = None
+    #: For a method of no arguments, its result already packed as the connection's
+    #: packer packs it (``get_status``'s, kept between changes): what the inline path
+    #: sends instead of packing ``func``'s result. ``func`` still answers every other way.
+    packed: Callable[[], bytes] | None = None
     is_async: bool = field(init=False, default=False)
     #: Every argument is ``object``: the wire values are the arguments (the proxy's rows).
     passes_args: bool = field(init=False, default=False)
@@ -141,6 +145,8 @@ class InlinePlan:
     start: Callable[[list[Any], Done], None] | None = None
     #: The handler's ``now``, tried before ``start`` (see :class:`Handler`).
     now: Callable[[list[Any]], Any] | None = None
+    #: ``run`` answers the result already packed (the handler's ``packed``).
+    packed: bool = False
 
 
 _DECODE_ARGUMENT = """\
@@ -204,6 +210,15 @@ def _runner(name: str, handler: Handler, throttle: Throttle) -> Callable[[list[A
     source = "\n".join(lines)
     exec(compile(source, f"<run {name}>", "exec"), namespace)
     run: Callable[[list[Any]], Any] = namespace["run"]
+    return run
+
+
+def _packed_runner(packed: Callable[[], bytes]) -> Callable[[list[Any]], bytes]:
+    """``params -> packed result`` for a method of no arguments (the cluster name only)."""
+
+    def run(params: list[Any]) -> bytes:
+        return packed()
+
     return run
 
 
@@ -299,6 +314,9 @@ class Dispatcher:
         if handler.is_async or handler.on_worker or not handler.takes_cluster_name:
             return None
         arity = len(handler.arg_types) + 1
+        packed = handler.packed
+        if packed is not None and arity == 1:
+            return InlinePlan(method, handler, handler.lock, 1, _packed_runner(packed), packed=True)
         plan = _runner(method, handler, self.throttle)
         return InlinePlan(method, handler, handler.lock, arity, plan)
 

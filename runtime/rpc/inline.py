@@ -51,8 +51,9 @@ _INLINE_CACHE_SIZE = 256
 _ANALYSIS, _UPDATE, _NOLOCK = LockMode.ANALYSIS, LockMode.UPDATE, LockMode.NOLOCK
 #: How an inline reply counts against the connection's output limit (``InlineEntry.sized``):
 #: a scalar result not at all, a string or raw result by its length, anything else is
-#: packed at once and measured.
-_SCALAR, _LENGTH, _PACK = 0, 1, 2
+#: packed at once and measured; a result packed already (``InlinePlan.packed``) is sent
+#: as it is, by its length.
+_SCALAR, _LENGTH, _PACK, _PACKED = 0, 1, 2, 3
 #: Bytes of answers a pass makes before it looks at the room left (and between looks).
 OUTPUT_SLACK = 64 * 1024
 
@@ -121,7 +122,10 @@ class InlineEntry:
         self.start = None if plan is None else plan.start
         self.now = None if plan is None else plan.now
         #: How a reply counts against the output limit (see ``_SCALAR``).
-        self.sized = _PACK if plan is None else _reply_size_kind(plan.handler.ret_type)
+        if plan is None:
+            self.sized = _PACK
+        else:
+            self.sized = _PACKED if plan.packed else _reply_size_kind(plan.handler.ret_type)
 
     def call(self, params: list[Any]) -> Call:
         """A record of one call, for the rare replies that need one (errors)."""
@@ -307,11 +311,14 @@ def serve_read(connection: Connection) -> bool:
                             _start(connection, entry, msgid, params, decoder.estimate(end, size))
                             continue
                     if result is not bad_arguments:
-                        reply((1, msgid, None, result))
                         sized = entry.sized
+                        if sized != _PACKED:
+                            reply((1, msgid, None, result))
                         if sized:  # a result that may be large counts now
                             if sized == _LENGTH:
                                 spent += len(result)
+                            elif sized == _PACKED:
+                                spent += connection.add_packed_reply(replies, msgid, result)
                             else:
                                 before = connection.out_bytes
                                 connection.pack_replies(replies)

@@ -40,7 +40,7 @@ The built-in RPCs themselves (``get_config``, ``save``, ``load``, ``get_status``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from runtime.errors import ConfigError
@@ -113,6 +113,12 @@ class ServerBase:
     def get_status(self) -> dict[str, str]:
         """Service-specific status keys (strings to strings)."""
         return {}
+
+    def status_key(self) -> Hashable | None:
+        """What :meth:`get_status` is made from: while it returns an equal value, the
+        keys are the same, and the server sends the status it packed last. ``None`` (the
+        default): the status is made for every call."""
+        return None
 
     # -- replicas (optional: a service that implements both lets proxies repair replicas)
 

@@ -15,9 +15,11 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TypeVar
+
+import msgpack
 
 from runtime.errors import ModelFileError
 from runtime.process.settings import ServerSettings
@@ -40,6 +42,8 @@ from runtime.wire.types import Object
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+#: What a ``get_status`` provider's keys are made from (see :meth:`ServiceHost.add_status`).
+StatusKey = Callable[[], Hashable | None]
 
 
 def handler(signature: Signature[R], func: Callable[..., R], lock: LockMode) -> Handler:
@@ -82,14 +86,26 @@ class ServiceHost:
         #: Called after every counted update (the mixer's trigger).
         self.update_listeners: list[Callable[[], None]] = []
         #: The framework's own ``get_status`` keys (membership, mixer, lifecycle), every key
-        #: and value a string.
-        self.status_providers: list[Callable[[], dict[str, str]]] = []
+        #: and value a string, each with what tells when they change (:meth:`add_status`).
+        self.status_providers: list[tuple[Callable[[], dict[str, str]], StatusKey | None]] = []
+        #: :meth:`packed_status`'s last answer, and the figures it was made from.
+        self._packed_status: tuple[tuple[Hashable, ...], bytes] | None = None
 
     def bound(self, host: str, port: int) -> None:
         """Record the address the RPC listener bound; it names this server."""
         self.server_id = f"{host}_{port}"
         self.start_time = int(time.time())
         self._fixed_status = None
+        self._packed_status = None
+
+    def add_status(
+        self, provider: Callable[[], dict[str, str]], key: StatusKey | None = None
+    ) -> None:
+        """Add the framework's ``get_status`` keys ``provider`` makes. ``key()`` is what
+        they are made from: while it returns an equal value, they are the same (a value
+        that changes with the figures they show, each second included if they show one);
+        None, or a ``key`` returning None, makes them (and so the whole status) every call."""
+        self.status_providers.append((provider, key))
 
     def handlers(self) -> dict[str, Handler]:
         """Dispatch rows of the built-ins.
@@ -107,7 +123,9 @@ class ServiceHost:
                 handler(sig.LOAD, self.load, LockMode.NOLOCK), on_worker=True
             ),
             # Its values are strings already (get_status makes them so): no encoding.
-            "get_status": Handler(self.get_status, LockMode.ANALYSIS, (), Object()),
+            "get_status": Handler(
+                self.get_status, LockMode.ANALYSIS, (), Object(), packed=self.packed_status
+            ),
         }
 
     def on_update(self) -> None:
@@ -237,9 +255,40 @@ class ServiceHost:
                 service = {str(k): str(v) for k, v in service.items()}
                 break
         status.update(service)
-        for provider in self.status_providers:  # the framework's: strings already
+        for provider, _ in self.status_providers:  # the framework's: strings already
             status.update(provider())
         return {self.server_id: status}
+
+    def packed_status(self) -> bytes:
+        """:meth:`get_status` packed as the connection's packer packs it (the fast path
+        sends it as it is), made again only when what it shows may have changed: the
+        clock's second, the memory figures, the update count, the last save and load, and
+        what the service's :meth:`~runtime.server.base.ServerBase.status_key` and each
+        provider's key say. Every call, when one of those keys is None."""
+        key = self._status_key()
+        made = self._packed_status
+        if made is not None and made[0] == key:
+            return made[1]
+        packed: bytes = msgpack.packb(self.get_status(), use_bin_type=False)
+        if key is not None and self._status_key() == key:  # nothing changed meanwhile
+            self._packed_status = (key, packed)
+        return packed
+
+    def _status_key(self) -> tuple[Hashable, ...] | None:
+        """What :meth:`get_status` is made from, or None when a part cannot say."""
+        serv_key = self.serv.status_key()
+        if serv_key is None:
+            return None
+        keys: list[Hashable] = [
+            int(time.time()), self._memory.due(), self.update_count, self.last_saved,
+            self.last_saved_path, self.last_loaded, self.last_loaded_path, serv_key,
+        ]  # fmt: skip
+        for _, provider_key in self.status_providers:
+            made = None if provider_key is None else provider_key()
+            if made is None:
+                return None
+            keys.append(made)
+        return tuple(keys)
 
     def _fixed(self) -> dict[str, str]:
         """The status keys that stay the same while the process runs."""

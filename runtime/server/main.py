@@ -260,11 +260,11 @@ class ServerApp:
             parts.append(self.mixer)
         #: Subsystems started in order and stopped in reverse; states in get_status.
         self.system = System(f"{service_type}-server", parts)
-        self.host.status_providers.append(self.system.status)
+        self.host.add_status(self.system.status, self.system.status_key)
         if self.snapshot is not None:
-            self.host.status_providers.append(self.snapshot.status)
+            self.host.add_status(self.snapshot.status, self.snapshot.status_key)
         if self.mixer is not None:
-            self.host.status_providers.append(self.mixer.status)
+            self.host.add_status(self.mixer.status)  # (its figures: made every call)
             for signature, func in (
                 (SUSPEND_MIXER, self._suspend_mixer),
                 (RESUME_MIXER, self._resume_mixer),
@@ -326,11 +326,14 @@ class ServerApp:
         await self.membership.register_node(self.bind_host, self.rpc.port)
         if self.mixer is None:
             await self.membership.set_active(True)
-        self.host.status_providers.append(self._cluster_status)
+        self.host.add_status(self._cluster_status, self._zookeeper_connected)
         log.info("joined cluster %s/%s via %s", self.service_type, s.name, s.zookeeper)
 
+    def _zookeeper_connected(self) -> bool:
+        return self.membership is not None and self.membership.connected
+
     def _cluster_status(self) -> dict[str, str]:
-        connected = self.membership is not None and self.membership.connected
+        connected = self._zookeeper_connected()
         return {"connected_zookeeper": self.settings.zookeeper if connected else ""}
 
     async def _leave_cluster(self) -> None:

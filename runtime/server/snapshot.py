@@ -838,8 +838,20 @@ class SnapshotModel(Generic[M, S]):
             }
             made = self._status = (figures, status)
         status = dict(made[1])
-        status["snapshot.age_seconds"] = f"{time.monotonic() - self.published_at:.3f}"
+        status["snapshot.age_seconds"] = f"{self._age_millis() / 1000:.3f}"
         return status
+
+    def status_key(self) -> tuple[float, ...]:
+        """What :meth:`status` is made from: its figures and the snapshot's age in ms."""
+        c = self.counters
+        return (
+            self._queued_weight, len(self._waiting), c.waited, c.timed_out, c.applied,
+            c.failed, c.batches, c.rested, c.published, self._age_millis(),
+        )  # fmt: skip
+
+    def _age_millis(self) -> int:
+        """Milliseconds since the published snapshot was made (whole ones)."""
+        return int((time.monotonic() - self.published_at) * 1000)
 
     # -- dispatch rows ---------------------------------------------------------------------
 

@@ -220,3 +220,34 @@ def test_a_proxys_status_and_a_members_mixer_keys_are_jubatuss(
     # Jubatus's linear_mixer.is_running is 1 while the mixer runs, not only during a round.
     assert member["linear_mixer.is_running"] == "1"
     assert member["mix.running"] == "0"
+
+
+
+def test_a_status_sent_as_kept_shows_each_change_at_once(tmp_path: Path) -> None:
+    """Once ``get_status`` is known fast, the server sends the status it packed last
+    until what it shows may have changed: every call still shows each train, new label,
+    save and load before it."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**AROW, "converter": CONVERTER}))
+    args = ["--rpc-port", "0", "--configpath", str(path), "--datadir", str(tmp_path)]
+    with ServerProcess(IMPL, args, log_path=tmp_path / "server.log") as server:
+        client = Client("127.0.0.1", server.port, timeout=30)
+        try:
+            for _ in range(20):  # the first calls run on workers, then inline
+                decoded(client.call("get_status", ["x"]))
+            for i in range(12):
+                assert client.call("train", ["x", [labeled(i)]]) == 1
+                shown = decoded(client.call("get_status", ["x"]))
+                assert shown["update_count"] == str(i + 1)
+                assert shown["num_classes"] == str(min(i + 1, 3))  # (three labels in turn)
+                assert shown["writer.applied"] == str(i + 1)
+            for name in ("one", "two"):  # (two saves in one second: the path tells them)
+                client.call("save", ["x", name])
+                saved = decoded(client.call("get_status", ["x"]))
+                assert saved["last_saved_path"].endswith(f"_classifier_{name}.jubatus")
+            client.call("load", ["x", "one"])
+            loaded = decoded(client.call("get_status", ["x"]))
+            assert loaded["last_loaded_path"].endswith("_classifier_one.jubatus")
+            assert loaded["update_count"] == "13"  # (a load counts as one)
+        finally:
+            client.close()

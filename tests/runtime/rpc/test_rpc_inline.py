@@ -613,6 +613,69 @@ async def test_a_start_row_with_now_is_finished_in_the_read_when_now_can() -> No
         await rpc.close()
 
 
+@pytest.mark.asyncio
+async def test_a_result_packed_already_is_sent_as_it_is_in_order_with_the_others() -> None:
+    """A row's ``packed`` (``get_status``'s) answers its inline calls: the reply is the
+    bytes the packer makes of ``func``'s result, in its place among the read's other
+    replies; calls the inline path does not take (another argument count, a blocked
+    scheduler's) get ``func``'s result, packed, or the usual error."""
+    status = {"127.0.0.1_1": {"clock_time": "1", "name": "x" * 40}}
+    calls = collections.Counter[str]()
+
+    def func() -> object:
+        calls["func"] += 1
+        return status
+
+    def packed() -> bytes:
+        calls["packed"] += 1
+        return bytes(msgpack.packb(status, use_bin_type=False))
+
+    rows = {
+        "status": Handler(func, LockMode.ANALYSIS, (), t.Object(), packed=packed),
+        # (a scalar result: its reply waits to be packed with the read's next ones)
+        "echo": Handler(lambda value: value, LockMode.NOLOCK, (t.Int(),), t.Int()),
+    }
+    rpc = RpcServer(Dispatcher(rows, cluster_name="c"), "127.0.0.1", 0)
+    await rpc.start()
+    try:
+        peer = RawPeer(*await asyncio.open_connection("127.0.0.1", rpc.port))
+        # The first call runs on a worker (func), then the method is known fast.
+        assert await peer.call("status", ["c"]) == (None, _text(status))
+        assert calls == {"func": 1}
+        for msgid in range(3):
+            assert await peer.call("status", ["c"], msgid) == (None, _text(status))
+            await peer.call("echo", ["c", msgid], msgid)
+        assert rpc.timings["status"].fast and rpc.timings["echo"].fast
+        assert calls == {"func": 1, "packed": 3}
+        frames: list[list[Any]] = []
+        for msgid in range(60):
+            if msgid % 3 == 0:
+                frames.append([0, msgid, "echo", ["c", msgid * 7]])
+            elif msgid == 31:
+                frames.append([0, msgid, "status", ["c", "extra"]])  # the general path
+            else:
+                frames.append([0, msgid, "status", ["c"]])
+        expected = []
+        for _, msgid, _, params in frames:
+            if msgid == 31:
+                error = "status takes 0 argument(s) after the cluster name, got 1"
+                expected.append([1, msgid, ARGUMENT_ERROR, error])
+            else:
+                expected.append([1, msgid, None, params[1] if msgid % 3 == 0 else status])
+        want = b"".join(msgpack.packb(e, use_bin_type=False) for e in expected)
+        await peer.send(frames)
+        got = b""
+        while len(got) < len(want):
+            data = await asyncio.wait_for(peer.reader.read(65536), 5)
+            assert data, "the server closed the connection"
+            got += data
+        assert got == want
+        assert calls == {"func": 1, "packed": 3 + 39}  # every status call but the bad one
+        peer.writer.close()
+    finally:
+        await rpc.close()
+
+
 class CountingUnpacker:
     """A connection's unpacker that counts how often the serving loop asks it for a
     message (asking one that has no whole message left costs a StopIteration)."""
