@@ -385,6 +385,8 @@ class Converter:
         self._numbers = StringCache()
         #: Wire number key → its feature's name, for a key that meets one ``num`` rule.
         self._plain_numbers = StringCache()
+        #: The same for a datum's (str) number keys.
+        self._plain_text_numbers = StringCache()
 
     @classmethod
     def from_config(cls, converter_json: object, path: str = "converter") -> Converter:
@@ -513,13 +515,15 @@ class Converter:
                 entry = self._string_entry(text, value)
                 cache.keep((text, value), entry, len(value))
             entries.append(entry)
-        for pair in numbers:  # types first: check() reports them before any '$'
-            if not isinstance(pair, tuple | list) or len(pair) != 2:
-                self.check(datum)
-                raise AssertionError
-            key, number = pair
-            if type(key) is not str or not (type(number) is float or _is_number(number)):
-                self.check(datum)
+        plain = self._plain_numbers_of(numbers)
+        if plain is None:
+            for pair in numbers:  # types first: check() reports them before any '$'
+                if not isinstance(pair, tuple | list) or len(pair) != 2:
+                    self.check(datum)
+                    raise AssertionError
+                key, number = pair
+                if type(key) is not str or not (type(number) is float or _is_number(number)):
+                    self.check(datum)
         for pair in binaries:
             if not isinstance(pair, tuple | list) or len(pair) != 2:
                 self.check(datum)
@@ -535,9 +539,35 @@ class Converter:
         offsets: list[float | None] | None = [] if self.counts_documents else None
         if entries:
             self._assemble(entries, names, values, offsets)
-        for key, number in datum.num_values:
-            self._number(key, float(number), names, values, offsets)
+        if plain is not None:
+            names += plain[0]
+            values += plain[1]
+            if offsets is not None:
+                offsets += [None] * len(plain[0])
+        else:
+            for key, number in datum.num_values:
+                self._number(key, float(number), names, values, offsets)
         return names, values, offsets
+
+    def _plain_numbers_of(self, numbers: Sequence[object]) -> tuple[list[str], list[float]] | None:
+        """The features of a datum's numbers when each is a ``(str, float)`` pair whose key
+        meets one ``num`` rule, as seen before (names, values); else None (the caller
+        checks and converts them one by one)."""
+        plain = self._plain_text_numbers
+        names: list[str] = []
+        values: list[float] = []
+        for pair in numbers:
+            if type(pair) is not tuple or len(pair) != 2:
+                return None
+            key, number = pair
+            if type(number) is not float:
+                return None
+            name = plain.get(key) if type(key) is str else None
+            if name is None:
+                return None
+            names.append(name)
+            values.append(number)
+        return names, values
 
     def extract_wire(self, datum: object) -> Extracted | None:
         """:meth:`extract` of a datum as the wire carries it (``[[[k, v]...], [[k, n]...],
@@ -790,6 +820,8 @@ class Converter:
         if type(rules) is str:
             raise DatumError(rules)
         assert type(rules) is tuple
+        if len(rules) == 1 and rules[0][1] == _NUM and key not in self._plain_text_numbers:
+            self._plain_text_numbers.keep(key, rules[0][0], len(key))
         for name, kind in rules:
             self._number_feature(name, kind, amount, names, values)
             if offsets is not None:

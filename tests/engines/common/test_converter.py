@@ -435,3 +435,41 @@ def test_the_string_caches_are_bounded_in_text_as_well_as_entries() -> None:
     assert converter._wire_strings.text == 0 and len(converter._wire_strings) == 0
     assert converter.extract_wire([[[b"t", b"short words"]], [], []]) is not None
     assert len(converter._wire_strings) == 1  # a short one is
+
+
+@pytest.mark.parametrize("idf", [False, True])
+def test_numbers_seen_before_give_what_they_gave_the_first_time(idf: bool) -> None:
+    """A datum's numbers whose keys each meet one ``num`` rule, seen before, take a
+    shortcut: the features (and idf offsets) equal a fresh converter's, and a datum with
+    any other number (an int, another rule's key, a refused one) takes the long way,
+    refused as before."""
+    config = {
+        "string_rules": [string_rule(type_="space", glob="idf" if idf else "bin")],
+        "num_rules": [
+            {"key": "n*", "type": "num"},
+            {"key": "l*", "type": "log"},
+            {"key": "s*", "type": "str"},
+            {"key": "d*", "type": "num"},
+        ],
+    }
+    datums = [
+        Datum([("t", "a b")], [("n1", 2.5), ("n2", -1.0)]),
+        Datum([], [("n1", 0.5), ("l1", 3.0), ("n2", 4.0)]),  # a log rule's key
+        Datum([], [("n2", 3), ("n1", 1.0)]),  # an int (a caller's own datum)
+        Datum([("t", "c")], [("s1", 7.0), ("n1", 1.0)]),  # a str rule's key
+        Datum([], [("n3", float("nan")), ("n1", 1e300)]),
+        Datum([], []),
+    ]
+    warm = Converter.from_config(config)
+    for _ in range(3):  # the first pass learns the keys, the next ones take the shortcut
+        for datum in datums:
+            fresh = Converter.from_config(config).extract(datum)
+            assert repr(warm.extract(datum)) == repr(fresh)  # (repr: nan is not nan)
+    assert set(warm._plain_text_numbers) == {"n1", "n2", "n3"}
+    for bad in (
+        Datum([], [("n1", 1.0), ("d$x", 2.0)]),  # a '$' in a key a rule reads
+        Datum([], [("n1", 1.0), ("n2", "2")]),  # type: ignore[list-item]
+        Datum([], [("n1", 1.0), ("n2",)]),  # type: ignore[list-item]
+    ):
+        with pytest.raises(ValueError, match=r"datum|cannot contain"):
+            warm.extract(bad)
