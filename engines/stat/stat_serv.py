@@ -77,6 +77,10 @@ class StatServ(ServerBase):
         # Jubatus's stat server shows only its model's type as "storage".
         return {"storage": "stat", "window_size": str(self.model.window_size)}
 
+    def status_key(self) -> int:
+        """What :meth:`get_status` shows: the window's size only."""
+        return self.model.window_size
+
     def pack(self) -> object:
         return to_jubatus(self.holder.snapshot.pack())
 
