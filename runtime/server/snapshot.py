@@ -809,12 +809,8 @@ class SnapshotModel(Generic[M, S]):
         """``get_status`` keys: the buffer, the writer and the snapshot's age (made again
         only when a figure they show changed; the age, every call)."""
         c = self.counters
-        with self._lock:
-            depth = self._queued_weight
-        figures = (
-            depth, len(self._waiting), c.waited, c.timed_out, c.applied, c.failed,
-            c.batches, c.rested, c.published,
-        )  # fmt: skip
+        figures = self._figures()
+        depth = figures[0]
         made = self._status
         if made is None or made[0] != figures:
             status = {
@@ -843,10 +839,14 @@ class SnapshotModel(Generic[M, S]):
 
     def status_key(self) -> tuple[float, ...]:
         """What :meth:`status` is made from: its figures and the snapshot's age in ms."""
+        return (*self._figures(), self._age_millis())
+
+    def _figures(self) -> tuple[float, ...]:
+        """The figures :meth:`status` shows but the age (the buffer's depth first)."""
         c = self.counters
         return (
             self._queued_weight, len(self._waiting), c.waited, c.timed_out, c.applied,
-            c.failed, c.batches, c.rested, c.published, self._age_millis(),
+            c.failed, c.batches, c.rested, c.published,
         )  # fmt: skip
 
     def _age_millis(self) -> int:
